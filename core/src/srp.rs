@@ -1,0 +1,313 @@
+//! SRP-6a over RFC 5054's 3072-bit group with SHA-512, as HAP's pair-setup uses it.
+//!
+//! The padding rules follow HomeKitADK, which is what iOS expects:
+//! - k = H(N ‖ PAD(g)), u = H(PAD(A) ‖ PAD(B)), x = H(salt ‖ H(I ‖ ":" ‖ P));
+//! - K = H(S) with S's leading zero bytes stripped;
+//! - M1 = H((H(N) xor H(g)) ‖ H(I) ‖ salt ‖ A ‖ B ‖ K) with A and B stripped and g as the
+//!   single byte 0x05;
+//! - M2 = H(PAD(A) ‖ M1 ‖ K).
+//!
+//! PAD means left-padded to 384 bytes. For interoperability the server also accepts the
+//! proof of a client that pads A in M1 or S in K, as aiohomekit does; such a client would
+//! otherwise fail about one pairing in 256. Every accepted form still requires the setup
+//! code, and all forms are always computed and compared in constant time.
+//!
+//! Public keys that are 0 modulo N are rejected on both sides: a server that accepts
+//! A = 0, N or 2N lets a client in without the code.
+
+use num_bigint_dig::BigUint;
+use sha2::{Digest, Sha512};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::crypto::proofs_equal;
+
+/// Bytes in N, and in every padded group element.
+pub const GROUP_LEN: usize = 384;
+/// Bytes in a SHA-512 hash, and in every proof and session key.
+pub const HASH_LEN: usize = 64;
+/// Bytes of salt HAP uses.
+pub const SALT_LEN: usize = 16;
+/// Bytes of the secret exponents a and b.
+pub const SECRET_LEN: usize = 32;
+
+/// N, the 3072-bit prime of RFC 5054, appendix A, big-endian.
+pub const GROUP_PRIME: [u8; GROUP_LEN] = hex_array(
+    b"FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DD\
+      EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+      EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F\
+      83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B\
+      E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6955817183995497CEA956AE515D2261898FA0510\
+      15728E5A8AAAC42DAD33170D04507A33A85521ABDF1CBA64ECFB850458DBEF0A8AEA71575D060C7DB3970F85A6E1E4C7\
+      ABF5AE8CDB0933D71E8C94E04A25619DCEE3D2261AD2EE6BF12FFA06D98A0864D87602733EC86A64521F2B18177B200C\
+      BBE117577A615D6C770988C0BAD946E208E24FA074E5AB3143DB5BFCE0FD108E4B82D120A93AD2CAFFFFFFFFFFFFFFFF",
+);
+/// The generator.
+const G: u8 = 5;
+
+/// Decodes hex at compile time, skipping whitespace and line continuations.
+const fn hex_array<const LEN: usize>(hex: &[u8]) -> [u8; LEN] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => panic!("not upper-case hex"),
+        }
+    }
+    let mut out = [0u8; LEN];
+    let (mut i, mut n) = (0, 0);
+    while i < hex.len() {
+        if hex[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        out[n / 2] |= nibble(hex[i]) << if n % 2 == 0 { 4 } else { 0 };
+        n += 1;
+        i += 1;
+    }
+    assert!(n == LEN * 2, "wrong length");
+    out
+}
+
+/// Why an SRP exchange failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SrpError {
+    /// The peer's public key is 0 modulo N, longer than N, or makes u zero.
+    IllegalPublicKey,
+    /// The peer's proof does not match: the wrong setup code, or a tampered exchange.
+    BadProof,
+}
+
+impl core::fmt::Display for SrpError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SrpError::IllegalPublicKey => f.write_str("illegal SRP public key"),
+            SrpError::BadProof => f.write_str("SRP proof mismatch"),
+        }
+    }
+}
+
+fn hash(parts: &[&[u8]]) -> [u8; HASH_LEN] {
+    let mut hasher = Sha512::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+fn n() -> BigUint {
+    BigUint::from_bytes_be(&GROUP_PRIME)
+}
+
+fn pad(value: &BigUint) -> [u8; GROUP_LEN] {
+    let bytes = Zeroizing::new(value.to_bytes_be());
+    let mut out = [0u8; GROUP_LEN];
+    // Values are reduced mod N, so they always fit.
+    out[GROUP_LEN - bytes.len()..].copy_from_slice(&bytes);
+    out
+}
+
+fn strip(bytes: &[u8]) -> &[u8] {
+    let zeros = bytes.iter().take_while(|b| **b == 0).count();
+    &bytes[zeros..]
+}
+
+/// k = H(N ‖ PAD(g)).
+fn multiplier() -> BigUint {
+    let mut g = [0u8; GROUP_LEN];
+    g[GROUP_LEN - 1] = G;
+    BigUint::from_bytes_be(&hash(&[&GROUP_PRIME, &g]))
+}
+
+/// H(N) xor H(g), the first part of M1.
+fn group_hash() -> [u8; HASH_LEN] {
+    let mut h = hash(&[&GROUP_PRIME]);
+    for (a, b) in h.iter_mut().zip(hash(&[&[G]])) {
+        *a ^= b;
+    }
+    h
+}
+
+/// Parses a peer's public key, rejecting keys that are longer than N or 0 modulo N.
+fn public_key(bytes: &[u8], n: &BigUint) -> Result<BigUint, SrpError> {
+    if bytes.len() > GROUP_LEN {
+        return Err(SrpError::IllegalPublicKey);
+    }
+    let key = BigUint::from_bytes_be(bytes);
+    if (&key % n) == BigUint::default() {
+        return Err(SrpError::IllegalPublicKey);
+    }
+    Ok(key)
+}
+
+/// u = H(PAD(A) ‖ PAD(B)), which must not be zero.
+fn scrambler(a_pad: &[u8; GROUP_LEN], b_pad: &[u8; GROUP_LEN]) -> Result<BigUint, SrpError> {
+    let u = BigUint::from_bytes_be(&hash(&[a_pad, b_pad]));
+    if u == BigUint::default() {
+        return Err(SrpError::IllegalPublicKey);
+    }
+    Ok(u)
+}
+
+fn client_proof(user_hash: &[u8; HASH_LEN], salt: &[u8], a: &[u8], b: &[u8], key: &[u8; HASH_LEN]) -> [u8; HASH_LEN] {
+    hash(&[&group_hash(), user_hash, salt, a, b, key])
+}
+
+/// The password verifier v = g^x mod N, padded to 384 bytes.
+///
+/// HAP uses the user name `Pair-Setup` and the setup code with its dashes as password.
+/// The accessory can compute this once, when it is provisioned, and keep only the salt and
+/// the verifier.
+pub fn verifier(username: &[u8], password: &[u8], salt: &[u8]) -> [u8; GROUP_LEN] {
+    let x = private_key(username, password, salt);
+    pad(&BigUint::from(G).modpow(&x, &n()))
+}
+
+/// x = H(salt ‖ H(I ‖ ":" ‖ P)).
+fn private_key(username: &[u8], password: &[u8], salt: &[u8]) -> Zeroizing<BigUint> {
+    let mut inner = hash(&[username, b":", password]);
+    let x = Zeroizing::new(BigUint::from_bytes_be(&hash(&[salt, &inner])));
+    inner.zeroize();
+    x
+}
+
+/// What a successful exchange yields: the proof for the peer and the shared session key.
+#[derive(Clone, Zeroize)]
+#[zeroize(drop)]
+pub struct SrpProof {
+    /// M2 on the server, M1 on the client.
+    pub proof: [u8; HASH_LEN],
+    /// The session key K.
+    pub session_key: [u8; HASH_LEN],
+}
+
+impl core::fmt::Debug for SrpProof {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SrpProof(..)")
+    }
+}
+
+/// The server (accessory) side of one SRP exchange.
+pub struct SrpServer {
+    b: Zeroizing<BigUint>,
+    public_key: [u8; GROUP_LEN],
+    verifier: BigUint,
+    user_hash: [u8; HASH_LEN],
+    salt: [u8; SALT_LEN],
+}
+
+impl core::fmt::Debug for SrpServer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SrpServer(..)")
+    }
+}
+
+impl SrpServer {
+    /// Starts an exchange with the stored `salt` and `verifier` and the secret `b`.
+    pub fn new(username: &[u8], salt: &[u8; SALT_LEN], verifier: &[u8; GROUP_LEN], b: &[u8; SECRET_LEN]) -> Self {
+        let n = n();
+        let b = Zeroizing::new(BigUint::from_bytes_be(b));
+        let v = BigUint::from_bytes_be(verifier);
+        let public = (multiplier() * &v + BigUint::from(G).modpow(&b, &n)) % &n;
+        Self { b, public_key: pad(&public), verifier: v, user_hash: hash(&[username]), salt: *salt }
+    }
+
+    /// B, padded to 384 bytes.
+    pub fn public_key_padded(&self) -> &[u8; GROUP_LEN] {
+        &self.public_key
+    }
+
+    /// B with leading zero bytes stripped, as it goes on the wire.
+    pub fn public_key(&self) -> &[u8] {
+        strip(&self.public_key)
+    }
+
+    /// Checks the client's public key A and proof M1, and returns M2 and K.
+    pub fn verify_client(&self, client_public_key: &[u8], client_proof_m1: &[u8]) -> Result<SrpProof, SrpError> {
+        let n = n();
+        let a = public_key(client_public_key, &n)?;
+        let a_pad = pad(&a);
+        let u = scrambler(&a_pad, &self.public_key)?;
+        let s = Zeroizing::new((&a * self.verifier.modpow(&u, &n)).modpow(&self.b, &n));
+        let s_pad = Zeroizing::new(pad(&s));
+        let b_stripped = strip(&self.public_key);
+
+        // The standard form first, then the padded forms some clients use.
+        let keys = [hash(&[strip(&*s_pad)]), hash(&[&*s_pad])];
+        let mut matched: Option<usize> = None;
+        for (index, key) in keys.iter().enumerate() {
+            for a_form in [strip(&a_pad), &a_pad[..]] {
+                let expected = client_proof(&self.user_hash, &self.salt, a_form, b_stripped, key);
+                if proofs_equal(&expected, client_proof_m1) && matched.is_none() {
+                    matched = Some(index);
+                }
+            }
+        }
+        let mut keys = Zeroizing::new(keys);
+        let key = keys[matched.ok_or(SrpError::BadProof)?];
+        keys.zeroize();
+        Ok(SrpProof { proof: hash(&[&a_pad, client_proof_m1, &key]), session_key: key })
+    }
+}
+
+/// The client (controller) side of one SRP exchange.
+pub struct SrpClient {
+    public_key: [u8; GROUP_LEN],
+    proof: SrpProof,
+}
+
+impl core::fmt::Debug for SrpClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SrpClient(..)")
+    }
+}
+
+impl SrpClient {
+    /// Computes A, K and M1 from the server's `salt` and public key B, the credentials and
+    /// the secret `a`.
+    pub fn new(
+        username: &[u8],
+        password: &[u8],
+        salt: &[u8],
+        server_public_key: &[u8],
+        a: &[u8; SECRET_LEN],
+    ) -> Result<Self, SrpError> {
+        let n = n();
+        let server_key = public_key(server_public_key, &n)?;
+        let b_pad = pad(&server_key);
+        let a = Zeroizing::new(BigUint::from_bytes_be(a));
+        let a_pad = pad(&BigUint::from(G).modpow(&a, &n));
+        let u = scrambler(&a_pad, &b_pad)?;
+        let x = private_key(username, password, salt);
+        let g_x = BigUint::from(G).modpow(&x, &n);
+        // B - k·g^x, kept non-negative by adding a multiple of N.
+        let base = (&server_key + &n * multiplier() - (multiplier() * g_x) % &n) % &n;
+        let exponent = Zeroizing::new(&*a + &u * &*x);
+        let s = Zeroizing::new(base.modpow(&exponent, &n));
+        let session_key = hash(&[strip(&pad(&s))]);
+        let proof = client_proof(&hash(&[username]), salt, strip(&a_pad), strip(&b_pad), &session_key);
+        Ok(Self { public_key: a_pad, proof: SrpProof { proof, session_key } })
+    }
+
+    /// A with leading zero bytes stripped, as it goes on the wire.
+    pub fn public_key(&self) -> &[u8] {
+        strip(&self.public_key)
+    }
+
+    /// The client's proof M1.
+    pub fn proof(&self) -> &[u8; HASH_LEN] {
+        &self.proof.proof
+    }
+
+    /// Checks the server's proof M2 and returns the session key K.
+    pub fn verify_server(&self, server_proof_m2: &[u8]) -> Result<[u8; HASH_LEN], SrpError> {
+        let expected = hash(&[&self.public_key, &self.proof.proof, &self.proof.session_key]);
+        if proofs_equal(&expected, server_proof_m2) {
+            Ok(self.proof.session_key)
+        } else {
+            Err(SrpError::BadProof)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
