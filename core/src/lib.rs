@@ -12,5 +12,6 @@ pub mod crypto;
 pub mod srp;
 pub mod time;
 pub mod tlv;
+pub mod session;
 pub mod setup;
 pub mod pairing { pub mod tlv_type { pub const SEPARATOR: u8 = 0xFF; } }
