@@ -100,7 +100,13 @@ pub fn seal_in_place(key: &Key, nonce: Nonce, aad: &[u8], buf: &mut [u8]) -> [u8
 /// Checks `tag` against `buf` and `aad`, then decrypts `buf` in place.
 ///
 /// On failure `buf` is left as it was.
-pub fn open_in_place(key: &Key, nonce: Nonce, aad: &[u8], buf: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), BadTag> {
+pub fn open_in_place(
+    key: &Key,
+    nonce: Nonce,
+    aad: &[u8],
+    buf: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), BadTag> {
     let cipher = ChaCha20Poly1305::new(&key.0.into());
     cipher
         .decrypt_in_place_detached(&nonce.to_bytes().into(), aad, buf, tag.into())
@@ -154,14 +160,20 @@ impl Ed25519KeyPair {
 
 impl core::fmt::Debug for Ed25519KeyPair {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_tuple("Ed25519KeyPair").field(&self.public_key()).finish()
+        f.debug_tuple("Ed25519KeyPair")
+            .field(&self.public_key())
+            .finish()
     }
 }
 
 /// Verifies an Ed25519 signature over the concatenation of `parts`, using a stack
 /// buffer of `N` bytes. Malformed keys, malformed signatures and oversize messages all
 /// fail verification.
-pub fn ed25519_verify_parts<const N: usize>(public_key: &[u8; 32], parts: &[&[u8]], signature: &[u8; SIGNATURE_LEN]) -> bool {
+pub fn ed25519_verify_parts<const N: usize>(
+    public_key: &[u8; 32],
+    parts: &[&[u8]],
+    signature: &[u8; SIGNATURE_LEN],
+) -> bool {
     let mut message = heapless::Vec::<u8, N>::new();
     for part in parts {
         if message.extend_from_slice(part).is_err() {
@@ -202,7 +214,9 @@ impl X25519Secret {
     /// would make the secret predictable.
     pub fn agree(&self, peer: &[u8; 32]) -> Option<SharedSecret> {
         let shared = self.0.diffie_hellman(&x25519_dalek::PublicKey::from(*peer));
-        shared.was_contributory().then(|| SharedSecret(shared.to_bytes()))
+        shared
+            .was_contributory()
+            .then(|| SharedSecret(shared.to_bytes()))
     }
 }
 
@@ -237,9 +251,19 @@ mod tests {
     fn hkdf_matches_independent_computation() {
         // Expected values from Python's hmac and hashlib, following RFC 5869 by hand.
         let read = hkdf_sha512(&[0x0b; 32], b"Control-Salt", b"Control-Read-Encryption-Key");
-        let write = hkdf_sha512(&[0x0b; 32], b"Control-Salt", b"Control-Write-Encryption-Key");
-        assert_eq!(read.as_bytes(), &hex32("2a4a1bc0c7edbb68908b007996cd1be11eed5be4d2803804084deefb1cb47d4a"));
-        assert_eq!(write.as_bytes(), &hex32("474364ca43a87af61fcde953fb38b4b0942c6148d0527ef316d6f30595795cb0"));
+        let write = hkdf_sha512(
+            &[0x0b; 32],
+            b"Control-Salt",
+            b"Control-Write-Encryption-Key",
+        );
+        assert_eq!(
+            read.as_bytes(),
+            &hex32("2a4a1bc0c7edbb68908b007996cd1be11eed5be4d2803804084deefb1cb47d4a")
+        );
+        assert_eq!(
+            write.as_bytes(),
+            &hex32("474364ca43a87af61fcde953fb38b4b0942c6148d0527ef316d6f30595795cb0")
+        );
     }
 
     fn hex32(s: &str) -> [u8; 32] {
@@ -249,7 +273,10 @@ mod tests {
     #[test]
     fn nonces_have_hap_layout() {
         assert_eq!(&Nonce::Label(b"PS-Msg05").to_bytes(), b"\0\0\0\0PS-Msg05");
-        assert_eq!(Nonce::Counter(0x0102).to_bytes(), [0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Nonce::Counter(0x0102).to_bytes(),
+            [0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0]
+        );
     }
 
     #[test]
@@ -259,11 +286,17 @@ mod tests {
         let tag = seal_in_place(&key, Nonce::Counter(3), b"aad", &mut buf);
         let sealed = buf;
         let mut wrong_nonce = sealed;
-        assert_eq!(open_in_place(&key, Nonce::Counter(4), b"aad", &mut wrong_nonce, &tag), Err(BadTag));
+        assert_eq!(
+            open_in_place(&key, Nonce::Counter(4), b"aad", &mut wrong_nonce, &tag),
+            Err(BadTag)
+        );
         assert_eq!(wrong_nonce, sealed);
         let mut bad_tag = tag;
         bad_tag[0] ^= 1;
-        assert_eq!(open_in_place(&key, Nonce::Counter(3), b"aad", &mut buf, &bad_tag), Err(BadTag));
+        assert_eq!(
+            open_in_place(&key, Nonce::Counter(3), b"aad", &mut buf, &bad_tag),
+            Err(BadTag)
+        );
         open_in_place(&key, Nonce::Counter(3), b"aad", &mut buf, &tag).unwrap();
         assert_eq!(&buf, b"hello accessory");
     }
@@ -272,9 +305,21 @@ mod tests {
     fn signatures_verify_and_reject() {
         let pair = Ed25519KeyPair::from_seed(&[9; 32]);
         let sig = pair.sign_parts::<64>(&[b"abc", b"def"]).unwrap();
-        assert!(ed25519_verify_parts::<64>(&pair.public_key(), &[b"abcdef"], &sig));
-        assert!(!ed25519_verify_parts::<64>(&pair.public_key(), &[b"abcdeg"], &sig));
-        assert!(!ed25519_verify_parts::<4>(&pair.public_key(), &[b"abcdef"], &sig));
+        assert!(ed25519_verify_parts::<64>(
+            &pair.public_key(),
+            &[b"abcdef"],
+            &sig
+        ));
+        assert!(!ed25519_verify_parts::<64>(
+            &pair.public_key(),
+            &[b"abcdeg"],
+            &sig
+        ));
+        assert!(!ed25519_verify_parts::<4>(
+            &pair.public_key(),
+            &[b"abcdef"],
+            &sig
+        ));
         assert!(pair.sign_parts::<4>(&[b"abcdef"]).is_none());
     }
 

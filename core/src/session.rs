@@ -52,9 +52,13 @@ impl core::fmt::Display for FrameError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             FrameError::BadTag => f.write_str("frame failed authentication"),
-            FrameError::LengthTooLarge { length } => write!(f, "frame length {length} exceeds 1024"),
+            FrameError::LengthTooLarge { length } => {
+                write!(f, "frame length {length} exceeds 1024")
+            }
             FrameError::CounterExhausted => f.write_str("frame counter exhausted"),
-            FrameError::BufferTooSmall { required } => write!(f, "output buffer too small: {required} bytes needed"),
+            FrameError::BufferTooSmall { required } => {
+                write!(f, "output buffer too small: {required} bytes needed")
+            }
         }
     }
 }
@@ -72,8 +76,16 @@ impl SessionKeys {
     /// The keys after pair-verify: HKDF-SHA-512 of the X25519 secret with `Control-Salt`.
     pub fn from_pair_verify(shared: &SharedSecret) -> Self {
         Self {
-            accessory_to_controller: hkdf_sha512(shared.as_bytes(), b"Control-Salt", b"Control-Read-Encryption-Key"),
-            controller_to_accessory: hkdf_sha512(shared.as_bytes(), b"Control-Salt", b"Control-Write-Encryption-Key"),
+            accessory_to_controller: hkdf_sha512(
+                shared.as_bytes(),
+                b"Control-Salt",
+                b"Control-Read-Encryption-Key",
+            ),
+            controller_to_accessory: hkdf_sha512(
+                shared.as_bytes(),
+                b"Control-Salt",
+                b"Control-Write-Encryption-Key",
+            ),
         }
     }
 
@@ -81,8 +93,16 @@ impl SessionKeys {
     /// `SplitSetupSalt`, as HomeKitADK derives them.
     pub fn from_transient_setup(srp_session_key: &[u8]) -> Self {
         Self {
-            accessory_to_controller: hkdf_sha512(srp_session_key, b"SplitSetupSalt", b"AccessoryEncrypt-Control"),
-            controller_to_accessory: hkdf_sha512(srp_session_key, b"SplitSetupSalt", b"ControllerEncrypt-Control"),
+            accessory_to_controller: hkdf_sha512(
+                srp_session_key,
+                b"SplitSetupSalt",
+                b"AccessoryEncrypt-Control",
+            ),
+            controller_to_accessory: hkdf_sha512(
+                srp_session_key,
+                b"SplitSetupSalt",
+                b"ControllerEncrypt-Control",
+            ),
         }
     }
 }
@@ -108,12 +128,18 @@ pub struct Session {
 impl Session {
     /// The session for `role`, with both counters at zero.
     pub fn new(keys: SessionKeys, role: Role) -> Self {
-        let SessionKeys { accessory_to_controller, controller_to_accessory } = keys;
+        let SessionKeys {
+            accessory_to_controller,
+            controller_to_accessory,
+        } = keys;
         let (send, receive) = match role {
             Role::Accessory => (accessory_to_controller, controller_to_accessory),
             Role::Controller => (controller_to_accessory, accessory_to_controller),
         };
-        Self { outbound: FrameEncryptor::new(send), inbound: FrameDecryptor::new(receive) }
+        Self {
+            outbound: FrameEncryptor::new(send),
+            inbound: FrameDecryptor::new(receive),
+        }
     }
 }
 
@@ -150,20 +176,31 @@ impl FrameEncryptor {
     /// frame; once some frames are written it returns them and reports the problem on the
     /// next call.
     pub fn seal(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<Sealed, FrameError> {
-        let mut sealed = Sealed { consumed: 0, written: 0 };
+        let mut sealed = Sealed {
+            consumed: 0,
+            written: 0,
+        };
         while sealed.consumed < plaintext.len() {
             let space = out.len() - sealed.written;
-            let chunk = (plaintext.len() - sealed.consumed).min(MAX_FRAME_PLAINTEXT).min(space.saturating_sub(FRAME_OVERHEAD));
+            let chunk = (plaintext.len() - sealed.consumed)
+                .min(MAX_FRAME_PLAINTEXT)
+                .min(space.saturating_sub(FRAME_OVERHEAD));
             let failure = if chunk == 0 {
                 let wanted = (plaintext.len() - sealed.consumed).min(MAX_FRAME_PLAINTEXT);
-                Some(FrameError::BufferTooSmall { required: wanted + FRAME_OVERHEAD })
+                Some(FrameError::BufferTooSmall {
+                    required: wanted + FRAME_OVERHEAD,
+                })
             } else if self.counter == u64::MAX {
                 Some(FrameError::CounterExhausted)
             } else {
                 None
             };
             if let Some(error) = failure {
-                return if sealed.written == 0 { Err(error) } else { Ok(sealed) };
+                return if sealed.written == 0 {
+                    Err(error)
+                } else {
+                    Ok(sealed)
+                };
             }
             let frame = &mut out[sealed.written..sealed.written + chunk + FRAME_OVERHEAD];
             let (header, rest) = frame.split_at_mut(2);
@@ -171,7 +208,12 @@ impl FrameEncryptor {
             // `chunk` is at most 1024, so it fits in two bytes.
             header.copy_from_slice(&(chunk as u16).to_le_bytes());
             body.copy_from_slice(&plaintext[sealed.consumed..sealed.consumed + chunk]);
-            tag.copy_from_slice(&seal_in_place(&self.key, Nonce::Counter(self.counter), header, body));
+            tag.copy_from_slice(&seal_in_place(
+                &self.key,
+                Nonce::Counter(self.counter),
+                header,
+                body,
+            ));
             self.counter += 1;
             sealed.consumed += chunk;
             sealed.written += chunk + FRAME_OVERHEAD;
@@ -216,7 +258,13 @@ impl core::fmt::Debug for FrameDecryptor {
 impl FrameDecryptor {
     /// A decryptor with its counter at zero.
     pub fn new(key: Key) -> Self {
-        Self { key, counter: 0, frame: [0; MAX_FRAME_LEN], filled: 0, failed: None }
+        Self {
+            key,
+            counter: 0,
+            frame: [0; MAX_FRAME_LEN],
+            filled: 0,
+            failed: None,
+        }
     }
 
     /// Consumes input until one frame is complete, and returns that frame's plaintext.
@@ -229,7 +277,10 @@ impl FrameDecryptor {
         }
         let mut consumed = self.fill_to(2, input);
         if self.filled < 2 {
-            return Ok(Opened { consumed, plaintext: None });
+            return Ok(Opened {
+                consumed,
+                plaintext: None,
+            });
         }
         let length = u16::from_le_bytes([self.frame[0], self.frame[1]]);
         if usize::from(length) > MAX_FRAME_PLAINTEXT {
@@ -238,7 +289,10 @@ impl FrameDecryptor {
         let total = usize::from(length) + FRAME_OVERHEAD;
         consumed += self.fill_to(total, &input[consumed..]);
         if self.filled < total {
-            return Ok(Opened { consumed, plaintext: None });
+            return Ok(Opened {
+                consumed,
+                plaintext: None,
+            });
         }
         if self.counter == u64::MAX {
             return Err(self.fail(FrameError::CounterExhausted));
@@ -252,7 +306,10 @@ impl FrameDecryptor {
         }
         self.counter += 1;
         self.filled = 0;
-        Ok(Opened { consumed, plaintext: Some(&self.frame[2..2 + usize::from(length)]) })
+        Ok(Opened {
+            consumed,
+            plaintext: Some(&self.frame[2..2 + usize::from(length)]),
+        })
     }
 
     /// Whether part of a frame is buffered, waiting for more input.
@@ -289,13 +346,22 @@ mod tests {
             accessory_to_controller: Key::from_bytes([1; 32]),
             controller_to_accessory: Key::from_bytes([2; 32]),
         };
-        (Session::new(keys.clone(), Role::Accessory), Session::new(keys, Role::Controller))
+        (
+            Session::new(keys.clone(), Role::Accessory),
+            Session::new(keys, Role::Controller),
+        )
     }
 
     fn seal_all(encryptor: &mut FrameEncryptor, plaintext: &[u8]) -> Vec<u8> {
         let mut out = std::vec![0; FrameEncryptor::sealed_len(plaintext.len())];
         let sealed = encryptor.seal(plaintext, &mut out).unwrap();
-        assert_eq!(sealed, Sealed { consumed: plaintext.len(), written: out.len() });
+        assert_eq!(
+            sealed,
+            Sealed {
+                consumed: plaintext.len(),
+                written: out.len()
+            }
+        );
         out
     }
 
@@ -322,7 +388,10 @@ mod tests {
     #[test]
     fn one_byte_at_a_time() {
         let (mut accessory, mut controller) = pair();
-        let wire = seal_all(&mut controller.outbound, b"GET /accessories HTTP/1.1\r\n\r\n");
+        let wire = seal_all(
+            &mut controller.outbound,
+            b"GET /accessories HTTP/1.1\r\n\r\n",
+        );
         let mut plaintext = Vec::new();
         for byte in &wire {
             let opened = accessory.inbound.open(core::slice::from_ref(byte)).unwrap();
@@ -339,7 +408,10 @@ mod tests {
         let mut wire = seal_all(&mut controller.outbound, b"hello");
         let last = wire.len() - 1;
         wire[last] ^= 0x80;
-        assert_eq!(open_all(&mut accessory.inbound, &wire), Err(FrameError::BadTag));
+        assert_eq!(
+            open_all(&mut accessory.inbound, &wire),
+            Err(FrameError::BadTag)
+        );
         let good = seal_all(&mut controller.outbound, b"again");
         assert_eq!(accessory.inbound.open(&good), Err(FrameError::BadTag));
     }
@@ -362,7 +434,10 @@ mod tests {
         let (mut accessory, _) = pair();
         let opened = accessory.inbound.open(&1025u16.to_le_bytes());
         assert_eq!(opened, Err(FrameError::LengthTooLarge { length: 1025 }));
-        assert_eq!(accessory.inbound.open(&[0; 4]), Err(FrameError::LengthTooLarge { length: 1025 }));
+        assert_eq!(
+            accessory.inbound.open(&[0; 4]),
+            Err(FrameError::LengthTooLarge { length: 1025 })
+        );
     }
 
     #[test]
@@ -370,7 +445,10 @@ mod tests {
         let (mut accessory, mut controller) = pair();
         let wire = seal_all(&mut controller.outbound, b"turn on");
         assert_eq!(open_all(&mut accessory.inbound, &wire).unwrap(), b"turn on");
-        assert_eq!(open_all(&mut accessory.inbound, &wire), Err(FrameError::BadTag));
+        assert_eq!(
+            open_all(&mut accessory.inbound, &wire),
+            Err(FrameError::BadTag)
+        );
     }
 
     #[test]
@@ -381,12 +459,18 @@ mod tests {
         let wire = seal_all(&mut controller.outbound, b"last");
         assert_eq!(open_all(&mut accessory.inbound, &wire).unwrap(), b"last");
         let mut out = [0u8; 64];
-        assert_eq!(controller.outbound.seal(b"one more", &mut out), Err(FrameError::CounterExhausted));
+        assert_eq!(
+            controller.outbound.seal(b"one more", &mut out),
+            Err(FrameError::CounterExhausted)
+        );
         // A frame sealed with the last counter value by a peer that ignores the limit.
         let mut rogue = FrameEncryptor::new(Key::from_bytes([2; 32]));
         rogue.set_counter(u64::MAX - 1);
         let frame = seal_all(&mut rogue, b"x");
-        assert_eq!(open_all(&mut accessory.inbound, &frame), Err(FrameError::CounterExhausted));
+        assert_eq!(
+            open_all(&mut accessory.inbound, &frame),
+            Err(FrameError::CounterExhausted)
+        );
         assert!(FrameError::CounterExhausted.is_fatal());
     }
 
@@ -396,12 +480,20 @@ mod tests {
         let mut tiny = [0u8; FRAME_OVERHEAD];
         assert_eq!(
             accessory.outbound.seal(b"abc", &mut tiny),
-            Err(FrameError::BufferTooSmall { required: 3 + FRAME_OVERHEAD })
+            Err(FrameError::BufferTooSmall {
+                required: 3 + FRAME_OVERHEAD
+            })
         );
         assert!(!FrameError::BufferTooSmall { required: 1 }.is_fatal());
         let mut small = [0u8; FRAME_OVERHEAD + 2];
         let sealed = accessory.outbound.seal(b"abc", &mut small).unwrap();
-        assert_eq!(sealed, Sealed { consumed: 2, written: FRAME_OVERHEAD + 2 });
+        assert_eq!(
+            sealed,
+            Sealed {
+                consumed: 2,
+                written: FRAME_OVERHEAD + 2
+            }
+        );
         let mut rest = [0u8; 64];
         let second = accessory.outbound.seal(b"c", &mut rest).unwrap();
         let mut wire = small.to_vec();
@@ -414,9 +506,20 @@ mod tests {
         let (mut accessory, _) = pair();
         // `seal` never emits empty frames, so build one by hand.
         let mut frame = [0u8; FRAME_OVERHEAD];
-        let tag = seal_in_place(&Key::from_bytes([2; 32]), Nonce::Counter(0), &[0, 0], &mut []);
+        let tag = seal_in_place(
+            &Key::from_bytes([2; 32]),
+            Nonce::Counter(0),
+            &[0, 0],
+            &mut [],
+        );
         frame[2..].copy_from_slice(&tag);
         let opened = accessory.inbound.open(&frame).unwrap();
-        assert_eq!(opened, Opened { consumed: FRAME_OVERHEAD, plaintext: Some(&[][..]) });
+        assert_eq!(
+            opened,
+            Opened {
+                consumed: FRAME_OVERHEAD,
+                plaintext: Some(&[][..])
+            }
+        );
     }
 }

@@ -19,10 +19,12 @@ pub enum SetupCodeError {
 impl fmt::Display for SetupCodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SetupCodeError::Format => f.write_str("setup code must look like 123-45-679 (eight digits)"),
-            SetupCodeError::Trivial => {
-                f.write_str("setup code is too easy to guess (all digits equal, 123-45-678 or 876-54-321)")
+            SetupCodeError::Format => {
+                f.write_str("setup code must look like 123-45-679 (eight digits)")
             }
+            SetupCodeError::Trivial => f.write_str(
+                "setup code is too easy to guess (all digits equal, 123-45-678 or 876-54-321)",
+            ),
         }
     }
 }
@@ -67,7 +69,9 @@ impl SetupCode {
 
     fn is_trivial(&self) -> bool {
         let digits = self.digits();
-        digits.iter().all(|d| *d == digits[0]) || &self.0 == b"123-45-678" || &self.0 == b"876-54-321"
+        digits.iter().all(|d| *d == digits[0])
+            || &self.0 == b"123-45-678"
+            || &self.0 == b"876-54-321"
     }
 
     fn digits(&self) -> [u8; 8] {
@@ -77,7 +81,9 @@ impl SetupCode {
 
     /// The code as an integer, as the setup URI carries it.
     pub fn to_number(&self) -> u32 {
-        self.digits().iter().fold(0, |acc, d| acc * 10 + u32::from(d - b'0'))
+        self.digits()
+            .iter()
+            .fold(0, |acc, d| acc * 10 + u32::from(d - b'0'))
     }
 
     /// The `XXX-XX-XXX` form.
@@ -97,11 +103,17 @@ impl FromStr for SetupCode {
 
     /// Parses `XXX-XX-XXX`.
     fn from_str(text: &str) -> Result<Self, SetupCodeError> {
-        let bytes: &[u8; 10] = text.as_bytes().try_into().map_err(|_| SetupCodeError::Format)?;
-        let well_formed = bytes
-            .iter()
-            .enumerate()
-            .all(|(i, c)| if i == 3 || i == 6 { *c == b'-' } else { c.is_ascii_digit() });
+        let bytes: &[u8; 10] = text
+            .as_bytes()
+            .try_into()
+            .map_err(|_| SetupCodeError::Format)?;
+        let well_formed = bytes.iter().enumerate().all(|(i, c)| {
+            if i == 3 || i == 6 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
         if !well_formed {
             return Err(SetupCodeError::Format);
         }
@@ -269,7 +281,12 @@ pub struct SetupFlags {
 /// It is `X-HM://`, nine base-36 characters of a 45-bit number, then the setup id. The
 /// number holds the code in its low 27 bits, `paired` at bit 27, IP at bit 28, BLE at
 /// bit 29 and the category from bit 31; the version and reserved bits are zero.
-pub fn setup_uri(code: &SetupCode, setup_id: &SetupId, category: u8, flags: SetupFlags) -> heapless::String<20> {
+pub fn setup_uri(
+    code: &SetupCode,
+    setup_id: &SetupId,
+    category: u8,
+    flags: SetupFlags,
+) -> heapless::String<20> {
     let mut payload = u64::from(code.to_number())
         | u64::from(flags.paired) << 27
         | u64::from(flags.ip) << 28
@@ -282,7 +299,11 @@ pub fn setup_uri(code: &SetupCode, setup_id: &SetupId, category: u8, flags: Setu
     }
     let mut uri = heapless::String::new();
     // 7 + 9 + 4 = 20 characters, exactly the capacity.
-    for part in ["X-HM://", core::str::from_utf8(&digits).unwrap_or_default(), setup_id.as_str()] {
+    for part in [
+        "X-HM://",
+        core::str::from_utf8(&digits).unwrap_or_default(),
+        setup_id.as_str(),
+    ] {
         let _ = uri.push_str(part);
     }
     uri
@@ -290,7 +311,10 @@ pub fn setup_uri(code: &SetupCode, setup_id: &SetupId, category: u8, flags: Setu
 
 /// The first four bytes of SHA-512(setup id ‖ device id), which mDNS advertises as `sh`.
 pub fn setup_hash(setup_id: &SetupId, device_id: &DeviceId) -> [u8; 4] {
-    let digest = Sha512::new().chain_update(setup_id.0).chain_update(device_id.to_ascii()).finalize();
+    let digest = Sha512::new()
+        .chain_update(setup_id.0)
+        .chain_update(device_id.to_ascii())
+        .finalize();
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
@@ -300,7 +324,9 @@ pub fn setup_hash_base64(setup_id: &SetupId, device_id: &DeviceId) -> heapless::
     let mut out = [0u8; 8];
     let mut text = heapless::String::new();
     // Four bytes always encode to exactly eight characters.
-    if let Ok(len) = base64::engine::general_purpose::STANDARD.encode_slice(setup_hash(setup_id, device_id), &mut out) {
+    if let Ok(len) = base64::engine::general_purpose::STANDARD
+        .encode_slice(setup_hash(setup_id, device_id), &mut out)
+    {
         let _ = text.push_str(core::str::from_utf8(&out[..len]).unwrap_or_default());
     }
     text
@@ -322,18 +348,42 @@ mod tests {
         assert_eq!(invalid.len(), 12);
         for code in invalid {
             let code = code.as_str().unwrap();
-            assert_eq!(code.parse::<SetupCode>(), Err(SetupCodeError::Trivial), "{code}");
+            assert_eq!(
+                code.parse::<SetupCode>(),
+                Err(SetupCodeError::Trivial),
+                "{code}"
+            );
             let number: u32 = code.replace('-', "").parse().unwrap();
-            assert_eq!(SetupCode::from_number(number), Err(SetupCodeError::Trivial), "{code}");
+            assert_eq!(
+                SetupCode::from_number(number),
+                Err(SetupCodeError::Trivial),
+                "{code}"
+            );
         }
     }
 
     #[test]
     fn malformed_codes_are_refused() {
-        for text in ["", "12345678", "123-45-67", "123-45-6789", "123_45_679", "12a-45-679", "123-456-79", "１23-45-679"] {
-            assert_eq!(text.parse::<SetupCode>(), Err(SetupCodeError::Format), "{text:?}");
+        for text in [
+            "",
+            "12345678",
+            "123-45-67",
+            "123-45-6789",
+            "123_45_679",
+            "12a-45-679",
+            "123-456-79",
+            "１23-45-679",
+        ] {
+            assert_eq!(
+                text.parse::<SetupCode>(),
+                Err(SetupCodeError::Format),
+                "{text:?}"
+            );
         }
-        assert_eq!(SetupCode::from_number(100_000_000), Err(SetupCodeError::Format));
+        assert_eq!(
+            SetupCode::from_number(100_000_000),
+            Err(SetupCodeError::Format)
+        );
     }
 
     #[test]
@@ -348,11 +398,13 @@ mod tests {
     #[test]
     fn generated_codes_are_valid_and_varied() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let codes: std::vec::Vec<SetupCode> = (0..200).map(|_| SetupCode::generate(&mut rng)).collect();
+        let codes: std::vec::Vec<SetupCode> =
+            (0..200).map(|_| SetupCode::generate(&mut rng)).collect();
         for code in &codes {
             assert_eq!(code.as_str().parse::<SetupCode>().as_ref(), Ok(code));
         }
-        let distinct: std::collections::BTreeSet<u32> = codes.iter().map(SetupCode::to_number).collect();
+        let distinct: std::collections::BTreeSet<u32> =
+            codes.iter().map(SetupCode::to_number).collect();
         assert!(distinct.len() > 190);
     }
 
@@ -363,7 +415,9 @@ mod tests {
             // The vectors include 000-00-000 to pin the bit layout; build it from digits
             // directly since it is not a code anyone may use.
             let text = case["setup_code"].as_str().unwrap();
-            let code = text.parse::<SetupCode>().unwrap_or(SetupCode(text.as_bytes().try_into().unwrap()));
+            let code = text
+                .parse::<SetupCode>()
+                .unwrap_or(SetupCode(text.as_bytes().try_into().unwrap()));
             let flags = SetupFlags {
                 paired: case["paired"].as_bool().unwrap(),
                 ip: case["ip"].as_bool().unwrap(),
@@ -371,7 +425,10 @@ mod tests {
             };
             let id: SetupId = case["setup_id"].as_str().unwrap().parse().unwrap();
             let category = case["category"].as_u64().unwrap() as u8;
-            assert_eq!(setup_uri(&code, &id, category, flags).as_str(), case["uri"].as_str().unwrap());
+            assert_eq!(
+                setup_uri(&code, &id, category, flags).as_str(),
+                case["uri"].as_str().unwrap()
+            );
         }
     }
 
@@ -387,7 +444,9 @@ mod tests {
             assert_eq!(text.len(), 8);
             use base64::Engine as _;
             let mut decoded = [0u8; 6];
-            let len = base64::engine::general_purpose::STANDARD.decode_slice(text.as_str(), &mut decoded).unwrap();
+            let len = base64::engine::general_purpose::STANDARD
+                .decode_slice(text.as_str(), &mut decoded)
+                .unwrap();
             assert_eq!(decoded[..len].to_vec(), expected);
         }
     }
@@ -404,7 +463,13 @@ mod tests {
 
         let device: DeviceId = "e1:91:1a:70:85:aa".parse().unwrap();
         assert_eq!(std::format!("{device}"), "E1:91:1A:70:85:AA");
-        for bad in ["E1:91:1A:70:85", "E1:91:1A:70:85:AAB", "E1-91-1A-70-85-AA", "E1:91:1A:70:85:+A", "G1:91:1A:70:85:AA"] {
+        for bad in [
+            "E1:91:1A:70:85",
+            "E1:91:1A:70:85:AAB",
+            "E1-91-1A-70-85-AA",
+            "E1:91:1A:70:85:+A",
+            "G1:91:1A:70:85:AA",
+        ] {
             assert_eq!(bad.parse::<DeviceId>(), Err(DeviceIdError), "{bad}");
         }
     }

@@ -148,7 +148,13 @@ fn scrambler(a_pad: &[u8; GROUP_LEN], b_pad: &[u8; GROUP_LEN]) -> Result<BigUint
     Ok(u)
 }
 
-fn client_proof(user_hash: &[u8; HASH_LEN], salt: &[u8], a: &[u8], b: &[u8], key: &[u8; HASH_LEN]) -> [u8; HASH_LEN] {
+fn client_proof(
+    user_hash: &[u8; HASH_LEN],
+    salt: &[u8],
+    a: &[u8],
+    b: &[u8],
+    key: &[u8; HASH_LEN],
+) -> [u8; HASH_LEN] {
     hash(&[&group_hash(), user_hash, salt, a, b, key])
 }
 
@@ -203,12 +209,23 @@ impl core::fmt::Debug for SrpServer {
 
 impl SrpServer {
     /// Starts an exchange with the stored `salt` and `verifier` and the secret `b`.
-    pub fn new(username: &[u8], salt: &[u8; SALT_LEN], verifier: &[u8; GROUP_LEN], b: &[u8; SECRET_LEN]) -> Self {
+    pub fn new(
+        username: &[u8],
+        salt: &[u8; SALT_LEN],
+        verifier: &[u8; GROUP_LEN],
+        b: &[u8; SECRET_LEN],
+    ) -> Self {
         let n = n();
         let b = Zeroizing::new(BigUint::from_bytes_be(b));
         let v = BigUint::from_bytes_be(verifier);
         let public = (multiplier() * &v + BigUint::from(G).modpow(&b, &n)) % &n;
-        Self { b, public_key: pad(&public), verifier: v, user_hash: hash(&[username]), salt: *salt }
+        Self {
+            b,
+            public_key: pad(&public),
+            verifier: v,
+            user_hash: hash(&[username]),
+            salt: *salt,
+        }
     }
 
     /// B, padded to 384 bytes.
@@ -222,7 +239,11 @@ impl SrpServer {
     }
 
     /// Checks the client's public key A and proof M1, and returns M2 and K.
-    pub fn verify_client(&self, client_public_key: &[u8], client_proof_m1: &[u8]) -> Result<SrpProof, SrpError> {
+    pub fn verify_client(
+        &self,
+        client_public_key: &[u8],
+        client_proof_m1: &[u8],
+    ) -> Result<SrpProof, SrpError> {
         let n = n();
         let a = public_key(client_public_key, &n)?;
         let a_pad = pad(&a);
@@ -245,7 +266,10 @@ impl SrpServer {
         let mut keys = Zeroizing::new(keys);
         let key = keys[matched.ok_or(SrpError::BadProof)?];
         keys.zeroize();
-        Ok(SrpProof { proof: hash(&[&a_pad, client_proof_m1, &key]), session_key: key })
+        Ok(SrpProof {
+            proof: hash(&[&a_pad, client_proof_m1, &key]),
+            session_key: key,
+        })
     }
 }
 
@@ -284,8 +308,17 @@ impl SrpClient {
         let exponent = Zeroizing::new(&*a + &u * &*x);
         let s = Zeroizing::new(base.modpow(&exponent, &n));
         let session_key = hash(&[strip(&pad(&s))]);
-        let proof = client_proof(&hash(&[username]), salt, strip(&a_pad), strip(&b_pad), &session_key);
-        Ok(Self { public_key: a_pad, proof: SrpProof { proof, session_key } })
+        let proof = client_proof(
+            &hash(&[username]),
+            salt,
+            strip(&a_pad),
+            strip(&b_pad),
+            &session_key,
+        );
+        Ok(Self {
+            public_key: a_pad,
+            proof: SrpProof { proof, session_key },
+        })
     }
 
     /// A with leading zero bytes stripped, as it goes on the wire.

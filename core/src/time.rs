@@ -46,8 +46,17 @@ mod tests {
     fn arithmetic_saturates() {
         let t = Instant::from_millis(1_000);
         assert_eq!((t + Duration::from_secs(30)).as_millis(), 31_000);
-        assert_eq!(Instant::from_millis(u64::MAX - 1) + Duration::from_secs(1), Instant::from_millis(u64::MAX));
-        assert_eq!(t.saturating_duration_since(Instant::from_millis(5_000)), Duration::ZERO);
-        assert_eq!(Instant::from_millis(5_000).saturating_duration_since(t), Duration::from_secs(4));
+        assert_eq!(
+            Instant::from_millis(u64::MAX - 1) + Duration::from_secs(1),
+            Instant::from_millis(u64::MAX)
+        );
+        assert_eq!(
+            t.saturating_duration_since(Instant::from_millis(5_000)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            Instant::from_millis(5_000).saturating_duration_since(t),
+            Duration::from_secs(4)
+        );
     }
 }

@@ -39,9 +39,14 @@ pub enum TlvError {
 impl core::fmt::Display for TlvError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            TlvError::Truncated { offset } => write!(f, "TLV item at byte {offset} runs past the end"),
+            TlvError::Truncated { offset } => {
+                write!(f, "TLV item at byte {offset} runs past the end")
+            }
             TlvError::ShortFragment { offset } => {
-                write!(f, "TLV item at byte {offset} continues a fragment shorter than 255 bytes")
+                write!(
+                    f,
+                    "TLV item at byte {offset} continues a fragment shorter than 255 bytes"
+                )
             }
             TlvError::BufferTooSmall { required } => {
                 write!(f, "buffer too small for TLV data: {required} bytes needed")
@@ -50,8 +55,12 @@ impl core::fmt::Display for TlvError {
     }
 }
 
-/// Splits the first raw item off `bytes`: `(type, value, rest)`, or `None` at the end.
-fn split_raw(bytes: &[u8], offset: usize) -> Result<Option<(u8, &[u8], &[u8])>, TlvError> {
+/// One item as it appears on the wire: type, value, and the bytes after it.
+type RawItem<'a> = (u8, &'a [u8], &'a [u8]);
+
+/// Splits the first raw item off `bytes`, or returns `None` at the end. `offset` is where
+/// `bytes` starts in the message, for error reports.
+fn split_raw(bytes: &[u8], offset: usize) -> Result<Option<RawItem<'_>>, TlvError> {
     match bytes {
         [] => Ok(None),
         [ty, len, rest @ ..] if rest.len() >= usize::from(*len) => {
@@ -136,7 +145,11 @@ impl<'a> Iterator for Items<'a> {
             }
         }
         let encoded_len = self.rest.len() - tail.len();
-        let item = Item { ty, encoded: &self.rest[..encoded_len], len };
+        let item = Item {
+            ty,
+            encoded: &self.rest[..encoded_len],
+            len,
+        };
         self.rest = tail;
         Some(item)
     }
@@ -213,7 +226,12 @@ impl<'a> Item<'a> {
         if bytes.is_empty() || bytes.len() > 8 {
             return None;
         }
-        Some(bytes.iter().rev().fold(0, |acc, byte| (acc << 8) | u64::from(*byte)))
+        Some(
+            bytes
+                .iter()
+                .rev()
+                .fold(0, |acc, byte| (acc << 8) | u64::from(*byte)),
+        )
     }
 }
 
@@ -334,8 +352,14 @@ mod tests {
     fn short_items_round_trip() {
         let bytes = [0x06, 0x01, 0x03, 0x01, 0x02, 0xAB, 0xCD, 0xFF, 0x00];
         let tlv = Tlv::parse(&bytes).unwrap();
-        let items: std::vec::Vec<_> = tlv.items().map(|i| (i.ty(), i.contiguous().unwrap())).collect();
-        assert_eq!(items, [(6, &[3][..]), (1, &[0xAB, 0xCD][..]), (0xFF, &[][..])]);
+        let items: std::vec::Vec<_> = tlv
+            .items()
+            .map(|i| (i.ty(), i.contiguous().unwrap()))
+            .collect();
+        assert_eq!(
+            items,
+            [(6, &[3][..]), (1, &[0xAB, 0xCD][..]), (0xFF, &[][..])]
+        );
         assert_eq!(tlv.get_u8(0x06), Some(3));
         assert_eq!(tlv.get_u8(0x01), None);
         assert!(tlv.get(0x02).is_none());
@@ -370,8 +394,14 @@ mod tests {
     #[test]
     fn truncated_items_are_rejected() {
         assert_eq!(Tlv::parse(&[0x06]), Err(TlvError::Truncated { offset: 0 }));
-        assert_eq!(Tlv::parse(&[0x06, 0x02, 0x01]), Err(TlvError::Truncated { offset: 0 }));
-        assert_eq!(Tlv::parse(&[0x06, 0x01, 0x01, 0x07]), Err(TlvError::Truncated { offset: 3 }));
+        assert_eq!(
+            Tlv::parse(&[0x06, 0x02, 0x01]),
+            Err(TlvError::Truncated { offset: 0 })
+        );
+        assert_eq!(
+            Tlv::parse(&[0x06, 0x01, 0x01, 0x07]),
+            Err(TlvError::Truncated { offset: 3 })
+        );
     }
 
     #[test]
@@ -381,17 +411,29 @@ mod tests {
             Err(TlvError::ShortFragment { offset: 3 })
         );
         // Two separators in a row are the same mistake.
-        assert_eq!(Tlv::parse(&[0xFF, 0x00, 0xFF, 0x00]), Err(TlvError::ShortFragment { offset: 2 }));
+        assert_eq!(
+            Tlv::parse(&[0xFF, 0x00, 0xFF, 0x00]),
+            Err(TlvError::ShortFragment { offset: 2 })
+        );
     }
 
     #[test]
     fn separators_divide_items_of_the_same_type() {
         let mut buf = [0u8; 64];
         let mut writer = TlvWriter::new(&mut buf);
-        writer.item(0x01, b"a").unwrap().separator().unwrap().item(0x01, b"b").unwrap();
+        writer
+            .item(0x01, b"a")
+            .unwrap()
+            .separator()
+            .unwrap()
+            .item(0x01, b"b")
+            .unwrap();
         let tlv = Tlv::parse(writer.as_bytes()).unwrap();
-        let ids: std::vec::Vec<_> =
-            tlv.items().filter(|i| i.ty() == 0x01).map(|i| i.contiguous().unwrap()).collect();
+        let ids: std::vec::Vec<_> = tlv
+            .items()
+            .filter(|i| i.ty() == 0x01)
+            .map(|i| i.contiguous().unwrap())
+            .collect();
         assert_eq!(ids, [b"a", b"b"]);
     }
 
@@ -400,7 +442,10 @@ mod tests {
         let mut buf = [0u8; 10];
         let mut writer = TlvWriter::new(&mut buf);
         writer.u8(0x06, 1).unwrap();
-        assert_eq!(writer.item(0x03, &[0; 300]).unwrap_err(), TlvError::BufferTooSmall { required: 3 + 304 });
+        assert_eq!(
+            writer.item(0x03, &[0; 300]).unwrap_err(),
+            TlvError::BufferTooSmall { required: 3 + 304 }
+        );
         assert_eq!(writer.as_bytes(), &[0x06, 0x01, 0x01]);
     }
 
@@ -408,7 +453,10 @@ mod tests {
     fn copy_to_small_buffer_fails_cleanly() {
         let encoded = write_one(0x03, &[1; 300]);
         let item = Tlv::parse(&encoded).unwrap().get(0x03).unwrap();
-        assert_eq!(item.copy_to(&mut [0; 299]), Err(TlvError::BufferTooSmall { required: 300 }));
+        assert_eq!(
+            item.copy_to(&mut [0; 299]),
+            Err(TlvError::BufferTooSmall { required: 300 })
+        );
         assert!(item.to_array::<32>().is_none());
     }
 
@@ -416,8 +464,17 @@ mod tests {
     fn integers_are_minimal_little_endian() {
         let mut buf = [0u8; 32];
         let mut writer = TlvWriter::new(&mut buf);
-        writer.uint_le(0x13, 0x10).unwrap().uint_le(0x13 + 1, 0x0100_0010).unwrap().uint_le(0x20, 0).unwrap();
-        assert_eq!(writer.as_bytes(), &[0x13, 1, 0x10, 0x14, 4, 0x10, 0, 0, 1, 0x20, 1, 0]);
+        writer
+            .uint_le(0x13, 0x10)
+            .unwrap()
+            .uint_le(0x13 + 1, 0x0100_0010)
+            .unwrap()
+            .uint_le(0x20, 0)
+            .unwrap();
+        assert_eq!(
+            writer.as_bytes(),
+            &[0x13, 1, 0x10, 0x14, 4, 0x10, 0, 0, 1, 0x20, 1, 0]
+        );
         let tlv = Tlv::parse(writer.as_bytes()).unwrap();
         assert_eq!(tlv.get(0x14).unwrap().to_uint_le(), Some(0x0100_0010));
         assert_eq!(tlv.get(0x20).unwrap().to_uint_le(), Some(0));

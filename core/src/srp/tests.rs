@@ -13,7 +13,10 @@ fn hex_field(v: &serde_json::Value, key: &str) -> std::vec::Vec<u8> {
 fn alice_vector_server_side() {
     let all = vectors();
     let v = &all["srp_alice"];
-    let (user, pass) = (v["I"].as_str().unwrap().as_bytes(), v["P"].as_str().unwrap().as_bytes());
+    let (user, pass) = (
+        v["I"].as_str().unwrap().as_bytes(),
+        v["P"].as_str().unwrap().as_bytes(),
+    );
     let salt: [u8; SALT_LEN] = hex_field(v, "salt").try_into().unwrap();
     let verifier_bytes = verifier(user, pass, &salt);
     assert_eq!(strip(&verifier_bytes), strip(&hex_field(v, "v")));
@@ -27,7 +30,8 @@ fn alice_vector_server_side() {
     let u = scrambler(&a_pad, server.public_key_padded()).unwrap();
     assert_eq!(u.to_bytes_be(), strip(&hex_field(v, "u")));
 
-    let s = (BigUint::from_bytes_be(&a_pub) * server.verifier.modpow(&u, &n())).modpow(&server.b, &n());
+    let s =
+        (BigUint::from_bytes_be(&a_pub) * server.verifier.modpow(&u, &n())).modpow(&server.b, &n());
     assert_eq!(s.to_bytes_be(), strip(&hex_field(v, "S")));
 
     let proof = server.verify_client(&a_pub, &hex_field(v, "m1")).unwrap();
@@ -42,7 +46,11 @@ fn hap_verifier_for_setup_code() {
     let salt = hex_field(v, "salt");
     let expected = hex_field(v, "v");
     assert_eq!(expected.len(), GROUP_LEN);
-    let computed = verifier(v["I"].as_str().unwrap().as_bytes(), v["P"].as_str().unwrap().as_bytes(), &salt);
+    let computed = verifier(
+        v["I"].as_str().unwrap().as_bytes(),
+        v["P"].as_str().unwrap().as_bytes(),
+        &salt,
+    );
     assert_eq!(computed.to_vec(), expected);
 }
 
@@ -51,12 +59,36 @@ fn client_and_server_agree() {
     let salt = [3u8; SALT_LEN];
     let v = verifier(b"Pair-Setup", b"111-22-333", &salt);
     let server = SrpServer::new(b"Pair-Setup", &salt, &v, &[0x42; SECRET_LEN]);
-    let client = SrpClient::new(b"Pair-Setup", b"111-22-333", &salt, server.public_key(), &[0x17; SECRET_LEN]).unwrap();
-    let proof = server.verify_client(client.public_key(), client.proof()).unwrap();
-    assert_eq!(client.verify_server(&proof.proof).unwrap(), proof.session_key);
+    let client = SrpClient::new(
+        b"Pair-Setup",
+        b"111-22-333",
+        &salt,
+        server.public_key(),
+        &[0x17; SECRET_LEN],
+    )
+    .unwrap();
+    let proof = server
+        .verify_client(client.public_key(), client.proof())
+        .unwrap();
+    assert_eq!(
+        client.verify_server(&proof.proof).unwrap(),
+        proof.session_key
+    );
 
-    let wrong = SrpClient::new(b"Pair-Setup", b"111-22-334", &salt, server.public_key(), &[0x17; SECRET_LEN]).unwrap();
-    assert_eq!(server.verify_client(wrong.public_key(), wrong.proof()).unwrap_err(), SrpError::BadProof);
+    let wrong = SrpClient::new(
+        b"Pair-Setup",
+        b"111-22-334",
+        &salt,
+        server.public_key(),
+        &[0x17; SECRET_LEN],
+    )
+    .unwrap();
+    assert_eq!(
+        server
+            .verify_client(wrong.public_key(), wrong.proof())
+            .unwrap_err(),
+        SrpError::BadProof
+    );
     let mut tampered = proof.proof;
     tampered[0] ^= 1;
     assert_eq!(client.verify_server(&tampered), Err(SrpError::BadProof));
@@ -74,8 +106,17 @@ fn public_keys_congruent_to_zero_are_rejected() {
     for a in [&zero[..], &GROUP_PRIME[..], &two_n[..], &[0u8; 0][..]] {
         // With A ≡ 0 the server's S is 0 whatever the code, so any "proof" built from
         // K = H(0) would pass a server that forgot this check.
-        let forged = client_proof(&hash(&[b"Pair-Setup"]), &salt, strip(a), server.public_key(), &hash(&[]));
-        assert_eq!(server.verify_client(a, &forged).unwrap_err(), SrpError::IllegalPublicKey);
+        let forged = client_proof(
+            &hash(&[b"Pair-Setup"]),
+            &salt,
+            strip(a),
+            server.public_key(),
+            &hash(&[]),
+        );
+        assert_eq!(
+            server.verify_client(a, &forged).unwrap_err(),
+            SrpError::IllegalPublicKey
+        );
     }
     for b in [&zero[..], &GROUP_PRIME[..]] {
         assert_eq!(
@@ -86,13 +127,19 @@ fn public_keys_congruent_to_zero_are_rejected() {
 }
 
 /// A client that, like aiohomekit, pads A in M1 and S in K.
-fn padding_client_proof(salt: &[u8], b_wire: &[u8], a: &[u8; SECRET_LEN], password: &[u8]) -> (std::vec::Vec<u8>, [u8; HASH_LEN], [u8; HASH_LEN]) {
+fn padding_client_proof(
+    salt: &[u8],
+    b_wire: &[u8],
+    a: &[u8; SECRET_LEN],
+    password: &[u8],
+) -> (std::vec::Vec<u8>, [u8; HASH_LEN], [u8; HASH_LEN]) {
     let n = n();
     let b = BigUint::from_bytes_be(b_wire);
     let a_pad = pad(&BigUint::from(G).modpow(&BigUint::from_bytes_be(a), &n));
     let u = scrambler(&a_pad, &pad(&b)).unwrap();
     let x = private_key(b"Pair-Setup", password, salt);
-    let base = (&b + &n * multiplier() - (multiplier() * BigUint::from(G).modpow(&x, &n)) % &n) % &n;
+    let base =
+        (&b + &n * multiplier() - (multiplier() * BigUint::from(G).modpow(&x, &n)) % &n) % &n;
     let s = base.modpow(&(BigUint::from_bytes_be(a) + &u * &*x), &n);
     let key = hash(&[&pad(&s)]);
     let proof = client_proof(&hash(&[b"Pair-Setup"]), salt, &a_pad, b_wire, &key);
@@ -111,6 +158,10 @@ fn padding_clients_are_accepted_with_their_own_key() {
         .expect("one in 256 secrets gives a leading zero");
     let accepted = server.verify_client(&a_wire, &proof).unwrap();
     assert_eq!(accepted.session_key, key);
-    let (a_wire, proof, _) = padding_client_proof(&salt, server.public_key(), &[5; SECRET_LEN], b"000-00-001");
-    assert_eq!(server.verify_client(&a_wire, &proof).unwrap_err(), SrpError::BadProof);
+    let (a_wire, proof, _) =
+        padding_client_proof(&salt, server.public_key(), &[5; SECRET_LEN], b"000-00-001");
+    assert_eq!(
+        server.verify_client(&a_wire, &proof).unwrap_err(),
+        SrpError::BadProof
+    );
 }

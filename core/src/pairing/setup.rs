@@ -1,0 +1,688 @@
+//! Pair-setup (M1–M6): SRP proves the setup code, then both sides exchange long-term keys.
+//!
+//! [`PairSetup`] is the accessory's side. There is one per accessory, because only one
+//! controller may run pair-setup at a time; the connection that sent M1 holds a lock
+//! until it completes, fails, restarts with a new M1, closes, or stays silent for
+//! [`SETUP_TIMEOUT`]. [`PairSetupClient`] is the controller's side.
+//!
+//! Answers follow HomeKitADK: Unavailable, MaxTries and Busy at M2 (checked in that
+//! order), Authentication at M4 for a wrong code and at M6 for a bad signature, MaxPeers
+//! at M6 when no slot is free. A transient pair-setup (flag 0x10) ends at M4 with session
+//! keys derived from SRP and stores nothing. Split (flag 0x01000000) is echoed in M2; the
+//! accessory always keeps its salt and verifier, so a split setup reuses them by design.
+
+use alloc::boxed::Box;
+use core::time::Duration;
+
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+use super::{
+    check_rejected, expect_state, flags, method, tlv_type, write_error, write_sealed,
+    AccessoryPairing, ControllerIdentity, ErrorCode, Pairing, PairingError, PairingId, SubTlv,
+    MAX_FAILED_ATTEMPTS,
+};
+use crate::crypto::{ed25519_verify_parts, hkdf_sha512, Key};
+use crate::session::SessionKeys;
+use crate::setup::SetupCode;
+use crate::srp::{SrpClient, SrpError, SrpServer, GROUP_LEN, HASH_LEN, SALT_LEN, SECRET_LEN};
+use crate::state::{AccessoryState, StateChange};
+use crate::time::Instant;
+use crate::tlv::{Tlv, TlvWriter};
+use crate::ConnectionId;
+
+/// How long a pair-setup may stay silent before another controller may start one.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// A buffer this large holds any pair-setup message.
+pub const MAX_SETUP_MESSAGE_LEN: usize = 512;
+
+const SRP_USER: &[u8] = b"Pair-Setup";
+/// Room for the signed material: a 32-byte HKDF output, an identifier and a public key.
+const SIGNED_LEN: usize = 32 + super::MAX_PAIRING_ID_LEN + 32;
+
+fn encrypt_key(session_key: &[u8]) -> Key {
+    hkdf_sha512(
+        session_key,
+        b"Pair-Setup-Encrypt-Salt",
+        b"Pair-Setup-Encrypt-Info",
+    )
+}
+
+fn controller_sign_key(session_key: &[u8]) -> Key {
+    hkdf_sha512(
+        session_key,
+        b"Pair-Setup-Controller-Sign-Salt",
+        b"Pair-Setup-Controller-Sign-Info",
+    )
+}
+
+fn accessory_sign_key(session_key: &[u8]) -> Key {
+    hkdf_sha512(
+        session_key,
+        b"Pair-Setup-Accessory-Sign-Salt",
+        b"Pair-Setup-Accessory-Sign-Info",
+    )
+}
+
+/// What the accessory should do after a pair-setup message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SetupOutput {
+    /// Send the first `len` bytes of the output buffer as the response body.
+    Reply(usize),
+    /// The persistent state changed. Store it, then call [`PairSetup::persisted`] for the
+    /// reply, or [`PairSetup::persist_failed`] if storing failed.
+    Persist(StateChange),
+    /// A transient pair-setup succeeded: send the reply in plaintext, then encrypt the
+    /// connection with `keys`.
+    Transient {
+        /// Length of the reply in the output buffer.
+        reply_len: usize,
+        /// The session keys.
+        keys: SessionKeys,
+    },
+}
+
+/// The accessory's pair-setup state, shared by all connections.
+#[derive(Debug, Default)]
+pub struct PairSetup {
+    lock: Option<Lock>,
+    stage: Stage,
+}
+
+#[derive(Debug)]
+struct Lock {
+    owner: ConnectionId,
+    last_activity: Instant,
+}
+
+#[derive(Debug, Default)]
+enum Stage {
+    #[default]
+    Idle,
+    AwaitingM3 {
+        srp: Box<SrpServer>,
+        transient: bool,
+    },
+    AwaitingM5 {
+        session_key: Zeroizing<[u8; HASH_LEN]>,
+    },
+    Persisting(Pending),
+}
+
+/// A reply held back until the state change it depends on is stored.
+#[derive(Debug)]
+enum Pending {
+    FailedAttempt,
+    Transient {
+        proof: [u8; HASH_LEN],
+        session_key: Zeroizing<[u8; HASH_LEN]>,
+        previous_failures: u8,
+    },
+    Paired {
+        session_key: Zeroizing<[u8; HASH_LEN]>,
+        controller: PairingId,
+        previous_failures: u8,
+    },
+}
+
+impl PairSetup {
+    /// No pair-setup in progress.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Handles one pair-setup request from connection `conn` and writes the response into
+    /// `out` (see [`MAX_SETUP_MESSAGE_LEN`]).
+    pub fn handle<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        request: &[u8],
+        state: &mut AccessoryState,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<SetupOutput, PairingError> {
+        let message = Tlv::parse(request)?;
+        let number = message
+            .get_u8(tlv_type::STATE)
+            .ok_or(PairingError::MissingItem(tlv_type::STATE))?;
+        self.handle_timeout(now);
+        let owner = self.is_owner(conn);
+        if owner && matches!(self.stage, Stage::Persisting(_)) {
+            // The caller must finish storing before it passes this connection's next request.
+            return Err(PairingError::UnexpectedState(number));
+        }
+        let result = match number {
+            1 => self.m1(now, conn, &message, state, rng, out),
+            3 if owner => self.m3(now, &message, state, out),
+            5 if owner => self.m5(now, &message, state, out),
+            other => Err(PairingError::UnexpectedState(other)),
+        };
+        if result.is_err() && self.is_owner(conn) {
+            self.release();
+        }
+        result
+    }
+
+    fn m1<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        message: &Tlv<'_>,
+        state: &AccessoryState,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<SetupOutput, PairingError> {
+        let requested_method = message
+            .get_u8(tlv_type::METHOD)
+            .ok_or(PairingError::MissingItem(tlv_type::METHOD))?;
+        if requested_method != method::PAIR_SETUP
+            && requested_method != method::PAIR_SETUP_WITH_AUTH
+        {
+            return Err(PairingError::InvalidItem(tlv_type::METHOD));
+        }
+        let requested_flags = match message.get(tlv_type::FLAGS) {
+            None => 0,
+            Some(item) if item.is_empty() => 0,
+            Some(item) if item.len() <= 4 => item.to_uint_le().unwrap_or(0) as u32,
+            Some(_) => return Err(PairingError::InvalidItem(tlv_type::FLAGS)),
+        };
+        // Like HomeKitADK, flags only apply to method 0, and unknown bits are ignored.
+        let setup_flags = match requested_method {
+            method::PAIR_SETUP => requested_flags & (flags::TRANSIENT | flags::SPLIT),
+            _ => 0,
+        };
+        if self.is_owner(conn) {
+            // The same controller starting over.
+            self.release();
+        }
+        let refusal = if state.is_paired() {
+            Some(ErrorCode::Unavailable)
+        } else if state.failed_attempts >= MAX_FAILED_ATTEMPTS {
+            Some(ErrorCode::MaxTries)
+        } else if self.lock.is_some() {
+            Some(ErrorCode::Busy)
+        } else {
+            None
+        };
+        if let Some(code) = refusal {
+            return Ok(SetupOutput::Reply(write_error(out, 2, code)?));
+        }
+
+        let mut b = Zeroizing::new([0u8; SECRET_LEN]);
+        rng.fill_bytes(&mut *b);
+        let srp = SrpServer::new(SRP_USER, &state.setup.salt, &state.setup.verifier, &b);
+        let mut writer = TlvWriter::new(out);
+        writer
+            .u8(tlv_type::STATE, 2)?
+            .item(tlv_type::PUBLIC_KEY, srp.public_key())?
+            .item(tlv_type::SALT, &state.setup.salt)?;
+        if setup_flags & flags::SPLIT != 0 {
+            writer.uint_le(tlv_type::FLAGS, u64::from(setup_flags))?;
+        }
+        let len = writer.len();
+        self.lock = Some(Lock {
+            owner: conn,
+            last_activity: now,
+        });
+        self.stage = Stage::AwaitingM3 {
+            srp: Box::new(srp),
+            transient: setup_flags & flags::TRANSIENT != 0,
+        };
+        Ok(SetupOutput::Reply(len))
+    }
+
+    fn m3(
+        &mut self,
+        now: Instant,
+        message: &Tlv<'_>,
+        state: &mut AccessoryState,
+        out: &mut [u8],
+    ) -> Result<SetupOutput, PairingError> {
+        let Stage::AwaitingM3 { srp, transient } = core::mem::take(&mut self.stage) else {
+            return Err(PairingError::UnexpectedState(3));
+        };
+        self.touch(now);
+        let public_key = message
+            .get(tlv_type::PUBLIC_KEY)
+            .ok_or(PairingError::MissingItem(tlv_type::PUBLIC_KEY))?;
+        let mut a = [0u8; GROUP_LEN];
+        let a = public_key
+            .copy_to(&mut a)
+            .map_err(|_| PairingError::InvalidItem(tlv_type::PUBLIC_KEY))?;
+        let proof = message
+            .get(tlv_type::PROOF)
+            .ok_or(PairingError::MissingItem(tlv_type::PROOF))?;
+        let proof: [u8; HASH_LEN] = proof
+            .to_array()
+            .ok_or(PairingError::InvalidItem(tlv_type::PROOF))?;
+
+        match srp.verify_client(a, &proof) {
+            Err(SrpError::IllegalPublicKey) => {
+                // Not a guess at the code, so HomeKitADK does not count it.
+                self.release();
+                Ok(SetupOutput::Reply(write_error(
+                    out,
+                    4,
+                    ErrorCode::Authentication,
+                )?))
+            }
+            Err(SrpError::BadProof) => {
+                state.failed_attempts = state.failed_attempts.saturating_add(1);
+                self.stage = Stage::Persisting(Pending::FailedAttempt);
+                Ok(SetupOutput::Persist(StateChange::FailedAttempt))
+            }
+            Ok(server_proof) => {
+                let session_key = Zeroizing::new(server_proof.session_key);
+                if !transient {
+                    // The counter is reset with the pairing, at M5.
+                    self.stage = Stage::AwaitingM5 { session_key };
+                    let mut writer = TlvWriter::new(out);
+                    writer
+                        .u8(tlv_type::STATE, 4)?
+                        .item(tlv_type::PROOF, &server_proof.proof)?;
+                    return Ok(SetupOutput::Reply(writer.len()));
+                }
+                let previous_failures = core::mem::take(&mut state.failed_attempts);
+                self.stage = Stage::Persisting(Pending::Transient {
+                    proof: server_proof.proof,
+                    session_key,
+                    previous_failures,
+                });
+                if previous_failures > 0 {
+                    Ok(SetupOutput::Persist(StateChange::FailedAttemptsReset))
+                } else {
+                    self.reply_to_persisted(state, out)
+                }
+            }
+        }
+    }
+
+    fn m5(
+        &mut self,
+        now: Instant,
+        message: &Tlv<'_>,
+        state: &mut AccessoryState,
+        out: &mut [u8],
+    ) -> Result<SetupOutput, PairingError> {
+        let Stage::AwaitingM5 { session_key } = core::mem::take(&mut self.stage) else {
+            return Err(PairingError::UnexpectedState(5));
+        };
+        self.touch(now);
+        let refuse = |this: &mut Self, out: &mut [u8], code| {
+            this.release();
+            Ok(SetupOutput::Reply(write_error(out, 6, code)?))
+        };
+        let Some(sub) = SubTlv::open(message, &encrypt_key(&*session_key), b"PS-Msg05")? else {
+            return refuse(self, out, ErrorCode::Authentication);
+        };
+        let inner = sub.tlv()?;
+        let id = inner
+            .get(tlv_type::IDENTIFIER)
+            .ok_or(PairingError::MissingItem(tlv_type::IDENTIFIER))?;
+        let id = id
+            .contiguous()
+            .and_then(PairingId::new)
+            .ok_or(PairingError::InvalidItem(tlv_type::IDENTIFIER))?;
+        let public_key = inner
+            .get(tlv_type::PUBLIC_KEY)
+            .ok_or(PairingError::MissingItem(tlv_type::PUBLIC_KEY))?;
+        let public_key: [u8; 32] = public_key
+            .to_array()
+            .ok_or(PairingError::InvalidItem(tlv_type::PUBLIC_KEY))?;
+        let signature = inner
+            .get(tlv_type::SIGNATURE)
+            .ok_or(PairingError::MissingItem(tlv_type::SIGNATURE))?;
+        let signature = signature
+            .to_array()
+            .ok_or(PairingError::InvalidItem(tlv_type::SIGNATURE))?;
+
+        let signed_key = controller_sign_key(&*session_key);
+        let signed = [&signed_key.as_bytes()[..], id.as_bytes(), &public_key];
+        if !ed25519_verify_parts::<SIGNED_LEN>(&public_key, &signed, &signature) {
+            return refuse(self, out, ErrorCode::Authentication);
+        }
+        if state.is_paired() {
+            return refuse(self, out, ErrorCode::Unavailable);
+        }
+        let pairing = Pairing {
+            id: id.clone(),
+            public_key,
+            admin: true,
+        };
+        if state.pairings.insert(pairing).is_err() {
+            return refuse(self, out, ErrorCode::MaxPeers);
+        }
+        let previous_failures = core::mem::take(&mut state.failed_attempts);
+        self.stage = Stage::Persisting(Pending::Paired {
+            session_key,
+            controller: id,
+            previous_failures,
+        });
+        Ok(SetupOutput::Persist(StateChange::PairingAdded))
+    }
+
+    /// Produces the reply that waited for storage, once the caller has stored the state
+    /// after a [`SetupOutput::Persist`].
+    pub fn persisted(
+        &mut self,
+        conn: ConnectionId,
+        state: &AccessoryState,
+        out: &mut [u8],
+    ) -> Result<SetupOutput, PairingError> {
+        if !self.is_owner(conn) || !matches!(self.stage, Stage::Persisting(_)) {
+            return Err(PairingError::NotPending);
+        }
+        self.reply_to_persisted(state, out)
+    }
+
+    fn reply_to_persisted(
+        &mut self,
+        state: &AccessoryState,
+        out: &mut [u8],
+    ) -> Result<SetupOutput, PairingError> {
+        let Stage::Persisting(pending) = &self.stage else {
+            return Err(PairingError::NotPending);
+        };
+        // Write first: if `out` is too small the reply stays pending and can be retried.
+        let output = match pending {
+            Pending::FailedAttempt => {
+                SetupOutput::Reply(write_error(out, 4, ErrorCode::Authentication)?)
+            }
+            Pending::Transient {
+                proof, session_key, ..
+            } => {
+                let mut writer = TlvWriter::new(out);
+                writer
+                    .u8(tlv_type::STATE, 4)?
+                    .item(tlv_type::PROOF, proof)?;
+                SetupOutput::Transient {
+                    reply_len: writer.len(),
+                    keys: SessionKeys::from_transient_setup(&**session_key),
+                }
+            }
+            Pending::Paired { session_key, .. } => {
+                let accessory_id = state.device_id.to_ascii();
+                let public_key = state.identity.public_key();
+                let signed_key = accessory_sign_key(&**session_key);
+                let signature = state
+                    .identity
+                    .sign_parts::<SIGNED_LEN>(&[signed_key.as_bytes(), &accessory_id, &public_key])
+                    .ok_or(PairingError::BufferTooSmall {
+                        required: SIGNED_LEN,
+                    })?;
+                let mut writer = TlvWriter::new(out);
+                writer.u8(tlv_type::STATE, 6)?;
+                write_sealed(
+                    &mut writer,
+                    &encrypt_key(&**session_key),
+                    b"PS-Msg06",
+                    |sub| {
+                        sub.item(tlv_type::IDENTIFIER, &accessory_id)?
+                            .item(tlv_type::PUBLIC_KEY, &public_key)?
+                            .item(tlv_type::SIGNATURE, &signature)?;
+                        Ok(())
+                    },
+                )?;
+                SetupOutput::Reply(writer.len())
+            }
+        };
+        self.release();
+        Ok(output)
+    }
+
+    /// Undoes the change of a [`SetupOutput::Persist`] that could not be stored, so that
+    /// memory matches storage, and ends the attempt. The caller answers with a server
+    /// error. A counted failure stays counted: erring on the safe side.
+    pub fn persist_failed(
+        &mut self,
+        conn: ConnectionId,
+        state: &mut AccessoryState,
+    ) -> Result<(), PairingError> {
+        if !self.is_owner(conn) {
+            return Err(PairingError::NotPending);
+        }
+        let Stage::Persisting(pending) = core::mem::take(&mut self.stage) else {
+            return Err(PairingError::NotPending);
+        };
+        match pending {
+            Pending::FailedAttempt => {}
+            Pending::Transient {
+                previous_failures, ..
+            } => state.failed_attempts = previous_failures,
+            Pending::Paired {
+                controller,
+                previous_failures,
+                ..
+            } => {
+                state.pairings.remove(controller.as_bytes());
+                state.failed_attempts = previous_failures;
+            }
+        }
+        self.release();
+        Ok(())
+    }
+
+    /// Releases the lock if `conn` held it. Call this when a connection closes.
+    ///
+    /// A change already reported with [`SetupOutput::Persist`] stays in the state: the
+    /// caller is storing it.
+    pub fn connection_closed(&mut self, conn: ConnectionId) {
+        if self.is_owner(conn) {
+            self.release();
+        }
+    }
+
+    /// When the current attempt will time out, if one is waiting for its controller.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (&self.lock, &self.stage) {
+            (_, Stage::Persisting(_)) | (None, _) => None,
+            (Some(lock), _) => Some(lock.last_activity + SETUP_TIMEOUT),
+        }
+    }
+
+    /// Ends an attempt whose controller has been silent for [`SETUP_TIMEOUT`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
+            self.release();
+        }
+    }
+
+    /// Whether a pair-setup is in progress.
+    pub fn is_busy(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    fn is_owner(&self, conn: ConnectionId) -> bool {
+        self.lock.as_ref().is_some_and(|lock| lock.owner == conn)
+    }
+
+    fn touch(&mut self, now: Instant) {
+        if let Some(lock) = &mut self.lock {
+            lock.last_activity = now;
+        }
+    }
+
+    fn release(&mut self) {
+        self.lock = None;
+        self.stage = Stage::Idle;
+    }
+}
+
+/// What the controller should do after a pair-setup response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SetupClientOutput {
+    /// Send the first `len` bytes of the output buffer as the next request.
+    Send(usize),
+    /// Pair-setup is complete; keep this to pair-verify later.
+    Paired(AccessoryPairing),
+    /// A transient pair-setup is complete; encrypt the connection with these keys.
+    Transient(SessionKeys),
+}
+
+/// The controller's side of one pair-setup.
+#[derive(Debug)]
+pub struct PairSetupClient {
+    code: SetupCode,
+    transient: bool,
+    stage: ClientStage,
+}
+
+#[derive(Debug)]
+enum ClientStage {
+    AwaitingM2,
+    AwaitingM4 {
+        srp: Box<SrpClient>,
+    },
+    AwaitingM6 {
+        session_key: Zeroizing<[u8; HASH_LEN]>,
+    },
+    Finished,
+}
+
+impl PairSetupClient {
+    /// Starts pair-setup with `code` and `setup_flags` (see [`flags`]), writing M1 into
+    /// `out`.
+    pub fn start(
+        code: SetupCode,
+        setup_flags: u32,
+        out: &mut [u8],
+    ) -> Result<(Self, usize), PairingError> {
+        let mut writer = TlvWriter::new(out);
+        writer
+            .u8(tlv_type::STATE, 1)?
+            .u8(tlv_type::METHOD, method::PAIR_SETUP)?;
+        if setup_flags != 0 {
+            writer.uint_le(tlv_type::FLAGS, u64::from(setup_flags))?;
+        }
+        let client = Self {
+            code,
+            transient: setup_flags & flags::TRANSIENT != 0,
+            stage: ClientStage::AwaitingM2,
+        };
+        Ok((client, writer.len()))
+    }
+
+    /// Handles the accessory's response and writes the next request into `out`.
+    pub fn handle_response<R: RngCore + CryptoRng>(
+        &mut self,
+        response: &[u8],
+        identity: &ControllerIdentity,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<SetupClientOutput, PairingError> {
+        let message = Tlv::parse(response)?;
+        check_rejected(&message)?;
+        match core::mem::replace(&mut self.stage, ClientStage::Finished) {
+            ClientStage::AwaitingM2 => {
+                expect_state(&message, 2)?;
+                let salt = message
+                    .get(tlv_type::SALT)
+                    .ok_or(PairingError::MissingItem(tlv_type::SALT))?;
+                let salt: [u8; SALT_LEN] = salt
+                    .to_array()
+                    .ok_or(PairingError::InvalidItem(tlv_type::SALT))?;
+                let b = message
+                    .get(tlv_type::PUBLIC_KEY)
+                    .ok_or(PairingError::MissingItem(tlv_type::PUBLIC_KEY))?;
+                let mut b_bytes = [0u8; GROUP_LEN];
+                let b = b
+                    .copy_to(&mut b_bytes)
+                    .map_err(|_| PairingError::InvalidItem(tlv_type::PUBLIC_KEY))?;
+                let mut a = Zeroizing::new([0u8; SECRET_LEN]);
+                rng.fill_bytes(&mut *a);
+                let srp = SrpClient::new(SRP_USER, self.code.as_bytes(), &salt, b, &a)
+                    .map_err(|_| PairingError::Authentication)?;
+                let mut writer = TlvWriter::new(out);
+                writer
+                    .u8(tlv_type::STATE, 3)?
+                    .item(tlv_type::PUBLIC_KEY, srp.public_key())?
+                    .item(tlv_type::PROOF, srp.proof())?;
+                self.stage = ClientStage::AwaitingM4 { srp: Box::new(srp) };
+                Ok(SetupClientOutput::Send(writer.len()))
+            }
+            ClientStage::AwaitingM4 { srp } => {
+                expect_state(&message, 4)?;
+                let proof = message
+                    .get(tlv_type::PROOF)
+                    .ok_or(PairingError::MissingItem(tlv_type::PROOF))?;
+                let proof = proof
+                    .contiguous()
+                    .ok_or(PairingError::InvalidItem(tlv_type::PROOF))?;
+                let session_key = Zeroizing::new(
+                    srp.verify_server(proof)
+                        .map_err(|_| PairingError::Authentication)?,
+                );
+                if self.transient {
+                    return Ok(SetupClientOutput::Transient(
+                        SessionKeys::from_transient_setup(&*session_key),
+                    ));
+                }
+                let signed_key = controller_sign_key(&*session_key);
+                let public_key = identity.keys.public_key();
+                let signature = identity
+                    .keys
+                    .sign_parts::<SIGNED_LEN>(&[
+                        signed_key.as_bytes(),
+                        identity.id.as_bytes(),
+                        &public_key,
+                    ])
+                    .ok_or(PairingError::BufferTooSmall {
+                        required: SIGNED_LEN,
+                    })?;
+                let mut writer = TlvWriter::new(out);
+                writer.u8(tlv_type::STATE, 5)?;
+                write_sealed(
+                    &mut writer,
+                    &encrypt_key(&*session_key),
+                    b"PS-Msg05",
+                    |sub| {
+                        sub.item(tlv_type::IDENTIFIER, identity.id.as_bytes())?
+                            .item(tlv_type::PUBLIC_KEY, &public_key)?
+                            .item(tlv_type::SIGNATURE, &signature)?;
+                        Ok(())
+                    },
+                )?;
+                self.stage = ClientStage::AwaitingM6 { session_key };
+                Ok(SetupClientOutput::Send(writer.len()))
+            }
+            ClientStage::AwaitingM6 { session_key } => {
+                expect_state(&message, 6)?;
+                let sub = SubTlv::open(&message, &encrypt_key(&*session_key), b"PS-Msg06")?
+                    .ok_or(PairingError::Authentication)?;
+                let inner = sub.tlv()?;
+                let id = inner
+                    .get(tlv_type::IDENTIFIER)
+                    .ok_or(PairingError::MissingItem(tlv_type::IDENTIFIER))?;
+                let id = id
+                    .contiguous()
+                    .and_then(PairingId::new)
+                    .ok_or(PairingError::InvalidItem(tlv_type::IDENTIFIER))?;
+                let key = inner
+                    .get(tlv_type::PUBLIC_KEY)
+                    .ok_or(PairingError::MissingItem(tlv_type::PUBLIC_KEY))?;
+                let public_key: [u8; 32] = key
+                    .to_array()
+                    .ok_or(PairingError::InvalidItem(tlv_type::PUBLIC_KEY))?;
+                let signature = inner
+                    .get(tlv_type::SIGNATURE)
+                    .ok_or(PairingError::MissingItem(tlv_type::SIGNATURE))?;
+                let signature = signature
+                    .to_array()
+                    .ok_or(PairingError::InvalidItem(tlv_type::SIGNATURE))?;
+                let signed_key = accessory_sign_key(&*session_key);
+                let signed = [&signed_key.as_bytes()[..], id.as_bytes(), &public_key];
+                if !ed25519_verify_parts::<SIGNED_LEN>(&public_key, &signed, &signature) {
+                    return Err(PairingError::Authentication);
+                }
+                Ok(SetupClientOutput::Paired(AccessoryPairing {
+                    id,
+                    public_key,
+                }))
+            }
+            ClientStage::Finished => Err(PairingError::UnexpectedState(
+                message.get_u8(tlv_type::STATE).unwrap_or(0),
+            )),
+        }
+    }
+}
