@@ -9,7 +9,9 @@ use std::cell::Cell;
 mod common;
 
 use common::{controller, pair, rng, Accessory, CODE};
-use hap_core::pairing::verify::{PairVerify, PairVerifyClient, VerifyClientOutput, VerifyOutput, MAX_VERIFY_MESSAGE_LEN};
+use hap_core::pairing::verify::{
+    PairVerify, PairVerifyClient, VerifyClientOutput, VerifyOutput, MAX_VERIFY_MESSAGE_LEN,
+};
 use hap_core::pairing::{AccessoryPairing, ControllerIdentity};
 use hap_core::session::{FrameEncryptor, Role, Session, MAX_FRAME_LEN, MAX_FRAME_PLAINTEXT};
 use hap_core::state::AccessoryState;
@@ -68,17 +70,28 @@ fn verify_and_talk(
     let mut request = [0u8; MAX_VERIFY_MESSAGE_LEN];
     let mut reply = [0u8; MAX_VERIFY_MESSAGE_LEN];
     let mut accessory_side = PairVerify::new();
-    let (mut client, mut request_len) = PairVerifyClient::start(controller_rng, &mut request).unwrap();
+    let (mut client, mut request_len) =
+        PairVerifyClient::start(controller_rng, &mut request).unwrap();
     let (mut accessory_session, mut controller_session) = loop {
-        let (reply_len, accessory_keys) =
-            match accessory_side.handle(&request[..request_len], state, accessory_rng, &mut reply).unwrap() {
-                VerifyOutput::Reply(len) => (len, None),
-                VerifyOutput::Verified { reply_len, keys, .. } => (reply_len, Some(keys)),
-            };
-        match client.handle_response(&reply[..reply_len], identity, pairing, &mut request).unwrap() {
+        let (reply_len, accessory_keys) = match accessory_side
+            .handle(&request[..request_len], state, accessory_rng, &mut reply)
+            .unwrap()
+        {
+            VerifyOutput::Reply(len) => (len, None),
+            VerifyOutput::Verified {
+                reply_len, keys, ..
+            } => (reply_len, Some(keys)),
+        };
+        match client
+            .handle_response(&reply[..reply_len], identity, pairing, &mut request)
+            .unwrap()
+        {
             VerifyClientOutput::Send(len) => request_len = len,
             VerifyClientOutput::Verified(keys) => {
-                break (Session::new(accessory_keys.unwrap(), Role::Accessory), Session::new(keys, Role::Controller));
+                break (
+                    Session::new(accessory_keys.unwrap(), Role::Accessory),
+                    Session::new(keys, Role::Controller),
+                );
             }
         }
     };
@@ -89,14 +102,29 @@ fn verify_and_talk(
     for message in 0..1000usize {
         let len = 1 + message % MAX_FRAME_PLAINTEXT;
         controller_rng.fill_bytes(&mut plaintext[..len]);
-        received.0 += transfer(&mut controller_session, &mut accessory_session, &plaintext[..len], &mut wire);
-        received.1 += transfer(&mut accessory_session, &mut controller_session, &plaintext[..len], &mut wire);
+        received.0 += transfer(
+            &mut controller_session,
+            &mut accessory_session,
+            &plaintext[..len],
+            &mut wire,
+        );
+        received.1 += transfer(
+            &mut accessory_session,
+            &mut controller_session,
+            &plaintext[..len],
+            &mut wire,
+        );
     }
     received
 }
 
 /// Sends one message from `sender` to `receiver` and returns its length once checked.
-fn transfer(sender: &mut Session, receiver: &mut Session, message: &[u8], wire: &mut [u8]) -> usize {
+fn transfer(
+    sender: &mut Session,
+    receiver: &mut Session,
+    message: &[u8],
+    wire: &mut [u8],
+) -> usize {
     let sealed = sender.outbound.seal(message, wire).unwrap();
     assert_eq!(sealed.written, FrameEncryptor::sealed_len(message.len()));
     let opened = receiver.inbound.open(&wire[..sealed.written]).unwrap();
@@ -114,12 +142,24 @@ fn pair_verify_and_1000_messages_allocate_nothing() {
 
     let mut received = (0, 0);
     let allocations = allocations_during(|| {
-        received = verify_and_talk(&accessory.state, &identity, &pairing, &mut accessory.rng, &mut controller_rng);
+        received = verify_and_talk(
+            &accessory.state,
+            &identity,
+            &pairing,
+            &mut accessory.rng,
+            &mut controller_rng,
+        );
     });
     let expected: usize = (0..1000).map(|m| 1 + m % MAX_FRAME_PLAINTEXT).sum();
     assert_eq!(received, (expected, expected));
-    assert_eq!(allocations, 0, "pair-verify and framing must not touch the heap");
+    assert_eq!(
+        allocations, 0,
+        "pair-verify and framing must not touch the heap"
+    );
 
     // The counter works: a Vec inside the measured region is seen.
-    assert_eq!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 16]))), 1);
+    assert_eq!(
+        allocations_during(|| drop(std::hint::black_box(vec![1u8; 16]))),
+        1
+    );
 }
