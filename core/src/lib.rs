@@ -59,6 +59,8 @@
 //! - `std` (default): implies `alloc`.
 #![no_std]
 #![forbid(unsafe_code)]
+// The library must build without std; tests and tools, which are std programs, need not.
+#![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
