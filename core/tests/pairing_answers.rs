@@ -481,25 +481,31 @@ fn controller_rejects_an_accessory_that_is_not_the_paired_one() {
     );
 }
 
-#[test]
-fn bad_signature_at_m5_gets_authentication_at_m6() {
-    let mut accessory = Accessory::new(1);
-    let honest = controller("owner", 1);
+/// Runs pair-setup up to the controller's M5 on connection 1 and returns M5 unsent.
+fn m5_request(
+    accessory: &mut Accessory,
+    identity: &hap_core::pairing::ControllerIdentity,
+) -> Vec<u8> {
     let mut out = [0u8; 512];
     let (mut client, len) = PairSetupClient::start(CODE.parse().unwrap(), 0, &mut out).unwrap();
     let mut request = out[..len].to_vec();
-    let mut replies = Vec::new();
     for _ in 0..2 {
         let reply = accessory.setup_request(1, &request).unwrap().body;
         let SetupClientOutput::Send(len) = client
-            .handle_response(&reply, &honest, &mut rng(2), &mut out)
+            .handle_response(&reply, identity, &mut rng(2), &mut out)
             .unwrap()
         else {
-            panic!()
+            panic!("expected M3 or M5")
         };
         request = out[..len].to_vec();
-        replies.push(reply);
     }
+    request
+}
+
+#[test]
+fn undecryptable_m5_gets_authentication_at_m6() {
+    let mut accessory = Accessory::new(1);
+    let request = m5_request(&mut accessory, &controller("owner", 1));
     // Corrupt M5's ciphertext: the accessory cannot decrypt it.
     let mut m5 = request.clone();
     let last = m5.len() - 1;
@@ -513,21 +519,8 @@ fn bad_signature_at_m5_gets_authentication_at_m6() {
 #[test]
 fn failed_storage_undoes_the_pairing() {
     let mut accessory = Accessory::new(1);
-    let owner = controller("owner", 1);
     accessory.state.failed_attempts = 7;
-    let mut out = [0u8; 512];
-    let (mut client, len) = PairSetupClient::start(CODE.parse().unwrap(), 0, &mut out).unwrap();
-    let mut request = out[..len].to_vec();
-    for _ in 0..2 {
-        let reply = accessory.setup_request(1, &request).unwrap().body;
-        let SetupClientOutput::Send(len) = client
-            .handle_response(&reply, &owner, &mut rng(2), &mut out)
-            .unwrap()
-        else {
-            panic!()
-        };
-        request = out[..len].to_vec();
-    }
+    let request = m5_request(&mut accessory, &controller("owner", 1));
     let conn = ConnectionId(1);
     let mut reply = [0u8; 512];
     let output = accessory.setup.handle(

@@ -18,14 +18,12 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use super::{
-    check_rejected, expect_state, flags, method, tlv_type, write_error, write_sealed,
-    AccessoryPairing, ControllerIdentity, ErrorCode, Pairing, PairingError, PairingId, SubTlv,
-    MAX_FAILED_ATTEMPTS,
+    flags, method, tlv_type, write_error, write_sealed, ErrorCode, Pairing, PairingError,
+    PairingId, SubTlv, MAX_FAILED_ATTEMPTS,
 };
-use crate::crypto::{ed25519_verify_parts, hkdf_sha512, Key};
+use crate::crypto::{ed25519_verify_parts, hkdf_sha512, Ed25519KeyPair, Key};
 use crate::session::SessionKeys;
-use crate::setup::SetupCode;
-use crate::srp::{SrpClient, SrpError, SrpServer, GROUP_LEN, HASH_LEN, SALT_LEN, SECRET_LEN};
+use crate::srp::{SrpError, SrpServer, GROUP_LEN, HASH_LEN, SECRET_LEN};
 use crate::state::{AccessoryState, StateChange};
 use crate::time::Instant;
 use crate::tlv::{Tlv, TlvWriter};
@@ -62,6 +60,80 @@ fn accessory_sign_key(session_key: &[u8]) -> Key {
         b"Pair-Setup-Accessory-Sign-Salt",
         b"Pair-Setup-Accessory-Sign-Info",
     )
+}
+
+/// The identity proof that M5 and M6 carry, encrypted: a pairing identifier, a long-term
+/// public key, and a signature over an HKDF output of the session, the identifier and
+/// the key.
+struct ExchangeProof {
+    id: PairingId,
+    public_key: [u8; 32],
+    signature: [u8; 64],
+}
+
+impl ExchangeProof {
+    /// Signs for `id` with `keys`, bound to the session by `signed_key`.
+    fn sign(keys: &Ed25519KeyPair, id: &[u8], signed_key: &Key) -> Result<Self, PairingError> {
+        let id = PairingId::new(id).ok_or(PairingError::InvalidItem(tlv_type::IDENTIFIER))?;
+        let public_key = keys.public_key();
+        let signature = keys
+            .sign_parts::<SIGNED_LEN>(&[signed_key.as_bytes(), id.as_bytes(), &public_key])
+            .ok_or(PairingError::BufferTooSmall {
+                required: SIGNED_LEN,
+            })?;
+        Ok(Self {
+            id,
+            public_key,
+            signature,
+        })
+    }
+
+    /// Reads a proof from a decrypted sub-TLV; missing or malformed items are errors.
+    fn read(sub: &SubTlv) -> Result<Self, PairingError> {
+        let inner = sub.tlv()?;
+        let item = |ty| inner.get(ty).ok_or(PairingError::MissingItem(ty));
+        let invalid = PairingError::InvalidItem;
+        let id = item(tlv_type::IDENTIFIER)?
+            .contiguous()
+            .and_then(PairingId::new)
+            .ok_or(invalid(tlv_type::IDENTIFIER))?;
+        let public_key = item(tlv_type::PUBLIC_KEY)?
+            .to_array()
+            .ok_or(invalid(tlv_type::PUBLIC_KEY))?;
+        let signature = item(tlv_type::SIGNATURE)?
+            .to_array()
+            .ok_or(invalid(tlv_type::SIGNATURE))?;
+        Ok(Self {
+            id,
+            public_key,
+            signature,
+        })
+    }
+
+    /// Whether the signature is valid for the session's `signed_key`.
+    fn verify(&self, signed_key: &Key) -> bool {
+        let signed = [
+            &signed_key.as_bytes()[..],
+            self.id.as_bytes(),
+            &self.public_key,
+        ];
+        ed25519_verify_parts::<SIGNED_LEN>(&self.public_key, &signed, &self.signature)
+    }
+
+    /// Appends the proof, encrypted under `session_key` with the `label` nonce.
+    fn write(
+        &self,
+        writer: &mut TlvWriter<'_>,
+        session_key: &[u8],
+        label: &'static [u8; 8],
+    ) -> Result<(), PairingError> {
+        write_sealed(writer, &encrypt_key(session_key), label, |sub| {
+            sub.item(tlv_type::IDENTIFIER, self.id.as_bytes())?
+                .item(tlv_type::PUBLIC_KEY, &self.public_key)?
+                .item(tlv_type::SIGNATURE, &self.signature)?;
+            Ok(())
+        })
+    }
 }
 
 /// What the accessory should do after a pair-setup message.
@@ -316,32 +388,11 @@ impl PairSetup {
         let Some(sub) = SubTlv::open(message, &encrypt_key(&*session_key), b"PS-Msg05")? else {
             return refuse(self, out, ErrorCode::Authentication);
         };
-        let inner = sub.tlv()?;
-        let id = inner
-            .get(tlv_type::IDENTIFIER)
-            .ok_or(PairingError::MissingItem(tlv_type::IDENTIFIER))?;
-        let id = id
-            .contiguous()
-            .and_then(PairingId::new)
-            .ok_or(PairingError::InvalidItem(tlv_type::IDENTIFIER))?;
-        let public_key = inner
-            .get(tlv_type::PUBLIC_KEY)
-            .ok_or(PairingError::MissingItem(tlv_type::PUBLIC_KEY))?;
-        let public_key: [u8; 32] = public_key
-            .to_array()
-            .ok_or(PairingError::InvalidItem(tlv_type::PUBLIC_KEY))?;
-        let signature = inner
-            .get(tlv_type::SIGNATURE)
-            .ok_or(PairingError::MissingItem(tlv_type::SIGNATURE))?;
-        let signature = signature
-            .to_array()
-            .ok_or(PairingError::InvalidItem(tlv_type::SIGNATURE))?;
-
-        let signed_key = controller_sign_key(&*session_key);
-        let signed = [&signed_key.as_bytes()[..], id.as_bytes(), &public_key];
-        if !ed25519_verify_parts::<SIGNED_LEN>(&public_key, &signed, &signature) {
+        let proof = ExchangeProof::read(&sub)?;
+        if !proof.verify(&controller_sign_key(&*session_key)) {
             return refuse(self, out, ErrorCode::Authentication);
         }
+        let ExchangeProof { id, public_key, .. } = proof;
         if state.is_paired() {
             return refuse(self, out, ErrorCode::Unavailable);
         }
@@ -402,28 +453,12 @@ impl PairSetup {
                 }
             }
             Pending::Paired { session_key, .. } => {
-                let accessory_id = state.device_id.to_ascii();
-                let public_key = state.identity.public_key();
                 let signed_key = accessory_sign_key(&**session_key);
-                let signature = state
-                    .identity
-                    .sign_parts::<SIGNED_LEN>(&[signed_key.as_bytes(), &accessory_id, &public_key])
-                    .ok_or(PairingError::BufferTooSmall {
-                        required: SIGNED_LEN,
-                    })?;
+                let proof =
+                    ExchangeProof::sign(&state.identity, &state.device_id.to_ascii(), &signed_key)?;
                 let mut writer = TlvWriter::new(out);
                 writer.u8(tlv_type::STATE, 6)?;
-                write_sealed(
-                    &mut writer,
-                    &encrypt_key(&**session_key),
-                    b"PS-Msg06",
-                    |sub| {
-                        sub.item(tlv_type::IDENTIFIER, &accessory_id)?
-                            .item(tlv_type::PUBLIC_KEY, &public_key)?
-                            .item(tlv_type::SIGNATURE, &signature)?;
-                        Ok(())
-                    },
-                )?;
+                proof.write(&mut writer, &**session_key, b"PS-Msg06")?;
                 SetupOutput::Reply(writer.len())
             }
         };
@@ -509,180 +544,8 @@ impl PairSetup {
     }
 }
 
-/// What the controller should do after a pair-setup response.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SetupClientOutput {
-    /// Send the first `len` bytes of the output buffer as the next request.
-    Send(usize),
-    /// Pair-setup is complete; keep this to pair-verify later.
-    Paired(AccessoryPairing),
-    /// A transient pair-setup is complete; encrypt the connection with these keys.
-    Transient(SessionKeys),
-}
+mod client;
+pub use client::{PairSetupClient, SetupClientOutput};
 
-/// The controller's side of one pair-setup.
-#[derive(Debug)]
-pub struct PairSetupClient {
-    code: SetupCode,
-    transient: bool,
-    stage: ClientStage,
-}
-
-#[derive(Debug)]
-enum ClientStage {
-    AwaitingM2,
-    AwaitingM4 {
-        srp: Box<SrpClient>,
-    },
-    AwaitingM6 {
-        session_key: Zeroizing<[u8; HASH_LEN]>,
-    },
-    Finished,
-}
-
-impl PairSetupClient {
-    /// Starts pair-setup with `code` and `setup_flags` (see [`flags`]), writing M1 into
-    /// `out`.
-    pub fn start(
-        code: SetupCode,
-        setup_flags: u32,
-        out: &mut [u8],
-    ) -> Result<(Self, usize), PairingError> {
-        let mut writer = TlvWriter::new(out);
-        writer
-            .u8(tlv_type::STATE, 1)?
-            .u8(tlv_type::METHOD, method::PAIR_SETUP)?;
-        if setup_flags != 0 {
-            writer.uint_le(tlv_type::FLAGS, u64::from(setup_flags))?;
-        }
-        let client = Self {
-            code,
-            transient: setup_flags & flags::TRANSIENT != 0,
-            stage: ClientStage::AwaitingM2,
-        };
-        Ok((client, writer.len()))
-    }
-
-    /// Handles the accessory's response and writes the next request into `out`.
-    pub fn handle_response<R: RngCore + CryptoRng>(
-        &mut self,
-        response: &[u8],
-        identity: &ControllerIdentity,
-        rng: &mut R,
-        out: &mut [u8],
-    ) -> Result<SetupClientOutput, PairingError> {
-        let message = Tlv::parse(response)?;
-        check_rejected(&message)?;
-        match core::mem::replace(&mut self.stage, ClientStage::Finished) {
-            ClientStage::AwaitingM2 => {
-                expect_state(&message, 2)?;
-                let salt = message
-                    .get(tlv_type::SALT)
-                    .ok_or(PairingError::MissingItem(tlv_type::SALT))?;
-                let salt: [u8; SALT_LEN] = salt
-                    .to_array()
-                    .ok_or(PairingError::InvalidItem(tlv_type::SALT))?;
-                let b = message
-                    .get(tlv_type::PUBLIC_KEY)
-                    .ok_or(PairingError::MissingItem(tlv_type::PUBLIC_KEY))?;
-                let mut b_bytes = [0u8; GROUP_LEN];
-                let b = b
-                    .copy_to(&mut b_bytes)
-                    .map_err(|_| PairingError::InvalidItem(tlv_type::PUBLIC_KEY))?;
-                let mut a = Zeroizing::new([0u8; SECRET_LEN]);
-                rng.fill_bytes(&mut *a);
-                let srp = SrpClient::new(SRP_USER, self.code.as_bytes(), &salt, b, &a)
-                    .map_err(|_| PairingError::Authentication)?;
-                let mut writer = TlvWriter::new(out);
-                writer
-                    .u8(tlv_type::STATE, 3)?
-                    .item(tlv_type::PUBLIC_KEY, srp.public_key())?
-                    .item(tlv_type::PROOF, srp.proof())?;
-                self.stage = ClientStage::AwaitingM4 { srp: Box::new(srp) };
-                Ok(SetupClientOutput::Send(writer.len()))
-            }
-            ClientStage::AwaitingM4 { srp } => {
-                expect_state(&message, 4)?;
-                let proof = message
-                    .get(tlv_type::PROOF)
-                    .ok_or(PairingError::MissingItem(tlv_type::PROOF))?;
-                let proof = proof
-                    .contiguous()
-                    .ok_or(PairingError::InvalidItem(tlv_type::PROOF))?;
-                let session_key = Zeroizing::new(
-                    srp.verify_server(proof)
-                        .map_err(|_| PairingError::Authentication)?,
-                );
-                if self.transient {
-                    return Ok(SetupClientOutput::Transient(
-                        SessionKeys::from_transient_setup(&*session_key),
-                    ));
-                }
-                let signed_key = controller_sign_key(&*session_key);
-                let public_key = identity.keys.public_key();
-                let signature = identity
-                    .keys
-                    .sign_parts::<SIGNED_LEN>(&[
-                        signed_key.as_bytes(),
-                        identity.id.as_bytes(),
-                        &public_key,
-                    ])
-                    .ok_or(PairingError::BufferTooSmall {
-                        required: SIGNED_LEN,
-                    })?;
-                let mut writer = TlvWriter::new(out);
-                writer.u8(tlv_type::STATE, 5)?;
-                write_sealed(
-                    &mut writer,
-                    &encrypt_key(&*session_key),
-                    b"PS-Msg05",
-                    |sub| {
-                        sub.item(tlv_type::IDENTIFIER, identity.id.as_bytes())?
-                            .item(tlv_type::PUBLIC_KEY, &public_key)?
-                            .item(tlv_type::SIGNATURE, &signature)?;
-                        Ok(())
-                    },
-                )?;
-                self.stage = ClientStage::AwaitingM6 { session_key };
-                Ok(SetupClientOutput::Send(writer.len()))
-            }
-            ClientStage::AwaitingM6 { session_key } => {
-                expect_state(&message, 6)?;
-                let sub = SubTlv::open(&message, &encrypt_key(&*session_key), b"PS-Msg06")?
-                    .ok_or(PairingError::Authentication)?;
-                let inner = sub.tlv()?;
-                let id = inner
-                    .get(tlv_type::IDENTIFIER)
-                    .ok_or(PairingError::MissingItem(tlv_type::IDENTIFIER))?;
-                let id = id
-                    .contiguous()
-                    .and_then(PairingId::new)
-                    .ok_or(PairingError::InvalidItem(tlv_type::IDENTIFIER))?;
-                let key = inner
-                    .get(tlv_type::PUBLIC_KEY)
-                    .ok_or(PairingError::MissingItem(tlv_type::PUBLIC_KEY))?;
-                let public_key: [u8; 32] = key
-                    .to_array()
-                    .ok_or(PairingError::InvalidItem(tlv_type::PUBLIC_KEY))?;
-                let signature = inner
-                    .get(tlv_type::SIGNATURE)
-                    .ok_or(PairingError::MissingItem(tlv_type::SIGNATURE))?;
-                let signature = signature
-                    .to_array()
-                    .ok_or(PairingError::InvalidItem(tlv_type::SIGNATURE))?;
-                let signed_key = accessory_sign_key(&*session_key);
-                let signed = [&signed_key.as_bytes()[..], id.as_bytes(), &public_key];
-                if !ed25519_verify_parts::<SIGNED_LEN>(&public_key, &signed, &signature) {
-                    return Err(PairingError::Authentication);
-                }
-                Ok(SetupClientOutput::Paired(AccessoryPairing {
-                    id,
-                    public_key,
-                }))
-            }
-            ClientStage::Finished => Err(PairingError::UnexpectedState(
-                message.get_u8(tlv_type::STATE).unwrap_or(0),
-            )),
-        }
-    }
-}
+#[cfg(test)]
+mod tests;
