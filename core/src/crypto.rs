@@ -33,9 +33,17 @@ impl core::fmt::Display for BadTag {
     }
 }
 
-/// A 32-byte symmetric key, zeroized on drop.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+/// A 32-byte symmetric key, zeroized on drop and compared in constant time.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Key([u8; KEY_LEN]);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Key {}
 
 impl Key {
     /// Wraps raw key bytes.

@@ -316,9 +316,12 @@ fn write_error(out: &mut [u8], state: u8, code: ErrorCode) -> Result<usize, Pair
 /// Fails with [`PairingError::Rejected`] if `response` carries an error code.
 fn check_rejected(response: &crate::tlv::Tlv<'_>) -> Result<(), PairingError> {
     match response.get(tlv_type::ERROR) {
-        Some(item) => Err(PairingError::Rejected(ErrorCode::from_u8(
-            item.to_uint_le().unwrap_or(1) as u8,
-        ))),
+        Some(item) => {
+            let code = item.to_uint_le().and_then(|v| u8::try_from(v).ok());
+            Err(PairingError::Rejected(
+                code.map_or(ErrorCode::Unknown, ErrorCode::from_u8),
+            ))
+        }
         None => Ok(()),
     }
 }
