@@ -44,7 +44,8 @@
 //!             Ok(SetupOutput::Reply(len)) => send(&out[..len]),
 //!             _ => { /* transient sessions and errors, as below */ }
 //!         },
-//!         Err(()) => setup.persist_failed(conn, &mut state).unwrap(), // answer HTTP 500
+//!         // Undo in memory, answer HTTP 500, and close the sessions it names.
+//!         Err(()) => drop(setup.persist_failed(conn, &mut state)),
 //!     },
 //!     Ok(SetupOutput::Transient { reply_len, keys: _ }) => send(&out[..reply_len]),
 //!     Err(_malformed) => { /* answer HTTP 400 */ }

@@ -196,7 +196,8 @@ impl core::fmt::Debug for SrpProof {
 pub struct SrpServer {
     b: Zeroizing<BigUint>,
     public_key: [u8; GROUP_LEN],
-    verifier: BigUint,
+    /// Secret-equivalent: it allows an offline search of the code space.
+    verifier: Zeroizing<BigUint>,
     user_hash: [u8; HASH_LEN],
     salt: [u8; SALT_LEN],
 }
@@ -217,8 +218,8 @@ impl SrpServer {
     ) -> Self {
         let n = n();
         let b = Zeroizing::new(BigUint::from_bytes_be(b));
-        let v = BigUint::from_bytes_be(verifier);
-        let public = (multiplier() * &v + BigUint::from(G).modpow(&b, &n)) % &n;
+        let v = Zeroizing::new(BigUint::from_bytes_be(verifier));
+        let public = (multiplier() * &*v + BigUint::from(G).modpow(&b, &n)) % &n;
         Self {
             b,
             public_key: pad(&public),
@@ -302,12 +303,15 @@ impl SrpClient {
         let a_pad = pad(&BigUint::from(G).modpow(&a, &n));
         let u = scrambler(&a_pad, &b_pad)?;
         let x = private_key(username, password, salt);
-        let g_x = BigUint::from(G).modpow(&x, &n);
+        // g^x is the verifier, and B - k·g^x is g^b: both stay secret.
+        let g_x = Zeroizing::new(BigUint::from(G).modpow(&x, &n));
         // B - k·g^x, kept non-negative by adding a multiple of N.
-        let base = (&server_key + &n * multiplier() - (multiplier() * g_x) % &n) % &n;
+        let base =
+            Zeroizing::new((&server_key + &n * multiplier() - (multiplier() * &*g_x) % &n) % &n);
         let exponent = Zeroizing::new(&*a + &u * &*x);
         let s = Zeroizing::new(base.modpow(&exponent, &n));
-        let session_key = hash(&[strip(&pad(&s))]);
+        let s_pad = Zeroizing::new(pad(&s));
+        let session_key = hash(&[strip(&*s_pad)]);
         let proof = client_proof(
             &hash(&[username]),
             salt,

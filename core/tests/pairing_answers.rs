@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use common::{controller, pair, rng, state_and_error, verify, Accessory, CODE};
 use hap_core::crypto::Ed25519KeyPair;
-use hap_core::pairing::pairings::{handle_pairings, PairingsOutput, SessionsToClose};
+use hap_core::pairing::pairings::{handle_pairings, PairingsOutput};
 use hap_core::pairing::setup::{PairSetupClient, SetupClientOutput, SetupOutput, SETUP_TIMEOUT};
 use hap_core::pairing::verify::{PairVerify, PairVerifyClient, VerifyOutput};
 use hap_core::pairing::{
-    flags, AccessoryPairing, ErrorCode, PairingError, PairingId, MAX_PAIRINGS,
+    flags, AccessoryPairing, ErrorCode, PairingError, PairingId, SessionsToClose, MAX_PAIRINGS,
 };
 use hap_core::session::SessionKeys;
 use hap_core::srp::GROUP_PRIME;
@@ -533,11 +533,15 @@ fn failed_storage_undoes_the_pairing() {
     );
     assert_eq!(output, Ok(SetupOutput::Persist(StateChange::PairingAdded)));
     assert!(accessory.state.is_paired());
-    accessory
+    let closes = accessory
         .setup
         .persist_failed(conn, &mut accessory.state)
         .unwrap();
     assert!(!accessory.state.is_paired());
+    assert_eq!(
+        closes,
+        SessionsToClose::Controller(PairingId::new(b"owner").unwrap())
+    );
     assert_eq!(accessory.state.failed_attempts, 7);
     assert!(!accessory.setup.is_busy());
     assert_eq!(
@@ -748,7 +752,10 @@ fn pairings_change_is_undone_when_storage_fails() {
         panic!()
     };
     assert!(!accessory.state.is_paired());
-    reply.persist_failed(&mut accessory.state);
+    assert_eq!(
+        reply.persist_failed(&mut accessory.state),
+        SessionsToClose::None
+    );
     assert_eq!(accessory.state, before);
 }
 
@@ -802,4 +809,111 @@ fn malformed_requests_are_errors_not_panics() {
         ),
         Err(PairingError::InvalidItem(0x03))
     );
+}
+
+fn add_request(id: &[u8], key: &[u8; 32], permissions: u8) -> Vec<u8> {
+    tlv(&[
+        (0x06, &[1]),
+        (0x00, &[3]),
+        (0x01, id),
+        (0x03, key),
+        (0x0B, &[permissions]),
+    ])
+}
+
+#[test]
+fn the_last_admin_demoting_itself_unpairs_the_accessory() {
+    let mut accessory = Accessory::new(1);
+    let owner = controller("owner", 1);
+    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    let guest_key = Ed25519KeyPair::from_seed(&[5; 32]).public_key();
+    accessory
+        .pairings_request(&owner.id, &add_request(b"guest", &guest_key, 0))
+        .unwrap();
+    let mut out = vec![0u8; 64];
+    let demote = add_request(b"owner", &owner.keys.public_key(), 0);
+    let PairingsOutput::Persist { reply, .. } =
+        handle_pairings(&demote, &owner.id, &mut accessory.state, &mut out).unwrap()
+    else {
+        panic!("expected a change")
+    };
+    assert!(!accessory.state.is_paired(), "no admin may remain paired");
+    assert_eq!(reply.persisted(&mut out).unwrap().1, SessionsToClose::All);
+    // Pair-setup is possible again.
+    let m2 = accessory.setup_request(2, &m1()).unwrap().body;
+    assert_eq!(state_and_error(&m2), (Some(2), None));
+}
+
+#[test]
+fn permissions_other_than_0_or_1_are_malformed() {
+    let mut accessory = Accessory::new(1);
+    let owner = controller("owner", 1);
+    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    let key = Ed25519KeyPair::from_seed(&[5; 32]).public_key();
+    for permissions in [2u8, 3, 0x81, 0xFF] {
+        assert_eq!(
+            accessory
+                .pairings_request(&owner.id, &add_request(b"guest", &key, permissions))
+                .err(),
+            Some(PairingError::InvalidItem(0x0B))
+        );
+    }
+    assert_eq!(accessory.state.pairings.len(), 1);
+}
+
+#[test]
+fn an_unstored_addition_is_undone_and_its_sessions_named_for_closing() {
+    let mut accessory = Accessory::new(1);
+    let owner = controller("owner", 1);
+    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    let before = accessory.state.clone();
+    let key = Ed25519KeyPair::from_seed(&[5; 32]).public_key();
+    let mut out = vec![0u8; 64];
+    let PairingsOutput::Persist { reply, .. } = handle_pairings(
+        &add_request(b"guest", &key, 1),
+        &owner.id,
+        &mut accessory.state,
+        &mut out,
+    )
+    .unwrap() else {
+        panic!("expected a change")
+    };
+    // Meanwhile another admin's change lands; the undo must leave it alone.
+    let other_key = Ed25519KeyPair::from_seed(&[6; 32]).public_key();
+    let PairingsOutput::Persist { reply: other, .. } = handle_pairings(
+        &add_request(b"other", &other_key, 0),
+        &owner.id,
+        &mut accessory.state,
+        &mut out,
+    )
+    .unwrap() else {
+        panic!("expected a change")
+    };
+    other.persisted(&mut out).unwrap();
+    let closes = reply.persist_failed(&mut accessory.state);
+    assert_eq!(
+        closes,
+        SessionsToClose::Controller(PairingId::new(b"guest").unwrap())
+    );
+    assert!(accessory.state.pairings.get(b"guest").is_none());
+    assert!(accessory.state.pairings.get(b"other").is_some());
+    assert_eq!(accessory.state.pairings.len(), before.pairings.len() + 1);
+}
+
+#[test]
+fn any_malformed_request_from_the_lock_holder_ends_its_attempt() {
+    for bad in [
+        &[0x06, 0x05, 0x01][..],
+        &[0x00, 0x01, 0x00][..],
+        &[0x06, 0x02, 0x03, 0x00][..],
+    ] {
+        let mut accessory = Accessory::new(1);
+        accessory.setup_request(1, &m1()).unwrap();
+        assert!(accessory.setup_request(1, bad).is_err());
+        assert!(!accessory.setup.is_busy(), "{bad:?} kept the lock");
+        // A stranger's garbage does not disturb the holder.
+        accessory.setup_request(1, &m1()).unwrap();
+        assert!(accessory.setup_request(2, bad).is_err());
+        assert!(accessory.setup.is_busy());
+    }
 }

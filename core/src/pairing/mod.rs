@@ -4,7 +4,8 @@
 //! response's TLV body into a caller buffer. The HTTP layer around them belongs to the
 //! connection. Returning `Err` means the request itself was malformed or out of order
 //! (HomeKitADK answers HTTP 400); a well-formed request that fails gets a TLV error code in
-//! the response instead.
+//! the response instead. Unknown item types are ignored and, where a type appears twice,
+//! the first item counts.
 //!
 //! Replies that depend on a change to the persistent state (M6 of pair-setup, a counted
 //! failure at M4, `/pairings` changes) are withheld until the caller confirms that the
@@ -232,6 +233,15 @@ pub struct Pairings {
     entries: heapless::Vec<Pairing, MAX_PAIRINGS>,
 }
 
+impl FromIterator<Pairing> for Pairings {
+    /// Collects up to [`MAX_PAIRINGS`] pairings; any beyond are dropped.
+    fn from_iter<I: IntoIterator<Item = Pairing>>(iter: I) -> Self {
+        Self {
+            entries: iter.into_iter().take(MAX_PAIRINGS).collect(),
+        }
+    }
+}
+
 /// The pairing table has no free slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TableFull;
@@ -281,6 +291,17 @@ impl Pairings {
     pub fn has_admin(&self) -> bool {
         self.entries.iter().any(|p| p.admin)
     }
+}
+
+/// Sessions that must close after a change to the pairings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionsToClose {
+    /// None.
+    None,
+    /// Those of this controller.
+    Controller(PairingId),
+    /// All of them: the accessory is unpaired.
+    All,
 }
 
 /// A controller's long-term identity.

@@ -10,7 +10,7 @@
 
 use super::{
     expect_state, method, tlv_type, write_error, ErrorCode, Pairing, PairingError, PairingId,
-    Pairings,
+    Pairings, SessionsToClose,
 };
 use crate::state::{AccessoryState, StateChange};
 use crate::tlv::{Tlv, TlvWriter};
@@ -21,8 +21,8 @@ pub const MAX_PAIRINGS_MESSAGE_LEN: usize = 3
     + (super::MAX_PAIRINGS - 1) * 2;
 
 /// What the accessory should do after a `/pairings` request.
-// The pending reply carries the previous table for undo; without a heap there is nowhere
-// to box it, and it is moved only once.
+// The pending reply carries what it must restore if storing fails; without a heap there
+// is nowhere to box it, and it is moved only once.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum PairingsOutput {
@@ -38,22 +38,18 @@ pub enum PairingsOutput {
     },
 }
 
-/// Sessions that must close once the reply to a removal has been sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SessionsToClose {
-    /// None.
-    None,
-    /// Those of this controller.
-    Controller(PairingId),
-    /// All of them: the last admin was removed and the accessory is unpaired.
-    All,
-}
-
 /// A `/pairings` reply waiting for the state to be stored.
+///
+/// It remembers only this request's own change, so undoing it leaves other requests'
+/// changes alone even if their stores overlap.
 #[derive(Debug)]
 #[must_use = "the reply may only be sent after the state is stored"]
 pub struct PendingPairingsReply {
-    previous: Pairings,
+    /// A pairing this request added, to take out again.
+    added: Option<PairingId>,
+    /// Pairings this request removed or overwrote, to put back.
+    replaced: Pairings,
+    /// Sessions to close once the reply is sent.
     closes: SessionsToClose,
 }
 
@@ -66,10 +62,21 @@ impl PendingPairingsReply {
         Ok((writer.len(), self.closes))
     }
 
-    /// Restores the pairings as they were, because storing the change failed. The caller
-    /// answers with a server error.
-    pub fn persist_failed(self, state: &mut AccessoryState) {
-        state.pairings = self.previous;
+    /// Undoes this request's change because storing it failed, and says whose sessions
+    /// to close: a controller added by the request may have verified in the meantime.
+    /// The caller answers with a server error.
+    pub fn persist_failed(self, state: &mut AccessoryState) -> SessionsToClose {
+        if let Some(id) = &self.added {
+            state.pairings.remove(id.as_bytes());
+        }
+        for pairing in self.replaced.iter() {
+            // These entries were in the table before this request, so there is room for
+            // them unless another request filled the slot meanwhile; callers that store
+            // one change at a time, as they should, never see that.
+            let _ = state.pairings.insert(pairing.clone());
+        }
+        self.added
+            .map_or(SessionsToClose::None, SessionsToClose::Controller)
     }
 }
 
@@ -111,7 +118,6 @@ pub fn handle_pairings(
             .and_then(PairingId::new)
             .ok_or(PairingError::InvalidItem(tlv_type::IDENTIFIER))
     };
-    let previous = state.pairings.clone();
     match requested {
         method::ADD_PAIRING => {
             let id = identifier()?;
@@ -121,12 +127,15 @@ pub fn handle_pairings(
             let public_key: [u8; 32] = key
                 .to_array()
                 .ok_or(PairingError::InvalidItem(tlv_type::PUBLIC_KEY))?;
-            let permissions = message
-                .get_u8(tlv_type::PERMISSIONS)
-                .ok_or(PairingError::MissingItem(tlv_type::PERMISSIONS))?;
-            if state
-                .pairings
-                .get(id.as_bytes())
+            let admin = match message.get_u8(tlv_type::PERMISSIONS) {
+                Some(0) => false,
+                Some(1) => true,
+                Some(_) => return Err(PairingError::InvalidItem(tlv_type::PERMISSIONS)),
+                None => return Err(PairingError::MissingItem(tlv_type::PERMISSIONS)),
+            };
+            let existing = state.pairings.get(id.as_bytes()).cloned();
+            if existing
+                .as_ref()
                 .is_some_and(|p| p.public_key != public_key)
             {
                 return Ok(PairingsOutput::Reply(write_error(
@@ -135,21 +144,41 @@ pub fn handle_pairings(
                     ErrorCode::Unknown,
                 )?));
             }
-            let pairing = Pairing {
-                id,
-                public_key,
-                admin: permissions & 1 == 1,
-            };
-            if state.pairings.insert(pairing).is_err() {
+            let previous = state.pairings.clone();
+            if state
+                .pairings
+                .insert(Pairing {
+                    id: id.clone(),
+                    public_key,
+                    admin,
+                })
+                .is_err()
+            {
                 return Ok(PairingsOutput::Reply(write_error(
                     out,
                     2,
                     ErrorCode::MaxPeers,
                 )?));
             }
-            let reply = PendingPairingsReply {
-                previous,
-                closes: SessionsToClose::None,
+            let reply = if !state.pairings.has_admin() {
+                // The last admin demoted itself: like HomeKitADK, unpair entirely rather
+                // than leave an accessory nobody can manage.
+                state.pairings.clear();
+                PendingPairingsReply {
+                    added: None,
+                    replaced: previous,
+                    closes: SessionsToClose::All,
+                }
+            } else {
+                let (added, replaced) = match existing {
+                    Some(old) => (None, Pairings::from_iter([old])),
+                    None => (Some(id), Pairings::default()),
+                };
+                PendingPairingsReply {
+                    added,
+                    replaced,
+                    closes: SessionsToClose::None,
+                }
             };
             Ok(PairingsOutput::Persist {
                 change: StateChange::PairingAdded,
@@ -158,18 +187,27 @@ pub fn handle_pairings(
         }
         method::REMOVE_PAIRING => {
             let id = identifier()?;
+            let previous = state.pairings.clone();
             let Some(removed) = state.pairings.remove(id.as_bytes()) else {
                 let mut writer = TlvWriter::new(out);
                 writer.u8(tlv_type::STATE, 2)?;
                 return Ok(PairingsOutput::Reply(writer.len()));
             };
-            let closes = if state.pairings.has_admin() {
-                SessionsToClose::Controller(removed.id)
+            let reply = if state.pairings.has_admin() {
+                let closes = SessionsToClose::Controller(removed.id.clone());
+                PendingPairingsReply {
+                    added: None,
+                    replaced: Pairings::from_iter([removed]),
+                    closes,
+                }
             } else {
                 state.pairings.clear();
-                SessionsToClose::All
+                PendingPairingsReply {
+                    added: None,
+                    replaced: previous,
+                    closes: SessionsToClose::All,
+                }
             };
-            let reply = PendingPairingsReply { previous, closes };
             Ok(PairingsOutput::Persist {
                 change: StateChange::PairingRemoved,
                 reply,

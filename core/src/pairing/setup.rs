@@ -10,6 +10,11 @@
 //! at M6 when no slot is free. A transient pair-setup (flag 0x10) ends at M4 with session
 //! keys derived from SRP and stores nothing. Split (flag 0x01000000) is echoed in M2; the
 //! accessory always keeps its salt and verifier, so a split setup reuses them by design.
+//!
+//! The failed-attempt counter is reset when the new pairing is stored (M5), or at M4 of a
+//! transient setup. HomeKitADK resets it at M4; resetting only with the stored pairing
+//! means an exchange abandoned after a correct code leaves the count as it was, which
+//! errs on the safe side and needs no extra write.
 
 use alloc::boxed::Box;
 use core::time::Duration;
@@ -19,7 +24,7 @@ use zeroize::Zeroizing;
 
 use super::{
     flags, method, tlv_type, write_error, write_sealed, ErrorCode, Pairing, PairingError,
-    PairingId, SubTlv, MAX_FAILED_ATTEMPTS,
+    PairingId, SessionsToClose, SubTlv, MAX_FAILED_ATTEMPTS,
 };
 use crate::crypto::{ed25519_verify_parts, hkdf_sha512, Ed25519KeyPair, Key};
 use crate::session::SessionKeys;
@@ -214,26 +219,40 @@ impl PairSetup {
         rng: &mut R,
         out: &mut [u8],
     ) -> Result<SetupOutput, PairingError> {
+        self.handle_timeout(now);
+        let result = self.dispatch(now, conn, request, state, rng, out);
+        // Any error from the lock holder ends its attempt, as in HomeKitADK, unless its
+        // reply is waiting for storage.
+        if result.is_err() && self.is_owner(conn) && !matches!(self.stage, Stage::Persisting(_)) {
+            self.release();
+        }
+        result
+    }
+
+    fn dispatch<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        request: &[u8],
+        state: &mut AccessoryState,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<SetupOutput, PairingError> {
         let message = Tlv::parse(request)?;
         let number = message
             .get_u8(tlv_type::STATE)
             .ok_or(PairingError::MissingItem(tlv_type::STATE))?;
-        self.handle_timeout(now);
         let owner = self.is_owner(conn);
         if owner && matches!(self.stage, Stage::Persisting(_)) {
             // The caller must finish storing before it passes this connection's next request.
             return Err(PairingError::UnexpectedState(number));
         }
-        let result = match number {
+        match number {
             1 => self.m1(now, conn, &message, state, rng, out),
             3 if owner => self.m3(now, &message, state, out),
             5 if owner => self.m5(now, &message, state, out),
             other => Err(PairingError::UnexpectedState(other)),
-        };
-        if result.is_err() && self.is_owner(conn) {
-            self.release();
         }
-        result
     }
 
     fn m1<R: RngCore + CryptoRng>(
@@ -468,23 +487,28 @@ impl PairSetup {
 
     /// Undoes the change of a [`SetupOutput::Persist`] that could not be stored, so that
     /// memory matches storage, and ends the attempt. The caller answers with a server
-    /// error. A counted failure stays counted: erring on the safe side.
+    /// error, and closes the sessions named: the new controller may have verified on
+    /// another connection meanwhile. A counted failure stays counted, erring on the safe
+    /// side.
     pub fn persist_failed(
         &mut self,
         conn: ConnectionId,
         state: &mut AccessoryState,
-    ) -> Result<(), PairingError> {
+    ) -> Result<SessionsToClose, PairingError> {
         if !self.is_owner(conn) {
             return Err(PairingError::NotPending);
         }
         let Stage::Persisting(pending) = core::mem::take(&mut self.stage) else {
             return Err(PairingError::NotPending);
         };
-        match pending {
-            Pending::FailedAttempt => {}
+        let closes = match pending {
+            Pending::FailedAttempt => SessionsToClose::None,
             Pending::Transient {
                 previous_failures, ..
-            } => state.failed_attempts = previous_failures,
+            } => {
+                state.failed_attempts = previous_failures;
+                SessionsToClose::None
+            }
             Pending::Paired {
                 controller,
                 previous_failures,
@@ -492,10 +516,11 @@ impl PairSetup {
             } => {
                 state.pairings.remove(controller.as_bytes());
                 state.failed_attempts = previous_failures;
+                SessionsToClose::Controller(controller)
             }
-        }
+        };
         self.release();
-        Ok(())
+        Ok(closes)
     }
 
     /// Releases the lock if `conn` held it. Call this when a connection closes.
