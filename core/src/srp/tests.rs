@@ -34,6 +34,12 @@ fn alice_vector_server_side() {
         (BigUint::from_bytes_be(&a_pub) * server.verifier.modpow(&u, &n())).modpow(&server.b, &n());
     assert_eq!(s.to_bytes_be(), strip(&hex_field(v, "S")));
 
+    // M1 by the standard rule (A, B and S stripped), not merely one of the accepted forms.
+    let key = hash(&[strip(&s.to_bytes_be())]);
+    assert_eq!(key.to_vec(), hex_field(v, "K"));
+    let m1 = client_proof(&hash(&[user]), &salt, strip(&a_pub), server.public_key(), &key);
+    assert_eq!(m1.to_vec(), hex_field(v, "m1"));
+
     let proof = server.verify_client(&a_pub, &hex_field(v, "m1")).unwrap();
     assert_eq!(proof.session_key.to_vec(), hex_field(v, "K"));
     assert_eq!(proof.proof.to_vec(), hex_field(v, "m2"));
