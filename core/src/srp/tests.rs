@@ -37,7 +37,13 @@ fn alice_vector_server_side() {
     // M1 by the standard rule (A, B and S stripped), not merely one of the accepted forms.
     let key = hash(&[strip(&s.to_bytes_be())]);
     assert_eq!(key.to_vec(), hex_field(v, "K"));
-    let m1 = client_proof(&hash(&[user]), &salt, strip(&a_pub), server.public_key(), &key);
+    let m1 = client_proof(
+        &hash(&[user]),
+        &salt,
+        strip(&a_pub),
+        server.public_key(),
+        &key,
+    );
     assert_eq!(m1.to_vec(), hex_field(v, "m1"));
 
     let proof = server.verify_client(&a_pub, &hex_field(v, "m1")).unwrap();
