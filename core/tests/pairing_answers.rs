@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{controller, pair, rng, state_and_error, verify, Accessory, CODE};
+use common::{controller, pair, paired_accessory, rng, state_and_error, verify, Accessory, CODE};
 use hap_core::crypto::Ed25519KeyPair;
 use hap_core::pairing::pairings::{handle_pairings, PairingsOutput};
 use hap_core::pairing::setup::{PairSetupClient, SetupClientOutput, SetupOutput, SETUP_TIMEOUT};
@@ -202,15 +202,7 @@ fn the_lock_holder_can_restart_and_closing_releases_it() {
 
 #[test]
 fn already_paired_gets_unavailable() {
-    let mut accessory = Accessory::new(1);
-    pair(
-        &mut accessory,
-        1,
-        &controller("owner", 1),
-        CODE,
-        &mut rng(2),
-    )
-    .unwrap();
+    let (mut accessory, _) = paired_accessory();
     let m2 = accessory.setup_request(2, &m1()).unwrap().body;
     assert_eq!(
         state_and_error(&m2),
@@ -307,9 +299,7 @@ fn public_keys_congruent_to_zero_get_authentication_without_counting() {
 
 #[test]
 fn max_peers_when_the_table_is_full() {
-    let mut accessory = Accessory::new(1);
-    let owner = controller("owner", 1);
-    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    let (mut accessory, owner) = paired_accessory();
     for i in 1..MAX_PAIRINGS {
         let id = format!("guest-{i}");
         let key = Ed25519KeyPair::from_seed(&[i as u8; 32]).public_key();
@@ -399,9 +389,7 @@ fn m4_for(accessory: &mut Accessory, claimed: &hap_core::pairing::ControllerIden
 
 #[test]
 fn pair_verify_with_a_bad_signature_gets_authentication_at_m4() {
-    let mut accessory = Accessory::new(1);
-    let owner = controller("owner", 1);
-    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    let (mut accessory, _) = paired_accessory();
     // The right identifier, signed with the wrong key.
     let impostor = controller("owner", 66);
     assert_eq!(
@@ -412,15 +400,7 @@ fn pair_verify_with_a_bad_signature_gets_authentication_at_m4() {
 
 #[test]
 fn pair_verify_with_an_unknown_controller_gets_authentication_at_m4() {
-    let mut accessory = Accessory::new(1);
-    pair(
-        &mut accessory,
-        1,
-        &controller("owner", 1),
-        CODE,
-        &mut rng(2),
-    )
-    .unwrap();
+    let (mut accessory, _) = paired_accessory();
     let stranger = controller("stranger", 1);
     assert_eq!(
         state_and_error(&m4_for(&mut accessory, &stranger)),
@@ -436,15 +416,7 @@ fn pair_verify_with_an_unknown_controller_gets_authentication_at_m4() {
 
 #[test]
 fn pair_verify_with_undecryptable_m3_gets_authentication_at_m4() {
-    let mut accessory = Accessory::new(1);
-    pair(
-        &mut accessory,
-        1,
-        &controller("owner", 1),
-        CODE,
-        &mut rng(2),
-    )
-    .unwrap();
+    let (mut accessory, _) = paired_accessory();
     let (mut exchange, _, _) = verify_up_to_m3(&mut accessory);
     let m3 = tlv(&[(0x06, &[3]), (0x05, &[0x55; 100])]);
     let mut reply = [0u8; 256];
@@ -648,9 +620,7 @@ fn transient_success_after_failures_waits_for_the_counter_reset_to_be_stored() {
 
 #[test]
 fn pairings_admin_rules() {
-    let mut accessory = Accessory::new(1);
-    let owner = controller("owner", 1);
-    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    let (mut accessory, owner) = paired_accessory();
     let guest_key = Ed25519KeyPair::from_seed(&[5; 32]).public_key();
     let add_guest = tlv(&[
         (0x06, &[1]),
@@ -740,9 +710,7 @@ fn pairings_admin_rules() {
 
 #[test]
 fn pairings_change_is_undone_when_storage_fails() {
-    let mut accessory = Accessory::new(1);
-    let owner = controller("owner", 1);
-    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    let (mut accessory, owner) = paired_accessory();
     let before = accessory.state.clone();
     let mut out = vec![0u8; 64];
     let remove_owner = tlv(&[(0x06, &[1]), (0x00, &[4]), (0x01, b"owner")]);
@@ -823,9 +791,7 @@ fn add_request(id: &[u8], key: &[u8; 32], permissions: u8) -> Vec<u8> {
 
 #[test]
 fn the_last_admin_demoting_itself_unpairs_the_accessory() {
-    let mut accessory = Accessory::new(1);
-    let owner = controller("owner", 1);
-    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    let (mut accessory, owner) = paired_accessory();
     let guest_key = Ed25519KeyPair::from_seed(&[5; 32]).public_key();
     accessory
         .pairings_request(&owner.id, &add_request(b"guest", &guest_key, 0))
@@ -846,9 +812,7 @@ fn the_last_admin_demoting_itself_unpairs_the_accessory() {
 
 #[test]
 fn permissions_other_than_0_or_1_are_malformed() {
-    let mut accessory = Accessory::new(1);
-    let owner = controller("owner", 1);
-    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    let (mut accessory, owner) = paired_accessory();
     let key = Ed25519KeyPair::from_seed(&[5; 32]).public_key();
     for permissions in [2u8, 3, 0x81, 0xFF] {
         assert_eq!(
@@ -863,9 +827,7 @@ fn permissions_other_than_0_or_1_are_malformed() {
 
 #[test]
 fn an_unstored_addition_is_undone_and_its_sessions_named_for_closing() {
-    let mut accessory = Accessory::new(1);
-    let owner = controller("owner", 1);
-    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    let (mut accessory, owner) = paired_accessory();
     let before = accessory.state.clone();
     let key = Ed25519KeyPair::from_seed(&[5; 32]).public_key();
     let mut out = vec![0u8; 64];

@@ -132,6 +132,14 @@ pub fn state_and_error(body: &[u8]) -> (Option<u8>, Option<u8>) {
     (tlv.get_u8(0x06), tlv.get_u8(0x07))
 }
 
+/// An accessory (seed 1) already paired with the admin controller `owner`.
+pub fn paired_accessory() -> (Accessory, ControllerIdentity) {
+    let mut accessory = Accessory::new(1);
+    let owner = controller("owner", 1);
+    pair(&mut accessory, 1, &owner, CODE, &mut rng(2)).unwrap();
+    (accessory, owner)
+}
+
 /// Runs a whole pair-setup on connection `conn` and returns what the controller keeps.
 pub fn pair(
     accessory: &mut Accessory,

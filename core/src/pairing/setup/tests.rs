@@ -48,6 +48,16 @@ fn accessory_awaiting_m5(
     unreachable!("M4 moves the accessory to AwaitingM5")
 }
 
+/// M5 carrying `proof`, encrypted under `session_key`.
+fn write_m5(proof: &ExchangeProof, session_key: &[u8]) -> ([u8; MAX_SETUP_MESSAGE_LEN], usize) {
+    let mut m5 = [0u8; MAX_SETUP_MESSAGE_LEN];
+    let mut writer = TlvWriter::new(&mut m5);
+    writer.u8(tlv_type::STATE, 5).unwrap();
+    proof.write(&mut writer, session_key, b"PS-Msg05").unwrap();
+    let len = writer.len();
+    (m5, len)
+}
+
 #[test]
 fn m5_signed_by_another_key_gets_authentication_at_m6() {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
@@ -61,11 +71,7 @@ fn m5_signed_by_another_key_gets_authentication_at_m6() {
     let mut proof =
         ExchangeProof::sign(&signer, b"owner", &controller_sign_key(&session_key)).unwrap();
     proof.public_key = claimed.public_key();
-    let mut m5 = [0u8; MAX_SETUP_MESSAGE_LEN];
-    let mut writer = TlvWriter::new(&mut m5);
-    writer.u8(tlv_type::STATE, 5).unwrap();
-    proof.write(&mut writer, &session_key, b"PS-Msg05").unwrap();
-    let len = writer.len();
+    let (m5, len) = write_m5(&proof, &session_key);
 
     let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
     let output = setup.handle(
@@ -96,11 +102,7 @@ fn m5_with_the_matching_signature_pairs() {
     let session_key = accessory_awaiting_m5(&mut setup, &mut state, &mut rng);
     let signer = Ed25519KeyPair::from_seed(&[2; 32]);
     let proof = ExchangeProof::sign(&signer, b"owner", &controller_sign_key(&session_key)).unwrap();
-    let mut m5 = [0u8; MAX_SETUP_MESSAGE_LEN];
-    let mut writer = TlvWriter::new(&mut m5);
-    writer.u8(tlv_type::STATE, 5).unwrap();
-    proof.write(&mut writer, &session_key, b"PS-Msg05").unwrap();
-    let len = writer.len();
+    let (m5, len) = write_m5(&proof, &session_key);
     let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
     let output = setup.handle(
         Instant::from_millis(0),
