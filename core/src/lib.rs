@@ -68,6 +68,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod catalog;
 pub mod crypto;
 pub mod pairing;
 pub mod session;
