@@ -71,6 +71,7 @@ extern crate std;
 pub mod catalog;
 pub mod crypto;
 pub mod http;
+pub mod json;
 pub mod pairing;
 pub mod session;
 pub mod setup;

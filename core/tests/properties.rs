@@ -98,3 +98,66 @@ proptest! {
         prop_assert!(!decryptor.has_partial_frame());
     }
 }
+
+/// Text made of JSON's building blocks, so that many samples are valid and the rest are
+/// near misses.
+fn json_like() -> impl Strategy<Value = String> {
+    let pieces = prop::sample::select(vec![
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        " ",
+        "\"aid\"",
+        "\"a\\\"b\"",
+        "\"\\u00e9\"",
+        "\"\\ud800\"",
+        "1",
+        "-2.5e3",
+        "01",
+        "1.",
+        "true",
+        "false",
+        "null",
+        "tru",
+        "\"",
+        "\\",
+        "0",
+        "\n",
+    ]);
+    proptest::collection::vec(pieces, 0..24).prop_map(|pieces| pieces.concat())
+}
+
+/// Whether our reader accepts `text` as one complete JSON value.
+fn reader_accepts(text: &str) -> bool {
+    let mut reader = hap_core::json::JsonReader::new(text);
+    loop {
+        match reader.next_token() {
+            Ok(Some(_)) => continue,
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn json_reader_agrees_with_serde_json(text in json_like()) {
+        let depth = text.chars().filter(|c| *c == '[' || *c == '{').count();
+        let serde_accepts = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+        if depth <= hap_core::json::MAX_DEPTH {
+            prop_assert_eq!(reader_accepts(&text), serde_accepts, "{:?}", text);
+        } else if reader_accepts(&text) {
+            prop_assert!(serde_accepts);
+        }
+    }
+
+    #[test]
+    fn json_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            let _ = reader_accepts(text);
+        }
+    }
+}
