@@ -8,7 +8,8 @@
 //! Content-Type are [`HttpError`]s after which the connection closes without an answer.
 //! A request with a body must say how long it is; chunked requests are refused.
 //!
-//! [`ResponseWriter`] writes a status line, headers and body into a caller buffer.
+//! [`write_response`] and [`write_head`] write a status line, headers and body into a
+//! caller buffer.
 
 use core::fmt::Write as _;
 

@@ -13,6 +13,7 @@ use core::fmt;
 
 #[rustfmt::skip]
 mod generated;
+pub mod name;
 pub mod value;
 pub use generated::{characteristic, service, CHARACTERISTICS, SERVICES};
 
