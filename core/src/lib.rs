@@ -73,6 +73,7 @@ pub mod crypto;
 pub mod http;
 pub mod json;
 pub mod pairing;
+pub mod server;
 pub mod session;
 pub mod setup;
 #[cfg(feature = "alloc")]

@@ -1,0 +1,252 @@
+//! One TCP connection: its buffers, its HTTP input, and its session once verified.
+
+use heapless::Deque;
+
+use super::{pairing_error_status, AwaitingStorage, CloseReason, Event};
+use crate::http::{write_head, StatusCode};
+use crate::pairing::verify::PairVerify;
+use crate::pairing::{PairingError, PairingId};
+use crate::session::{Role, Session, SessionKeys, MAX_FRAME_PLAINTEXT};
+use crate::time::Instant;
+use crate::ConnectionId;
+
+/// The buffers a connection works in, provided by the caller.
+///
+/// - `input` holds received requests until they are complete: at least the server's
+///   `max_request_len` plus [`MAX_FRAME_PLAINTEXT`] (one decrypted frame) bytes.
+/// - `scratch` holds the body of the request being answered: at least the largest body
+///   accepted, 2 KiB for pairing.
+/// - `output` holds responses until they are polled: at least
+///   [`MIN_OUTPUT_LEN`], the largest response once framed. More lets pipelined requests
+///   be answered in one go.
+#[derive(Debug)]
+pub struct ConnectionBuffers<'b> {
+    /// Received bytes (decrypted, once the session is encrypted).
+    pub input: &'b mut [u8],
+    /// The body of the request being served.
+    pub scratch: &'b mut [u8],
+    /// Bytes waiting to be sent.
+    pub output: &'b mut [u8],
+}
+
+/// The largest response the server writes, head included, before framing.
+pub const MAX_RESPONSE_LEN: usize = 2048;
+/// The smallest output buffer: one largest response, framed.
+pub const MIN_OUTPUT_LEN: usize = crate::session::FrameEncryptor::sealed_len(MAX_RESPONSE_LEN);
+
+/// One connection's state. Create one per accepted TCP connection and drive it through
+/// the [`Server`](super::Server).
+#[derive(Debug)]
+pub struct Connection<'b> {
+    pub(super) id: ConnectionId,
+    pub(super) buffers: ConnectionBuffers<'b>,
+    pub(super) input_len: usize,
+    pub(super) output_len: usize,
+    pub(super) session: Option<Session>,
+    /// The session came from a transient pair-setup: encrypted but not verified.
+    pub(super) transient: bool,
+    pub(super) verify: PairVerify,
+    pub(super) controller: Option<PairingId>,
+    pub(super) closing: Option<CloseReason>,
+    pub(super) closed_reported: bool,
+    pub(super) events: Deque<Event, 4>,
+    pub(super) awaiting: Option<AwaitingStorage>,
+    pub(super) persist_requested: bool,
+    pub(super) paired_before: bool,
+    pub(super) pending_keys: Option<SessionKeys>,
+    pub(super) opened: Instant,
+}
+
+impl<'b> Connection<'b> {
+    /// A connection accepted at `now`, identified by `id` (unique among open ones).
+    pub fn new(id: ConnectionId, buffers: ConnectionBuffers<'b>, now: Instant) -> Self {
+        Self {
+            id,
+            buffers,
+            input_len: 0,
+            output_len: 0,
+            session: None,
+            transient: false,
+            verify: PairVerify::new(),
+            controller: None,
+            closing: None,
+            closed_reported: false,
+            events: Deque::new(),
+            awaiting: None,
+            persist_requested: false,
+            paired_before: false,
+            pending_keys: None,
+            opened: now,
+        }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    /// The verified controller, once pair-verify has completed.
+    pub fn controller(&self) -> Option<&PairingId> {
+        self.controller.as_ref()
+    }
+
+    /// Whether the traffic is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Why the connection is closing, if it is.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.closing
+    }
+
+    /// Takes as many received bytes into the input buffer as fit, decrypting them once
+    /// the session is encrypted, and returns how many were taken.
+    pub(super) fn receive(&mut self, bytes: &[u8]) -> Result<usize, CloseReason> {
+        let capacity = self.buffers.input.len();
+        let Some(session) = &mut self.session else {
+            let take = bytes.len().min(capacity - self.input_len);
+            self.buffers.input[self.input_len..self.input_len + take]
+                .copy_from_slice(&bytes[..take]);
+            self.input_len += take;
+            return Ok(take);
+        };
+        let mut taken = 0;
+        // Decrypt only while a whole frame's plaintext is sure to fit.
+        while taken < bytes.len() && capacity - self.input_len >= MAX_FRAME_PLAINTEXT {
+            let opened = session
+                .inbound
+                .open(&bytes[taken..])
+                .map_err(CloseReason::Frame)?;
+            if let Some(plaintext) = opened.plaintext {
+                let end = self.input_len + plaintext.len();
+                self.buffers.input[self.input_len..end].copy_from_slice(plaintext);
+                self.input_len = end;
+            }
+            taken += opened.consumed;
+        }
+        Ok(taken)
+    }
+
+    /// Whether the output has room for the largest response.
+    pub(super) fn has_response_room(&self) -> bool {
+        self.buffers.output.len() - self.output_len >= MIN_OUTPUT_LEN
+    }
+
+    /// Drops the first `len` bytes of input, a request that has been taken.
+    pub(super) fn consume_input(&mut self, len: usize) {
+        self.buffers.input.copy_within(len..self.input_len, 0);
+        self.input_len -= len;
+    }
+
+    /// Switches to an encrypted session after the response just queued. Bytes that
+    /// arrived after the request that opened it are encrypted already.
+    pub(super) fn start_session(&mut self, keys: SessionKeys, transient: bool) {
+        let mut session = Session::new(keys, Role::Accessory);
+        let (mut read, mut write) = (0, 0);
+        while read < self.input_len {
+            match session
+                .inbound
+                .open(&self.buffers.input[read..self.input_len])
+            {
+                Ok(opened) => {
+                    read += opened.consumed;
+                    if let Some(plaintext) = opened.plaintext {
+                        // A frame is 18 bytes longer than its plaintext, so writing
+                        // never overtakes reading.
+                        self.buffers.input[write..write + plaintext.len()]
+                            .copy_from_slice(plaintext);
+                        write += plaintext.len();
+                    }
+                }
+                Err(error) => return self.close(CloseReason::Frame(error)),
+            }
+        }
+        self.input_len = write;
+        self.session = Some(session);
+        self.transient = transient;
+    }
+
+    /// Queues an HTTP response, encrypted if the session is.
+    pub(super) fn respond(&mut self, status: StatusCode, content_type: Option<&str>, body: &[u8]) {
+        let mut head = [0u8; 128];
+        let Ok(head_len) = write_head(&mut head, "HTTP/1.1", status, content_type, body.len())
+        else {
+            return self.close(CloseReason::Resources);
+        };
+        if self.queue(&[&head[..head_len], body]).is_err() {
+            self.close(CloseReason::Resources);
+        }
+    }
+
+    /// Appends `parts` to the output, sealing them into frames of up to 1024 bytes when
+    /// the session is encrypted.
+    fn queue(&mut self, parts: &[&[u8]]) -> Result<(), ()> {
+        let output = &mut self.buffers.output[self.output_len..];
+        let Some(session) = &mut self.session else {
+            let total: usize = parts.iter().map(|p| p.len()).sum();
+            let out = output.get_mut(..total).ok_or(())?;
+            let mut at = 0;
+            for part in parts {
+                out[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            self.output_len += total;
+            return Ok(());
+        };
+        // Gather the parts into full frames so a response is not split at part ends.
+        let mut chunk = [0u8; MAX_FRAME_PLAINTEXT];
+        let mut filled = 0;
+        let mut written = 0;
+        let mut flush = |chunk: &[u8], written: &mut usize| -> Result<(), ()> {
+            let sealed = session
+                .outbound
+                .seal(chunk, &mut output[*written..])
+                .map_err(|_| ())?;
+            if sealed.consumed != chunk.len() {
+                return Err(());
+            }
+            *written += sealed.written;
+            Ok(())
+        };
+        for part in parts {
+            let mut rest = *part;
+            while !rest.is_empty() {
+                let take = rest.len().min(MAX_FRAME_PLAINTEXT - filled);
+                chunk[filled..filled + take].copy_from_slice(&rest[..take]);
+                filled += take;
+                rest = &rest[take..];
+                if filled == MAX_FRAME_PLAINTEXT {
+                    flush(&chunk, &mut written)?;
+                    filled = 0;
+                }
+            }
+        }
+        if filled > 0 {
+            flush(&chunk[..filled], &mut written)?;
+        }
+        self.output_len += written;
+        Ok(())
+    }
+
+    pub(super) fn respond_to_pairing_error(&mut self, error: PairingError) {
+        self.respond(pairing_error_status(error), None, b"");
+    }
+
+    pub(super) fn await_storage(&mut self, awaiting: AwaitingStorage) {
+        self.awaiting = Some(awaiting);
+        self.persist_requested = true;
+    }
+
+    pub(super) fn push_event(&mut self, event: Event) {
+        // Four slots cover the most one request can raise; drop rather than fail if an
+        // application never drains them.
+        let _ = self.events.push_back(event);
+    }
+
+    pub(super) fn close(&mut self, reason: CloseReason) {
+        if self.closing.is_none() {
+            self.closing = Some(reason);
+        }
+    }
+}

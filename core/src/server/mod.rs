@@ -1,0 +1,541 @@
+//! The accessory server: connections carrying HTTP over TCP, plaintext until pair-verify
+//! and encrypted after, with the pairing state they share.
+//!
+//! # The run loop
+//!
+//! [`Server`] owns what connections share: the persistent [`AccessoryState`] and the
+//! pair-setup lock. Each TCP connection has a [`Connection`], with buffers the caller
+//! provides. An adapter drives them with one loop per connection:
+//!
+//! 1. When bytes arrive, call [`Server::handle_input`] with them and the current time. It
+//!    returns how many it took; keep the rest and offer it again after step 2.
+//! 2. Drain [`Server::poll_output`] until it returns `None`, acting on each [`Output`]:
+//!    send [`Output::Transmit`] bytes, store the state on [`Output::Persist`] and report
+//!    the result with [`Server::state_persisted`], pass [`Output::Event`]s to the
+//!    application, and close the socket on [`Output::Close`].
+//! 3. Sleep until [`Server::poll_timeout`], or until more bytes arrive, and then call
+//!    [`Server::handle_timeout`] and drain again.
+//!
+//! After a [`Output::Persist`] has been handled, poll every connection once: a change to
+//! the pairings may close other controllers' sessions.
+//!
+//! Requests that need the accessory database (`/accessories`, `/characteristics`,
+//! `/prepare`, `/resource`) are not served yet: before pair-verify they get 470 like every
+//! protected endpoint, after it 404.
+
+use core::time::Duration;
+
+use rand_core::{CryptoRng, RngCore};
+
+use crate::http::{self, content_type, parse_request, HttpError, Method, Request, StatusCode};
+use crate::pairing::pairings::{handle_pairings, PairingsOutput, PendingPairingsReply};
+#[cfg(feature = "alloc")]
+use crate::pairing::setup::{PairSetup, SetupOutput};
+use crate::pairing::verify::VerifyOutput;
+use crate::pairing::{PairingError, PairingId};
+use crate::session::FrameError;
+use crate::state::AccessoryState;
+use crate::time::Instant;
+
+mod connection;
+pub use connection::{Connection, ConnectionBuffers, MAX_RESPONSE_LEN, MIN_OUTPUT_LEN};
+
+// The scenarios pair first, which needs SRP and so a heap.
+#[cfg(all(test, feature = "alloc"))]
+mod tests;
+
+/// Limits and timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The largest request accepted, head and body; also bounded by the input buffer.
+    pub max_request_len: usize,
+    /// How long a connection may stay without completing pair-verify.
+    pub unverified_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_request_len: http::DEFAULT_MAX_REQUEST_LEN,
+            unverified_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Something the application should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An unpaired accessory was asked to identify itself (POST `/identify`).
+    Identify,
+    /// A controller completed pair-verify on this connection.
+    Verified {
+        /// The controller.
+        controller: PairingId,
+    },
+    /// The set of pairings changed; the accessory may have become paired or unpaired
+    /// (mDNS `sf`).
+    PairingsChanged {
+        /// Whether any controller is paired now.
+        paired: bool,
+    },
+}
+
+/// What the caller should do next for a connection; see the [module docs](self).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output<'c> {
+    /// Send these bytes.
+    Transmit(&'c [u8]),
+    /// Store [`Server::state`], then call [`Server::state_persisted`].
+    Persist,
+    /// Tell the application.
+    Event(Event),
+    /// Close the connection; nothing more will be produced.
+    Close,
+}
+
+/// Why a connection closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer sent malformed HTTP.
+    Http(HttpError),
+    /// A frame failed decryption or framing.
+    Frame(FrameError),
+    /// The connection did not complete pair-verify in time.
+    UnverifiedTimeout,
+    /// The controller's pairing was removed.
+    PairingRemoved,
+    /// A response did not fit the output buffer, or the state could not be stored.
+    Resources,
+}
+
+/// The state shared by all connections of one accessory.
+#[derive(Debug)]
+pub struct Server {
+    state: AccessoryState,
+    /// Pair-setup needs SRP and so a heap; without one, `/pair-setup` answers 500.
+    #[cfg(feature = "alloc")]
+    setup: PairSetup,
+    config: Config,
+}
+
+/// A reply held until the state it depends on is stored.
+// A pending `/pairings` reply carries the pairings it may have to restore; without a heap
+// there is nowhere to box it.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum AwaitingStorage {
+    #[cfg(feature = "alloc")]
+    Setup,
+    Pairings(PendingPairingsReply),
+}
+
+impl Server {
+    /// A server for an accessory with the loaded `state`.
+    pub fn new(state: AccessoryState, config: Config) -> Self {
+        Self {
+            state,
+            #[cfg(feature = "alloc")]
+            setup: PairSetup::new(),
+            config,
+        }
+    }
+
+    /// The persistent state, to store when asked.
+    pub fn state(&self) -> &AccessoryState {
+        &self.state
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Feeds bytes received on `conn` and returns how many were taken.
+    ///
+    /// Fewer than all are taken only while the connection cannot buffer more: its output
+    /// is full, or a reply waits for storage. Offer the rest again after draining
+    /// [`Server::poll_output`]. A closed connection takes and discards everything.
+    pub fn handle_input<R: RngCore + CryptoRng>(
+        &mut self,
+        conn: &mut Connection<'_>,
+        now: Instant,
+        bytes: &[u8],
+        rng: &mut R,
+    ) -> usize {
+        // Take what fits, answer what is complete, and repeat: pipelined requests may
+        // add up to more than the input buffer holds.
+        let mut taken = 0;
+        while conn.closing.is_none() && taken < bytes.len() {
+            let step = match conn.receive(&bytes[taken..]) {
+                Ok(step) => step,
+                Err(reason) => {
+                    conn.close(reason);
+                    break;
+                }
+            };
+            taken += step;
+            let buffered = conn.input_len;
+            self.process(conn, now, rng);
+            if step == 0 && conn.input_len == buffered {
+                if conn.awaiting.is_some() || !conn.has_response_room() {
+                    // Backpressure: the caller keeps the rest until output drains.
+                    return taken;
+                }
+                // Nothing fits and nothing can be answered: the request is too large.
+                let limit = self.config.max_request_len.min(conn.buffers.input.len());
+                conn.close(CloseReason::Http(HttpError::TooLarge { limit }));
+            }
+        }
+        if conn.closing.is_some() {
+            return bytes.len();
+        }
+        taken
+    }
+
+    /// The next thing to do for `conn`, or `None` until more input or a timeout.
+    ///
+    /// Once earlier output has been taken, this answers requests that were waiting for
+    /// room, which is why it needs the time and randomness.
+    pub fn poll_output<'c, R: RngCore + CryptoRng>(
+        &mut self,
+        conn: &'c mut Connection<'_>,
+        now: Instant,
+        rng: &mut R,
+    ) -> Option<Output<'c>> {
+        if conn.persist_requested {
+            conn.persist_requested = false;
+            return Some(Output::Persist);
+        }
+        if let Some(event) = conn.events.pop_front() {
+            return Some(Output::Event(event));
+        }
+        if conn.closing.is_none() {
+            if let Some(controller) = &conn.controller {
+                if self.state.pairings.get(controller.as_bytes()).is_none()
+                    && conn.awaiting.is_none()
+                {
+                    conn.close(CloseReason::PairingRemoved);
+                }
+            }
+        }
+        if conn.output_len == 0 {
+            self.process(conn, now, rng);
+        }
+        if conn.output_len > 0 {
+            let len = core::mem::take(&mut conn.output_len);
+            return Some(Output::Transmit(&conn.buffers.output[..len]));
+        }
+        if conn.closing.is_some() && !conn.closed_reported {
+            conn.closed_reported = true;
+            #[cfg(feature = "alloc")]
+            self.setup.connection_closed(conn.id);
+            return Some(Output::Close);
+        }
+        None
+    }
+
+    /// Reports whether storing the state succeeded, releasing the reply that waited.
+    pub fn state_persisted<R: RngCore + CryptoRng>(
+        &mut self,
+        conn: &mut Connection<'_>,
+        now: Instant,
+        stored: bool,
+        rng: &mut R,
+    ) {
+        let Some(awaiting) = conn.awaiting.take() else {
+            return;
+        };
+        let paired_before = conn.paired_before;
+        let mut body = [0u8; crate::pairing::pairings::MAX_PAIRINGS_MESSAGE_LEN];
+        let reply = match (awaiting, stored) {
+            #[cfg(feature = "alloc")]
+            (AwaitingStorage::Setup, true) => {
+                match self.setup.persisted(conn.id, &self.state, &mut body) {
+                    Ok(SetupOutput::Reply(len)) => Some(len),
+                    Ok(SetupOutput::Transient { reply_len, keys }) => {
+                        conn.pending_keys = Some(keys);
+                        Some(reply_len)
+                    }
+                    Ok(SetupOutput::Persist(_)) | Err(_) => None,
+                }
+            }
+            #[cfg(feature = "alloc")]
+            (AwaitingStorage::Setup, false) => {
+                let _ = self.setup.persist_failed(conn.id, &mut self.state);
+                None
+            }
+            (AwaitingStorage::Pairings(pending), true) => {
+                pending.persisted(&mut body).ok().map(|(len, _)| len)
+            }
+            (AwaitingStorage::Pairings(pending), false) => {
+                pending.persist_failed(&mut self.state);
+                None
+            }
+        };
+        match reply {
+            Some(len) => {
+                conn.respond(
+                    StatusCode::Ok,
+                    Some(content_type::PAIRING_TLV8),
+                    &body[..len],
+                );
+                if let Some(keys) = conn.pending_keys.take() {
+                    conn.start_session(keys, true);
+                }
+            }
+            None => conn.respond(
+                StatusCode::InternalServerError,
+                Some(content_type::HAP_JSON),
+                OUT_OF_RESOURCES,
+            ),
+        }
+        if self.state.is_paired() != paired_before {
+            conn.push_event(Event::PairingsChanged {
+                paired: self.state.is_paired(),
+            });
+        }
+        self.process(conn, now, rng);
+    }
+
+    /// The earliest time at which [`Server::handle_timeout`] has work for `conn`.
+    pub fn poll_timeout(&self, conn: &Connection<'_>) -> Option<Instant> {
+        let unverified = conn
+            .controller
+            .is_none()
+            .then(|| conn.opened + self.config.unverified_timeout);
+        #[cfg(feature = "alloc")]
+        let setup = self.setup.poll_timeout();
+        #[cfg(not(feature = "alloc"))]
+        let setup = None;
+        [unverified, setup].into_iter().flatten().min()
+    }
+
+    /// Applies timeouts that have passed by `now`.
+    pub fn handle_timeout(&mut self, conn: &mut Connection<'_>, now: Instant) {
+        #[cfg(feature = "alloc")]
+        self.setup.handle_timeout(now);
+        if conn.controller.is_none()
+            && conn.closing.is_none()
+            && now >= conn.opened + self.config.unverified_timeout
+        {
+            conn.close(CloseReason::UnverifiedTimeout);
+        }
+    }
+
+    /// Answers the complete requests buffered on `conn`, in order, until one must wait
+    /// for storage or the input holds no complete request.
+    fn process<R: RngCore + CryptoRng>(
+        &mut self,
+        conn: &mut Connection<'_>,
+        now: Instant,
+        rng: &mut R,
+    ) {
+        while conn.closing.is_none()
+            && conn.awaiting.is_none()
+            && !conn.persist_requested
+            && conn.has_response_room()
+        {
+            let limit = self.config.max_request_len.min(conn.buffers.input.len());
+            let input = &conn.buffers.input[..conn.input_len];
+            let request = match parse_request(input, limit) {
+                Ok(http::Status::Complete(request)) => request,
+                Ok(http::Status::Partial) => return,
+                Err(error) => return conn.close(CloseReason::Http(error)),
+            };
+            let consumed = request.len;
+            // The request borrows the input buffer, so route it with a copy of its body
+            // in the scratch buffer.
+            let body_len = request.body.len();
+            let Some(scratch) = conn.buffers.scratch.get_mut(..body_len) else {
+                return conn.close(CloseReason::Resources);
+            };
+            scratch.copy_from_slice(request.body);
+            let route = Route::of(&request);
+            conn.consume_input(consumed);
+            self.serve(conn, route, body_len, now, rng);
+        }
+    }
+
+    // Only pair-setup needs the time, and it needs a heap.
+    #[cfg_attr(not(feature = "alloc"), allow(unused_variables))]
+    fn serve<R: RngCore + CryptoRng>(
+        &mut self,
+        conn: &mut Connection<'_>,
+        route: Route,
+        body_len: usize,
+        now: Instant,
+        rng: &mut R,
+    ) {
+        let verified = conn.session.is_some() && !conn.transient;
+        let secured = conn.session.is_some();
+        match route {
+            Route::PairSetup | Route::PairVerify if secured => {
+                conn.respond(StatusCode::BadRequest, None, b"")
+            }
+            #[cfg(feature = "alloc")]
+            Route::PairSetup => self.pair_setup(conn, body_len, now, rng),
+            #[cfg(not(feature = "alloc"))]
+            Route::PairSetup => conn.respond(
+                StatusCode::InternalServerError,
+                Some(content_type::HAP_JSON),
+                OUT_OF_RESOURCES,
+            ),
+            Route::PairVerify => self.pair_verify(conn, body_len, rng),
+            Route::Pairings if !secured => {
+                conn.respond(StatusCode::ConnectionAuthorizationRequired, None, b"")
+            }
+            Route::Pairings if conn.transient => conn.respond(StatusCode::BadRequest, None, b""),
+            Route::Pairings => self.pairings(conn, body_len),
+            Route::Identify if self.state.is_paired() => conn.respond(
+                StatusCode::BadRequest,
+                Some(content_type::HAP_JSON),
+                b"{\"status\":-70401}",
+            ),
+            Route::Identify => {
+                conn.push_event(Event::Identify);
+                conn.respond(StatusCode::NoContent, None, b"");
+            }
+            Route::Protected if !verified => {
+                conn.respond(StatusCode::ConnectionAuthorizationRequired, None, b"")
+            }
+            Route::Protected | Route::Unknown => conn.respond(StatusCode::NotFound, None, b""),
+            Route::WrongMethod { protected: true } if !verified => {
+                conn.respond(StatusCode::ConnectionAuthorizationRequired, None, b"")
+            }
+            Route::WrongMethod { .. } => conn.respond(StatusCode::MethodNotAllowed, None, b""),
+        }
+    }
+
+    #[cfg(feature = "alloc")]
+    fn pair_setup<R: RngCore + CryptoRng>(
+        &mut self,
+        conn: &mut Connection<'_>,
+        body_len: usize,
+        now: Instant,
+        rng: &mut R,
+    ) {
+        let mut reply = [0u8; crate::pairing::setup::MAX_SETUP_MESSAGE_LEN];
+        let request = &conn.buffers.scratch[..body_len];
+        conn.paired_before = self.state.is_paired();
+        match self
+            .setup
+            .handle(now, conn.id, request, &mut self.state, rng, &mut reply)
+        {
+            Ok(SetupOutput::Reply(len)) => conn.respond(
+                StatusCode::Ok,
+                Some(content_type::PAIRING_TLV8),
+                &reply[..len],
+            ),
+            Ok(SetupOutput::Persist(_)) => conn.await_storage(AwaitingStorage::Setup),
+            Ok(SetupOutput::Transient { reply_len, keys }) => {
+                conn.respond(
+                    StatusCode::Ok,
+                    Some(content_type::PAIRING_TLV8),
+                    &reply[..reply_len],
+                );
+                conn.start_session(keys, true);
+            }
+            Err(error) => conn.respond_to_pairing_error(error),
+        }
+    }
+
+    fn pair_verify<R: RngCore + CryptoRng>(
+        &mut self,
+        conn: &mut Connection<'_>,
+        body_len: usize,
+        rng: &mut R,
+    ) {
+        let mut reply = [0u8; crate::pairing::verify::MAX_VERIFY_MESSAGE_LEN];
+        let request = &conn.buffers.scratch[..body_len];
+        match conn.verify.handle(request, &self.state, rng, &mut reply) {
+            Ok(VerifyOutput::Reply(len)) => conn.respond(
+                StatusCode::Ok,
+                Some(content_type::PAIRING_TLV8),
+                &reply[..len],
+            ),
+            Ok(VerifyOutput::Verified {
+                reply_len,
+                keys,
+                controller,
+            }) => {
+                conn.respond(
+                    StatusCode::Ok,
+                    Some(content_type::PAIRING_TLV8),
+                    &reply[..reply_len],
+                );
+                conn.start_session(keys, false);
+                conn.controller = Some(controller.clone());
+                conn.push_event(Event::Verified { controller });
+            }
+            Err(error) => conn.respond_to_pairing_error(error),
+        }
+    }
+
+    fn pairings(&mut self, conn: &mut Connection<'_>, body_len: usize) {
+        let Some(controller) = conn.controller.clone() else {
+            return conn.respond(StatusCode::ConnectionAuthorizationRequired, None, b"");
+        };
+        let mut reply = [0u8; crate::pairing::pairings::MAX_PAIRINGS_MESSAGE_LEN];
+        let request = &conn.buffers.scratch[..body_len];
+        conn.paired_before = self.state.is_paired();
+        match handle_pairings(request, &controller, &mut self.state, &mut reply) {
+            Ok(PairingsOutput::Reply(len)) => conn.respond(
+                StatusCode::Ok,
+                Some(content_type::PAIRING_TLV8),
+                &reply[..len],
+            ),
+            Ok(PairingsOutput::Persist { reply, .. }) => {
+                conn.await_storage(AwaitingStorage::Pairings(reply))
+            }
+            Err(error) => conn.respond_to_pairing_error(error),
+        }
+    }
+}
+
+/// HAP's body for a 500 answer: out of resources (-70407).
+const OUT_OF_RESOURCES: &[u8] = b"{\"status\":-70407}";
+
+/// Where a request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    PairSetup,
+    PairVerify,
+    Pairings,
+    Identify,
+    /// An endpoint that needs a verified session and the database.
+    Protected,
+    /// A known path with the wrong method.
+    WrongMethod {
+        protected: bool,
+    },
+    Unknown,
+}
+
+impl Route {
+    fn of(request: &Request<'_>) -> Self {
+        let (allowed, route, protected): (&[Method], Route, bool) = match request.path {
+            "/pair-setup" => (&[Method::Post], Route::PairSetup, false),
+            "/pair-verify" => (&[Method::Post], Route::PairVerify, false),
+            "/identify" => (&[Method::Post], Route::Identify, false),
+            "/pairings" => (&[Method::Post], Route::Pairings, true),
+            "/accessories" => (&[Method::Get], Route::Protected, true),
+            "/characteristics" => (&[Method::Get, Method::Put], Route::Protected, true),
+            "/prepare" => (&[Method::Put], Route::Protected, true),
+            "/resource" => (&[Method::Post], Route::Protected, true),
+            _ => return Route::Unknown,
+        };
+        if allowed.contains(&request.method) {
+            route
+        } else {
+            Route::WrongMethod { protected }
+        }
+    }
+}
+
+/// Maps a pairing-layer error to the connection's answer.
+fn pairing_error_status(error: PairingError) -> StatusCode {
+    match error {
+        PairingError::BufferTooSmall { .. } => StatusCode::InternalServerError,
+        _ => StatusCode::BadRequest,
+    }
+}

@@ -1,0 +1,713 @@
+//! The server driven over HTTP by an in-memory controller: whole, byte by byte and at
+//! random split points.
+
+use std::vec;
+use std::vec::Vec;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use super::*;
+use crate::crypto::Ed25519KeyPair;
+use crate::pairing::setup::{PairSetupClient, SetupClientOutput};
+use crate::pairing::verify::{PairVerifyClient, VerifyClientOutput};
+use crate::pairing::{AccessoryPairing, ControllerIdentity};
+use crate::session::{FrameEncryptor, Role, Session};
+use crate::ConnectionId;
+
+const CODE: &str = "518-08-582";
+
+#[derive(Clone, Copy, Debug)]
+enum Feed {
+    Whole,
+    ByteByByte,
+    Random(u64),
+}
+
+/// Owned buffers for one connection.
+struct Buffers {
+    input: Vec<u8>,
+    scratch: Vec<u8>,
+    output: Vec<u8>,
+}
+
+impl Buffers {
+    fn new() -> Self {
+        Self {
+            input: vec![0; 8192 + 1024],
+            scratch: vec![0; 8192],
+            output: vec![0; 4096],
+        }
+    }
+
+    fn connection(&mut self, id: u32) -> Connection<'_> {
+        let buffers = ConnectionBuffers {
+            input: &mut self.input,
+            scratch: &mut self.scratch,
+            output: &mut self.output,
+        };
+        Connection::new(ConnectionId(id), buffers, Instant::from_millis(0))
+    }
+}
+
+/// What one exchange produced on a connection.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Outcome {
+    transmitted: Vec<u8>,
+    events: Vec<Event>,
+    persisted: usize,
+    closed: bool,
+}
+
+/// Drains `conn`, storing the state whenever asked (successfully, into `stored`).
+fn drain(
+    server: &mut Server,
+    conn: &mut Connection<'_>,
+    rng: &mut ChaCha20Rng,
+    stored: &mut Vec<AccessoryState>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    for _ in 0..1000 {
+        match server.poll_output(conn, Instant::from_millis(0), rng) {
+            Some(Output::Transmit(bytes)) => outcome.transmitted.extend_from_slice(bytes),
+            Some(Output::Persist) => {
+                stored.push(server.state().clone());
+                outcome.persisted += 1;
+                server.state_persisted(conn, Instant::from_millis(0), true, rng);
+            }
+            Some(Output::Event(event)) => outcome.events.push(event),
+            Some(Output::Close) => outcome.closed = true,
+            None => return outcome,
+        }
+    }
+    panic!("poll_output never settled");
+}
+
+/// Feeds `bytes` to the server in pieces chosen by `feed`, draining after each.
+fn feed(
+    server: &mut Server,
+    conn: &mut Connection<'_>,
+    bytes: &[u8],
+    how: Feed,
+    rng: &mut ChaCha20Rng,
+    stored: &mut Vec<AccessoryState>,
+) -> Outcome {
+    let mut splitter = ChaCha20Rng::seed_from_u64(match how {
+        Feed::Random(seed) => seed,
+        _ => 0,
+    });
+    let mut total = Outcome::default();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let len = match how {
+            Feed::Whole => rest.len(),
+            Feed::ByteByByte => 1,
+            Feed::Random(_) => 1 + (splitter.next_u32() as usize % 700).min(rest.len() - 1),
+        };
+        let (mut piece, tail) = rest.split_at(len);
+        let mut outcome = Outcome::default();
+        // Offer what was not taken again after draining, as an adapter would.
+        for _ in 0..10_000 {
+            let taken = server.handle_input(conn, Instant::from_millis(0), piece, rng);
+            piece = &piece[taken..];
+            let drained = drain(server, conn, rng, stored);
+            outcome.transmitted.extend(drained.transmitted);
+            outcome.events.extend(drained.events);
+            outcome.persisted += drained.persisted;
+            outcome.closed |= drained.closed;
+            if piece.is_empty() {
+                break;
+            }
+        }
+        assert!(piece.is_empty(), "input was never taken");
+        total.transmitted.extend(outcome.transmitted);
+        total.events.extend(outcome.events);
+        total.persisted += outcome.persisted;
+        total.closed |= outcome.closed;
+        rest = tail;
+    }
+    total
+}
+
+fn post(path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut request =
+        std::format!("POST {path} HTTP/1.1\r\nHost: light.local\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len())
+            .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+fn get(path: &str) -> Vec<u8> {
+    std::format!("GET {path} HTTP/1.1\r\nHost: light.local\r\n\r\n").into_bytes()
+}
+
+/// Splits a response stream into (status, body) pairs.
+fn responses(mut bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut response = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(head) = response.parse(bytes).unwrap() else {
+            panic!("partial response")
+        };
+        let length: usize = response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .map(|h| core::str::from_utf8(h.value).unwrap().parse().unwrap())
+            .unwrap();
+        out.push((response.code.unwrap(), bytes[head..head + length].to_vec()));
+        bytes = &bytes[head + length..];
+    }
+    out
+}
+
+/// A controller that speaks HTTP to the server.
+struct Controller {
+    identity: ControllerIdentity,
+    rng: ChaCha20Rng,
+    session: Option<Session>,
+}
+
+impl Controller {
+    fn new(name: &str, seed: u8) -> Self {
+        Self {
+            identity: ControllerIdentity {
+                id: PairingId::new(name.as_bytes()).unwrap(),
+                keys: Ed25519KeyPair::from_seed(&[seed; 32]),
+            },
+            rng: ChaCha20Rng::seed_from_u64(u64::from(seed)),
+            session: None,
+        }
+    }
+
+    /// Encrypts a request if the session is up.
+    fn wrap(&mut self, request: &[u8]) -> Vec<u8> {
+        match &mut self.session {
+            None => request.to_vec(),
+            Some(session) => {
+                let mut wire = vec![0; FrameEncryptor::sealed_len(request.len())];
+                session.outbound.seal(request, &mut wire).unwrap();
+                wire
+            }
+        }
+    }
+
+    /// Decrypts the server's bytes if the session is up.
+    fn unwrap(&mut self, mut wire: &[u8]) -> Vec<u8> {
+        let Some(session) = &mut self.session else {
+            return wire.to_vec();
+        };
+        let mut plain = Vec::new();
+        while !wire.is_empty() {
+            let opened = session.inbound.open(wire).unwrap();
+            plain.extend_from_slice(opened.plaintext.unwrap_or_default());
+            wire = &wire[opened.consumed..];
+        }
+        plain
+    }
+}
+
+struct Harness {
+    server: Server,
+    rng: ChaCha20Rng,
+    stored: Vec<AccessoryState>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let state = AccessoryState::generate(&CODE.parse().unwrap(), &mut rng);
+        Self {
+            server: Server::new(state, Config::default()),
+            rng,
+            stored: Vec::new(),
+        }
+    }
+
+    /// Sends one request from `controller` and returns the responses and the outcome.
+    fn exchange(
+        &mut self,
+        conn: &mut Connection<'_>,
+        controller: &mut Controller,
+        request: &[u8],
+        how: Feed,
+    ) -> (Vec<(u16, Vec<u8>)>, Outcome) {
+        let wire = controller.wrap(request);
+        let outcome = feed(
+            &mut self.server,
+            conn,
+            &wire,
+            how,
+            &mut self.rng,
+            &mut self.stored,
+        );
+        let plain = controller.unwrap(&outcome.transmitted);
+        (responses(&plain), outcome)
+    }
+
+    fn pair(
+        &mut self,
+        conn: &mut Connection<'_>,
+        controller: &mut Controller,
+        how: Feed,
+    ) -> AccessoryPairing {
+        let mut out = [0u8; 1024];
+        let (mut client, len) = PairSetupClient::start(CODE.parse().unwrap(), 0, &mut out).unwrap();
+        let mut body = out[..len].to_vec();
+        loop {
+            let (replies, _) = self.exchange(
+                conn,
+                controller,
+                &post("/pair-setup", "application/pairing+tlv8", &body),
+                how,
+            );
+            assert_eq!(replies.len(), 1);
+            assert_eq!(replies[0].0, 200);
+            match client
+                .handle_response(
+                    &replies[0].1,
+                    &controller.identity,
+                    &mut controller.rng,
+                    &mut out,
+                )
+                .unwrap()
+            {
+                SetupClientOutput::Send(len) => body = out[..len].to_vec(),
+                SetupClientOutput::Paired(pairing) => return pairing,
+                SetupClientOutput::Transient(_) => unreachable!(),
+            }
+        }
+    }
+
+    fn verify(
+        &mut self,
+        conn: &mut Connection<'_>,
+        controller: &mut Controller,
+        pairing: &AccessoryPairing,
+        how: Feed,
+    ) {
+        let mut out = [0u8; 1024];
+        let (mut client, len) = PairVerifyClient::start(&mut controller.rng, &mut out).unwrap();
+        let mut body = out[..len].to_vec();
+        loop {
+            let (replies, outcome) = self.exchange(
+                conn,
+                controller,
+                &post("/pair-verify", "application/pairing+tlv8", &body),
+                how,
+            );
+            assert_eq!(replies[0].0, 200);
+            match client
+                .handle_response(&replies[0].1, &controller.identity, pairing, &mut out)
+                .unwrap()
+            {
+                VerifyClientOutput::Send(len) => body = out[..len].to_vec(),
+                VerifyClientOutput::Verified(keys) => {
+                    assert!(outcome.events.contains(&Event::Verified {
+                        controller: controller.identity.id.clone()
+                    }));
+                    controller.session = Some(Session::new(keys, Role::Controller));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn list_pairings() -> Vec<u8> {
+    post(
+        "/pairings",
+        "application/pairing+tlv8",
+        &[0x06, 1, 1, 0x00, 1, 5],
+    )
+}
+
+/// Pair, verify and list pairings; returns every byte the server sent.
+fn full_exchange(how: Feed) -> Vec<u8> {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut owner = Controller::new("owner", 7);
+    let pairing = harness.pair(&mut conn, &mut owner, how);
+    assert_eq!(harness.stored.len(), 1, "the pairing was stored before M6");
+    harness.verify(&mut conn, &mut owner, &pairing, how);
+    assert!(conn.is_encrypted());
+    let (replies, outcome) = harness.exchange(&mut conn, &mut owner, &list_pairings(), how);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].0, 200);
+    let list = crate::tlv::Tlv::parse(&replies[0].1).unwrap();
+    assert_eq!(
+        list.get(0x01).and_then(|i| i.contiguous()),
+        Some(&b"owner"[..])
+    );
+    outcome.transmitted
+}
+
+#[test]
+fn pairing_over_http_whole_bytewise_and_split_give_identical_results() {
+    let whole = full_exchange(Feed::Whole);
+    assert_eq!(whole, full_exchange(Feed::ByteByByte));
+    for seed in [1, 2, 3] {
+        assert_eq!(whole, full_exchange(Feed::Random(seed)));
+    }
+}
+
+#[test]
+fn protected_endpoints_need_pair_verify() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut stranger = Controller::new("stranger", 3);
+    let requests = [
+        get("/accessories"),
+        get("/characteristics?id=1.9"),
+        list_pairings(),
+        post("/prepare", "application/hap+json", b"{}"),
+        b"PUT /pairings HTTP/1.1\r\n\r\n".to_vec(),
+    ];
+    for request in requests {
+        let (replies, outcome) = harness.exchange(&mut conn, &mut stranger, &request, Feed::Whole);
+        assert_eq!(
+            replies,
+            [(470, vec![])],
+            "{}",
+            std::string::String::from_utf8_lossy(&request)
+        );
+        assert!(!outcome.closed);
+    }
+}
+
+#[test]
+fn unknown_paths_and_wrong_methods() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut controller = Controller::new("c", 3);
+    let (replies, _) = harness.exchange(&mut conn, &mut controller, &get("/nope"), Feed::Whole);
+    assert_eq!(replies, [(404, vec![])]);
+    let (replies, _) =
+        harness.exchange(&mut conn, &mut controller, &get("/pair-setup"), Feed::Whole);
+    assert_eq!(replies, [(405, vec![])]);
+    let (replies, _) = harness.exchange(&mut conn, &mut controller, &get("/identify"), Feed::Whole);
+    assert_eq!(replies, [(405, vec![])]);
+}
+
+#[test]
+fn identify_works_only_while_unpaired() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut owner = Controller::new("owner", 7);
+    let identify = post("/identify", "application/hap+json", b"");
+    let (replies, outcome) = harness.exchange(&mut conn, &mut owner, &identify, Feed::Whole);
+    assert_eq!(replies, [(204, vec![])]);
+    assert_eq!(outcome.events, [Event::Identify]);
+    harness.pair(&mut conn, &mut owner, Feed::Whole);
+    let mut other_buffers = Buffers::new();
+    let mut other = other_buffers.connection(2);
+    let (replies, outcome) = harness.exchange(
+        &mut other,
+        &mut Controller::new("x", 1),
+        &identify,
+        Feed::Whole,
+    );
+    assert_eq!(replies, [(400, b"{\"status\":-70401}".to_vec())]);
+    assert!(outcome.events.is_empty());
+}
+
+#[test]
+fn pairing_emits_pairings_changed_once_stored() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut owner = Controller::new("owner", 7);
+    let mut out = [0u8; 1024];
+    let (mut client, len) = PairSetupClient::start(CODE.parse().unwrap(), 0, &mut out).unwrap();
+    let mut body = out[..len].to_vec();
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        let (replies, outcome) = harness.exchange(
+            &mut conn,
+            &mut owner,
+            &post("/pair-setup", "application/pairing+tlv8", &body),
+            Feed::Whole,
+        );
+        events.extend(outcome.events);
+        if let SetupClientOutput::Send(len) = client
+            .handle_response(&replies[0].1, &owner.identity, &mut owner.rng, &mut out)
+            .unwrap()
+        {
+            body = out[..len].to_vec();
+        }
+    }
+    assert_eq!(events, [Event::PairingsChanged { paired: true }]);
+}
+
+#[test]
+fn malformed_http_closes_without_an_answer() {
+    for request in [
+        &b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n"[..],
+        b"POST /pair-setup HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+        b"POST /pair-setup HTTP/1.1\r\nContent-Type: a\r\nContent-Type: a\r\n\r\n",
+        b"PUT /characteristics HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n",
+    ] {
+        let mut harness = Harness::new();
+        let mut buffers = Buffers::new();
+        let mut conn = buffers.connection(1);
+        let outcome = feed(
+            &mut harness.server,
+            &mut conn,
+            request,
+            Feed::Whole,
+            &mut harness.rng,
+            &mut harness.stored,
+        );
+        assert!(outcome.closed, "{request:?}");
+        assert!(outcome.transmitted.is_empty(), "{request:?}");
+        // Nothing more comes out of a closed connection.
+        harness.server.handle_input(
+            &mut conn,
+            Instant::from_millis(0),
+            &get("/nope"),
+            &mut harness.rng,
+        );
+        assert_eq!(
+            harness
+                .server
+                .poll_output(&mut conn, Instant::from_millis(0), &mut harness.rng),
+            None
+        );
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut controller = Controller::new("c", 3);
+    let mut requests = get("/nope");
+    requests.extend(get("/accessories"));
+    requests.extend(get("/pair-verify"));
+    let (replies, _) = harness.exchange(&mut conn, &mut controller, &requests, Feed::Whole);
+    let codes: Vec<u16> = replies.iter().map(|r| r.0).collect();
+    assert_eq!(codes, [404, 470, 405]);
+}
+
+#[test]
+fn a_tampered_frame_closes_the_session() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut owner = Controller::new("owner", 7);
+    let pairing = harness.pair(&mut conn, &mut owner, Feed::Whole);
+    harness.verify(&mut conn, &mut owner, &pairing, Feed::Whole);
+    let mut wire = owner.wrap(&list_pairings());
+    let last = wire.len() - 1;
+    wire[last] ^= 1;
+    let outcome = feed(
+        &mut harness.server,
+        &mut conn,
+        &wire,
+        Feed::Whole,
+        &mut harness.rng,
+        &mut harness.stored,
+    );
+    assert!(outcome.closed);
+    assert!(outcome.transmitted.is_empty());
+    assert_eq!(
+        conn.close_reason(),
+        Some(CloseReason::Frame(FrameError::BadTag))
+    );
+}
+
+#[test]
+fn removing_a_pairing_closes_that_controllers_sessions_after_the_reply() {
+    let mut harness = Harness::new();
+    let (mut owner_buffers, mut guest_buffers) = (Buffers::new(), Buffers::new());
+    let mut owner_conn = owner_buffers.connection(1);
+    let mut guest_conn = guest_buffers.connection(2);
+    let mut owner = Controller::new("owner", 7);
+    let mut guest = Controller::new("guest", 8);
+    let pairing = harness.pair(&mut owner_conn, &mut owner, Feed::Whole);
+    harness.verify(&mut owner_conn, &mut owner, &pairing, Feed::Whole);
+
+    let mut add = vec![0x06, 1, 1, 0x00, 1, 3, 0x01, 5];
+    add.extend_from_slice(b"guest");
+    add.extend_from_slice(&[0x03, 32]);
+    add.extend_from_slice(&guest.identity.keys.public_key());
+    add.extend_from_slice(&[0x0B, 1, 0]);
+    let (replies, outcome) = harness.exchange(
+        &mut owner_conn,
+        &mut owner,
+        &post("/pairings", "application/pairing+tlv8", &add),
+        Feed::Whole,
+    );
+    assert_eq!(replies[0].0, 200);
+    assert_eq!(outcome.persisted, 1);
+    harness.verify(&mut guest_conn, &mut guest, &pairing, Feed::Whole);
+
+    // The guest may not manage pairings.
+    let (replies, _) = harness.exchange(&mut guest_conn, &mut guest, &list_pairings(), Feed::Whole);
+    assert_eq!(
+        crate::tlv::Tlv::parse(&replies[0].1).unwrap().get_u8(0x07),
+        Some(2)
+    );
+
+    let mut remove = vec![0x06, 1, 1, 0x00, 1, 4, 0x01, 5];
+    remove.extend_from_slice(b"guest");
+    let (replies, outcome) = harness.exchange(
+        &mut owner_conn,
+        &mut owner,
+        &post("/pairings", "application/pairing+tlv8", &remove),
+        Feed::Whole,
+    );
+    assert_eq!(replies[0].0, 200);
+    assert!(!outcome.closed, "the owner's session stays");
+    let guest_outcome = drain(
+        &mut harness.server,
+        &mut guest_conn,
+        &mut harness.rng,
+        &mut harness.stored,
+    );
+    assert!(guest_outcome.closed);
+    assert_eq!(guest_conn.close_reason(), Some(CloseReason::PairingRemoved));
+
+    // Removing the owner, the last admin, answers first and then closes its own session.
+    let mut remove_owner = vec![0x06, 1, 1, 0x00, 1, 4, 0x01, 5];
+    remove_owner.extend_from_slice(b"owner");
+    let (replies, outcome) = harness.exchange(
+        &mut owner_conn,
+        &mut owner,
+        &post("/pairings", "application/pairing+tlv8", &remove_owner),
+        Feed::Whole,
+    );
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].0, 200);
+    assert!(outcome.closed);
+    assert!(outcome
+        .events
+        .contains(&Event::PairingsChanged { paired: false }));
+}
+
+#[test]
+fn unverified_connections_time_out() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let deadline = harness.server.poll_timeout(&conn).unwrap();
+    assert_eq!(
+        deadline,
+        Instant::from_millis(0) + Config::default().unverified_timeout
+    );
+    harness
+        .server
+        .handle_timeout(&mut conn, Instant::from_millis(deadline.as_millis() - 1));
+    assert_eq!(
+        harness
+            .server
+            .poll_output(&mut conn, deadline, &mut harness.rng),
+        None
+    );
+    harness.server.handle_timeout(&mut conn, deadline);
+    assert_eq!(
+        harness
+            .server
+            .poll_output(&mut conn, deadline, &mut harness.rng),
+        Some(Output::Close)
+    );
+    assert_eq!(conn.close_reason(), Some(CloseReason::UnverifiedTimeout));
+}
+
+#[test]
+fn a_failed_store_answers_500_and_keeps_nothing() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut owner = Controller::new("owner", 7);
+    let mut out = [0u8; 1024];
+    let (mut client, len) = PairSetupClient::start(CODE.parse().unwrap(), 0, &mut out).unwrap();
+    let mut body = out[..len].to_vec();
+    for _ in 0..2 {
+        let (replies, _) = harness.exchange(
+            &mut conn,
+            &mut owner,
+            &post("/pair-setup", "application/pairing+tlv8", &body),
+            Feed::Whole,
+        );
+        let SetupClientOutput::Send(len) = client
+            .handle_response(&replies[0].1, &owner.identity, &mut owner.rng, &mut out)
+            .unwrap()
+        else {
+            panic!()
+        };
+        body = out[..len].to_vec();
+    }
+    // M5: the store fails.
+    let wire = post("/pair-setup", "application/pairing+tlv8", &body);
+    harness
+        .server
+        .handle_input(&mut conn, Instant::from_millis(0), &wire, &mut harness.rng);
+    assert_eq!(
+        harness
+            .server
+            .poll_output(&mut conn, Instant::from_millis(0), &mut harness.rng),
+        Some(Output::Persist)
+    );
+    harness
+        .server
+        .state_persisted(&mut conn, Instant::from_millis(0), false, &mut harness.rng);
+    let Some(Output::Transmit(bytes)) =
+        harness
+            .server
+            .poll_output(&mut conn, Instant::from_millis(0), &mut harness.rng)
+    else {
+        panic!()
+    };
+    assert_eq!(responses(bytes), [(500, b"{\"status\":-70407}".to_vec())]);
+    assert!(!harness.server.state().is_paired());
+}
+
+#[test]
+fn oversize_input_closes_the_connection() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut body = b"POST /pair-setup HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    body.extend(vec![0u8; 100_000]);
+    let outcome = feed(
+        &mut harness.server,
+        &mut conn,
+        &body,
+        Feed::Random(9),
+        &mut harness.rng,
+        &mut harness.stored,
+    );
+    assert!(outcome.closed);
+    assert!(outcome.transmitted.is_empty());
+}
+
+#[test]
+fn a_flood_of_pipelined_requests_is_answered_in_order_with_backpressure() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut controller = Controller::new("c", 3);
+    // About 20 KB of requests in one write: more than the input or output buffer holds.
+    let mut flood = Vec::new();
+    for i in 0..500 {
+        flood.extend(if i % 2 == 0 {
+            get("/nope")
+        } else {
+            get("/accessories")
+        });
+    }
+    let (replies, outcome) = harness.exchange(&mut conn, &mut controller, &flood, Feed::Whole);
+    assert!(!outcome.closed);
+    let codes: Vec<u16> = replies.iter().map(|r| r.0).collect();
+    let expected: Vec<u16> = (0..500)
+        .map(|i| if i % 2 == 0 { 404 } else { 470 })
+        .collect();
+    assert_eq!(codes, expected);
+}
