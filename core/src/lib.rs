@@ -13,8 +13,15 @@
 //! - [`srp`]: SRP-6a with the 3072-bit group and SHA-512 (needs `alloc`).
 //! - [`pairing`]: pair-setup (needs `alloc`), pair-verify and `/pairings`, both roles.
 //! - [`session`]: the encrypted framing that follows pair-verify.
+//! - [`http`] and [`json`]: HTTP/1.1 and JSON request bodies, without a heap.
+//! - [`catalog`]: Apple's service and characteristic types, values and their validation.
+//! - [`server`]: the accessory's connections and shared state, with the run loop
+//!   (in progress: the accessory database is not served yet).
 //! - [`setup`]: setup codes, the `X-HM://` URI and the setup hash.
 //! - [`state`]: what the accessory must persist.
+//!
+//! An accessory is driven through [`server::Server`]; its documentation describes the
+//! run loop. The exchanges below it can also be driven directly.
 //!
 //! # Driving an exchange
 //!
