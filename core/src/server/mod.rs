@@ -17,7 +17,8 @@
 //!    [`Server::handle_timeout`] and drain again.
 //!
 //! After a [`Output::Persist`] has been handled, poll every connection once: a change to
-//! the pairings may close other controllers' sessions.
+//! the pairings may close other controllers' sessions. When a socket closes or fails,
+//! call [`Server::connection_lost`].
 //!
 //! Requests that need the accessory database (`/accessories`, `/characteristics`,
 //! `/prepare`, `/resource`) are not served yet: before pair-verify they get 470 like every
@@ -106,6 +107,8 @@ pub enum CloseReason {
     PairingRemoved,
     /// A response did not fit the output buffer, or the state could not be stored.
     Resources,
+    /// The peer disconnected (reported with [`Server::connection_lost`]).
+    PeerClosed,
 }
 
 /// The state shared by all connections of one accessory.
@@ -232,6 +235,20 @@ impl Server {
             return Some(Output::Close);
         }
         None
+    }
+
+    /// Tells the server that `conn` is gone: the peer disconnected, or the adapter closed
+    /// it. Releases what the connection held in shared state, such as the pair-setup
+    /// lock, so another controller need not wait for it to time out. A change already
+    /// reported with [`Output::Persist`] stays; store it as asked.
+    pub fn connection_lost(&mut self, conn: &mut Connection<'_>) {
+        conn.close(CloseReason::PeerClosed);
+        conn.closed_reported = true;
+        // Nowhere to send it any more.
+        conn.output_len = 0;
+        conn.input_len = 0;
+        #[cfg(feature = "alloc")]
+        self.setup.connection_closed(conn.id);
     }
 
     /// Reports whether storing the state succeeded, releasing the reply that waited.

@@ -711,3 +711,43 @@ fn a_flood_of_pipelined_requests_is_answered_in_order_with_backpressure() {
         .collect();
     assert_eq!(codes, expected);
 }
+
+#[test]
+fn a_lost_connection_releases_the_pair_setup_lock() {
+    let mut harness = Harness::new();
+    let (mut first_buffers, mut second_buffers) = (Buffers::new(), Buffers::new());
+    let mut first = first_buffers.connection(1);
+    let mut second = second_buffers.connection(2);
+    let m1 = post(
+        "/pair-setup",
+        "application/pairing+tlv8",
+        &[0x06, 1, 1, 0x00, 1, 0],
+    );
+    let (replies, _) = harness.exchange(&mut first, &mut Controller::new("a", 1), &m1, Feed::Whole);
+    assert_eq!(
+        crate::tlv::Tlv::parse(&replies[0].1).unwrap().get_u8(0x07),
+        None
+    );
+    let (replies, _) =
+        harness.exchange(&mut second, &mut Controller::new("b", 2), &m1, Feed::Whole);
+    assert_eq!(
+        crate::tlv::Tlv::parse(&replies[0].1).unwrap().get_u8(0x07),
+        Some(7),
+        "Busy"
+    );
+    harness.server.connection_lost(&mut first);
+    assert_eq!(first.close_reason(), Some(CloseReason::PeerClosed));
+    assert_eq!(
+        harness
+            .server
+            .poll_output(&mut first, Instant::from_millis(0), &mut harness.rng),
+        None
+    );
+    let (replies, _) =
+        harness.exchange(&mut second, &mut Controller::new("b", 2), &m1, Feed::Whole);
+    assert_eq!(
+        crate::tlv::Tlv::parse(&replies[0].1).unwrap().get_u8(0x07),
+        None,
+        "the lock was released"
+    );
+}
