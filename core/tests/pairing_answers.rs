@@ -879,3 +879,30 @@ fn any_malformed_request_from_the_lock_holder_ends_its_attempt() {
         assert!(accessory.setup.is_busy());
     }
 }
+
+#[test]
+fn closing_the_connection_keeps_a_change_waiting_for_storage() {
+    let mut accessory = Accessory::new(1);
+    accessory.state.failed_attempts = 4;
+    let request = m5_request(&mut accessory, &controller("owner", 1));
+    let conn = ConnectionId(1);
+    let mut reply = [0u8; 512];
+    let output = accessory.setup.handle(
+        accessory.now,
+        conn,
+        &request,
+        &mut accessory.state,
+        &mut accessory.rng,
+        &mut reply,
+    );
+    assert_eq!(output, Ok(SetupOutput::Persist(StateChange::PairingAdded)));
+    accessory.setup.connection_closed(conn);
+    // The store fails after the controller has gone: the pairing is still undone.
+    assert!(accessory
+        .setup
+        .persist_failed(conn, &mut accessory.state)
+        .is_ok());
+    assert!(!accessory.state.is_paired());
+    assert_eq!(accessory.state.failed_attempts, 4);
+    assert!(!accessory.setup.is_busy());
+}

@@ -525,10 +525,12 @@ impl PairSetup {
 
     /// Releases the lock if `conn` held it. Call this when a connection closes.
     ///
-    /// A change already reported with [`SetupOutput::Persist`] stays in the state: the
-    /// caller is storing it.
+    /// A change already reported with [`SetupOutput::Persist`] keeps the lock until the
+    /// caller reports the outcome with [`PairSetup::persisted`] (whose reply then goes
+    /// nowhere) or [`PairSetup::persist_failed`], so that a failed store can still be
+    /// undone.
     pub fn connection_closed(&mut self, conn: ConnectionId) {
-        if self.is_owner(conn) {
+        if self.is_owner(conn) && !matches!(self.stage, Stage::Persisting(_)) {
             self.release();
         }
     }

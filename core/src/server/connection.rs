@@ -12,10 +12,12 @@ use crate::ConnectionId;
 
 /// The buffers a connection works in, provided by the caller.
 ///
-/// - `input` holds received requests until they are complete: at least the server's
-///   `max_request_len` plus [`MAX_FRAME_PLAINTEXT`] (one decrypted frame) bytes.
-/// - `scratch` holds the body of the request being answered: at least the largest body
-///   accepted, 2 KiB for pairing.
+/// - `input` holds received requests until they are complete: at least
+///   [`MIN_INPUT_LEN`]. Requests are limited to its size less one decrypted frame
+///   ([`MAX_FRAME_PLAINTEXT`]), or to the server's `max_request_len` if smaller; give it
+///   `max_request_len + MAX_FRAME_PLAINTEXT` bytes to accept what the server allows.
+/// - `scratch` holds the body of the request being answered: at least
+///   [`MIN_SCRATCH_LEN`]; larger bodies close the connection.
 /// - `output` holds responses until they are polled: at least
 ///   [`MIN_OUTPUT_LEN`], the largest response once framed. More lets pipelined requests
 ///   be answered in one go.
@@ -33,6 +35,29 @@ pub struct ConnectionBuffers<'b> {
 pub const MAX_RESPONSE_LEN: usize = 2048;
 /// The smallest output buffer: one largest response, framed.
 pub const MIN_OUTPUT_LEN: usize = crate::session::FrameEncryptor::sealed_len(MAX_RESPONSE_LEN);
+/// The smallest input buffer: a pairing request (about 1 KiB) and one decrypted frame.
+pub const MIN_INPUT_LEN: usize = 2 * MAX_FRAME_PLAINTEXT;
+/// The smallest scratch buffer: the largest pairing request body.
+pub const MIN_SCRATCH_LEN: usize = MAX_FRAME_PLAINTEXT;
+
+/// A buffer given to [`Connection::new`] is below its minimum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuffersTooSmall {
+    /// Which buffer: `"input"`, `"scratch"` or `"output"`.
+    pub buffer: &'static str,
+    /// Its minimum size.
+    pub minimum: usize,
+}
+
+impl core::fmt::Display for BuffersTooSmall {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "the {} buffer needs at least {} bytes",
+            self.buffer, self.minimum
+        )
+    }
+}
 
 /// One connection's state. Create one per accepted TCP connection and drive it through
 /// the [`Server`](super::Server).
@@ -58,9 +83,23 @@ pub struct Connection<'b> {
 }
 
 impl<'b> Connection<'b> {
-    /// A connection accepted at `now`, identified by `id` (unique among open ones).
-    pub fn new(id: ConnectionId, buffers: ConnectionBuffers<'b>, now: Instant) -> Self {
-        Self {
+    /// A connection accepted at `now`, identified by `id` (unique among open ones), or an
+    /// error naming a buffer below its minimum.
+    pub fn new(
+        id: ConnectionId,
+        buffers: ConnectionBuffers<'b>,
+        now: Instant,
+    ) -> Result<Self, BuffersTooSmall> {
+        for (buffer, len, minimum) in [
+            ("input", buffers.input.len(), MIN_INPUT_LEN),
+            ("scratch", buffers.scratch.len(), MIN_SCRATCH_LEN),
+            ("output", buffers.output.len(), MIN_OUTPUT_LEN),
+        ] {
+            if len < minimum {
+                return Err(BuffersTooSmall { buffer, minimum });
+            }
+        }
+        Ok(Self {
             id,
             buffers,
             input_len: 0,
@@ -77,7 +116,7 @@ impl<'b> Connection<'b> {
             paired_before: false,
             pending_keys: None,
             opened: now,
-        }
+        })
     }
 
     /// The connection's id.
@@ -128,9 +167,13 @@ impl<'b> Connection<'b> {
         Ok(taken)
     }
 
-    /// Whether the output has room for the largest response.
-    pub(super) fn has_response_room(&self) -> bool {
-        self.buffers.output.len() - self.output_len >= MIN_OUTPUT_LEN
+    /// Whether answering must wait: for storage, for output room, or for the
+    /// application to take events.
+    pub(super) fn is_blocked(&self) -> bool {
+        self.awaiting.is_some()
+            || self.persist_requested
+            || self.buffers.output.len() - self.output_len < MIN_OUTPUT_LEN
+            || self.events.is_full()
     }
 
     /// Drops the first `len` bytes of input, a request that has been taken.

@@ -39,7 +39,10 @@ use crate::state::AccessoryState;
 use crate::time::Instant;
 
 mod connection;
-pub use connection::{Connection, ConnectionBuffers, MAX_RESPONSE_LEN, MIN_OUTPUT_LEN};
+pub use connection::{
+    BuffersTooSmall, Connection, ConnectionBuffers, MAX_RESPONSE_LEN, MIN_INPUT_LEN,
+    MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
+};
 
 // The scenarios pair first, which needs SRP and so a heap.
 #[cfg(all(test, feature = "alloc"))]
@@ -119,6 +122,9 @@ pub struct Server {
     #[cfg(feature = "alloc")]
     setup: PairSetup,
     config: Config,
+    /// Whether the accessory is paired, if that changed since [`Server::poll_event`]
+    /// last reported it.
+    pairing_change: Option<bool>,
 }
 
 /// A reply held until the state it depends on is stored.
@@ -140,6 +146,7 @@ impl Server {
             #[cfg(feature = "alloc")]
             setup: PairSetup::new(),
             config,
+            pairing_change: None,
         }
     }
 
@@ -180,12 +187,12 @@ impl Server {
             let buffered = conn.input_len;
             self.process(conn, now, rng);
             if step == 0 && conn.input_len == buffered {
-                if conn.awaiting.is_some() || !conn.has_response_room() {
+                if conn.is_blocked() {
                     // Backpressure: the caller keeps the rest until output drains.
                     return taken;
                 }
                 // Nothing fits and nothing can be answered: the request is too large.
-                let limit = self.config.max_request_len.min(conn.buffers.input.len());
+                let limit = self.request_limit(conn);
                 conn.close(CloseReason::Http(HttpError::TooLarge { limit }));
             }
         }
@@ -198,7 +205,9 @@ impl Server {
     /// The next thing to do for `conn`, or `None` until more input or a timeout.
     ///
     /// Once earlier output has been taken, this answers requests that were waiting for
-    /// room, which is why it needs the time and randomness.
+    /// room, which is why it needs the time and randomness. After [`Output::Close`] it
+    /// returns nothing more, except [`Output::Persist`] for a change that must still be
+    /// stored.
     pub fn poll_output<'c, R: RngCore + CryptoRng>(
         &mut self,
         conn: &'c mut Connection<'_>,
@@ -209,17 +218,14 @@ impl Server {
             conn.persist_requested = false;
             return Some(Output::Persist);
         }
+        if conn.closed_reported {
+            return None;
+        }
         if let Some(event) = conn.events.pop_front() {
             return Some(Output::Event(event));
         }
-        if conn.closing.is_none() {
-            if let Some(controller) = &conn.controller {
-                if self.state.pairings.get(controller.as_bytes()).is_none()
-                    && conn.awaiting.is_none()
-                {
-                    conn.close(CloseReason::PairingRemoved);
-                }
-            }
+        if conn.awaiting.is_none() {
+            self.close_if_unpaired(conn);
         }
         if conn.output_len == 0 {
             self.process(conn, now, rng);
@@ -228,7 +234,8 @@ impl Server {
             let len = core::mem::take(&mut conn.output_len);
             return Some(Output::Transmit(&conn.buffers.output[..len]));
         }
-        if conn.closing.is_some() && !conn.closed_reported {
+        // A reply waiting for storage still has to be resolved before closing.
+        if conn.closing.is_some() && conn.awaiting.is_none() {
             conn.closed_reported = true;
             #[cfg(feature = "alloc")]
             self.setup.connection_closed(conn.id);
@@ -237,21 +244,34 @@ impl Server {
         None
     }
 
+    /// Server-wide events, not tied to a connection: [`Event::PairingsChanged`] once a
+    /// change of the paired state is stored (update mDNS `sf` then). Drain it after
+    /// handling an [`Output::Persist`].
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.pairing_change
+            .take()
+            .map(|paired| Event::PairingsChanged { paired })
+    }
+
     /// Tells the server that `conn` is gone: the peer disconnected, or the adapter closed
     /// it. Releases what the connection held in shared state, such as the pair-setup
-    /// lock, so another controller need not wait for it to time out. A change already
-    /// reported with [`Output::Persist`] stays; store it as asked.
+    /// lock, so another controller need not wait for it to time out. A change waiting for
+    /// storage is kept: if [`Server::poll_output`] still yields [`Output::Persist`], store
+    /// the state and call [`Server::state_persisted`] as usual.
     pub fn connection_lost(&mut self, conn: &mut Connection<'_>) {
         conn.close(CloseReason::PeerClosed);
         conn.closed_reported = true;
         // Nowhere to send it any more.
         conn.output_len = 0;
         conn.input_len = 0;
+        conn.events.clear();
         #[cfg(feature = "alloc")]
         self.setup.connection_closed(conn.id);
     }
 
-    /// Reports whether storing the state succeeded, releasing the reply that waited.
+    /// Reports whether storing the state succeeded, releasing the reply that waited. On
+    /// failure the change is undone and the request answered with 500. On a closed
+    /// connection the change is kept or undone all the same, and nothing is sent.
     pub fn state_persisted<R: RngCore + CryptoRng>(
         &mut self,
         conn: &mut Connection<'_>,
@@ -285,10 +305,18 @@ impl Server {
                 pending.persisted(&mut body).ok().map(|(len, _)| len)
             }
             (AwaitingStorage::Pairings(pending), false) => {
+                // Sessions of a controller the failed change added close on their next
+                // poll, since the pairing is gone again.
                 pending.persist_failed(&mut self.state);
                 None
             }
         };
+        if self.state.is_paired() != paired_before {
+            self.pairing_change = Some(self.state.is_paired());
+        }
+        if conn.closing.is_some() {
+            return;
+        }
         match reply {
             Some(len) => {
                 conn.respond(
@@ -306,18 +334,18 @@ impl Server {
                 OUT_OF_RESOURCES,
             ),
         }
-        if self.state.is_paired() != paired_before {
-            conn.push_event(Event::PairingsChanged {
-                paired: self.state.is_paired(),
-            });
-        }
         self.process(conn, now, rng);
     }
 
     /// The earliest time at which [`Server::handle_timeout`] has work for `conn`.
     pub fn poll_timeout(&self, conn: &Connection<'_>) -> Option<Instant> {
+        if conn.closing.is_some() {
+            return None;
+        }
+        // Transient sessions are encrypted without a controller; only plaintext
+        // connections are held to the pair-verify deadline.
         let unverified = conn
-            .controller
+            .session
             .is_none()
             .then(|| conn.opened + self.config.unverified_timeout);
         #[cfg(feature = "alloc")]
@@ -331,11 +359,31 @@ impl Server {
     pub fn handle_timeout(&mut self, conn: &mut Connection<'_>, now: Instant) {
         #[cfg(feature = "alloc")]
         self.setup.handle_timeout(now);
-        if conn.controller.is_none()
+        if conn.session.is_none()
             && conn.closing.is_none()
             && now >= conn.opened + self.config.unverified_timeout
         {
             conn.close(CloseReason::UnverifiedTimeout);
+        }
+    }
+
+    /// The largest request `conn` accepts: the configured limit, or what its input buffer
+    /// holds with room for one decrypted frame, so encrypted and plaintext requests are
+    /// held to the same limit.
+    fn request_limit(&self, conn: &Connection<'_>) -> usize {
+        self.config
+            .max_request_len
+            .min(conn.buffers.input.len() - crate::session::MAX_FRAME_PLAINTEXT)
+    }
+
+    /// Closes a verified connection whose controller is no longer paired.
+    fn close_if_unpaired(&self, conn: &mut Connection<'_>) {
+        let removed = conn
+            .controller
+            .as_ref()
+            .is_some_and(|c| self.state.pairings.get(c.as_bytes()).is_none());
+        if removed {
+            conn.close(CloseReason::PairingRemoved);
         }
     }
 
@@ -347,12 +395,13 @@ impl Server {
         now: Instant,
         rng: &mut R,
     ) {
-        while conn.closing.is_none()
-            && conn.awaiting.is_none()
-            && !conn.persist_requested
-            && conn.has_response_room()
-        {
-            let limit = self.config.max_request_len.min(conn.buffers.input.len());
+        while conn.closing.is_none() && !conn.is_blocked() {
+            // Never serve a controller whose pairing is gone.
+            self.close_if_unpaired(conn);
+            if conn.closing.is_some() {
+                return;
+            }
+            let limit = self.request_limit(conn);
             let input = &conn.buffers.input[..conn.input_len];
             let request = match parse_request(input, limit) {
                 Ok(http::Status::Complete(request)) => request,
@@ -383,10 +432,15 @@ impl Server {
         now: Instant,
         rng: &mut R,
     ) {
-        let verified = conn.session.is_some() && !conn.transient;
-        let secured = conn.session.is_some();
+        // A transient session exists only for what the setup that made it needs;
+        // HomeKitADK refuses everything else on it.
+        if conn.transient && route != Route::Identify {
+            return conn.respond(StatusCode::BadRequest, None, b"");
+        }
+        // Past that, an encrypted session is a verified one.
+        let verified = conn.session.is_some();
         match route {
-            Route::PairSetup | Route::PairVerify if secured => {
+            Route::PairSetup | Route::PairVerify if verified => {
                 conn.respond(StatusCode::BadRequest, None, b"")
             }
             #[cfg(feature = "alloc")]
@@ -398,10 +452,9 @@ impl Server {
                 OUT_OF_RESOURCES,
             ),
             Route::PairVerify => self.pair_verify(conn, body_len, rng),
-            Route::Pairings if !secured => {
+            Route::Pairings if !verified => {
                 conn.respond(StatusCode::ConnectionAuthorizationRequired, None, b"")
             }
-            Route::Pairings if conn.transient => conn.respond(StatusCode::BadRequest, None, b""),
             Route::Pairings => self.pairings(conn, body_len),
             Route::Identify if self.state.is_paired() => conn.respond(
                 StatusCode::BadRequest,

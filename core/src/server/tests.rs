@@ -46,7 +46,7 @@ impl Buffers {
             scratch: &mut self.scratch,
             output: &mut self.output,
         };
-        Connection::new(ConnectionId(id), buffers, Instant::from_millis(0))
+        Connection::new(ConnectionId(id), buffers, Instant::from_millis(0)).unwrap()
     }
 }
 
@@ -74,6 +74,9 @@ fn drain(
                 stored.push(server.state().clone());
                 outcome.persisted += 1;
                 server.state_persisted(conn, Instant::from_millis(0), true, rng);
+                outcome
+                    .events
+                    .extend(core::iter::from_fn(|| server.poll_event()));
             }
             Some(Output::Event(event)) => outcome.events.push(event),
             Some(Output::Close) => outcome.closed = true,
@@ -749,5 +752,262 @@ fn a_lost_connection_releases_the_pair_setup_lock() {
         crate::tlv::Tlv::parse(&replies[0].1).unwrap().get_u8(0x07),
         None,
         "the lock was released"
+    );
+}
+
+/// Runs pair-setup up to M5 on `conn`, leaving M5's request unsent; returns it.
+fn m5_request(harness: &mut Harness, conn: &mut Connection<'_>, owner: &mut Controller) -> Vec<u8> {
+    let mut out = [0u8; 1024];
+    let (mut client, len) = PairSetupClient::start(CODE.parse().unwrap(), 0, &mut out).unwrap();
+    let mut body = out[..len].to_vec();
+    for _ in 0..2 {
+        let (replies, _) = harness.exchange(
+            conn,
+            owner,
+            &post("/pair-setup", "application/pairing+tlv8", &body),
+            Feed::Whole,
+        );
+        let SetupClientOutput::Send(len) = client
+            .handle_response(&replies[0].1, &owner.identity, &mut owner.rng, &mut out)
+            .unwrap()
+        else {
+            panic!()
+        };
+        body = out[..len].to_vec();
+    }
+    post("/pair-setup", "application/pairing+tlv8", &body)
+}
+
+#[test]
+fn a_connection_lost_while_its_pairing_is_stored_keeps_or_undoes_it_and_sends_nothing() {
+    for stored in [true, false] {
+        let mut harness = Harness::new();
+        let mut buffers = Buffers::new();
+        let mut conn = buffers.connection(1);
+        let mut owner = Controller::new("owner", 7);
+        let m5 = m5_request(&mut harness, &mut conn, &mut owner);
+        let t0 = Instant::from_millis(0);
+        harness
+            .server
+            .handle_input(&mut conn, t0, &m5, &mut harness.rng);
+        // The peer goes away before the adapter has even polled the Persist.
+        harness.server.connection_lost(&mut conn);
+        assert_eq!(
+            harness.server.poll_output(&mut conn, t0, &mut harness.rng),
+            Some(Output::Persist)
+        );
+        harness
+            .server
+            .state_persisted(&mut conn, t0, stored, &mut harness.rng);
+        assert_eq!(
+            harness.server.poll_output(&mut conn, t0, &mut harness.rng),
+            None,
+            "nothing after close"
+        );
+        assert_eq!(harness.server.state().is_paired(), stored);
+        assert_eq!(
+            harness.server.poll_event(),
+            stored.then_some(Event::PairingsChanged { paired: true })
+        );
+        // Pair-setup is open to others again.
+        let mut other_buffers = Buffers::new();
+        let mut other = other_buffers.connection(2);
+        let m1 = post(
+            "/pair-setup",
+            "application/pairing+tlv8",
+            &[0x06, 1, 1, 0x00, 1, 0],
+        );
+        let (replies, _) =
+            harness.exchange(&mut other, &mut Controller::new("b", 2), &m1, Feed::Whole);
+        let expected = if stored { Some(6) } else { None };
+        assert_eq!(
+            crate::tlv::Tlv::parse(&replies[0].1).unwrap().get_u8(0x07),
+            expected
+        );
+    }
+}
+
+#[test]
+fn a_timeout_while_storing_closes_only_after_the_store_is_resolved() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut owner = Controller::new("owner", 7);
+    let m5 = m5_request(&mut harness, &mut conn, &mut owner);
+    let t0 = Instant::from_millis(0);
+    harness
+        .server
+        .handle_input(&mut conn, t0, &m5, &mut harness.rng);
+    assert_eq!(
+        harness.server.poll_output(&mut conn, t0, &mut harness.rng),
+        Some(Output::Persist)
+    );
+    let late = t0 + Config::default().unverified_timeout;
+    harness.server.handle_timeout(&mut conn, late);
+    assert_eq!(
+        harness
+            .server
+            .poll_output(&mut conn, late, &mut harness.rng),
+        None,
+        "no Close while storing"
+    );
+    harness
+        .server
+        .state_persisted(&mut conn, late, false, &mut harness.rng);
+    assert!(
+        !harness.server.state().is_paired(),
+        "the failed store was undone"
+    );
+    assert_eq!(
+        harness
+            .server
+            .poll_output(&mut conn, late, &mut harness.rng),
+        Some(Output::Close)
+    );
+    assert_eq!(
+        harness
+            .server
+            .poll_output(&mut conn, late, &mut harness.rng),
+        None
+    );
+}
+
+#[test]
+fn events_are_never_dropped() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let identify = post("/identify", "application/hap+json", b"");
+    let twenty: Vec<u8> = (0..20).flat_map(|_| identify.clone()).collect();
+    let (replies, outcome) = harness.exchange(
+        &mut conn,
+        &mut Controller::new("c", 1),
+        &twenty,
+        Feed::Whole,
+    );
+    assert_eq!(replies.len(), 20);
+    assert_eq!(outcome.events, vec![Event::Identify; 20]);
+}
+
+#[test]
+fn a_removed_controller_is_not_served_even_before_a_poll() {
+    let mut harness = Harness::new();
+    let (mut owner_buffers, mut guest_buffers) = (Buffers::new(), Buffers::new());
+    let mut owner_conn = owner_buffers.connection(1);
+    let mut guest_conn = guest_buffers.connection(2);
+    let mut owner = Controller::new("owner", 7);
+    let mut guest = Controller::new("guest", 8);
+    let pairing = harness.pair(&mut owner_conn, &mut owner, Feed::Whole);
+    harness.verify(&mut owner_conn, &mut owner, &pairing, Feed::Whole);
+    let mut add = vec![0x06, 1, 1, 0x00, 1, 3, 0x01, 5];
+    add.extend_from_slice(b"guest");
+    add.extend_from_slice(&[0x03, 32]);
+    add.extend_from_slice(&guest.identity.keys.public_key());
+    add.extend_from_slice(&[0x0B, 1, 0]);
+    harness.exchange(
+        &mut owner_conn,
+        &mut owner,
+        &post("/pairings", "application/pairing+tlv8", &add),
+        Feed::Whole,
+    );
+    harness.verify(&mut guest_conn, &mut guest, &pairing, Feed::Whole);
+    let mut remove = vec![0x06, 1, 1, 0x00, 1, 4, 0x01, 5];
+    remove.extend_from_slice(b"guest");
+    harness.exchange(
+        &mut owner_conn,
+        &mut owner,
+        &post("/pairings", "application/pairing+tlv8", &remove),
+        Feed::Whole,
+    );
+    // The guest's next request arrives before its connection was polled.
+    let wire = guest.wrap(&get("/nope"));
+    harness.server.handle_input(
+        &mut guest_conn,
+        Instant::from_millis(0),
+        &wire,
+        &mut harness.rng,
+    );
+    let outcome = drain(
+        &mut harness.server,
+        &mut guest_conn,
+        &mut harness.rng,
+        &mut harness.stored,
+    );
+    assert!(
+        outcome.transmitted.is_empty(),
+        "nothing is served to a removed controller"
+    );
+    assert!(outcome.closed);
+}
+
+#[test]
+fn transient_sessions_serve_nothing_but_identify() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut controller = Controller::new("c", 5);
+    let mut out = [0u8; 1024];
+    let (mut client, len) = PairSetupClient::start(
+        CODE.parse().unwrap(),
+        crate::pairing::flags::TRANSIENT,
+        &mut out,
+    )
+    .unwrap();
+    let mut body = out[..len].to_vec();
+    loop {
+        let (replies, _) = harness.exchange(
+            &mut conn,
+            &mut controller,
+            &post("/pair-setup", "application/pairing+tlv8", &body),
+            Feed::Whole,
+        );
+        match client
+            .handle_response(
+                &replies[0].1,
+                &controller.identity,
+                &mut controller.rng,
+                &mut out,
+            )
+            .unwrap()
+        {
+            SetupClientOutput::Send(len) => body = out[..len].to_vec(),
+            SetupClientOutput::Transient(keys) => {
+                controller.session = Some(Session::new(keys, Role::Controller));
+                break;
+            }
+            SetupClientOutput::Paired(_) => panic!("transient setups store nothing"),
+        }
+    }
+    assert!(conn.is_encrypted());
+    assert_eq!(
+        harness.server.poll_timeout(&conn),
+        None,
+        "no pair-verify deadline for a transient session"
+    );
+    for request in [get("/accessories"), list_pairings(), get("/nope")] {
+        let (replies, _) = harness.exchange(&mut conn, &mut controller, &request, Feed::Whole);
+        assert_eq!(replies, [(400, vec![])]);
+    }
+}
+
+#[test]
+fn undersized_buffers_are_refused_up_front() {
+    let (mut input, mut scratch, mut output) = (
+        vec![0u8; MIN_INPUT_LEN],
+        vec![0u8; MIN_SCRATCH_LEN],
+        vec![0u8; MIN_OUTPUT_LEN - 1],
+    );
+    let buffers = ConnectionBuffers {
+        input: &mut input,
+        scratch: &mut scratch,
+        output: &mut output,
+    };
+    let error = Connection::new(ConnectionId(1), buffers, Instant::from_millis(0)).unwrap_err();
+    assert_eq!(
+        error,
+        BuffersTooSmall {
+            buffer: "output",
+            minimum: MIN_OUTPUT_LEN
+        }
     );
 }
