@@ -132,7 +132,7 @@ fn failed_attempt_reply_is_withheld_until_stored() {
     assert_eq!(
         accessory
             .setup
-            .persisted(conn, &accessory.state, &mut reply),
+            .persisted(conn, &accessory.state, &mut [0u8; 512]),
         Err(PairingError::NotPending)
     );
 }
@@ -488,11 +488,9 @@ fn undecryptable_m5_gets_authentication_at_m6() {
     assert!(!accessory.setup.is_busy());
 }
 
-#[test]
-fn failed_storage_undoes_the_pairing() {
-    let mut accessory = Accessory::new(1);
-    accessory.state.failed_attempts = 7;
-    let request = m5_request(&mut accessory, &controller("owner", 1));
+/// Sends a valid M5 on connection 1 and checks that the pairing now waits for storage.
+fn m5_waiting_for_storage(accessory: &mut Accessory) -> ConnectionId {
+    let request = m5_request(accessory, &controller("owner", 1));
     let conn = ConnectionId(1);
     let mut reply = [0u8; 512];
     let output = accessory.setup.handle(
@@ -504,6 +502,14 @@ fn failed_storage_undoes_the_pairing() {
         &mut reply,
     );
     assert_eq!(output, Ok(SetupOutput::Persist(StateChange::PairingAdded)));
+    conn
+}
+
+#[test]
+fn failed_storage_undoes_the_pairing() {
+    let mut accessory = Accessory::new(1);
+    accessory.state.failed_attempts = 7;
+    let conn = m5_waiting_for_storage(&mut accessory);
     assert!(accessory.state.is_paired());
     let closes = accessory
         .setup
@@ -519,7 +525,7 @@ fn failed_storage_undoes_the_pairing() {
     assert_eq!(
         accessory
             .setup
-            .persisted(conn, &accessory.state, &mut reply),
+            .persisted(conn, &accessory.state, &mut [0u8; 512]),
         Err(PairingError::NotPending)
     );
 }
@@ -884,18 +890,7 @@ fn any_malformed_request_from_the_lock_holder_ends_its_attempt() {
 fn closing_the_connection_keeps_a_change_waiting_for_storage() {
     let mut accessory = Accessory::new(1);
     accessory.state.failed_attempts = 4;
-    let request = m5_request(&mut accessory, &controller("owner", 1));
-    let conn = ConnectionId(1);
-    let mut reply = [0u8; 512];
-    let output = accessory.setup.handle(
-        accessory.now,
-        conn,
-        &request,
-        &mut accessory.state,
-        &mut accessory.rng,
-        &mut reply,
-    );
-    assert_eq!(output, Ok(SetupOutput::Persist(StateChange::PairingAdded)));
+    let conn = m5_waiting_for_storage(&mut accessory);
     accessory.setup.connection_closed(conn);
     // The store fails after the controller has gone: the pairing is still undone.
     assert!(accessory

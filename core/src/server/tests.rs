@@ -318,6 +318,23 @@ impl Harness {
     }
 }
 
+/// An add-pairing body for `guest`, without admin rights.
+fn add_guest(guest: &Controller) -> Vec<u8> {
+    let mut add = vec![0x06, 1, 1, 0x00, 1, 3, 0x01, 5];
+    add.extend_from_slice(b"guest");
+    add.extend_from_slice(&[0x03, 32]);
+    add.extend_from_slice(&guest.identity.keys.public_key());
+    add.extend_from_slice(&[0x0B, 1, 0]);
+    add
+}
+
+/// A remove-pairing body for the 5-byte identifier `id`.
+fn remove_pairing(id: &[u8; 5]) -> Vec<u8> {
+    let mut remove = vec![0x06, 1, 1, 0x00, 1, 4, 0x01, 5];
+    remove.extend_from_slice(id);
+    remove
+}
+
 fn list_pairings() -> Vec<u8> {
     post(
         "/pairings",
@@ -536,11 +553,7 @@ fn removing_a_pairing_closes_that_controllers_sessions_after_the_reply() {
     let pairing = harness.pair(&mut owner_conn, &mut owner, Feed::Whole);
     harness.verify(&mut owner_conn, &mut owner, &pairing, Feed::Whole);
 
-    let mut add = vec![0x06, 1, 1, 0x00, 1, 3, 0x01, 5];
-    add.extend_from_slice(b"guest");
-    add.extend_from_slice(&[0x03, 32]);
-    add.extend_from_slice(&guest.identity.keys.public_key());
-    add.extend_from_slice(&[0x0B, 1, 0]);
+    let add = add_guest(&guest);
     let (replies, outcome) = harness.exchange(
         &mut owner_conn,
         &mut owner,
@@ -558,8 +571,7 @@ fn removing_a_pairing_closes_that_controllers_sessions_after_the_reply() {
         Some(2)
     );
 
-    let mut remove = vec![0x06, 1, 1, 0x00, 1, 4, 0x01, 5];
-    remove.extend_from_slice(b"guest");
+    let remove = remove_pairing(b"guest");
     let (replies, outcome) = harness.exchange(
         &mut owner_conn,
         &mut owner,
@@ -578,8 +590,7 @@ fn removing_a_pairing_closes_that_controllers_sessions_after_the_reply() {
     assert_eq!(guest_conn.close_reason(), Some(CloseReason::PairingRemoved));
 
     // Removing the owner, the last admin, answers first and then closes its own session.
-    let mut remove_owner = vec![0x06, 1, 1, 0x00, 1, 4, 0x01, 5];
-    remove_owner.extend_from_slice(b"owner");
+    let remove_owner = remove_pairing(b"owner");
     let (replies, outcome) = harness.exchange(
         &mut owner_conn,
         &mut owner,
@@ -899,11 +910,7 @@ fn a_removed_controller_is_not_served_even_before_a_poll() {
     let mut guest = Controller::new("guest", 8);
     let pairing = harness.pair(&mut owner_conn, &mut owner, Feed::Whole);
     harness.verify(&mut owner_conn, &mut owner, &pairing, Feed::Whole);
-    let mut add = vec![0x06, 1, 1, 0x00, 1, 3, 0x01, 5];
-    add.extend_from_slice(b"guest");
-    add.extend_from_slice(&[0x03, 32]);
-    add.extend_from_slice(&guest.identity.keys.public_key());
-    add.extend_from_slice(&[0x0B, 1, 0]);
+    let add = add_guest(&guest);
     harness.exchange(
         &mut owner_conn,
         &mut owner,
@@ -911,8 +918,7 @@ fn a_removed_controller_is_not_served_even_before_a_poll() {
         Feed::Whole,
     );
     harness.verify(&mut guest_conn, &mut guest, &pairing, Feed::Whole);
-    let mut remove = vec![0x06, 1, 1, 0x00, 1, 4, 0x01, 5];
-    remove.extend_from_slice(b"guest");
+    let remove = remove_pairing(b"guest");
     harness.exchange(
         &mut owner_conn,
         &mut owner,
