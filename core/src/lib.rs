@@ -15,6 +15,7 @@
 //! - [`session`]: the encrypted framing that follows pair-verify.
 //! - [`http`] and [`json`]: HTTP/1.1 and JSON request bodies, without a heap.
 //! - [`catalog`]: Apple's service and characteristic types, values and their validation.
+//! - [`database`]: the accessory database (in progress: the stable id map).
 //! - [`server`]: the accessory's connections and shared state, with the run loop
 //!   (in progress: the accessory database is not served yet).
 //! - [`setup`]: setup codes, the `X-HM://` URI and the setup hash.
@@ -77,6 +78,7 @@ extern crate std;
 
 pub mod catalog;
 pub mod crypto;
+pub mod database;
 pub mod http;
 pub mod json;
 pub mod pairing;
