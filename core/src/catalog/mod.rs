@@ -172,6 +172,11 @@ impl Perms {
         Perms(0)
     }
 
+    /// The set as bits: `pr` is bit 0, then `pw`, `ev`, `aa`, `tw`, `hd` and `wr`.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
     /// The union of two sets.
     pub const fn union(self, other: Perms) -> Perms {
         Perms(self.0 | other.0)
