@@ -41,11 +41,7 @@ impl ConfigNumber {
         self.shape = digest;
         if !first {
             // 65535 wraps to 1: 0 is not a valid configuration number.
-            self.number = if self.number >= u16::MAX {
-                1
-            } else {
-                self.number + 1
-            };
+            self.number = self.number.checked_add(1).unwrap_or(1);
         }
         true
     }
