@@ -305,9 +305,9 @@ impl SrpClient {
         let x = private_key(username, password, salt);
         // g^x is the verifier, and B - k·g^x is g^b: both stay secret.
         let g_x = Zeroizing::new(BigUint::from(G).modpow(&x, &n));
-        // B - k·g^x, kept non-negative by adding a multiple of N.
-        let base =
-            Zeroizing::new((&server_key + &n * multiplier() - (multiplier() * &*g_x) % &n) % &n);
+        // B - k·g^x mod N, kept non-negative by adding N before subtracting.
+        let k_g_x = Zeroizing::new((multiplier() * &*g_x) % &n);
+        let base = Zeroizing::new((&server_key % &n + &n - &*k_g_x) % &n);
         let exponent = Zeroizing::new(&*a + &u * &*x);
         let s = Zeroizing::new(base.modpow(&exponent, &n));
         let s_pad = Zeroizing::new(pad(&s));

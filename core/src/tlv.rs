@@ -12,6 +12,9 @@
 //!
 //! Nothing in this module panics on any input.
 
+/// The type of the empty item that separates entries of a list.
+pub const SEPARATOR: u8 = 0xFF;
+
 /// The longest value a single TLV item carries.
 pub const MAX_FRAGMENT_LEN: usize = 255;
 
@@ -312,7 +315,7 @@ impl<'b> TlvWriter<'b> {
 
     /// Appends a separator, the empty item of type 0xFF that divides list entries.
     pub fn separator(&mut self) -> Result<&mut Self, TlvError> {
-        self.item(crate::pairing::tlv_type::SEPARATOR, &[])
+        self.item(SEPARATOR, &[])
     }
 
     /// The number of bytes written so far.

@@ -45,7 +45,7 @@ pub mod tlv_type {
     /// Pair-setup flags, one of [`super::flags`].
     pub const FLAGS: u8 = 0x13;
     /// Empty item that separates list entries.
-    pub const SEPARATOR: u8 = 0xFF;
+    pub const SEPARATOR: u8 = crate::tlv::SEPARATOR;
 }
 
 /// Pairing methods.

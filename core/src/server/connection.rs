@@ -77,8 +77,6 @@ pub struct Connection<'b> {
     pub(super) events: Deque<Event, 4>,
     pub(super) awaiting: Option<AwaitingStorage>,
     pub(super) persist_requested: bool,
-    pub(super) paired_before: bool,
-    pub(super) pending_keys: Option<SessionKeys>,
     pub(super) opened: Instant,
 }
 
@@ -113,8 +111,6 @@ impl<'b> Connection<'b> {
             events: Deque::new(),
             awaiting: None,
             persist_requested: false,
-            paired_before: false,
-            pending_keys: None,
             opened: now,
         })
     }

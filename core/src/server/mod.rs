@@ -122,6 +122,8 @@ pub struct Server {
     #[cfg(feature = "alloc")]
     setup: PairSetup,
     config: Config,
+    /// The paired state as of the last stored change, to tell when it flips.
+    stored_paired: bool,
     /// Whether the accessory is paired, if that changed since [`Server::poll_event`]
     /// last reported it.
     pairing_change: Option<bool>,
@@ -141,11 +143,13 @@ enum AwaitingStorage {
 impl Server {
     /// A server for an accessory with the loaded `state`.
     pub fn new(state: AccessoryState, config: Config) -> Self {
+        let paired = state.is_paired();
         Self {
             state,
             #[cfg(feature = "alloc")]
             setup: PairSetup::new(),
             config,
+            stored_paired: paired,
             pairing_change: None,
         }
     }
@@ -282,17 +286,13 @@ impl Server {
         let Some(awaiting) = conn.awaiting.take() else {
             return;
         };
-        let paired_before = conn.paired_before;
         let mut body = [0u8; crate::pairing::pairings::MAX_PAIRINGS_MESSAGE_LEN];
         let reply = match (awaiting, stored) {
             #[cfg(feature = "alloc")]
             (AwaitingStorage::Setup, true) => {
                 match self.setup.persisted(conn.id, &self.state, &mut body) {
-                    Ok(SetupOutput::Reply(len)) => Some(len),
-                    Ok(SetupOutput::Transient { reply_len, keys }) => {
-                        conn.pending_keys = Some(keys);
-                        Some(reply_len)
-                    }
+                    Ok(SetupOutput::Reply(len)) => Some((len, None)),
+                    Ok(SetupOutput::Transient { reply_len, keys }) => Some((reply_len, Some(keys))),
                     Ok(SetupOutput::Persist(_)) | Err(_) => None,
                 }
             }
@@ -301,9 +301,10 @@ impl Server {
                 let _ = self.setup.persist_failed(conn.id, &mut self.state);
                 None
             }
-            (AwaitingStorage::Pairings(pending), true) => {
-                pending.persisted(&mut body).ok().map(|(len, _)| len)
-            }
+            (AwaitingStorage::Pairings(pending), true) => pending
+                .persisted(&mut body)
+                .ok()
+                .map(|(len, _)| (len, None)),
             (AwaitingStorage::Pairings(pending), false) => {
                 // Sessions of a controller the failed change added close on their next
                 // poll, since the pairing is gone again.
@@ -311,20 +312,21 @@ impl Server {
                 None
             }
         };
-        if self.state.is_paired() != paired_before {
-            self.pairing_change = Some(self.state.is_paired());
+        if self.state.is_paired() != self.stored_paired {
+            self.stored_paired = self.state.is_paired();
+            self.pairing_change = Some(self.stored_paired);
         }
         if conn.closing.is_some() {
             return;
         }
         match reply {
-            Some(len) => {
+            Some((len, transient_keys)) => {
                 conn.respond(
                     StatusCode::Ok,
                     Some(content_type::PAIRING_TLV8),
                     &body[..len],
                 );
-                if let Some(keys) = conn.pending_keys.take() {
+                if let Some(keys) = transient_keys {
                     conn.start_session(keys, true);
                 }
             }
@@ -486,7 +488,6 @@ impl Server {
     ) {
         let mut reply = [0u8; crate::pairing::setup::MAX_SETUP_MESSAGE_LEN];
         let request = &conn.buffers.scratch[..body_len];
-        conn.paired_before = self.state.is_paired();
         match self
             .setup
             .handle(now, conn.id, request, &mut self.state, rng, &mut reply)
@@ -547,7 +548,6 @@ impl Server {
         };
         let mut reply = [0u8; crate::pairing::pairings::MAX_PAIRINGS_MESSAGE_LEN];
         let request = &conn.buffers.scratch[..body_len];
-        conn.paired_before = self.state.is_paired();
         match handle_pairings(request, &controller, &mut self.state, &mut reply) {
             Ok(PairingsOutput::Reply(len)) => conn.respond(
                 StatusCode::Ok,

@@ -542,27 +542,33 @@ fn a_tampered_frame_closes_the_session() {
     );
 }
 
+/// Pairs and verifies `owner` on `owner_conn`, adds `guest` as a non-admin through
+/// `/pairings` (checking the answer and that it was stored), and verifies `guest` on
+/// `guest_conn`.
+fn owner_and_guest(
+    harness: &mut Harness,
+    owner_conn: &mut Connection<'_>,
+    guest_conn: &mut Connection<'_>,
+) -> (Controller, Controller) {
+    let mut owner = Controller::new("owner", 7);
+    let mut guest = Controller::new("guest", 8);
+    let pairing = harness.pair(owner_conn, &mut owner, Feed::Whole);
+    harness.verify(owner_conn, &mut owner, &pairing, Feed::Whole);
+    let add = post("/pairings", "application/pairing+tlv8", &add_guest(&guest));
+    let (replies, outcome) = harness.exchange(owner_conn, &mut owner, &add, Feed::Whole);
+    assert_eq!(replies[0].0, 200);
+    assert_eq!(outcome.persisted, 1);
+    harness.verify(guest_conn, &mut guest, &pairing, Feed::Whole);
+    (owner, guest)
+}
+
 #[test]
 fn removing_a_pairing_closes_that_controllers_sessions_after_the_reply() {
     let mut harness = Harness::new();
     let (mut owner_buffers, mut guest_buffers) = (Buffers::new(), Buffers::new());
     let mut owner_conn = owner_buffers.connection(1);
     let mut guest_conn = guest_buffers.connection(2);
-    let mut owner = Controller::new("owner", 7);
-    let mut guest = Controller::new("guest", 8);
-    let pairing = harness.pair(&mut owner_conn, &mut owner, Feed::Whole);
-    harness.verify(&mut owner_conn, &mut owner, &pairing, Feed::Whole);
-
-    let add = add_guest(&guest);
-    let (replies, outcome) = harness.exchange(
-        &mut owner_conn,
-        &mut owner,
-        &post("/pairings", "application/pairing+tlv8", &add),
-        Feed::Whole,
-    );
-    assert_eq!(replies[0].0, 200);
-    assert_eq!(outcome.persisted, 1);
-    harness.verify(&mut guest_conn, &mut guest, &pairing, Feed::Whole);
+    let (mut owner, mut guest) = owner_and_guest(&mut harness, &mut owner_conn, &mut guest_conn);
 
     // The guest may not manage pairings.
     let (replies, _) = harness.exchange(&mut guest_conn, &mut guest, &list_pairings(), Feed::Whole);
@@ -906,18 +912,7 @@ fn a_removed_controller_is_not_served_even_before_a_poll() {
     let (mut owner_buffers, mut guest_buffers) = (Buffers::new(), Buffers::new());
     let mut owner_conn = owner_buffers.connection(1);
     let mut guest_conn = guest_buffers.connection(2);
-    let mut owner = Controller::new("owner", 7);
-    let mut guest = Controller::new("guest", 8);
-    let pairing = harness.pair(&mut owner_conn, &mut owner, Feed::Whole);
-    harness.verify(&mut owner_conn, &mut owner, &pairing, Feed::Whole);
-    let add = add_guest(&guest);
-    harness.exchange(
-        &mut owner_conn,
-        &mut owner,
-        &post("/pairings", "application/pairing+tlv8", &add),
-        Feed::Whole,
-    );
-    harness.verify(&mut guest_conn, &mut guest, &pairing, Feed::Whole);
+    let (mut owner, mut guest) = owner_and_guest(&mut harness, &mut owner_conn, &mut guest_conn);
     let remove = remove_pairing(b"guest");
     harness.exchange(
         &mut owner_conn,

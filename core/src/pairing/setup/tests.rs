@@ -48,14 +48,28 @@ fn accessory_awaiting_m5(
     unreachable!("M4 moves the accessory to AwaitingM5")
 }
 
-/// M5 carrying `proof`, encrypted under `session_key`.
-fn write_m5(proof: &ExchangeProof, session_key: &[u8]) -> ([u8; MAX_SETUP_MESSAGE_LEN], usize) {
+/// Sends M5 carrying `proof`, encrypted under `session_key`, on connection 1.
+fn send_m5(
+    setup: &mut PairSetup,
+    state: &mut AccessoryState,
+    rng: &mut ChaCha20Rng,
+    proof: &ExchangeProof,
+    session_key: &[u8],
+    out: &mut [u8],
+) -> Result<SetupOutput, PairingError> {
     let mut m5 = [0u8; MAX_SETUP_MESSAGE_LEN];
     let mut writer = TlvWriter::new(&mut m5);
     writer.u8(tlv_type::STATE, 5).unwrap();
     proof.write(&mut writer, session_key, b"PS-Msg05").unwrap();
     let len = writer.len();
-    (m5, len)
+    setup.handle(
+        Instant::from_millis(0),
+        ConnectionId(1),
+        &m5[..len],
+        state,
+        rng,
+        out,
+    )
 }
 
 #[test]
@@ -71,15 +85,13 @@ fn m5_signed_by_another_key_gets_authentication_at_m6() {
     let mut proof =
         ExchangeProof::sign(&signer, b"owner", &controller_sign_key(&session_key)).unwrap();
     proof.public_key = claimed.public_key();
-    let (m5, len) = write_m5(&proof, &session_key);
-
     let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
-    let output = setup.handle(
-        Instant::from_millis(0),
-        ConnectionId(1),
-        &m5[..len],
+    let output = send_m5(
+        &mut setup,
         &mut state,
         &mut rng,
+        &proof,
+        &session_key,
         &mut out,
     );
     let Ok(SetupOutput::Reply(len)) = output else {
@@ -102,14 +114,13 @@ fn m5_with_the_matching_signature_pairs() {
     let session_key = accessory_awaiting_m5(&mut setup, &mut state, &mut rng);
     let signer = Ed25519KeyPair::from_seed(&[2; 32]);
     let proof = ExchangeProof::sign(&signer, b"owner", &controller_sign_key(&session_key)).unwrap();
-    let (m5, len) = write_m5(&proof, &session_key);
     let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
-    let output = setup.handle(
-        Instant::from_millis(0),
-        ConnectionId(1),
-        &m5[..len],
+    let output = send_m5(
+        &mut setup,
         &mut state,
         &mut rng,
+        &proof,
+        &session_key,
         &mut out,
     );
     assert_eq!(output, Ok(SetupOutput::Persist(StateChange::PairingAdded)));
