@@ -1,9 +1,826 @@
-//! The accessory database: accessories, their services and characteristics, and the ids
-//! HAP addresses them by.
+//! The accessory database: accessories, their services and characteristics, the values
+//! the characteristics hold, and the ids HAP addresses them by.
 //!
-//! In progress: so far the stable id map ([`ids`]) and the configuration number
-//! ([`config`]) exist.
+//! # Shape and values
+//!
+//! The shape is a flat list of [`Entry`]s in document order: an accessory, then its
+//! services, each followed by its characteristics. It never changes while a server runs,
+//! so it can be a `static` table on a microcontroller. Values live apart from it, in one
+//! [`Slot`] per characteristic, in a table the caller provides (or a `Vec` with `alloc`).
+//! A slot holds values up to [`VALUE_CAPACITY`] bytes, HAP's largest `maxLen`, so no read,
+//! write or event needs a heap.
+//!
+//! With `alloc`, [`builder::DatabaseBuilder`] assembles both from catalog types and takes
+//! ids from the stable [`ids::IdMap`]. Without it, write the entries with fixed ids, as
+//! HomeKitADK requires, and hand them to [`Database::new`], which checks them just the
+//! same.
+//!
+//! [`config`] turns the shape into the configuration number.
 
+use core::ops::{Deref, DerefMut};
+
+use crate::catalog::value::{Constraints, Value, ValueError};
+use crate::catalog::{characteristic, name, service, CharacteristicType, Format, Perms};
+use crate::catalog::{ServiceType, Unit};
+use crate::ConnectionId;
+
+#[cfg(feature = "alloc")]
+pub mod builder;
 pub mod config;
 #[cfg(feature = "alloc")]
 pub mod ids;
+
+/// The most accessories one server exposes: a bridge and 149 bridged accessories.
+pub const MAX_ACCESSORIES: usize = 150;
+/// The largest string, TLV8 or data value a slot holds, in bytes (HAP's largest `maxLen`).
+pub const VALUE_CAPACITY: usize = 256;
+
+/// A list the database reads: borrowed (a `static` table, say) or, with `alloc`, owned.
+#[derive(Debug)]
+pub enum Table<'d, T> {
+    /// Borrowed from the caller.
+    Borrowed(&'d [T]),
+    /// Owned.
+    #[cfg(feature = "alloc")]
+    Owned(alloc::vec::Vec<T>),
+}
+
+impl<T> Deref for Table<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Table::Borrowed(items) => items,
+            #[cfg(feature = "alloc")]
+            Table::Owned(items) => items,
+        }
+    }
+}
+
+impl<T> Clone for Table<'_, T>
+where
+    T: Clone,
+{
+    fn clone(&self) -> Self {
+        match self {
+            Table::Borrowed(items) => Table::Borrowed(items),
+            #[cfg(feature = "alloc")]
+            Table::Owned(items) => Table::Owned(items.clone()),
+        }
+    }
+}
+
+impl<'d, T> From<&'d [T]> for Table<'d, T> {
+    fn from(items: &'d [T]) -> Self {
+        Table::Borrowed(items)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T> From<alloc::vec::Vec<T>> for Table<'_, T> {
+    fn from(items: alloc::vec::Vec<T>) -> Self {
+        Table::Owned(items)
+    }
+}
+
+/// A list the database writes: borrowed or, with `alloc`, owned.
+#[derive(Debug)]
+pub enum TableMut<'d, T> {
+    /// Borrowed from the caller.
+    Borrowed(&'d mut [T]),
+    /// Owned.
+    #[cfg(feature = "alloc")]
+    Owned(alloc::vec::Vec<T>),
+}
+
+impl<T> Deref for TableMut<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            TableMut::Borrowed(items) => items,
+            #[cfg(feature = "alloc")]
+            TableMut::Owned(items) => items,
+        }
+    }
+}
+
+impl<T> DerefMut for TableMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            TableMut::Borrowed(items) => items,
+            #[cfg(feature = "alloc")]
+            TableMut::Owned(items) => items,
+        }
+    }
+}
+
+impl<'d, T> From<&'d mut [T]> for TableMut<'d, T> {
+    fn from(items: &'d mut [T]) -> Self {
+        TableMut::Borrowed(items)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T> From<alloc::vec::Vec<T>> for TableMut<'_, T> {
+    fn from(items: alloc::vec::Vec<T>) -> Self {
+        TableMut::Owned(items)
+    }
+}
+
+/// A characteristic's value, held without a heap. TLV8 and data values are raw bytes
+/// here; they travel base64-encoded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OwnedValue {
+    /// `bool`.
+    Bool(bool),
+    /// `uint8`.
+    Uint8(u8),
+    /// `uint16`.
+    Uint16(u16),
+    /// `uint32`.
+    Uint32(u32),
+    /// `uint64`.
+    Uint64(u64),
+    /// `int`.
+    Int(i32),
+    /// `float`.
+    Float(f64),
+    /// `string`.
+    String(heapless::String<VALUE_CAPACITY>),
+    /// `tlv8`, decoded.
+    Tlv8(heapless::Vec<u8, VALUE_CAPACITY>),
+    /// `data`, decoded.
+    Data(heapless::Vec<u8, VALUE_CAPACITY>),
+}
+
+impl OwnedValue {
+    /// A string value, or `None` if longer than [`VALUE_CAPACITY`].
+    pub fn string(text: &str) -> Option<Self> {
+        heapless::String::try_from(text).ok().map(OwnedValue::String)
+    }
+
+    /// A TLV8 value from its bytes, or `None` if longer than [`VALUE_CAPACITY`].
+    pub fn tlv8(bytes: &[u8]) -> Option<Self> {
+        heapless::Vec::from_slice(bytes).ok().map(OwnedValue::Tlv8)
+    }
+
+    /// A data value from its bytes, or `None` if longer than [`VALUE_CAPACITY`].
+    pub fn data(bytes: &[u8]) -> Option<Self> {
+        heapless::Vec::from_slice(bytes).ok().map(OwnedValue::Data)
+    }
+
+    /// The format this value has.
+    pub fn format(&self) -> Format {
+        match self {
+            OwnedValue::Bool(_) => Format::Bool,
+            OwnedValue::Uint8(_) => Format::Uint8,
+            OwnedValue::Uint16(_) => Format::Uint16,
+            OwnedValue::Uint32(_) => Format::Uint32,
+            OwnedValue::Uint64(_) => Format::Uint64,
+            OwnedValue::Int(_) => Format::Int,
+            OwnedValue::Float(_) => Format::Float,
+            OwnedValue::String(_) => Format::String,
+            OwnedValue::Tlv8(_) => Format::Tlv8,
+            OwnedValue::Data(_) => Format::Data,
+        }
+    }
+
+    /// Converts a checked request value, decoding base64. Fails with
+    /// [`ValueError::TooLong`] when the value does not fit a slot.
+    pub fn from_value(value: &Value<'_>) -> Result<Self, ValueError> {
+        use base64::Engine as _;
+        let decode = |encoded: &str| -> Result<heapless::Vec<u8, VALUE_CAPACITY>, ValueError> {
+            let mut bytes = heapless::Vec::new();
+            // Base64 is a third longer than its bytes; anything longer cannot fit.
+            if encoded.len() > (VALUE_CAPACITY + 2) / 3 * 4 {
+                return Err(ValueError::TooLong);
+            }
+            bytes
+                .resize_default(VALUE_CAPACITY)
+                .map_err(|_| ValueError::TooLong)?;
+            let len = base64::engine::general_purpose::STANDARD
+                .decode_slice(encoded, &mut bytes)
+                .map_err(|error| match error {
+                    base64::DecodeSliceError::OutputSliceTooSmall => ValueError::TooLong,
+                    base64::DecodeSliceError::DecodeError(_) => ValueError::BadEncoding,
+                })?;
+            bytes.truncate(len);
+            Ok(bytes)
+        };
+        Ok(match *value {
+            Value::Bool(v) => OwnedValue::Bool(v),
+            Value::Uint8(v) => OwnedValue::Uint8(v),
+            Value::Uint16(v) => OwnedValue::Uint16(v),
+            Value::Uint32(v) => OwnedValue::Uint32(v),
+            Value::Uint64(v) => OwnedValue::Uint64(v),
+            Value::Int(v) => OwnedValue::Int(v),
+            Value::Float(v) => OwnedValue::Float(v),
+            Value::String(text) => OwnedValue::string(text).ok_or(ValueError::TooLong)?,
+            Value::Tlv8(encoded) => OwnedValue::Tlv8(decode(encoded)?),
+            Value::Data(encoded) => OwnedValue::Data(decode(encoded)?),
+        })
+    }
+
+    /// Checks the value against a characteristic's constraints, without clamping.
+    pub fn check(&self, constraints: &Constraints) -> Result<(), ValueError> {
+        if self.format() != constraints.format {
+            return Err(ValueError::WrongType);
+        }
+        let number = match self {
+            OwnedValue::Bool(v) => Value::Bool(*v),
+            OwnedValue::Uint8(v) => Value::Uint8(*v),
+            OwnedValue::Uint16(v) => Value::Uint16(*v),
+            OwnedValue::Uint32(v) => Value::Uint32(*v),
+            OwnedValue::Uint64(v) => Value::Uint64(*v),
+            OwnedValue::Int(v) => Value::Int(*v),
+            OwnedValue::Float(v) if v.is_finite() => Value::Float(*v),
+            OwnedValue::Float(_) => return Err(ValueError::OutOfFormatRange),
+            OwnedValue::String(text) => Value::String(text),
+            OwnedValue::Tlv8(bytes) | OwnedValue::Data(bytes) => {
+                return if bytes.len() as u64 > u64::from(constraints.max_data_len) {
+                    Err(ValueError::TooLong)
+                } else {
+                    Ok(())
+                };
+            }
+        };
+        constraints.check(&number)
+    }
+
+    /// The value a characteristic starts with: false, zero, or the smallest allowed
+    /// number, or empty.
+    fn initial(constraints: &Constraints) -> Self {
+        let lowest = if let Some(first) = constraints.valid_values.first() {
+            f64::from(*first)
+        } else if let Some((low, _)) = constraints.valid_values_range {
+            f64::from(low)
+        } else {
+            constraints.min_value.map_or(0.0, |min| min.max(0.0))
+        };
+        // The casts saturate, and `lowest` is within the format in any sane definition.
+        match constraints.format {
+            Format::Bool => OwnedValue::Bool(false),
+            Format::Uint8 => OwnedValue::Uint8(lowest as u8),
+            Format::Uint16 => OwnedValue::Uint16(lowest as u16),
+            Format::Uint32 => OwnedValue::Uint32(lowest as u32),
+            Format::Uint64 => OwnedValue::Uint64(lowest as u64),
+            Format::Int => OwnedValue::Int(constraints.min_value.map_or(0, |min| min as i32)),
+            Format::Float => OwnedValue::Float(constraints.min_value.map_or(0.0, |m| m.max(0.0))),
+            Format::String => OwnedValue::String(heapless::String::new()),
+            Format::Tlv8 => OwnedValue::Tlv8(heapless::Vec::new()),
+            Format::Data => OwnedValue::Data(heapless::Vec::new()),
+        }
+    }
+}
+
+/// A characteristic of a service.
+#[derive(Clone, Copy, Debug)]
+pub struct CharacteristicDef<'d> {
+    /// Its instance id, unique within the accessory.
+    pub iid: u64,
+    /// Its type: one of [`crate::catalog::characteristic`], or a vendor type defined the
+    /// same way.
+    pub kind: &'static CharacteristicType,
+    /// Its permissions; the type's unless narrowed.
+    pub perms: Perms,
+    /// Its unit; the type's unless changed.
+    pub unit: Option<Unit>,
+    /// Its limits; the type's unless narrowed.
+    pub constraints: Constraints,
+    /// A description for controllers' user interfaces.
+    pub description: Option<&'d str>,
+    /// Whether reads ask the application ([`crate::server::Event::Read`]) instead of
+    /// answering from the stored value.
+    pub read_on_demand: bool,
+}
+
+impl<'d> CharacteristicDef<'d> {
+    /// A characteristic of type `kind` with the type's permissions and limits.
+    pub const fn new(iid: u64, kind: &'static CharacteristicType) -> Self {
+        Self {
+            iid,
+            kind,
+            perms: kind.perms,
+            unit: kind.unit,
+            constraints: Constraints::of(kind),
+            description: None,
+            read_on_demand: false,
+        }
+    }
+
+    /// Narrows the range of allowed values.
+    pub const fn with_range(mut self, min: f64, max: f64) -> Self {
+        self.constraints.min_value = Some(min);
+        self.constraints.max_value = Some(max);
+        self
+    }
+
+    /// Narrows the allowed values to these.
+    pub const fn with_valid_values(mut self, values: &'static [u32]) -> Self {
+        self.constraints.valid_values = values;
+        self
+    }
+
+    /// Sets the permissions.
+    pub const fn with_perms(mut self, perms: Perms) -> Self {
+        self.perms = perms;
+        self
+    }
+
+    /// Sets the description.
+    pub const fn with_description(mut self, description: &'d str) -> Self {
+        self.description = Some(description);
+        self
+    }
+
+    /// Makes reads ask the application.
+    pub const fn on_demand(mut self) -> Self {
+        self.read_on_demand = true;
+        self
+    }
+
+    /// Whether every change must be delivered as its own event: button presses.
+    pub fn is_button(&self) -> bool {
+        self.kind.uuid == characteristic::PROGRAMMABLE_SWITCH_EVENT.uuid
+            || self.kind.uuid == characteristic::BUTTON_EVENT.uuid
+    }
+
+    /// Whether reads return `null` whatever the value: HAP says a programmable switch's
+    /// state is only ever told by events.
+    pub fn reads_null(&self) -> bool {
+        self.kind.uuid == characteristic::PROGRAMMABLE_SWITCH_EVENT.uuid
+    }
+}
+
+/// A service of an accessory.
+#[derive(Clone, Debug)]
+pub struct ServiceDef<'d> {
+    /// Its instance id, unique within the accessory.
+    pub iid: u64,
+    /// Its type: one of [`crate::catalog::service`], or a vendor type defined the same way.
+    pub kind: &'static ServiceType,
+    /// Whether it is the accessory's main service.
+    pub primary: bool,
+    /// Whether controllers should hide it.
+    pub hidden: bool,
+    /// The iids of services it links to, on the same accessory.
+    pub linked: Table<'d, u64>,
+}
+
+impl ServiceDef<'_> {
+    /// A visible, secondary service without links.
+    pub const fn new(iid: u64, kind: &'static ServiceType) -> Self {
+        Self {
+            iid,
+            kind,
+            primary: false,
+            hidden: false,
+            linked: Table::Borrowed(&[]),
+        }
+    }
+}
+
+/// One entry of the database's shape, in document order.
+#[derive(Clone, Debug)]
+pub enum Entry<'d> {
+    /// An accessory, with its aid; its services follow.
+    Accessory(u64),
+    /// A service of the last accessory; its characteristics follow.
+    Service(ServiceDef<'d>),
+    /// A characteristic of the last service.
+    Characteristic(CharacteristicDef<'d>),
+}
+
+/// A characteristic's value and change tracking. Provide one per characteristic,
+/// starting as [`Slot::EMPTY`]; the database fills in initial values.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    pub(crate) value: OwnedValue,
+    /// Counts changes of the value, for subscribers to notice.
+    pub(crate) version: u32,
+    /// Who made the last change: a connection's write, or the application (`None`).
+    pub(crate) writer: Option<ConnectionId>,
+    /// Counts values supplied by the application, changed or not, to answer reads on
+    /// demand.
+    pub(crate) supplied: u32,
+}
+
+impl Slot {
+    /// An empty slot.
+    pub const EMPTY: Slot = Slot {
+        value: OwnedValue::Bool(false),
+        version: 0,
+        writer: None,
+        supplied: 0,
+    };
+}
+
+/// Why [`Database::new`] refused a shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseError {
+    /// There is no accessory, or something comes before the first one.
+    NoAccessory,
+    /// More than [`MAX_ACCESSORIES`] accessories.
+    TooManyAccessories,
+    /// An aid is 0 or used twice.
+    BadAid(u64),
+    /// An iid is 0 or used twice within accessory `aid`.
+    BadIid {
+        /// The accessory.
+        aid: u64,
+        /// The iid.
+        iid: u64,
+    },
+    /// A characteristic comes before any service of its accessory.
+    CharacteristicOutsideService {
+        /// The accessory.
+        aid: u64,
+        /// The characteristic's iid.
+        iid: u64,
+    },
+    /// An accessory lacks the Accessory Information service at iid 1.
+    NoAccessoryInformation(u64),
+    /// A service lacks a characteristic its type requires.
+    MissingCharacteristic {
+        /// The accessory.
+        aid: u64,
+        /// The service's iid.
+        service: u64,
+        /// The name of the required type.
+        required: &'static str,
+    },
+    /// A service links to an iid that is not a service of the same accessory.
+    BadLink {
+        /// The accessory.
+        aid: u64,
+        /// The linking service's iid.
+        service: u64,
+        /// The linked iid.
+        linked: u64,
+    },
+    /// A characteristic's `maxLen` is over [`VALUE_CAPACITY`].
+    MaxLenTooLarge {
+        /// The accessory.
+        aid: u64,
+        /// The characteristic's iid.
+        iid: u64,
+    },
+    /// The slot table does not have one slot per characteristic.
+    SlotCount {
+        /// Characteristics in the shape.
+        expected: usize,
+        /// Slots given.
+        given: usize,
+    },
+}
+
+impl core::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DatabaseError::NoAccessory => f.write_str("the database must start with an accessory"),
+            DatabaseError::TooManyAccessories => {
+                write!(f, "more than {MAX_ACCESSORIES} accessories")
+            }
+            DatabaseError::BadAid(aid) => write!(f, "aid {aid} is zero or used twice"),
+            DatabaseError::BadIid { aid, iid } => {
+                write!(f, "iid {iid} of accessory {aid} is zero or used twice")
+            }
+            DatabaseError::CharacteristicOutsideService { aid, iid } => write!(
+                f,
+                "characteristic {aid}.{iid} comes before any service of its accessory"
+            ),
+            DatabaseError::NoAccessoryInformation(aid) => write!(
+                f,
+                "accessory {aid} needs the Accessory Information service at iid 1"
+            ),
+            DatabaseError::MissingCharacteristic {
+                aid,
+                service,
+                required,
+            } => write!(
+                f,
+                "service {aid}.{service} lacks the required characteristic {required}"
+            ),
+            DatabaseError::BadLink {
+                aid,
+                service,
+                linked,
+            } => write!(
+                f,
+                "service {aid}.{service} links to {linked}, which is not a service of accessory {aid}"
+            ),
+            DatabaseError::MaxLenTooLarge { aid, iid } => write!(
+                f,
+                "characteristic {aid}.{iid} allows values over {VALUE_CAPACITY} bytes"
+            ),
+            DatabaseError::SlotCount { expected, given } => write!(
+                f,
+                "{given} value slots given for {expected} characteristics"
+            ),
+        }
+    }
+}
+
+/// Why a value was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetValueError {
+    /// No characteristic has this aid and iid.
+    NotFound,
+    /// The value breaks the characteristic's format or limits.
+    Invalid(ValueError),
+    /// The value would name something in a way iOS refuses.
+    Name(name::NameError),
+}
+
+impl core::fmt::Display for SetValueError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SetValueError::NotFound => f.write_str("no such characteristic"),
+            SetValueError::Invalid(error) => write!(f, "invalid value: {error:?}"),
+            SetValueError::Name(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// Where a characteristic is: its entry and its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CharacteristicRef {
+    /// The accessory's aid.
+    pub aid: u64,
+    /// The index of its [`Entry`].
+    pub entry: usize,
+    /// The index of its [`Slot`].
+    pub slot: usize,
+}
+
+/// The accessory database; see the [module docs](self).
+#[derive(Debug)]
+pub struct Database<'d> {
+    entries: Table<'d, Entry<'d>>,
+    slots: TableMut<'d, Slot>,
+}
+
+impl<'d> Database<'d> {
+    /// Checks the shape and fills the slots with initial values.
+    pub fn new(
+        entries: impl Into<Table<'d, Entry<'d>>>,
+        slots: impl Into<TableMut<'d, Slot>>,
+    ) -> Result<Self, DatabaseError> {
+        let entries = entries.into();
+        let mut slots = slots.into();
+        check_shape(&entries)?;
+        let characteristics = entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Characteristic(_)))
+            .count();
+        if characteristics != slots.len() {
+            return Err(DatabaseError::SlotCount {
+                expected: characteristics,
+                given: slots.len(),
+            });
+        }
+        let defs = entries.iter().filter_map(|e| match e {
+            Entry::Characteristic(def) => Some(def),
+            _ => None,
+        });
+        for (slot, def) in slots.iter_mut().zip(defs) {
+            *slot = Slot {
+                value: OwnedValue::initial(&def.constraints),
+                ..Slot::EMPTY
+            };
+        }
+        Ok(Self { entries, slots })
+    }
+
+    /// The shape, in document order.
+    pub fn entries(&self) -> &[Entry<'d>] {
+        &self.entries
+    }
+
+    /// The shape's digest, for the configuration number.
+    pub fn shape(&self) -> config::ShapeDigest {
+        let mut shape = config::ShapeDigest::new();
+        for entry in self.entries.iter() {
+            match entry {
+                Entry::Accessory(aid) => shape.accessory(*aid),
+                Entry::Service(s) => {
+                    shape.service(s.iid, s.kind.uuid, s.primary, s.hidden);
+                    for linked in s.linked.iter() {
+                        shape.link(*linked);
+                    }
+                }
+                Entry::Characteristic(c) => {
+                    shape.characteristic(c.iid, c.kind.uuid, c.kind.format, c.perms)
+                }
+            }
+        }
+        shape
+    }
+
+    /// Finds a characteristic by aid and iid.
+    pub fn find(&self, aid: u64, iid: u64) -> Option<CharacteristicRef> {
+        let mut current = 0;
+        let mut slot = 0;
+        for (index, entry) in self.entries.iter().enumerate() {
+            match entry {
+                Entry::Accessory(a) => current = *a,
+                Entry::Characteristic(def) => {
+                    if current == aid && def.iid == iid {
+                        return Some(CharacteristicRef {
+                            aid,
+                            entry: index,
+                            slot,
+                        });
+                    }
+                    slot += 1;
+                }
+                Entry::Service(_) => {}
+            }
+        }
+        None
+    }
+
+    /// The definition of a characteristic found with [`Database::find`].
+    pub fn definition(&self, at: CharacteristicRef) -> &CharacteristicDef<'d> {
+        match &self.entries[at.entry] {
+            Entry::Characteristic(def) => def,
+            // `find` only hands out references to characteristics.
+            _ => unreachable!("a CharacteristicRef points at a characteristic"),
+        }
+    }
+
+    /// The stored value of a characteristic.
+    pub fn value(&self, at: CharacteristicRef) -> &OwnedValue {
+        &self.slots[at.slot].value
+    }
+
+    /// The value of the characteristic `aid`.`iid`.
+    pub fn get(&self, aid: u64, iid: u64) -> Option<&OwnedValue> {
+        self.find(aid, iid).map(|at| self.value(at))
+    }
+
+    /// Sets a value from the application, checking it as a controller's write would be
+    /// checked (and names as iOS checks them). Returns whether it changed.
+    pub fn set(&mut self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
+        let at = self.find(aid, iid).ok_or(SetValueError::NotFound)?;
+        let def = self.definition(at);
+        value
+            .check(&def.constraints)
+            .map_err(SetValueError::Invalid)?;
+        if def.kind.uuid == characteristic::NAME.uuid
+            || def.kind.uuid == characteristic::CONFIGURED_NAME.uuid
+        {
+            if let OwnedValue::String(text) = &value {
+                name::check_name(text).map_err(SetValueError::Name)?;
+            }
+        }
+        let button = def.is_button();
+        Ok(self.store(at, value, None, button))
+    }
+
+    /// Stores a checked value. A button's every press is a change.
+    pub(crate) fn store(
+        &mut self,
+        at: CharacteristicRef,
+        value: OwnedValue,
+        writer: Option<ConnectionId>,
+        always_changes: bool,
+    ) -> bool {
+        let slot = &mut self.slots[at.slot];
+        if writer.is_none() {
+            slot.supplied = slot.supplied.wrapping_add(1);
+        }
+        if slot.value == value && !always_changes {
+            return false;
+        }
+        slot.value = value;
+        slot.version = slot.version.wrapping_add(1);
+        slot.writer = writer;
+        true
+    }
+
+    pub(crate) fn slot(&self, index: usize) -> &Slot {
+        &self.slots[index]
+    }
+
+    /// The definition of the characteristic in slot `index`, with its accessory's aid.
+    pub(crate) fn by_slot(&self, index: usize) -> Option<(u64, &CharacteristicDef<'d>)> {
+        let mut current = 0;
+        let mut slot = 0;
+        for entry in self.entries.iter() {
+            match entry {
+                Entry::Accessory(aid) => current = *aid,
+                Entry::Characteristic(def) => {
+                    if slot == index {
+                        return Some((current, def));
+                    }
+                    slot += 1;
+                }
+                Entry::Service(_) => {}
+            }
+        }
+        None
+    }
+}
+
+/// Checks ids, nesting, required characteristics, links and capacities.
+fn check_shape(entries: &[Entry<'_>]) -> Result<(), DatabaseError> {
+    let mut accessories = 0;
+    let mut at = 0;
+    while at < entries.len() {
+        let Entry::Accessory(aid) = entries[at] else {
+            return Err(DatabaseError::NoAccessory);
+        };
+        accessories += 1;
+        if accessories > MAX_ACCESSORIES {
+            return Err(DatabaseError::TooManyAccessories);
+        }
+        let earlier = entries[..at]
+            .iter()
+            .any(|e| matches!(e, Entry::Accessory(a) if *a == aid));
+        if aid == 0 || earlier {
+            return Err(DatabaseError::BadAid(aid));
+        }
+        let end = entries[at + 1..]
+            .iter()
+            .position(|e| matches!(e, Entry::Accessory(_)))
+            .map_or(entries.len(), |p| at + 1 + p);
+        check_accessory(aid, &entries[at + 1..end])?;
+        at = end;
+    }
+    if accessories == 0 {
+        return Err(DatabaseError::NoAccessory);
+    }
+    Ok(())
+}
+
+fn check_accessory(aid: u64, entries: &[Entry<'_>]) -> Result<(), DatabaseError> {
+    let iid_of = |e: &Entry<'_>| match e {
+        Entry::Service(s) => s.iid,
+        Entry::Characteristic(c) => c.iid,
+        Entry::Accessory(_) => 0,
+    };
+    for (n, entry) in entries.iter().enumerate() {
+        let iid = iid_of(entry);
+        if iid == 0 || entries[..n].iter().any(|e| iid_of(e) == iid) {
+            return Err(DatabaseError::BadIid { aid, iid });
+        }
+    }
+    match entries.first() {
+        Some(Entry::Service(info))
+            if info.iid == 1 && info.kind.uuid == service::ACCESSORY_INFORMATION.uuid => {}
+        Some(Entry::Characteristic(c)) => {
+            return Err(DatabaseError::CharacteristicOutsideService { aid, iid: c.iid })
+        }
+        _ => return Err(DatabaseError::NoAccessoryInformation(aid)),
+    }
+    for (n, entry) in entries.iter().enumerate() {
+        match entry {
+            Entry::Service(s) => {
+                let characteristics = entries[n + 1..].iter().map_while(|e| match e {
+                    Entry::Characteristic(c) => Some(c),
+                    _ => None,
+                });
+                if let Some(required) = missing_required(characteristics, s.kind.required) {
+                    return Err(DatabaseError::MissingCharacteristic {
+                        aid,
+                        service: s.iid,
+                        required,
+                    });
+                }
+                for linked in s.linked.iter() {
+                    let is_service = entries
+                        .iter()
+                        .any(|e| matches!(e, Entry::Service(t) if t.iid == *linked));
+                    if !is_service {
+                        return Err(DatabaseError::BadLink {
+                            aid,
+                            service: s.iid,
+                            linked: *linked,
+                        });
+                    }
+                }
+            }
+            Entry::Characteristic(c) => {
+                if usize::from(c.constraints.max_len) > VALUE_CAPACITY {
+                    return Err(DatabaseError::MaxLenTooLarge { aid, iid: c.iid });
+                }
+            }
+            Entry::Accessory(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The first type in `required` that none of `characteristics` has.
+fn missing_required<'a, 'd: 'a>(
+    characteristics: impl Iterator<Item = &'a CharacteristicDef<'d>> + Clone,
+    required: &[&'static CharacteristicType],
+) -> Option<&'static str> {
+    required
+        .iter()
+        .find(|r| !characteristics.clone().any(|c| c.kind.uuid == r.uuid))
+        .map(|r| r.name)
+}
+
+#[cfg(test)]
+mod tests;

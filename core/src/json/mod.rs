@@ -1,4 +1,5 @@
-//! A strict JSON pull reader for HAP's request bodies, without a heap.
+//! JSON without a heap: a strict pull reader for HAP's request bodies, and a writer for
+//! its responses ([`writer`]).
 //!
 //! HAP's JSON is small but untyped where it matters: a characteristic's `value` may be a
 //! bool, a number or a string. serde-json-core cannot read such a field (it refuses
@@ -7,6 +8,9 @@
 //! limited to [`MAX_DEPTH`], and any deviation from RFC 8259 is an error.
 
 use crate::catalog::value::Scalar;
+
+pub mod writer;
+pub use writer::{Full, JsonWriter};
 
 /// The deepest nesting accepted; HAP's bodies need three levels.
 pub const MAX_DEPTH: usize = 16;
