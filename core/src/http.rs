@@ -247,6 +247,31 @@ pub fn write_head(
     }
 }
 
+/// Writes the head of a response whose body follows in chunks
+/// (`Transfer-Encoding: chunked`), for bodies streamed before their length is known.
+pub fn write_chunked_head(
+    out: &mut [u8],
+    status: StatusCode,
+    content_type: &str,
+) -> Result<usize, BufferTooSmall> {
+    let mut cursor = Cursor {
+        out,
+        len: 0,
+        overflow: 0,
+    };
+    let (code, reason) = status.parts();
+    let _ = write!(
+        cursor,
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    match cursor.overflow {
+        0 => Ok(cursor.len),
+        extra => Err(BufferTooSmall {
+            required: cursor.len + extra,
+        }),
+    }
+}
+
 /// Writes a whole response: head and `body`.
 pub fn write_response(
     out: &mut [u8],

@@ -1,6 +1,9 @@
 //! Property tests of the server's run loop on hostile input, through the public API.
 
-use hap_core::server::{Config, Connection, ConnectionBuffers, Output, Server};
+use hap_core::catalog::service;
+use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
+use hap_core::database::ids::IdMap;
+use hap_core::server::{Config, ConnectionBuffers, Output, Server, Subscription};
 use hap_core::state::AccessoryState;
 use hap_core::time::Instant;
 use hap_core::ConnectionId;
@@ -31,15 +34,24 @@ fn request_piece() -> impl Strategy<Value = Vec<u8>> {
 fn drive(pieces: &[Vec<u8>], cuts: &[usize], store_ok: bool) -> Vec<u8> {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let state = AccessoryState::generate(&"518-08-582".parse().unwrap(), &mut rng);
-    let mut server = Server::new(state, Config::default());
+    let mut ids = IdMap::new();
+    let mut builder = DatabaseBuilder::new(&mut ids);
+    builder.accessory(
+        "light",
+        &AccessoryInfo::new("Light", "Acme", "L1", "1", "1.0"),
+    );
+    builder.service(&service::LIGHTBULB);
+    let mut server = Server::new(state, builder.build().unwrap(), Config::default());
     let (mut input, mut scratch, mut output) = (vec![0u8; 9216], vec![0u8; 2048], vec![0u8; 4096]);
+    let mut subscriptions = [Subscription::EMPTY; 8];
     let buffers = ConnectionBuffers {
         input: &mut input,
         scratch: &mut scratch,
         output: &mut output,
+        subscriptions: &mut subscriptions,
     };
     let now = Instant::from_millis(0);
-    let mut conn = Connection::new(ConnectionId(1), buffers, now).unwrap();
+    let mut conn = server.accept(ConnectionId(1), buffers, now).unwrap();
 
     let stream: Vec<u8> = pieces.concat();
     let mut transmitted = Vec::new();

@@ -81,7 +81,9 @@ pub enum BuildError {
 impl core::fmt::Display for BuildError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            BuildError::ServiceBeforeAccessory => f.write_str("a service was added before any accessory"),
+            BuildError::ServiceBeforeAccessory => {
+                f.write_str("a service was added before any accessory")
+            }
             BuildError::Database(error) => write!(f, "{error}"),
             BuildError::Value { aid, iid, error } => {
                 write!(f, "initial value of {aid}.{iid}: {error}")
@@ -136,7 +138,10 @@ impl<'m> DatabaseBuilder<'m> {
         for (kind, value) in text {
             service = match OwnedValue::string(value) {
                 Some(value) => service.value(kind, value),
-                None => service.fail(kind, SetValueError::Invalid(crate::catalog::value::ValueError::TooLong)),
+                None => service.fail(
+                    kind,
+                    SetValueError::Invalid(crate::catalog::value::ValueError::TooLong),
+                ),
             };
         }
         aid
@@ -166,7 +171,8 @@ impl<'m> DatabaseBuilder<'m> {
         };
         // The accessory exists, so the map has an entry for it.
         let iid = self.ids.iid(aid, kind.uuid, subtype, None).unwrap_or(0);
-        self.entries.push(Entry::Service(ServiceDef::new(iid, kind)));
+        self.entries
+            .push(Entry::Service(ServiceDef::new(iid, kind)));
         let entry = Some(self.entries.len() - 1);
         let mut service = ServiceBuilder {
             builder: self,
@@ -258,7 +264,7 @@ impl ServiceBuilder<'_, '_> {
     /// Adds a characteristic of type `kind` if missing, and adjusts its definition: to
     /// narrow its range or to read it on demand, say.
     pub fn configure(
-        mut self,
+        self,
         kind: &'static CharacteristicType,
         adjust: impl FnOnce(CharacteristicDef<'static>) -> CharacteristicDef<'static>,
     ) -> Self {

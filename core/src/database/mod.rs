@@ -155,7 +155,9 @@ pub enum OwnedValue {
 impl OwnedValue {
     /// A string value, or `None` if longer than [`VALUE_CAPACITY`].
     pub fn string(text: &str) -> Option<Self> {
-        heapless::String::try_from(text).ok().map(OwnedValue::String)
+        heapless::String::try_from(text)
+            .ok()
+            .map(OwnedValue::String)
     }
 
     /// A TLV8 value from its bytes, or `None` if longer than [`VALUE_CAPACITY`].
@@ -399,9 +401,9 @@ pub struct Slot {
     pub(crate) version: u32,
     /// Who made the last change: a connection's write, or the application (`None`).
     pub(crate) writer: Option<ConnectionId>,
-    /// Counts values supplied by the application, changed or not, to answer reads on
-    /// demand.
-    pub(crate) supplied: u32,
+    /// The database's supply epoch when the application last set the value, changed or
+    /// not: a read on demand is answered once this passes the epoch it started at.
+    pub(crate) supplied: u64,
 }
 
 impl Slot {
@@ -557,6 +559,8 @@ pub struct CharacteristicRef {
 pub struct Database<'d> {
     entries: Table<'d, Entry<'d>>,
     slots: TableMut<'d, Slot>,
+    /// Counts values set by the application.
+    epoch: u64,
 }
 
 impl<'d> Database<'d> {
@@ -588,7 +592,11 @@ impl<'d> Database<'d> {
                 ..Slot::EMPTY
             };
         }
-        Ok(Self { entries, slots })
+        Ok(Self {
+            entries,
+            slots,
+            epoch: 0,
+        })
     }
 
     /// The shape, in document order.
@@ -687,7 +695,8 @@ impl<'d> Database<'d> {
     ) -> bool {
         let slot = &mut self.slots[at.slot];
         if writer.is_none() {
-            slot.supplied = slot.supplied.wrapping_add(1);
+            self.epoch += 1;
+            slot.supplied = self.epoch;
         }
         if slot.value == value && !always_changes {
             return false;
@@ -698,27 +707,13 @@ impl<'d> Database<'d> {
         true
     }
 
-    pub(crate) fn slot(&self, index: usize) -> &Slot {
-        &self.slots[index]
+    /// How many values the application has set so far.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
     }
 
-    /// The definition of the characteristic in slot `index`, with its accessory's aid.
-    pub(crate) fn by_slot(&self, index: usize) -> Option<(u64, &CharacteristicDef<'d>)> {
-        let mut current = 0;
-        let mut slot = 0;
-        for entry in self.entries.iter() {
-            match entry {
-                Entry::Accessory(aid) => current = *aid,
-                Entry::Characteristic(def) => {
-                    if slot == index {
-                        return Some((current, def));
-                    }
-                    slot += 1;
-                }
-                Entry::Service(_) => {}
-            }
-        }
-        None
+    pub(crate) fn slot(&self, index: usize) -> &Slot {
+        &self.slots[index]
     }
 }
 

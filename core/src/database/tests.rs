@@ -24,17 +24,26 @@ fn a_hand_written_database_needs_no_heap() {
     let mut slots = [Slot::EMPTY; 7];
     let mut db = Database::new(&entries[..], &mut slots[..]).unwrap();
     assert_eq!(db.get(1, 9), Some(&OwnedValue::Bool(false)));
-    assert_eq!(db.get(1, 5), Some(&OwnedValue::String(heapless::String::new())));
+    assert_eq!(
+        db.get(1, 5),
+        Some(&OwnedValue::String(heapless::String::new()))
+    );
     assert_eq!(db.set(1, 9, OwnedValue::Bool(true)), Ok(true));
     assert_eq!(db.set(1, 9, OwnedValue::Bool(true)), Ok(false), "no change");
     assert_eq!(db.get(1, 9), Some(&OwnedValue::Bool(true)));
-    assert_eq!(db.set(1, 99, OwnedValue::Bool(true)), Err(SetValueError::NotFound));
+    assert_eq!(
+        db.set(1, 99, OwnedValue::Bool(true)),
+        Err(SetValueError::NotFound)
+    );
 }
 
 #[test]
 fn values_are_rejected_not_clamped() {
     let mut entries = std::vec::Vec::from(light_entries());
-    entries.push(Entry::Characteristic(CharacteristicDef::new(10, &c::BRIGHTNESS)));
+    entries.push(Entry::Characteristic(CharacteristicDef::new(
+        10,
+        &c::BRIGHTNESS,
+    )));
     let mut db = Database::new(entries, std::vec![Slot::EMPTY; 8]).unwrap();
     assert_eq!(db.set(1, 10, OwnedValue::Int(100)), Ok(true));
     assert_eq!(
@@ -66,7 +75,10 @@ fn bad_shapes_are_refused_with_the_reason() {
 
     assert_eq!(check(std::vec![]), Some(DatabaseError::NoAccessory));
     let mut twice = light();
-    twice.push(Entry::Characteristic(CharacteristicDef::new(9, &c::BRIGHTNESS)));
+    twice.push(Entry::Characteristic(CharacteristicDef::new(
+        9,
+        &c::BRIGHTNESS,
+    )));
     assert_eq!(check(twice), Some(DatabaseError::BadIid { aid: 1, iid: 9 }));
 
     let mut no_on = light();
@@ -82,7 +94,10 @@ fn bad_shapes_are_refused_with_the_reason() {
 
     let mut no_info = light();
     no_info.drain(1..8);
-    assert_eq!(check(no_info), Some(DatabaseError::NoAccessoryInformation(1)));
+    assert_eq!(
+        check(no_info),
+        Some(DatabaseError::NoAccessoryInformation(1))
+    );
 
     let mut bad_link = light();
     if let Entry::Service(bulb) = &mut bad_link[8] {
@@ -132,7 +147,10 @@ fn the_builder_adds_required_characteristics_and_checks_names() {
 
     let mut ids = IdMap::new();
     let mut builder = DatabaseBuilder::new(&mut ids);
-    let aid = builder.accessory("lamp", &AccessoryInfo::new("Desk Lamp", "Acme", "L1", "1", "1.0"));
+    let aid = builder.accessory(
+        "lamp",
+        &AccessoryInfo::new("Desk Lamp", "Acme", "L1", "1", "1.0"),
+    );
     let bulb = builder
         .service(&s::LIGHTBULB)
         .primary()
@@ -151,13 +169,18 @@ fn the_builder_adds_required_characteristics_and_checks_names() {
     let on = db.find(1, 9).unwrap();
     assert_eq!(db.definition(on).kind.name, "On");
     assert_eq!(
-        db.definition(db.find(1, brightness).unwrap()).constraints.max_value,
+        db.definition(db.find(1, brightness).unwrap())
+            .constraints
+            .max_value,
         Some(90.0)
     );
 
     let mut ids = IdMap::new();
     let mut builder = DatabaseBuilder::new(&mut ids);
-    builder.accessory("lamp", &AccessoryInfo::new("Lamp (2)", "Acme", "L1", "1", "1.0"));
+    builder.accessory(
+        "lamp",
+        &AccessoryInfo::new("Lamp (2)", "Acme", "L1", "1", "1.0"),
+    );
     assert!(matches!(
         builder.build(),
         Err(BuildError::Value {

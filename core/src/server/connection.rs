@@ -2,11 +2,12 @@
 
 use heapless::Deque;
 
-use super::{pairing_error_status, AwaitingStorage, CloseReason, Event};
+use super::events::Subscription;
+use super::{pairing_error_status, AwaitingStorage, CloseReason, Event, Job};
 use crate::http::{write_head, StatusCode};
 use crate::pairing::verify::PairVerify;
 use crate::pairing::{PairingError, PairingId};
-use crate::session::{Role, Session, SessionKeys, MAX_FRAME_PLAINTEXT};
+use crate::session::{FrameEncryptor, Role, Session, SessionKeys, MAX_FRAME_PLAINTEXT};
 use crate::time::Instant;
 use crate::ConnectionId;
 
@@ -18,9 +19,15 @@ use crate::ConnectionId;
 ///   `max_request_len + MAX_FRAME_PLAINTEXT` bytes to accept what the server allows.
 /// - `scratch` holds the body of the request being answered: at least
 ///   [`MIN_SCRATCH_LEN`]; larger bodies close the connection.
+///   It also holds one status byte per item of a PUT `/characteristics`, so it bounds
+///   the items one write may carry.
 /// - `output` holds responses until they are polled: at least
 ///   [`MIN_OUTPUT_LEN`], the largest response once framed. More lets pipelined requests
-///   be answered in one go.
+///   be answered in one go, and large responses be streamed in fewer polls.
+/// - `subscriptions` holds the characteristics the controller asked events for; its
+///   length is how many it may subscribe to. Further subscriptions get -70407. iOS
+///   subscribes to most characteristics of a home, so give a bridge one entry per
+///   evented characteristic.
 #[derive(Debug)]
 pub struct ConnectionBuffers<'b> {
     /// Received bytes (decrypted, once the session is encrypted).
@@ -29,6 +36,8 @@ pub struct ConnectionBuffers<'b> {
     pub scratch: &'b mut [u8],
     /// Bytes waiting to be sent.
     pub output: &'b mut [u8],
+    /// Event subscriptions; fill with [`Subscription::EMPTY`].
+    pub subscriptions: &'b mut [Subscription],
 }
 
 /// The largest response the server writes, head included, before framing.
@@ -78,12 +87,23 @@ pub struct Connection<'b> {
     pub(super) awaiting: Option<AwaitingStorage>,
     pub(super) persist_requested: bool,
     pub(super) opened: Instant,
+    /// The request at the front of the input that is being answered over several polls.
+    pub(super) job: Option<Job>,
+    /// How many of `buffers.subscriptions` are in use.
+    pub(super) subscribed: usize,
+    /// The next button press this connection has to be told about.
+    pub(super) button_cursor: u64,
+    /// The timed write prepared with `/prepare`: its pid and when it expires.
+    pub(super) prepared: Option<(u64, Instant)>,
+    /// Whether this connection holds a place in the server's connection count.
+    pub(super) counted: bool,
 }
 
 impl<'b> Connection<'b> {
     /// A connection accepted at `now`, identified by `id` (unique among open ones), or an
-    /// error naming a buffer below its minimum.
-    pub fn new(
+    /// error naming a buffer below its minimum. Made through [`Server::accept`](super::Server::accept),
+    /// which counts connections.
+    pub(super) fn new(
         id: ConnectionId,
         buffers: ConnectionBuffers<'b>,
         now: Instant,
@@ -112,6 +132,11 @@ impl<'b> Connection<'b> {
             awaiting: None,
             persist_requested: false,
             opened: now,
+            job: None,
+            subscribed: 0,
+            button_cursor: 0,
+            prepared: None,
+            counted: false,
         })
     }
 
@@ -168,8 +193,34 @@ impl<'b> Connection<'b> {
     pub(super) fn is_blocked(&self) -> bool {
         self.awaiting.is_some()
             || self.persist_requested
-            || self.buffers.output.len() - self.output_len < MIN_OUTPUT_LEN
+            || self.output_room() < MIN_OUTPUT_LEN
             || self.events.is_full()
+    }
+
+    /// Free space in the output buffer.
+    pub(super) fn output_room(&self) -> usize {
+        self.buffers.output.len() - self.output_len
+    }
+
+    /// The subscriptions in use.
+    pub(super) fn subscriptions(&self) -> &[Subscription] {
+        &self.buffers.subscriptions[..self.subscribed]
+    }
+
+    /// The connection's buffers and queues, borrowed apart.
+    pub(super) fn split(&mut self) -> Parts<'_> {
+        Parts {
+            input: &self.buffers.input[..self.input_len],
+            scratch: self.buffers.scratch,
+            subscriptions: self.buffers.subscriptions,
+            subscribed: &mut self.subscribed,
+            events: &mut self.events,
+            out: Outbox {
+                buf: self.buffers.output,
+                len: &mut self.output_len,
+                encryptor: self.session.as_mut().map(|s| &mut s.outbound),
+            },
+        }
     }
 
     /// Drops the first `len` bytes of input, a request that has been taken.
@@ -218,11 +269,70 @@ impl<'b> Connection<'b> {
         }
     }
 
-    /// Appends `parts` to the output, sealing them into frames of up to 1024 bytes when
-    /// the session is encrypted.
+    /// Appends `parts` to the output, sealing them when the session is encrypted.
     fn queue(&mut self, parts: &[&[u8]]) -> Result<(), ()> {
-        let output = &mut self.buffers.output[self.output_len..];
-        let Some(session) = &mut self.session else {
+        self.split().out.queue(parts)
+    }
+
+    pub(super) fn respond_to_pairing_error(&mut self, error: PairingError) {
+        self.respond(pairing_error_status(error), None, b"");
+    }
+
+    pub(super) fn await_storage(&mut self, awaiting: AwaitingStorage) {
+        self.awaiting = Some(awaiting);
+        self.persist_requested = true;
+    }
+
+    pub(super) fn push_event(&mut self, event: Event) {
+        // Four slots cover the most one request can raise; drop rather than fail if an
+        // application never drains them.
+        let _ = self.events.push_back(event);
+    }
+
+    pub(super) fn close(&mut self, reason: CloseReason) {
+        if self.closing.is_none() {
+            self.closing = Some(reason);
+        }
+    }
+}
+
+/// A connection's parts, borrowed apart so that a request in the input can be answered
+/// into the output.
+#[derive(Debug)]
+pub(super) struct Parts<'a> {
+    /// The received bytes.
+    pub input: &'a [u8],
+    /// The scratch buffer.
+    pub scratch: &'a mut [u8],
+    /// All subscription entries; the first `subscribed` are in use.
+    pub subscriptions: &'a mut [Subscription],
+    pub subscribed: &'a mut usize,
+    /// Events for the application.
+    pub events: &'a mut Deque<Event, 4>,
+    /// Where responses go.
+    pub out: Outbox<'a>,
+}
+
+/// Where responses go: the output buffer, sealed into frames once the session is
+/// encrypted.
+#[derive(Debug)]
+pub(super) struct Outbox<'a> {
+    buf: &'a mut [u8],
+    len: &'a mut usize,
+    encryptor: Option<&'a mut FrameEncryptor>,
+}
+
+impl Outbox<'_> {
+    /// Free space in the output buffer.
+    pub(super) fn room(&self) -> usize {
+        self.buf.len() - *self.len
+    }
+
+    /// Appends `parts` as one message, sealing them into frames of up to 1024 bytes when
+    /// the session is encrypted. Nothing is appended if it does not fit.
+    pub(super) fn queue(&mut self, parts: &[&[u8]]) -> Result<(), ()> {
+        let output = &mut self.buf[*self.len..];
+        let Some(encryptor) = &mut self.encryptor else {
             let total: usize = parts.iter().map(|p| p.len()).sum();
             let out = output.get_mut(..total).ok_or(())?;
             let mut at = 0;
@@ -230,16 +340,20 @@ impl<'b> Connection<'b> {
                 out[at..at + part.len()].copy_from_slice(part);
                 at += part.len();
             }
-            self.output_len += total;
+            *self.len += total;
             return Ok(());
         };
+        // Check first: a frame sealed but not kept would desynchronise the nonces.
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if FrameEncryptor::sealed_len(total) > output.len() {
+            return Err(());
+        }
         // Gather the parts into full frames so a response is not split at part ends.
         let mut chunk = [0u8; MAX_FRAME_PLAINTEXT];
         let mut filled = 0;
         let mut written = 0;
         let mut flush = |chunk: &[u8], written: &mut usize| -> Result<(), ()> {
-            let sealed = session
-                .outbound
+            let sealed = encryptor
                 .seal(chunk, &mut output[*written..])
                 .map_err(|_| ())?;
             if sealed.consumed != chunk.len() {
@@ -264,28 +378,7 @@ impl<'b> Connection<'b> {
         if filled > 0 {
             flush(&chunk[..filled], &mut written)?;
         }
-        self.output_len += written;
+        *self.len += written;
         Ok(())
-    }
-
-    pub(super) fn respond_to_pairing_error(&mut self, error: PairingError) {
-        self.respond(pairing_error_status(error), None, b"");
-    }
-
-    pub(super) fn await_storage(&mut self, awaiting: AwaitingStorage) {
-        self.awaiting = Some(awaiting);
-        self.persist_requested = true;
-    }
-
-    pub(super) fn push_event(&mut self, event: Event) {
-        // Four slots cover the most one request can raise; drop rather than fail if an
-        // application never drains them.
-        let _ = self.events.push_back(event);
-    }
-
-    pub(super) fn close(&mut self, reason: CloseReason) {
-        if self.closing.is_none() {
-            self.closing = Some(reason);
-        }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! # The run loop
 //!
-//! [`Server`] owns what connections share: the persistent [`AccessoryState`] and the
-//! pair-setup lock. Each TCP connection has a [`Connection`], with buffers the caller
+//! [`Server`] owns what connections share: the persistent [`AccessoryState`], the
+//! accessory [`Database`], the pair-setup lock and the button-press log. Each TCP
+//! connection has a [`Connection`], made by [`Server::accept`] with buffers the caller
 //! provides. An adapter drives them with one loop per connection:
 //!
 //! 1. When bytes arrive, call [`Server::handle_input`] with them and the current time. It
@@ -16,18 +17,21 @@
 //! 3. Sleep until [`Server::poll_timeout`], or until more bytes arrive, and then call
 //!    [`Server::handle_timeout`] and drain again.
 //!
-//! After a [`Output::Persist`] has been handled, poll every connection once: a change to
-//! the pairings may close other controllers' sessions. When a socket closes or fails,
+//! Some things concern every connection, so after them poll every connection once:
+//! after an [`Output::Persist`] has been handled (a change to the pairings may close other
+//! controllers' sessions), after [`Server::set_value`] (subscribers get events), and after
+//! a connection's input changed a value (so do theirs). When a socket closes or fails,
 //! call [`Server::connection_lost`].
 //!
-//! Requests that need the accessory database (`/accessories`, `/characteristics`,
-//! `/prepare`, `/resource`) are not served yet: before pair-verify they get 470 like every
-//! protected endpoint, after it 404.
+//! The application answers [`Event::Read`] (and a write-response's [`Event::Write`]) by
+//! calling [`Server::set_value`] before the server's read timeout; until then, and only
+//! then, the connection that asked waits.
 
 use core::time::Duration;
 
 use rand_core::{CryptoRng, RngCore};
 
+use crate::database::{Database, OwnedValue, SetValueError};
 use crate::http::{self, content_type, parse_request, HttpError, Method, Request, StatusCode};
 use crate::pairing::pairings::{handle_pairings, PairingsOutput, PendingPairingsReply};
 #[cfg(feature = "alloc")]
@@ -38,23 +42,40 @@ use crate::session::FrameError;
 use crate::state::AccessoryState;
 use crate::time::Instant;
 
+mod attributes;
 mod connection;
+mod events;
+mod render;
+mod requests;
+use attributes::Job;
 pub use connection::{
     BuffersTooSmall, Connection, ConnectionBuffers, MAX_RESPONSE_LEN, MIN_INPUT_LEN,
     MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
 };
+pub use events::{Subscription, BUTTON_LOG_LEN};
+pub use render::HapStatus;
 
 // The scenarios pair first, which needs SRP and so a heap.
 #[cfg(all(test, feature = "alloc"))]
 mod tests;
 
-/// Limits and timeouts.
+/// Limits and timeouts. The defaults are in parentheses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// The largest request accepted, head and body; also bounded by the input buffer.
+    /// The largest request accepted, head and body (8 KiB); also bounded by the input
+    /// buffer.
     pub max_request_len: usize,
-    /// How long a connection may stay without completing pair-verify.
+    /// How long a connection may stay without completing pair-verify (60 s).
     pub unverified_timeout: Duration,
+    /// How many connections [`Server::accept`] allows at once (16, HAP's minimum).
+    pub max_connections: usize,
+    /// After an event for a characteristic, how long further changes wait and coalesce
+    /// into one event with the latest value (1 s, as HomeKitADK). The first change goes
+    /// out at once; button presses are never coalesced.
+    pub event_window: Duration,
+    /// How long a read on demand, or a write response, waits for the application before
+    /// its item fails with -70408 (9 s, inside the 10 s iOS waits for a response).
+    pub read_timeout: Duration,
 }
 
 impl Default for Config {
@@ -62,15 +83,47 @@ impl Default for Config {
         Self {
             max_request_len: http::DEFAULT_MAX_REQUEST_LEN,
             unverified_timeout: Duration::from_secs(60),
+            max_connections: 16,
+            event_window: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(9),
         }
     }
 }
 
+/// Why [`Server::accept`] refused a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptError {
+    /// [`Config::max_connections`] are open; close the socket.
+    TooManyConnections,
+    /// A buffer is too small.
+    Buffers(BuffersTooSmall),
+}
+
 /// Something the application should know about.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// An unpaired accessory was asked to identify itself (POST `/identify`).
     Identify,
+    /// A controller wrote a value, which is stored already. If the characteristic has
+    /// the write-response permission, answer with [`Server::set_value`].
+    Write {
+        /// The accessory.
+        aid: u64,
+        /// The characteristic.
+        iid: u64,
+        /// The value written.
+        value: OwnedValue,
+        /// Who wrote it.
+        controller: PairingId,
+    },
+    /// A controller reads a characteristic marked read-on-demand: answer with
+    /// [`Server::set_value`] before the read timeout.
+    Read {
+        /// The accessory.
+        aid: u64,
+        /// The characteristic.
+        iid: u64,
+    },
     /// A controller completed pair-verify on this connection.
     Verified {
         /// The controller.
@@ -85,7 +138,7 @@ pub enum Event {
 }
 
 /// What the caller should do next for a connection; see the [module docs](self).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Output<'c> {
     /// Send these bytes.
     Transmit(&'c [u8]),
@@ -108,7 +161,8 @@ pub enum CloseReason {
     UnverifiedTimeout,
     /// The controller's pairing was removed.
     PairingRemoved,
-    /// A response did not fit the output buffer, or the state could not be stored.
+    /// A response did not fit the output buffer, the state could not be stored, or the
+    /// connection fell too far behind on button presses.
     Resources,
     /// The peer disconnected (reported with [`Server::connection_lost`]).
     PeerClosed,
@@ -116,8 +170,11 @@ pub enum CloseReason {
 
 /// The state shared by all connections of one accessory.
 #[derive(Debug)]
-pub struct Server {
+pub struct Server<'d> {
     state: AccessoryState,
+    database: Database<'d>,
+    buttons: events::ButtonLog,
+    connections: usize,
     /// Pair-setup needs SRP and so a heap; without one, `/pair-setup` answers 500.
     #[cfg(feature = "alloc")]
     setup: PairSetup,
@@ -140,12 +197,15 @@ enum AwaitingStorage {
     Pairings(PendingPairingsReply),
 }
 
-impl Server {
-    /// A server for an accessory with the loaded `state`.
-    pub fn new(state: AccessoryState, config: Config) -> Self {
+impl<'d> Server<'d> {
+    /// A server for an accessory with the loaded `state` and its `database`.
+    pub fn new(state: AccessoryState, database: Database<'d>, config: Config) -> Self {
         let paired = state.is_paired();
         Self {
             state,
+            database,
+            buttons: events::ButtonLog::default(),
+            connections: 0,
             #[cfg(feature = "alloc")]
             setup: PairSetup::new(),
             config,
@@ -162,6 +222,63 @@ impl Server {
     /// The limits in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The accessory database.
+    pub fn database(&self) -> &Database<'d> {
+        &self.database
+    }
+
+    /// Sets a characteristic's value from the application, as
+    /// [`Database::set`] checks it. A changed value, or any button press, is told to
+    /// subscribers: poll every connection afterwards. Also answers [`Event::Read`].
+    pub fn set_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        value: OwnedValue,
+    ) -> Result<bool, SetValueError> {
+        let at = self
+            .database
+            .find(aid, iid)
+            .ok_or(SetValueError::NotFound)?;
+        let button = self.database.definition(at).is_button();
+        let logged = button.then(|| value.clone());
+        let changed = self.database.set(aid, iid, value)?;
+        if let Some(value) = logged {
+            self.buttons.record(at, iid, value, None);
+        }
+        Ok(changed)
+    }
+
+    /// Opens a connection accepted at `now`, identified by `id` (unique among open
+    /// ones), or refuses it: when [`Config::max_connections`] are open, or when a buffer
+    /// is below its minimum. It counts until [`Output::Close`] or
+    /// [`Server::connection_lost`].
+    pub fn accept<'b>(
+        &mut self,
+        id: crate::ConnectionId,
+        buffers: ConnectionBuffers<'b>,
+        now: Instant,
+    ) -> Result<Connection<'b>, AcceptError> {
+        if self.connections >= self.config.max_connections {
+            return Err(AcceptError::TooManyConnections);
+        }
+        let mut conn = Connection::new(id, buffers, now).map_err(AcceptError::Buffers)?;
+        conn.counted = true;
+        self.connections += 1;
+        Ok(conn)
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.connections
+    }
+
+    fn release(&mut self, conn: &mut Connection<'_>) {
+        if core::mem::take(&mut conn.counted) {
+            self.connections -= 1;
+        }
     }
 
     /// Feeds bytes received on `conn` and returns how many were taken.
@@ -233,6 +350,10 @@ impl Server {
         }
         if conn.output_len == 0 {
             self.process(conn, now, rng);
+            self.write_events(conn, now);
+        }
+        if let Some(event) = conn.events.pop_front() {
+            return Some(Output::Event(event));
         }
         if conn.output_len > 0 {
             let len = core::mem::take(&mut conn.output_len);
@@ -243,6 +364,7 @@ impl Server {
             conn.closed_reported = true;
             #[cfg(feature = "alloc")]
             self.setup.connection_closed(conn.id);
+            self.release(conn);
             return Some(Output::Close);
         }
         None
@@ -269,8 +391,10 @@ impl Server {
         conn.output_len = 0;
         conn.input_len = 0;
         conn.events.clear();
+        conn.job = None;
         #[cfg(feature = "alloc")]
         self.setup.connection_closed(conn.id);
+        self.release(conn);
     }
 
     /// Reports whether storing the state succeeded, releasing the reply that waited. On
@@ -354,10 +478,13 @@ impl Server {
         let setup = self.setup.poll_timeout();
         #[cfg(not(feature = "alloc"))]
         let setup = None;
-        [unverified, setup].into_iter().flatten().min()
+        let job = Self::job_deadline(conn);
+        let event = self.event_deadline(conn);
+        [unverified, setup, job, event].into_iter().flatten().min()
     }
 
-    /// Applies timeouts that have passed by `now`.
+    /// Applies timeouts that have passed by `now`. Reads and writes waiting for the
+    /// application are answered on the next [`Server::poll_output`].
     pub fn handle_timeout(&mut self, conn: &mut Connection<'_>, now: Instant) {
         #[cfg(feature = "alloc")]
         self.setup.handle_timeout(now);
@@ -411,6 +538,23 @@ impl Server {
                 Err(error) => return conn.close(CloseReason::Http(error)),
             };
             let consumed = request.len;
+            let route = Route::of(&request);
+            let verified = conn.session.is_some() && !conn.transient;
+            if route.is_job() && verified {
+                if conn.job.is_none() {
+                    conn.job = self.start_job(conn, route, now);
+                    if conn.job.is_none() {
+                        // Answered at once (malformed): take the request.
+                        conn.consume_input(consumed);
+                        continue;
+                    }
+                }
+                match self.drive_job(conn, now) {
+                    attributes::Progress::Done => conn.consume_input(consumed),
+                    attributes::Progress::Waiting => return,
+                }
+                continue;
+            }
             // The request borrows the input buffer, so route it with a copy of its body
             // in the scratch buffer.
             let body_len = request.body.len();
@@ -418,14 +562,11 @@ impl Server {
                 return conn.close(CloseReason::Resources);
             };
             scratch.copy_from_slice(request.body);
-            let route = Route::of(&request);
             conn.consume_input(consumed);
             self.serve(conn, route, body_len, now, rng);
         }
     }
 
-    // Only pair-setup needs the time, and it needs a heap.
-    #[cfg_attr(not(feature = "alloc"), allow(unused_variables))]
     fn serve<R: RngCore + CryptoRng>(
         &mut self,
         conn: &mut Connection<'_>,
@@ -454,10 +595,11 @@ impl Server {
                 OUT_OF_RESOURCES,
             ),
             Route::PairVerify => self.pair_verify(conn, body_len, rng),
-            Route::Pairings if !verified => {
+            _ if route.is_protected() && !verified => {
                 conn.respond(StatusCode::ConnectionAuthorizationRequired, None, b"")
             }
             Route::Pairings => self.pairings(conn, body_len),
+            Route::Prepare => self.prepare(conn, body_len, now),
             Route::Identify if self.state.is_paired() => conn.respond(
                 StatusCode::BadRequest,
                 Some(content_type::HAP_JSON),
@@ -467,13 +609,12 @@ impl Server {
                 conn.push_event(Event::Identify);
                 conn.respond(StatusCode::NoContent, None, b"");
             }
-            Route::Protected if !verified => {
-                conn.respond(StatusCode::ConnectionAuthorizationRequired, None, b"")
+            // Jobs are started before serving; reaching here means the request was taken
+            // as a whole instead, which `process` never does for them.
+            Route::Accessories | Route::ReadCharacteristics | Route::WriteCharacteristics => {
+                conn.respond(StatusCode::InternalServerError, None, b"")
             }
-            Route::Protected | Route::Unknown => conn.respond(StatusCode::NotFound, None, b""),
-            Route::WrongMethod { protected: true } if !verified => {
-                conn.respond(StatusCode::ConnectionAuthorizationRequired, None, b"")
-            }
+            Route::Resource | Route::Unknown => conn.respond(StatusCode::NotFound, None, b""),
             Route::WrongMethod { .. } => conn.respond(StatusCode::MethodNotAllowed, None, b""),
         }
     }
@@ -536,6 +677,7 @@ impl Server {
                 );
                 conn.start_session(keys, false);
                 conn.controller = Some(controller.clone());
+                conn.button_cursor = self.buttons.next_seq();
                 conn.push_event(Event::Verified { controller });
             }
             Err(error) => conn.respond_to_pairing_error(error),
@@ -572,8 +714,16 @@ enum Route {
     PairVerify,
     Pairings,
     Identify,
-    /// An endpoint that needs a verified session and the database.
-    Protected,
+    /// GET `/accessories`.
+    Accessories,
+    /// GET `/characteristics`.
+    ReadCharacteristics,
+    /// PUT `/characteristics`.
+    WriteCharacteristics,
+    /// PUT `/prepare`.
+    Prepare,
+    /// POST `/resource`: camera snapshots, which no accessory here offers.
+    Resource,
     /// A known path with the wrong method.
     WrongMethod {
         protected: bool,
@@ -582,16 +732,41 @@ enum Route {
 }
 
 impl Route {
+    /// Whether the route needs a verified session.
+    fn is_protected(self) -> bool {
+        matches!(
+            self,
+            Route::Pairings
+                | Route::Accessories
+                | Route::ReadCharacteristics
+                | Route::WriteCharacteristics
+                | Route::Prepare
+                | Route::Resource
+                | Route::WrongMethod { protected: true }
+        )
+    }
+
+    /// Whether the route is answered by a [`Job`] over several polls.
+    fn is_job(self) -> bool {
+        matches!(
+            self,
+            Route::Accessories | Route::ReadCharacteristics | Route::WriteCharacteristics
+        )
+    }
+
     fn of(request: &Request<'_>) -> Self {
         let (allowed, route, protected): (&[Method], Route, bool) = match request.path {
             "/pair-setup" => (&[Method::Post], Route::PairSetup, false),
             "/pair-verify" => (&[Method::Post], Route::PairVerify, false),
             "/identify" => (&[Method::Post], Route::Identify, false),
             "/pairings" => (&[Method::Post], Route::Pairings, true),
-            "/accessories" => (&[Method::Get], Route::Protected, true),
-            "/characteristics" => (&[Method::Get, Method::Put], Route::Protected, true),
-            "/prepare" => (&[Method::Put], Route::Protected, true),
-            "/resource" => (&[Method::Post], Route::Protected, true),
+            "/accessories" => (&[Method::Get], Route::Accessories, true),
+            "/characteristics" if request.method == Method::Put => {
+                (&[Method::Put], Route::WriteCharacteristics, true)
+            }
+            "/characteristics" => (&[Method::Get], Route::ReadCharacteristics, true),
+            "/prepare" => (&[Method::Put], Route::Prepare, true),
+            "/resource" => (&[Method::Post], Route::Resource, true),
             _ => return Route::Unknown,
         };
         if allowed.contains(&request.method) {

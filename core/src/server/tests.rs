@@ -29,6 +29,7 @@ struct Buffers {
     input: Vec<u8>,
     scratch: Vec<u8>,
     output: Vec<u8>,
+    subscriptions: Vec<Subscription>,
 }
 
 impl Buffers {
@@ -37,6 +38,7 @@ impl Buffers {
             input: vec![0; 8192 + 1024],
             scratch: vec![0; 8192],
             output: vec![0; 4096],
+            subscriptions: vec![Subscription::EMPTY; 64],
         }
     }
 
@@ -45,13 +47,14 @@ impl Buffers {
             input: &mut self.input,
             scratch: &mut self.scratch,
             output: &mut self.output,
+            subscriptions: &mut self.subscriptions,
         };
         Connection::new(ConnectionId(id), buffers, Instant::from_millis(0)).unwrap()
     }
 }
 
 /// What one exchange produced on a connection.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq)]
 struct Outcome {
     transmitted: Vec<u8>,
     events: Vec<Event>,
@@ -211,8 +214,22 @@ impl Controller {
     }
 }
 
+/// A light: aid 1 with its information service and a lightbulb with On at iid 9.
+pub(super) fn light() -> Database<'static> {
+    use crate::catalog::service as s;
+    use crate::database::builder::{AccessoryInfo, DatabaseBuilder};
+    let mut ids = crate::database::ids::IdMap::new();
+    let mut builder = DatabaseBuilder::new(&mut ids);
+    builder.accessory(
+        "light",
+        &AccessoryInfo::new("Light", "Acme", "L1", "1", "1.0"),
+    );
+    builder.service(&s::LIGHTBULB).primary();
+    builder.build().unwrap()
+}
+
 struct Harness {
-    server: Server,
+    server: Server<'static>,
     rng: ChaCha20Rng,
     stored: Vec<AccessoryState>,
 }
@@ -222,7 +239,7 @@ impl Harness {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         let state = AccessoryState::generate(&CODE.parse().unwrap(), &mut rng);
         Self {
-            server: Server::new(state, Config::default()),
+            server: Server::new(state, light(), Config::default()),
             rng,
             stored: Vec::new(),
         }
@@ -1002,6 +1019,7 @@ fn undersized_buffers_are_refused_up_front() {
         input: &mut input,
         scratch: &mut scratch,
         output: &mut output,
+        subscriptions: &mut [],
     };
     let error = Connection::new(ConnectionId(1), buffers, Instant::from_millis(0)).unwrap_err();
     assert_eq!(

@@ -1,0 +1,804 @@
+//! The attribute endpoints (`/accessories`, `/characteristics`, `/prepare`) and events.
+//!
+//! A request to `/accessories` or `/characteristics` is answered over as many polls as it
+//! takes: it stays at the front of the input buffer, and a [`Job`] records how far its
+//! answer has got. A write applies its items one at a time, each raising an
+//! [`Event::Write`], and pauses when the application's event queue is full. A read that
+//! needs values on demand raises [`Event::Read`]s and waits for the answers or the read
+//! timeout. Responses are written piece by piece: with a Content-Length when the whole
+//! body fits one frame, and otherwise in chunks as output room allows, so no response is
+//! ever built whole in memory.
+
+use super::connection::Outbox;
+use super::events::Subscription;
+use super::render::{self, AccessoriesCursor, Fields, HapStatus};
+use super::requests::{parse_prepare, scalar, ReadQuery, WriteBody, WriteItem};
+use super::{CloseReason, Connection, Event, Server, MAX_RESPONSE_LEN};
+use crate::catalog::value::coerce;
+use crate::catalog::Perms;
+use crate::database::{CharacteristicRef, Database, OwnedValue, VALUE_CAPACITY};
+use crate::http::{content_type, parse_request, write_chunked_head, write_head, StatusCode};
+use crate::json::{Full, JsonWriter};
+use crate::session::{FrameEncryptor, MAX_FRAME_PLAINTEXT};
+use crate::time::Instant;
+
+/// The request at the front of the input, being answered.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Job {
+    /// GET `/accessories`.
+    Accessories(Stream<AccessoriesCursor>),
+    /// GET `/characteristics`.
+    Read {
+        /// Items before this one have been asked of the application if on demand.
+        asked: usize,
+        /// The database's supply epoch when the request arrived.
+        epoch: u64,
+        deadline: Instant,
+        /// The response, once every value is in or the deadline has passed.
+        answer: Option<(StatusCode, Stream<usize>)>,
+    },
+    /// PUT `/characteristics`; item statuses are kept in the scratch buffer.
+    Write {
+        /// Items before this one have been applied.
+        applied: usize,
+        epoch: u64,
+        deadline: Instant,
+        /// The 207 response, once every item is settled.
+        answer: Option<Stream<usize>>,
+    },
+}
+
+/// Whether a job has finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    Done,
+    Waiting,
+}
+
+/// A body being written in pieces: where it stands, and whether its head is out.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stream<C> {
+    cursor: C,
+    started: bool,
+}
+
+/// A chunk's payload, leaving room in its frame for the size line, its CRLF and the
+/// final empty chunk.
+const CHUNK_DATA: usize = MAX_FRAME_PLAINTEXT - 16;
+
+/// Writes as much of a body as output room allows. Returns whether it is complete, or an
+/// error if a single piece cannot fit a chunk.
+fn pump<C: Copy>(
+    out: &mut Outbox<'_>,
+    status: StatusCode,
+    stream: &mut Stream<C>,
+    mut piece: impl FnMut(&mut JsonWriter<'_>, &mut C) -> Result<bool, Full>,
+) -> Result<bool, ()> {
+    while out.room() >= FrameEncryptor::sealed_len(MAX_RESPONSE_LEN) {
+        let mut data = [0u8; CHUNK_DATA];
+        let mut w = JsonWriter::new(&mut data);
+        let finished = loop {
+            let (mark, saved) = (w.len(), stream.cursor);
+            match piece(&mut w, &mut stream.cursor) {
+                Ok(true) => {}
+                Ok(false) => break true,
+                Err(Full) if mark == 0 => return Err(()),
+                Err(Full) => {
+                    w.truncate(mark);
+                    stream.cursor = saved;
+                    break false;
+                }
+            }
+        };
+        let body = w.written();
+        let mut head = [0u8; 128];
+        if !stream.started && finished {
+            let len = write_head(
+                &mut head,
+                "HTTP/1.1",
+                status,
+                Some(content_type::HAP_JSON),
+                body.len(),
+            )
+            .map_err(|_| ())?;
+            out.queue(&[&head[..len], body])?;
+            return Ok(true);
+        }
+        let head_len = if stream.started {
+            0
+        } else {
+            write_chunked_head(&mut head, status, content_type::HAP_JSON).map_err(|_| ())?
+        };
+        stream.started = true;
+        let mut size = [0u8; 8];
+        let size_len = {
+            let mut size_writer = JsonWriter::new(&mut size);
+            use core::fmt::Write as _;
+            write!(size_writer, "{:x}\r\n", body.len()).map_err(|_| ())?;
+            size_writer.len()
+        };
+        // An empty chunk would end the body early; only the last one may be empty.
+        let chunk: [&[u8]; 3] = if body.is_empty() {
+            [b"", b"", b""]
+        } else {
+            [&size[..size_len], body, b"\r\n"]
+        };
+        let end: &[u8] = if finished { b"0\r\n\r\n" } else { b"" };
+        out.queue(&[&head[..head_len], chunk[0], chunk[1], chunk[2], end])?;
+        if finished {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether `conn` is subscribed to the characteristic in `slot`.
+fn subscribed(subscriptions: &[Subscription], slot: usize) -> bool {
+    subscriptions.iter().any(|s| s.at.slot == slot)
+}
+
+/// The status of reading `aid`.`iid` for a controller, once on-demand values had their
+/// chance: those not supplied since `epoch` have timed out.
+fn read_status(db: &Database<'_>, aid: u64, iid: u64, admin: bool, epoch: u64) -> HapStatus {
+    let Some(at) = db.find(aid, iid) else {
+        return HapStatus::DoesNotExist;
+    };
+    let def = db.definition(at);
+    if !def.perms.contains(Perms::READ) {
+        HapStatus::WriteOnly
+    } else if def.kind.admin_only.contains(Perms::READ) && !admin {
+        HapStatus::InsufficientPrivileges
+    } else if def.read_on_demand && db.slot(at.slot).supplied <= epoch {
+        HapStatus::TimedOut
+    } else {
+        HapStatus::Success
+    }
+}
+
+/// Writes piece `index` of a GET `/characteristics` body.
+#[allow(clippy::too_many_arguments)]
+fn read_piece(
+    w: &mut JsonWriter<'_>,
+    db: &Database<'_>,
+    subscriptions: &[Subscription],
+    query: &ReadQuery<'_>,
+    multi_status: bool,
+    admin: bool,
+    epoch: u64,
+    index: &mut usize,
+) -> Result<bool, Full> {
+    if *index == 0 {
+        w.raw("{\"characteristics\":[")?;
+    } else if *index == query.count + 1 {
+        w.raw("]}")?;
+    } else if *index > query.count + 1 {
+        return Ok(false);
+    } else {
+        let Some((aid, iid)) = query.id(*index - 1) else {
+            return Ok(false);
+        };
+        if *index > 1 {
+            w.raw(",")?;
+        }
+        w.raw("{\"aid\":")?;
+        w.uint(aid)?;
+        w.raw(",\"iid\":")?;
+        w.uint(iid)?;
+        let status = read_status(db, aid, iid, admin, epoch);
+        if multi_status {
+            w.raw(",\"status\":")?;
+            w.int(i64::from(status.code()))?;
+        }
+        if let (HapStatus::Success, Some(at)) = (status, db.find(aid, iid)) {
+            let def = db.definition(at);
+            w.raw(",\"value\":")?;
+            render::value(w, def, db.value(at))?;
+            let fields = Fields {
+                kind: query.kind,
+                perms: query.perms,
+                meta: query.meta,
+                ev: query.ev.then(|| subscribed(subscriptions, at.slot)),
+            };
+            render::descriptive_fields(w, def, fields)?;
+        }
+        w.raw("}")?;
+    }
+    *index += 1;
+    Ok(true)
+}
+
+/// Writes piece `index` of a PUT `/characteristics` 207 body.
+fn write_piece(
+    w: &mut JsonWriter<'_>,
+    db: &Database<'_>,
+    body: &WriteBody<'_>,
+    statuses: &[u8],
+    index: &mut usize,
+) -> Result<bool, Full> {
+    if *index == 0 {
+        w.raw("{\"characteristics\":[")?;
+    } else if *index == body.count + 1 {
+        w.raw("]}")?;
+    } else if *index > body.count + 1 {
+        return Ok(false);
+    } else {
+        let Some(item) = body.item(*index - 1) else {
+            return Ok(false);
+        };
+        if *index > 1 {
+            w.raw(",")?;
+        }
+        let status = HapStatus::from_byte(statuses[*index - 1]);
+        w.raw("{\"aid\":")?;
+        w.uint(item.aid)?;
+        w.raw(",\"iid\":")?;
+        w.uint(item.iid)?;
+        w.raw(",\"status\":")?;
+        w.int(i64::from(status.code()))?;
+        if let (true, HapStatus::Success, Some(at)) =
+            (item.response, status, db.find(item.aid, item.iid))
+        {
+            w.raw(",\"value\":")?;
+            render::value(w, db.definition(at), db.value(at))?;
+        }
+        w.raw("}")?;
+    }
+    *index += 1;
+    Ok(true)
+}
+
+impl Server<'_> {
+    /// Whether the controller on `conn` is an admin.
+    fn is_admin(&self, conn: &Connection<'_>) -> bool {
+        conn.controller
+            .as_ref()
+            .and_then(|c| self.state.pairings.get(c.as_bytes()))
+            .is_some_and(|p| p.admin)
+    }
+
+    /// Starts answering the request at the front of `conn`'s input. Requests that are
+    /// malformed are answered (400) at once, and `None` is returned with the request
+    /// still to be consumed.
+    pub(super) fn start_job(
+        &mut self,
+        conn: &mut Connection<'_>,
+        route: super::Route,
+        now: Instant,
+    ) -> Option<Job> {
+        let deadline = now + self.config.read_timeout;
+        let epoch = self.database.epoch();
+        let limit = self.request_limit(conn);
+        let parts = conn.split();
+        let scratch_len = parts.scratch.len();
+        let Ok(crate::http::Status::Complete(request)) = parse_request(parts.input, limit) else {
+            return None;
+        };
+        let job = match route {
+            super::Route::Accessories => Some(Job::Accessories(Stream::default())),
+            super::Route::ReadCharacteristics => {
+                ReadQuery::parse(request.query).ok().map(|_| Job::Read {
+                    asked: 0,
+                    epoch,
+                    deadline,
+                    answer: None,
+                })
+            }
+            super::Route::WriteCharacteristics => match WriteBody::parse(request.body) {
+                Ok(body) if body.count > scratch_len => {
+                    conn.respond(
+                        StatusCode::InternalServerError,
+                        Some(content_type::HAP_JSON),
+                        super::OUT_OF_RESOURCES,
+                    );
+                    return None;
+                }
+                Ok(_) => Some(Job::Write {
+                    applied: 0,
+                    epoch,
+                    deadline,
+                    answer: None,
+                }),
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        if job.is_none() {
+            conn.respond(StatusCode::BadRequest, None, b"");
+        }
+        job
+    }
+
+    /// Moves the job of `conn` along as far as it can go now.
+    pub(super) fn drive_job(&mut self, conn: &mut Connection<'_>, now: Instant) -> Progress {
+        let Some(mut job) = conn.job else {
+            return Progress::Done;
+        };
+        let progress = match &mut job {
+            Job::Accessories(stream) => self.stream_accessories(conn, stream),
+            Job::Read {
+                asked,
+                epoch,
+                deadline,
+                answer,
+            } => self.drive_read(conn, now, asked, *epoch, *deadline, answer),
+            Job::Write {
+                applied,
+                epoch,
+                deadline,
+                answer,
+            } => self.drive_write(conn, now, applied, *epoch, *deadline, answer),
+        };
+        conn.job = (progress == Progress::Waiting).then_some(job);
+        progress
+    }
+
+    /// When the job of `conn` times out, if it waits for the application.
+    pub(super) fn job_deadline(conn: &Connection<'_>) -> Option<Instant> {
+        match conn.job? {
+            Job::Read {
+                deadline,
+                answer: None,
+                ..
+            }
+            | Job::Write {
+                deadline,
+                answer: None,
+                ..
+            } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    fn stream_accessories(
+        &self,
+        conn: &mut Connection<'_>,
+        stream: &mut Stream<AccessoriesCursor>,
+    ) -> Progress {
+        let db = &self.database;
+        let parts = conn.split();
+        let subs = &parts.subscriptions[..*parts.subscribed];
+        let mut out = parts.out;
+        let result = pump(&mut out, StatusCode::Ok, stream, |w, cursor| {
+            render::accessories_piece(w, db, |slot| subscribed(subs, slot), cursor)
+        });
+        finish(conn, result)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn drive_read(
+        &self,
+        conn: &mut Connection<'_>,
+        now: Instant,
+        asked: &mut usize,
+        epoch: u64,
+        deadline: Instant,
+        answer: &mut Option<(StatusCode, Stream<usize>)>,
+    ) -> Progress {
+        let admin = self.is_admin(conn);
+        let limit = self.request_limit(conn);
+        let db = &self.database;
+        let parts = conn.split();
+        let Ok(crate::http::Status::Complete(request)) = parse_request(parts.input, limit) else {
+            return Progress::Done;
+        };
+        let Ok(query) = ReadQuery::parse(request.query) else {
+            return Progress::Done;
+        };
+        if answer.is_none() {
+            // Ask for the values on demand, as event room allows.
+            for (aid, iid) in query.ids().skip(*asked) {
+                let on_demand = db
+                    .find(aid, iid)
+                    .is_some_and(|at| db.definition(at).read_on_demand);
+                if on_demand && parts.events.push_back(Event::Read { aid, iid }).is_err() {
+                    return Progress::Waiting;
+                }
+                *asked += 1;
+            }
+            let statuses = || {
+                query
+                    .ids()
+                    .map(|(aid, iid)| read_status(db, aid, iid, admin, epoch))
+            };
+            let pending = statuses().any(|s| s == HapStatus::TimedOut);
+            if pending && now < deadline {
+                return Progress::Waiting;
+            }
+            let multi = statuses().any(|s| s != HapStatus::Success);
+            let status = if multi {
+                StatusCode::MultiStatus
+            } else {
+                StatusCode::Ok
+            };
+            *answer = Some((status, Stream::default()));
+        }
+        let Some((status, stream)) = answer else {
+            return Progress::Waiting;
+        };
+        let multi = *status == StatusCode::MultiStatus;
+        let subs = &parts.subscriptions[..*parts.subscribed];
+        let mut out = parts.out;
+        let result = pump(&mut out, *status, stream, |w, index| {
+            read_piece(w, db, subs, &query, multi, admin, epoch, index)
+        });
+        finish(conn, result)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn drive_write(
+        &mut self,
+        conn: &mut Connection<'_>,
+        now: Instant,
+        applied: &mut usize,
+        epoch: u64,
+        deadline: Instant,
+        answer: &mut Option<Stream<usize>>,
+    ) -> Progress {
+        let admin = self.is_admin(conn);
+        let limit = self.request_limit(conn);
+        let id = conn.id;
+        let Some(controller) = conn.controller.clone() else {
+            return Progress::Done;
+        };
+        let prepared = conn.prepared;
+        let parts = conn.split();
+        let Ok(crate::http::Status::Complete(request)) = parse_request(parts.input, limit) else {
+            return Progress::Done;
+        };
+        let Ok(body) = WriteBody::parse(request.body) else {
+            return Progress::Done;
+        };
+        // A timed write executes only with the pid of an unexpired preparation; every
+        // item of one that does not fails with -70410.
+        let timed = match (body.pid, prepared) {
+            (None, _) => None,
+            (Some(pid), Some((prepared_pid, expires))) => {
+                Some(pid == prepared_pid && now <= expires)
+            }
+            (Some(_), None) => Some(false),
+        };
+        while *applied < body.count {
+            if parts.events.is_full() {
+                return Progress::Waiting;
+            }
+            let Some(item) = body.item(*applied) else {
+                return Progress::Done;
+            };
+            let status = if timed == Some(false) {
+                HapStatus::InvalidValue
+            } else {
+                let context = WriteContext {
+                    db: &mut self.database,
+                    buttons: &mut self.buttons,
+                    admin,
+                    timed: timed == Some(true),
+                    writer: id,
+                    controller: &controller,
+                };
+                context.apply(&item, parts.subscriptions, parts.subscribed, parts.events)
+            };
+            parts.scratch[*applied] = status as u8;
+            *applied += 1;
+        }
+        let db = &self.database;
+        if answer.is_none() {
+            // Write responses of control points wait for the application's answer.
+            let awaits_answer = |index: usize, statuses: &[u8]| {
+                body.item(index).is_some_and(|item| {
+                    statuses[index] == HapStatus::Success as u8
+                        && item.response
+                        && db.find(item.aid, item.iid).is_some_and(|at| {
+                            db.definition(at).perms.contains(Perms::WRITE_RESPONSE)
+                                && db.slot(at.slot).supplied <= epoch
+                        })
+                })
+            };
+            let waiting = (0..body.count).any(|i| awaits_answer(i, parts.scratch));
+            if waiting && now < deadline {
+                return Progress::Waiting;
+            }
+            for index in 0..body.count {
+                if awaits_answer(index, parts.scratch) {
+                    parts.scratch[index] = HapStatus::TimedOut as u8;
+                }
+            }
+            let all_plain = (0..body.count).all(|i| {
+                parts.scratch[i] == HapStatus::Success as u8
+                    && body.item(i).is_some_and(|item| !item.response)
+            });
+            if all_plain {
+                let mut out = parts.out;
+                let result = out
+                    .queue(&[b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"])
+                    .map(|()| true);
+                if timed.is_some() {
+                    conn.prepared = None;
+                }
+                return finish(conn, result);
+            }
+            *answer = Some(Stream::default());
+        }
+        let Some(stream) = answer else {
+            return Progress::Waiting;
+        };
+        let statuses = &parts.scratch[..body.count];
+        let mut out = parts.out;
+        let result = pump(&mut out, StatusCode::MultiStatus, stream, |w, index| {
+            write_piece(w, db, &body, statuses, index)
+        });
+        if timed.is_some() {
+            conn.prepared = None;
+        }
+        finish(conn, result)
+    }
+
+    /// PUT `/prepare`: records a timed write's pid and expiry for this connection.
+    pub(super) fn prepare(&self, conn: &mut Connection<'_>, body_len: usize, now: Instant) {
+        match parse_prepare(&conn.buffers.scratch[..body_len]) {
+            Ok((ttl, pid)) => {
+                conn.prepared = Some((pid, now + core::time::Duration::from_millis(ttl)));
+                conn.respond(
+                    StatusCode::Ok,
+                    Some(content_type::HAP_JSON),
+                    b"{\"status\":0}",
+                );
+            }
+            Err(_) => conn.respond(StatusCode::BadRequest, None, b""),
+        }
+    }
+
+    /// Writes an EVENT message for `conn` with what changed since it was last told, if
+    /// anything is due.
+    pub(super) fn write_events(&self, conn: &mut Connection<'_>, now: Instant) {
+        let verified = conn.controller.is_some();
+        let streaming = conn.job.is_some_and(|job| job.is_answering());
+        if !verified
+            || streaming
+            || conn.closing.is_some()
+            || conn.output_room() < super::MIN_OUTPUT_LEN
+        {
+            return;
+        }
+        if !self.buttons.covers(conn.button_cursor) {
+            // Presses this connection was never told are gone; better to drop it.
+            return conn.close(CloseReason::Resources);
+        }
+        let db = &self.database;
+        let window = self.config.event_window;
+        let id = conn.id;
+        let mut body = [0u8; MAX_RESPONSE_LEN - 128];
+        let mut w = JsonWriter::new(&mut body);
+        let mut items = 0;
+        let mut item = |w: &mut JsonWriter<'_>,
+                        aid: u64,
+                        iid: u64,
+                        at: CharacteristicRef,
+                        value: &OwnedValue| {
+            let mark = w.len();
+            let written = (|| {
+                w.raw(if items == 0 {
+                    "{\"characteristics\":["
+                } else {
+                    ","
+                })?;
+                w.raw("{\"aid\":")?;
+                w.uint(aid)?;
+                w.raw(",\"iid\":")?;
+                w.uint(iid)?;
+                w.raw(",\"value\":")?;
+                render::value(w, db.definition(at), value)?;
+                w.raw("}")
+            })();
+            // Leave room to close the document.
+            if written.is_err() || w.len() + 2 > MAX_RESPONSE_LEN - 128 {
+                w.truncate(mark);
+                return false;
+            }
+            items += 1;
+            true
+        };
+        let mut cursor = conn.button_cursor;
+        for press in self.buttons.since(conn.button_cursor) {
+            let wanted =
+                press.writer != Some(id) && subscribed(conn.subscriptions(), press.at.slot);
+            if wanted && !item(&mut w, press.at.aid, press.iid, press.at, &press.value) {
+                break;
+            }
+            cursor = press.seq + 1;
+        }
+        conn.button_cursor = cursor;
+        let count = conn.subscribed;
+        for sub in &mut conn.buffers.subscriptions[..count] {
+            let slot = db.slot(sub.at.slot);
+            if slot.version == sub.seen {
+                continue;
+            }
+            if db.definition(sub.at).is_button() || slot.writer == Some(id) {
+                // Presses go through the log; and nobody hears the echo of their own write.
+                sub.seen = slot.version;
+                continue;
+            }
+            if sub.last_sent.is_some_and(|sent| now < sent + window) {
+                continue;
+            }
+            if !item(&mut w, sub.at.aid, sub.iid, sub.at, &slot.value) {
+                break;
+            }
+            sub.seen = slot.version;
+            sub.last_sent = Some(now);
+        }
+        if items == 0 {
+            return;
+        }
+        if w.raw("]}").is_err() {
+            return conn.close(CloseReason::Resources);
+        }
+        let mut head = [0u8; 128];
+        let Ok(head_len) = write_head(
+            &mut head,
+            "EVENT/1.0",
+            StatusCode::Ok,
+            Some(content_type::HAP_JSON),
+            w.len(),
+        ) else {
+            return conn.close(CloseReason::Resources);
+        };
+        if conn
+            .split()
+            .out
+            .queue(&[&head[..head_len], w.written()])
+            .is_err()
+        {
+            conn.close(CloseReason::Resources);
+        }
+    }
+
+    /// The earliest time a coalesced event of `conn` falls due.
+    pub(super) fn event_deadline(&self, conn: &Connection<'_>) -> Option<Instant> {
+        let db = &self.database;
+        conn.subscriptions()
+            .iter()
+            .filter(|sub| db.slot(sub.at.slot).version != sub.seen)
+            .filter_map(|sub| sub.last_sent)
+            .map(|sent| sent + self.config.event_window)
+            .min()
+    }
+}
+
+impl Job {
+    /// Whether the response has begun, so nothing else may be written until it ends.
+    fn is_answering(self) -> bool {
+        match self {
+            Job::Accessories(stream) => stream.started,
+            Job::Read { answer, .. } => answer.is_some_and(|(_, s)| s.started),
+            Job::Write { answer, .. } => answer.is_some_and(|s| s.started),
+        }
+    }
+}
+
+/// Ends a job: done when its response is complete, and a connection that cannot be
+/// answered closes.
+fn finish(conn: &mut Connection<'_>, result: Result<bool, ()>) -> Progress {
+    match result {
+        Ok(true) => Progress::Done,
+        Ok(false) => Progress::Waiting,
+        Err(()) => {
+            conn.close(CloseReason::Resources);
+            Progress::Done
+        }
+    }
+}
+
+/// What applying one write item needs.
+struct WriteContext<'a, 'd> {
+    db: &'a mut Database<'d>,
+    buttons: &'a mut super::events::ButtonLog,
+    admin: bool,
+    timed: bool,
+    writer: crate::ConnectionId,
+    controller: &'a crate::pairing::PairingId,
+}
+
+impl WriteContext<'_, '_> {
+    /// Applies a subscription change and a value, and returns the item's status.
+    fn apply(
+        self,
+        item: &WriteItem<'_>,
+        subscriptions: &mut [Subscription],
+        subscribed: &mut usize,
+        events: &mut heapless::Deque<Event, 4>,
+    ) -> HapStatus {
+        let Some(at) = self.db.find(item.aid, item.iid) else {
+            return HapStatus::DoesNotExist;
+        };
+        let def = *self.db.definition(at);
+        if item.value.is_none() && item.ev.is_none() {
+            return HapStatus::InvalidValue;
+        }
+        let mut status = HapStatus::Success;
+        if let Some(ev) = item.ev {
+            status = if def.kind.admin_only.contains(Perms::READ) && !self.admin {
+                HapStatus::InsufficientPrivileges
+            } else if !def.perms.contains(Perms::EVENTS) {
+                HapStatus::NotificationNotSupported
+            } else {
+                let version = self.db.slot(at.slot).version;
+                subscribe(subscriptions, subscribed, at, item.iid, ev, version)
+            };
+        }
+        let Some(token) = item.value else {
+            return status;
+        };
+        if def.kind.admin_only.contains(Perms::WRITE) && !self.admin {
+            return HapStatus::InsufficientPrivileges;
+        }
+        if !def.perms.contains(Perms::WRITE) {
+            return HapStatus::ReadOnly;
+        }
+        if def.perms.contains(Perms::TIMED_WRITE) && !self.timed {
+            return HapStatus::InvalidValue;
+        }
+        // Escapes make a string shorter, never longer; base64 for a full slot is
+        // a third longer than the slot.
+        let mut decoded = [0u8; VALUE_CAPACITY * 4 / 3 + 4];
+        let value = scalar(token, &mut decoded)
+            .and_then(|scalar| coerce(scalar, def.kind.format))
+            .and_then(|value| def.constraints.check(&value).map(|()| value))
+            .and_then(|value| OwnedValue::from_value(&value));
+        let Ok(value) = value else {
+            return HapStatus::InvalidValue;
+        };
+        let button = def.is_button();
+        if button {
+            self.buttons
+                .record(at, item.iid, value.clone(), Some(self.writer));
+        }
+        self.db.store(at, value.clone(), Some(self.writer), button);
+        let event = Event::Write {
+            aid: item.aid,
+            iid: item.iid,
+            value,
+            controller: self.controller.clone(),
+        };
+        // The caller made room.
+        let _ = events.push_back(event);
+        status
+    }
+}
+
+/// Subscribes or unsubscribes; subscribing starts from the current version, so only
+/// later changes are told.
+fn subscribe(
+    subscriptions: &mut [Subscription],
+    subscribed: &mut usize,
+    at: CharacteristicRef,
+    iid: u64,
+    on: bool,
+    version: u32,
+) -> HapStatus {
+    let existing = subscriptions[..*subscribed]
+        .iter()
+        .position(|s| s.at.slot == at.slot);
+    match (existing, on) {
+        (Some(_), true) => HapStatus::Success,
+        (Some(index), false) => {
+            subscriptions.copy_within(index + 1..*subscribed, index);
+            *subscribed -= 1;
+            HapStatus::Success
+        }
+        (None, false) => HapStatus::Success,
+        (None, true) => {
+            let Some(entry) = subscriptions.get_mut(*subscribed) else {
+                return HapStatus::OutOfResources;
+            };
+            *entry = Subscription {
+                at,
+                iid,
+                seen: version,
+                last_sent: None,
+            };
+            *subscribed += 1;
+            HapStatus::Success
+        }
+    }
+}
