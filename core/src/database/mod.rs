@@ -193,7 +193,7 @@ impl OwnedValue {
         let decode = |encoded: &str| -> Result<heapless::Vec<u8, VALUE_CAPACITY>, ValueError> {
             let mut bytes = heapless::Vec::new();
             // Base64 is a third longer than its bytes; anything longer cannot fit.
-            if encoded.len() > (VALUE_CAPACITY + 2) / 3 * 4 {
+            if encoded.len() > VALUE_CAPACITY.div_ceil(3) * 4 {
                 return Err(ValueError::TooLong);
             }
             bytes

@@ -100,6 +100,8 @@ pub enum AcceptError {
 }
 
 /// Something the application should know about.
+// A written value is carried inline: without a heap there is nowhere to box it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// An unpaired accessory was asked to identify itself (POST `/identify`).
@@ -138,6 +140,7 @@ pub enum Event {
 }
 
 /// What the caller should do next for a connection; see the [module docs](self).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum Output<'c> {
     /// Send these bytes.
