@@ -569,11 +569,7 @@ impl Server<'_> {
         let mut body = [0u8; MAX_RESPONSE_LEN - 128];
         let mut w = JsonWriter::new(&mut body);
         let mut items = 0;
-        let mut item = |w: &mut JsonWriter<'_>,
-                        aid: u64,
-                        iid: u64,
-                        at: CharacteristicRef,
-                        value: &OwnedValue| {
+        let mut item = |w: &mut JsonWriter<'_>, aid: u64, iid: u64, value: &OwnedValue| {
             let mark = w.len();
             let written = (|| {
                 w.raw(if items == 0 {
@@ -586,7 +582,7 @@ impl Server<'_> {
                 w.raw(",\"iid\":")?;
                 w.uint(iid)?;
                 w.raw(",\"value\":")?;
-                render::value(w, db.definition(at), value)?;
+                render::event_value(w, value)?;
                 w.raw("}")
             })();
             // Leave room to close the document.
@@ -601,7 +597,7 @@ impl Server<'_> {
         for press in self.buttons.since(conn.button_cursor) {
             let wanted =
                 press.writer != Some(id) && subscribed(conn.subscriptions(), press.at.slot);
-            if wanted && !item(&mut w, press.at.aid, press.iid, press.at, &press.value) {
+            if wanted && !item(&mut w, press.at.aid, press.iid, &press.value) {
                 break;
             }
             cursor = press.seq + 1;
@@ -621,7 +617,7 @@ impl Server<'_> {
             if sub.last_sent.is_some_and(|sent| now < sent + window) {
                 continue;
             }
-            if !item(&mut w, sub.at.aid, sub.iid, sub.at, &slot.value) {
+            if !item(&mut w, sub.at.aid, sub.iid, &slot.value) {
                 break;
             }
             sub.seen = slot.version;

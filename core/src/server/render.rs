@@ -77,6 +77,11 @@ pub(crate) fn value(
     if def.reads_null() {
         return w.raw("null");
     }
+    event_value(w, value)
+}
+
+/// Writes a value as an event tells it: always the value itself.
+pub(crate) fn event_value(w: &mut JsonWriter<'_>, value: &OwnedValue) -> Result<(), Full> {
     match value {
         OwnedValue::Bool(v) => w.bool(*v),
         OwnedValue::Uint8(v) => w.uint(u64::from(*v)),

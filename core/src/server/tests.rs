@@ -15,6 +15,8 @@ use crate::pairing::{AccessoryPairing, ControllerIdentity};
 use crate::session::{FrameEncryptor, Role, Session};
 use crate::ConnectionId;
 
+mod attributes;
+
 const CODE: &str = "518-08-582";
 
 #[derive(Clone, Copy, Debug)]
@@ -66,17 +68,18 @@ struct Outcome {
 fn drain(
     server: &mut Server,
     conn: &mut Connection<'_>,
+    now: Instant,
     rng: &mut ChaCha20Rng,
     stored: &mut Vec<AccessoryState>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     for _ in 0..1000 {
-        match server.poll_output(conn, Instant::from_millis(0), rng) {
+        match server.poll_output(conn, now, rng) {
             Some(Output::Transmit(bytes)) => outcome.transmitted.extend_from_slice(bytes),
             Some(Output::Persist) => {
                 stored.push(server.state().clone());
                 outcome.persisted += 1;
-                server.state_persisted(conn, Instant::from_millis(0), true, rng);
+                server.state_persisted(conn, now, true, rng);
                 outcome
                     .events
                     .extend(core::iter::from_fn(|| server.poll_event()));
@@ -90,9 +93,11 @@ fn drain(
 }
 
 /// Feeds `bytes` to the server in pieces chosen by `feed`, draining after each.
+#[allow(clippy::too_many_arguments)]
 fn feed(
     server: &mut Server,
     conn: &mut Connection<'_>,
+    now: Instant,
     bytes: &[u8],
     how: Feed,
     rng: &mut ChaCha20Rng,
@@ -114,9 +119,9 @@ fn feed(
         let mut outcome = Outcome::default();
         // Offer what was not taken again after draining, as an adapter would.
         for _ in 0..10_000 {
-            let taken = server.handle_input(conn, Instant::from_millis(0), piece, rng);
+            let taken = server.handle_input(conn, now, piece, rng);
             piece = &piece[taken..];
-            let drained = drain(server, conn, rng, stored);
+            let drained = drain(server, conn, now, rng, stored);
             outcome.transmitted.extend(drained.transmitted);
             outcome.events.extend(drained.events);
             outcome.persisted += drained.persisted;
@@ -230,6 +235,7 @@ pub(super) fn light() -> Database<'static> {
 
 struct Harness {
     server: Server<'static>,
+    now: Instant,
     rng: ChaCha20Rng,
     stored: Vec<AccessoryState>,
 }
@@ -240,6 +246,7 @@ impl Harness {
         let state = AccessoryState::generate(&CODE.parse().unwrap(), &mut rng);
         Self {
             server: Server::new(state, light(), Config::default()),
+            now: Instant::from_millis(0),
             rng,
             stored: Vec::new(),
         }
@@ -257,6 +264,7 @@ impl Harness {
         let outcome = feed(
             &mut self.server,
             conn,
+            self.now,
             &wire,
             how,
             &mut self.rng,
@@ -495,6 +503,7 @@ fn malformed_http_closes_without_an_answer() {
         let outcome = feed(
             &mut harness.server,
             &mut conn,
+            harness.now,
             request,
             Feed::Whole,
             &mut harness.rng,
@@ -546,6 +555,7 @@ fn a_tampered_frame_closes_the_session() {
     let outcome = feed(
         &mut harness.server,
         &mut conn,
+        harness.now,
         &wire,
         Feed::Whole,
         &mut harness.rng,
@@ -606,6 +616,7 @@ fn removing_a_pairing_closes_that_controllers_sessions_after_the_reply() {
     let guest_outcome = drain(
         &mut harness.server,
         &mut guest_conn,
+        harness.now,
         &mut harness.rng,
         &mut harness.stored,
     );
@@ -716,6 +727,7 @@ fn oversize_input_closes_the_connection() {
     let outcome = feed(
         &mut harness.server,
         &mut conn,
+        harness.now,
         &body,
         Feed::Random(9),
         &mut harness.rng,
@@ -948,6 +960,7 @@ fn a_removed_controller_is_not_served_even_before_a_poll() {
     let outcome = drain(
         &mut harness.server,
         &mut guest_conn,
+        harness.now,
         &mut harness.rng,
         &mut harness.stored,
     );

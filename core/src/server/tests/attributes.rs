@@ -1,0 +1,671 @@
+//! `/accessories`, `/characteristics`, `/prepare` and events, driven by in-memory
+//! controllers with injected time.
+
+use core::time::Duration;
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+use serde_json::{json, Value as Json};
+
+use super::*;
+use crate::catalog::{characteristic as c, service as s, CharacteristicType, Format, HapType};
+use crate::catalog::{Perms, ServiceType};
+use crate::database::builder::{AccessoryInfo, DatabaseBuilder};
+use crate::database::OwnedValue;
+
+const VENDOR: ServiceType = ServiceType {
+    name: "Vendor",
+    uuid: HapType::Custom([
+        0xE8, 0x63, 0x00, 0x01, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
+        0x66,
+    ]),
+    required: &[],
+    optional: &[],
+};
+
+/// A vendor characteristic that only takes timed writes.
+const VAULT_DOOR: CharacteristicType = CharacteristicType {
+    name: "VaultDoor",
+    uuid: HapType::Custom([
+        0xE8, 0x63, 0x00, 0x02, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
+        0x66,
+    ]),
+    format: Format::Uint8,
+    perms: Perms::READ
+        .union(Perms::WRITE)
+        .union(Perms::TIMED_WRITE)
+        .union(Perms::EVENTS),
+    admin_only: Perms::empty(),
+    unit: None,
+    min_value: Some(0.0),
+    max_value: Some(1.0),
+    min_step: Some(1.0),
+    valid_values: &[],
+    max_len: None,
+};
+
+/// A vendor control point that answers writes.
+const CONTROL_POINT: CharacteristicType = CharacteristicType {
+    name: "ControlPoint",
+    uuid: HapType::Custom([
+        0xE8, 0x63, 0x00, 0x03, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
+        0x66,
+    ]),
+    format: Format::Tlv8,
+    perms: Perms::READ.union(Perms::WRITE).union(Perms::WRITE_RESPONSE),
+    admin_only: Perms::empty(),
+    unit: None,
+    min_value: None,
+    max_value: None,
+    min_step: None,
+    valid_values: &[],
+    max_len: None,
+};
+
+const ON: (u64, u64) = (1, 9);
+const BRIGHTNESS: (u64, u64) = (1, 10);
+const SWITCH_EVENT: (u64, u64) = (1, 12);
+const TEMPERATURE: (u64, u64) = (1, 14);
+const VAULT: (u64, u64) = (1, 16);
+const CONTROL: (u64, u64) = (1, 17);
+
+/// A light with a button, an on-demand thermometer and vendor characteristics.
+fn fixture() -> Database<'static> {
+    let mut ids = crate::database::ids::IdMap::new();
+    let mut builder = DatabaseBuilder::new(&mut ids);
+    builder.accessory(
+        "gadget",
+        &AccessoryInfo::new("Gadget", "Acme", "G1", "7", "1.0"),
+    );
+    let bulb = builder
+        .service(&s::LIGHTBULB)
+        .primary()
+        .characteristic(&c::BRIGHTNESS);
+    assert_eq!(bulb.iid_of(&c::ON), Some(ON.1));
+    assert_eq!(bulb.iid_of(&c::BRIGHTNESS), Some(BRIGHTNESS.1));
+    let button = builder.service(&s::STATELESS_PROGRAMMABLE_SWITCH);
+    assert_eq!(
+        button.iid_of(&c::PROGRAMMABLE_SWITCH_EVENT),
+        Some(SWITCH_EVENT.1)
+    );
+    let sensor = builder
+        .service(&s::TEMPERATURE_SENSOR)
+        .configure(&c::CURRENT_TEMPERATURE, |def| def.on_demand());
+    assert_eq!(sensor.iid_of(&c::CURRENT_TEMPERATURE), Some(TEMPERATURE.1));
+    let vendor = builder
+        .service(&VENDOR)
+        .characteristic(&VAULT_DOOR)
+        .characteristic(&CONTROL_POINT);
+    assert_eq!(vendor.iid_of(&CONTROL_POINT), Some(CONTROL.1));
+    builder.build().unwrap()
+}
+
+/// One message from the accessory: a response or an event.
+#[derive(Debug, Clone, PartialEq)]
+struct Message {
+    event: bool,
+    status: u16,
+    chunked: bool,
+    body: Vec<u8>,
+}
+
+impl Message {
+    fn json(&self) -> Json {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// Splits the accessory's plaintext into messages, decoding chunked bodies.
+fn messages(mut bytes: &[u8]) -> Vec<Message> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let event = bytes.starts_with(b"EVENT/1.0 ");
+        // httparse knows only HTTP/1.x; "EVENT/1.0" is one byte longer than "HTTP/1.1".
+        let shift = usize::from(event);
+        let mut head_bytes = b"HTTP/1.1".to_vec();
+        head_bytes.extend_from_slice(&bytes[8 + shift..]);
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut response = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(head) = response.parse(&head_bytes).unwrap() else {
+            panic!("partial response")
+        };
+        let header = |name: &str| {
+            response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8(h.value.to_vec()).unwrap())
+        };
+        let chunked = header("transfer-encoding").as_deref() == Some("chunked");
+        let mut rest = &bytes[head + shift..];
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+                let size =
+                    usize::from_str_radix(core::str::from_utf8(&rest[..line_end]).unwrap(), 16)
+                        .unwrap();
+                rest = &rest[line_end + 2..];
+                body.extend_from_slice(&rest[..size]);
+                assert_eq!(&rest[size..size + 2], b"\r\n");
+                rest = &rest[size + 2..];
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let length: usize = header("content-length").unwrap().parse().unwrap();
+            body.extend_from_slice(&rest[..length]);
+            rest = &rest[length..];
+        }
+        out.push(Message {
+            event,
+            status: response.code.unwrap(),
+            chunked,
+            body,
+        });
+        bytes = rest;
+    }
+    out
+}
+
+fn put(path: &str, body: &Json) -> Vec<u8> {
+    let body = serde_json::to_vec(body).unwrap();
+    let mut request = std::format!(
+        "PUT {path} HTTP/1.1\r\nHost: gadget.local\r\nContent-Type: application/hap+json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request
+}
+
+fn write(items: Json) -> Vec<u8> {
+    put("/characteristics", &json!({ "characteristics": items }))
+}
+
+/// A paired accessory with verified controllers, each on its own connection.
+struct Home {
+    harness: Harness,
+    controllers: Vec<Controller>,
+}
+
+impl Home {
+    /// Pairs an owner and verifies it, then adds and verifies `guests` more admins.
+    fn new(connections: &mut [Connection<'_>], config: Config) -> Self {
+        let mut harness = Harness::new();
+        let state = harness.server.state().clone();
+        harness.server = Server::new(state, fixture(), config);
+        let mut owner = Controller::new("owner", 7);
+        let (first, others) = connections.split_first_mut().unwrap();
+        let pairing = harness.pair(first, &mut owner, Feed::Whole);
+        harness.verify(first, &mut owner, &pairing, Feed::Whole);
+        let mut controllers = vec![owner];
+        for (n, conn) in others.iter_mut().enumerate() {
+            let n = n + 1;
+            let mut other = Controller::new(&std::format!("other{n}"), 7 + n as u8);
+            let mut add = vec![0x06, 1, 1, 0x00, 1, 3, 0x01];
+            add.push(other.identity.id.as_bytes().len() as u8);
+            add.extend_from_slice(other.identity.id.as_bytes());
+            add.extend_from_slice(&[0x03, 32]);
+            add.extend_from_slice(&other.identity.keys.public_key());
+            add.extend_from_slice(&[0x0B, 1, 1]);
+            let add = post("/pairings", "application/pairing+tlv8", &add);
+            let (replies, _) = harness.exchange(first, &mut controllers[0], &add, Feed::Whole);
+            assert_eq!(replies[0].0, 200);
+            harness.verify(conn, &mut other, &pairing, Feed::Whole);
+            controllers.push(other);
+        }
+        Self {
+            harness,
+            controllers,
+        }
+    }
+
+    /// Sends `request` from controller `who` on `conn`; returns messages and events.
+    fn send(
+        &mut self,
+        who: usize,
+        conn: &mut Connection<'_>,
+        request: &[u8],
+        how: Feed,
+    ) -> (Vec<Message>, Vec<Event>) {
+        let wire = self.controllers[who].wrap(request);
+        let outcome = feed(
+            &mut self.harness.server,
+            conn,
+            self.harness.now,
+            &wire,
+            how,
+            &mut self.harness.rng,
+            &mut self.harness.stored,
+        );
+        assert!(!outcome.closed, "the connection closed");
+        let plain = self.controllers[who].unwrap(&outcome.transmitted);
+        (messages(&plain), outcome.events)
+    }
+
+    /// Drains `conn` of controller `who` at the current time.
+    fn poll(&mut self, who: usize, conn: &mut Connection<'_>) -> (Vec<Message>, Vec<Event>) {
+        let outcome = drain(
+            &mut self.harness.server,
+            conn,
+            self.harness.now,
+            &mut self.harness.rng,
+            &mut self.harness.stored,
+        );
+        let plain = self.controllers[who].unwrap(&outcome.transmitted);
+        (messages(&plain), outcome.events)
+    }
+
+    fn advance(&mut self, millis: u64) {
+        self.harness.now = self.harness.now + Duration::from_millis(millis);
+    }
+
+    fn set(&mut self, (aid, iid): (u64, u64), value: OwnedValue) {
+        self.harness.server.set_value(aid, iid, value).unwrap();
+    }
+
+    fn value(&self, (aid, iid): (u64, u64)) -> OwnedValue {
+        self.harness
+            .server
+            .database()
+            .get(aid, iid)
+            .unwrap()
+            .clone()
+    }
+}
+
+/// Connections over owned buffers.
+fn buffers(count: usize) -> Vec<Buffers> {
+    (0..count).map(|_| Buffers::new()).collect()
+}
+
+fn connections(buffers: &mut [Buffers]) -> Vec<Connection<'_>> {
+    buffers
+        .iter_mut()
+        .enumerate()
+        .map(|(n, b)| b.connection(n as u32 + 1))
+        .collect()
+}
+
+#[test]
+fn accessories_is_streamed_and_parses_whole_bytewise_and_split() {
+    let mut documents = Vec::new();
+    for how in [Feed::Whole, Feed::ByteByByte, Feed::Random(3)] {
+        let mut storage = buffers(1);
+        let mut conns = connections(&mut storage);
+        let mut home = Home::new(&mut conns, Config::default());
+        let (replies, _) = home.send(0, &mut conns[0], &get("/accessories"), how);
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].status, 200);
+        assert!(replies[0].chunked, "larger than a frame, so streamed");
+        documents.push(replies[0].json());
+    }
+    assert_eq!(documents[0], documents[1]);
+    assert_eq!(documents[0], documents[2]);
+    let accessory = &documents[0]["accessories"][0];
+    assert_eq!(accessory["aid"], 1);
+    let services = accessory["services"].as_array().unwrap();
+    assert_eq!(services.len(), 5);
+    assert_eq!(services[0]["type"], "3E");
+    assert_eq!(services[0]["iid"], 1);
+    assert_eq!(services[1]["type"], "43");
+    assert_eq!(services[1]["primary"], true);
+    assert_eq!(
+        services[4]["type"], "E8630001-5C13-4E0B-9A3C-112233445566",
+        "vendor types keep their full UUID"
+    );
+    let brightness = &services[1]["characteristics"][1];
+    assert_eq!(
+        brightness,
+        &json!({"iid":10,"value":0,"type":"8","perms":["pr","pw","ev"],"ev":false,
+            "format":"int","unit":"percentage","minValue":0,"maxValue":100,"minStep":1})
+    );
+    let name = &services[0]["characteristics"][3];
+    assert_eq!(name["value"], "Gadget");
+    let switch_event = &services[2]["characteristics"][0];
+    assert_eq!(switch_event["value"], Json::Null, "told only by events");
+    assert_eq!(switch_event["valid-values"], json!([0, 1, 2]));
+    let identify = &services[0]["characteristics"][0];
+    assert!(identify.get("value").is_none(), "write-only");
+}
+
+#[test]
+fn reads_answer_200_or_207_with_a_status_per_item() {
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::new(&mut conns, Config::default());
+    home.set(BRIGHTNESS, OwnedValue::Int(40));
+
+    let (replies, _) = home.send(
+        0,
+        &mut conns[0],
+        &get("/characteristics?id=1.9,1.10"),
+        Feed::Whole,
+    );
+    assert_eq!(replies[0].status, 200);
+    assert!(!replies[0].chunked);
+    assert_eq!(
+        replies[0].json(),
+        json!({"characteristics":[{"aid":1,"iid":9,"value":false},{"aid":1,"iid":10,"value":40}]})
+    );
+
+    let query = "/characteristics?id=1.10&meta=1&perms=1&type=1&ev=1";
+    let (replies, _) = home.send(0, &mut conns[0], &get(query), Feed::Whole);
+    assert_eq!(
+        replies[0].json()["characteristics"][0],
+        json!({"aid":1,"iid":10,"value":40,"type":"8","perms":["pr","pw","ev"],"ev":false,
+            "format":"int","unit":"percentage","minValue":0,"maxValue":100,"minStep":1})
+    );
+
+    let (replies, _) = home.send(
+        0,
+        &mut conns[0],
+        &get("/characteristics?id=1.9,1.2,7.1"),
+        Feed::Whole,
+    );
+    assert_eq!(replies[0].status, 207);
+    assert_eq!(
+        replies[0].json(),
+        json!({"characteristics":[
+            {"aid":1,"iid":9,"status":0,"value":false},
+            {"aid":1,"iid":2,"status":-70405},
+            {"aid":7,"iid":1,"status":-70409}]})
+    );
+
+    for bad in [
+        "/characteristics",
+        "/characteristics?id=1",
+        "/characteristics?id=1.9&x=1",
+    ] {
+        let (replies, _) = home.send(0, &mut conns[0], &get(bad), Feed::Whole);
+        assert_eq!(replies[0].status, 400, "{bad}");
+    }
+}
+
+#[test]
+fn writes_are_applied_reported_and_rejected_without_clamping() {
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::new(&mut conns, Config::default());
+
+    let request = write(json!([{"aid":1,"iid":9,"value":true},{"aid":1,"iid":10,"value":55}]));
+    let (replies, events) = home.send(0, &mut conns[0], &request, Feed::Whole);
+    assert_eq!(replies.len(), 1);
+    assert_eq!((replies[0].status, replies[0].body.len()), (204, 0));
+    let owner = home.controllers[0].identity.id.clone();
+    assert_eq!(
+        events,
+        [
+            Event::Write {
+                aid: 1,
+                iid: 9,
+                value: OwnedValue::Bool(true),
+                controller: owner.clone()
+            },
+            Event::Write {
+                aid: 1,
+                iid: 10,
+                value: OwnedValue::Int(55),
+                controller: owner.clone()
+            }
+        ]
+    );
+    assert_eq!(home.value(BRIGHTNESS), OwnedValue::Int(55));
+
+    // iOS sends bools as 0 and 1.
+    let (replies, _) = home.send(
+        0,
+        &mut conns[0],
+        &write(json!([{"aid":1,"iid":9,"value":0}])),
+        Feed::Whole,
+    );
+    assert_eq!(replies[0].status, 204);
+    assert_eq!(home.value(ON), OwnedValue::Bool(false));
+
+    let request = write(json!([
+        {"aid":1,"iid":10,"value":101},
+        {"aid":1,"iid":10,"value":50.5},
+        {"aid":1,"iid":10,"value":"50"},
+        {"aid":1,"iid":4,"value":"X"},
+        {"aid":1,"iid":9,"ev":true},
+        {"aid":1,"iid":4,"ev":true},
+        {"aid":9,"iid":9,"value":true},
+        {"aid":1,"iid":9},
+        {"aid":1,"iid":9,"value":{"nested":1}}
+    ]));
+    let (replies, events) = home.send(0, &mut conns[0], &request, Feed::Whole);
+    assert_eq!(replies[0].status, 207);
+    let statuses: Vec<i64> = replies[0].json()["characteristics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [-70410, -70410, -70410, -70404, 0, -70406, -70409, -70410, -70410]
+    );
+    assert!(events.is_empty(), "nothing was written");
+    assert_eq!(
+        home.value(BRIGHTNESS),
+        OwnedValue::Int(55),
+        "not clamped to 100"
+    );
+
+    for bad in [
+        &b"{}"[..],
+        b"{\"characteristics\":[{\"iid\":1}]}",
+        b"not json",
+    ] {
+        let mut request = std::format!(
+            "PUT /characteristics HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            bad.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(bad);
+        let (replies, _) = home.send(0, &mut conns[0], &request, Feed::Whole);
+        assert_eq!(replies[0].status, 400);
+    }
+}
+
+#[test]
+fn timed_writes_need_a_live_matching_prepare() {
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::new(&mut conns, Config::default());
+    let vault = |value: u8, pid: Option<u64>| {
+        let mut body = json!({"characteristics":[{"aid":1,"iid":16,"value":value}]});
+        if let Some(pid) = pid {
+            body["pid"] = json!(pid);
+        }
+        put("/characteristics", &body)
+    };
+    let status = |replies: &[Message]| replies[0].json()["characteristics"][0]["status"].clone();
+
+    let (replies, _) = home.send(0, &mut conns[0], &vault(1, None), Feed::Whole);
+    assert_eq!(
+        status(&replies),
+        -70410,
+        "a plain write to a timed-write characteristic"
+    );
+
+    let (replies, _) = home.send(
+        0,
+        &mut conns[0],
+        &put("/prepare", &json!({"ttl":1000,"pid":77})),
+        Feed::Whole,
+    );
+    assert_eq!(
+        (replies[0].status, replies[0].json()),
+        (200, json!({"status":0}))
+    );
+    let (replies, _) = home.send(0, &mut conns[0], &vault(1, Some(78)), Feed::Whole);
+    assert_eq!(status(&replies), -70410, "another pid");
+
+    home.send(
+        0,
+        &mut conns[0],
+        &put("/prepare", &json!({"ttl":1000,"pid":77})),
+        Feed::Whole,
+    );
+    home.advance(1001);
+    let (replies, _) = home.send(0, &mut conns[0], &vault(1, Some(77)), Feed::Whole);
+    assert_eq!(status(&replies), -70410, "expired");
+    assert_eq!(home.value(VAULT), OwnedValue::Uint8(0));
+
+    home.send(
+        0,
+        &mut conns[0],
+        &put("/prepare", &json!({"ttl":1000,"pid":79})),
+        Feed::Whole,
+    );
+    home.advance(999);
+    let (replies, events) = home.send(0, &mut conns[0], &vault(1, Some(79)), Feed::Whole);
+    assert_eq!(replies[0].status, 204);
+    assert_eq!(events.len(), 1);
+    assert_eq!(home.value(VAULT), OwnedValue::Uint8(1));
+    let (replies, _) = home.send(0, &mut conns[0], &vault(0, Some(79)), Feed::Whole);
+    assert_eq!(status(&replies), -70410, "a prepare is used once");
+
+    let (replies, _) = home.send(
+        0,
+        &mut conns[0],
+        &put("/prepare", &json!({"ttl":"x"})),
+        Feed::Whole,
+    );
+    assert_eq!(replies[0].status, 400);
+}
+
+#[test]
+fn events_reach_other_subscribers_but_never_echo_to_the_writer() {
+    let mut storage = buffers(3);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::new(&mut conns, Config::default());
+    let subscribe = write(json!([{"aid":1,"iid":9,"ev":true},{"aid":1,"iid":10,"ev":true}]));
+    for who in 0..2 {
+        let (replies, _) = home.send(who, &mut conns[who], &subscribe, Feed::Whole);
+        assert_eq!(replies[0].status, 204);
+    }
+    // Connection 2 is verified but not subscribed.
+
+    let (replies, _) = home.send(
+        0,
+        &mut conns[0],
+        &write(json!([{"aid":1,"iid":9,"value":true}])),
+        Feed::Whole,
+    );
+    assert_eq!(
+        replies.len(),
+        1,
+        "the writer hears its response and no echo"
+    );
+    assert!(!replies[0].event);
+    let (heard, _) = home.poll(1, &mut conns[1]);
+    assert_eq!(heard.len(), 1);
+    assert!(heard[0].event);
+    assert_eq!(
+        heard[0].json(),
+        json!({"characteristics":[{"aid":1,"iid":9,"value":true}]})
+    );
+    assert!(home.poll(2, &mut conns[2]).0.is_empty());
+    assert!(home.poll(0, &mut conns[0]).0.is_empty());
+
+    // A change by the application goes to every subscriber.
+    home.advance(5000);
+    home.set(BRIGHTNESS, OwnedValue::Int(70));
+    for who in 0..2 {
+        let (heard, _) = home.poll(who, &mut conns[who]);
+        assert_eq!(
+            heard[0].json(),
+            json!({"characteristics":[{"aid":1,"iid":10,"value":70}]})
+        );
+    }
+
+    // An event due while a request is pending comes after its response, never inside it.
+    home.advance(5000);
+    home.set(ON, OwnedValue::Bool(false));
+    let (replies, _) = home.send(1, &mut conns[1], &get("/accessories"), Feed::Whole);
+    assert_eq!(replies.len(), 2);
+    assert!(!replies[0].event && replies[0].chunked);
+    assert!(replies[1].event);
+
+    // Unsubscribing stops events.
+    home.send(
+        1,
+        &mut conns[1],
+        &write(json!([{"aid":1,"iid":9,"ev":false}])),
+        Feed::Whole,
+    );
+    home.advance(5000);
+    home.set(ON, OwnedValue::Bool(true));
+    assert!(home.poll(1, &mut conns[1]).0.is_empty());
+}
+
+#[test]
+fn changes_within_the_window_coalesce_to_the_latest_value() {
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let config = Config {
+        event_window: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let mut home = Home::new(&mut conns, config);
+    home.send(
+        0,
+        &mut conns[0],
+        &write(json!([{"aid":1,"iid":10,"ev":true}])),
+        Feed::Whole,
+    );
+
+    home.set(BRIGHTNESS, OwnedValue::Int(10));
+    let (heard, _) = home.poll(0, &mut conns[0]);
+    assert_eq!(heard.len(), 1, "the first change goes at once");
+    let sent_at = home.harness.now;
+
+    for (step, value) in [(100, 20), (100, 30), (100, 40)] {
+        home.advance(step);
+        home.set(BRIGHTNESS, OwnedValue::Int(value));
+        assert!(
+            home.poll(0, &mut conns[0]).0.is_empty(),
+            "held in the window"
+        );
+    }
+    let due = sent_at + Duration::from_millis(500);
+    assert_eq!(home.harness.server.poll_timeout(&conns[0]), Some(due));
+    home.harness.now = due;
+    home.harness.server.handle_timeout(&mut conns[0], due);
+    let (heard, _) = home.poll(0, &mut conns[0]);
+    assert_eq!(heard.len(), 1);
+    assert_eq!(
+        heard[0].json(),
+        json!({"characteristics":[{"aid":1,"iid":10,"value":40}]})
+    );
+}
+
+#[test]
+fn every_button_press_is_sent_at_once() {
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::new(&mut conns, Config::default());
+    home.send(
+        0,
+        &mut conns[0],
+        &write(json!([{"aid":1,"iid":12,"ev":true}])),
+        Feed::Whole,
+    );
+    for press in [0, 0, 1, 2] {
+        home.set(SWITCH_EVENT, OwnedValue::Uint8(press));
+    }
+    let (heard, _) = home.poll(0, &mut conns[0]);
+    let presses: Vec<Json> = heard
+        .iter()
+        .flat_map(|m| m.json()["characteristics"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(presses.len(), 4, "same values are presses too");
+    // Reads of a programmable switch answer null; its events carry the press.
+    let values: Vec<Json> = presses.iter().map(|p| p["value"].clone()).collect();
+    assert_eq!(values, [json!(0), json!(0), json!(1), json!(2)]);
+}
