@@ -545,8 +545,8 @@ fn events_reach_other_subscribers_but_never_echo_to_the_writer() {
     let mut conns = connections(&mut storage);
     let mut home = Home::new(&mut conns, Config::default());
     let subscribe = write(json!([{"aid":1,"iid":9,"ev":true},{"aid":1,"iid":10,"ev":true}]));
-    for who in 0..2 {
-        let (replies, _) = home.send(who, &mut conns[who], &subscribe, Feed::Whole);
+    for (who, conn) in conns.iter_mut().enumerate().take(2) {
+        let (replies, _) = home.send(who, conn, &subscribe, Feed::Whole);
         assert_eq!(replies[0].status, 204);
     }
     // Connection 2 is verified but not subscribed.
@@ -576,8 +576,8 @@ fn events_reach_other_subscribers_but_never_echo_to_the_writer() {
     // A change by the application goes to every subscriber.
     home.advance(5000);
     home.set(BRIGHTNESS, OwnedValue::Int(70));
-    for who in 0..2 {
-        let (heard, _) = home.poll(who, &mut conns[who]);
+    for (who, conn) in conns.iter_mut().enumerate().take(2) {
+        let (heard, _) = home.poll(who, conn);
         assert_eq!(
             heard[0].json(),
             json!({"characteristics":[{"aid":1,"iid":10,"value":70}]})
