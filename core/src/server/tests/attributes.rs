@@ -669,3 +669,194 @@ fn every_button_press_is_sent_at_once() {
     let values: Vec<Json> = presses.iter().map(|p| p["value"].clone()).collect();
     assert_eq!(values, [json!(0), json!(0), json!(1), json!(2)]);
 }
+
+#[test]
+fn a_slow_read_on_demand_times_out_alone() {
+    let mut storage = buffers(2);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::new(&mut conns, Config::default());
+    let start = home.harness.now;
+
+    let (replies, events) = home.send(
+        0,
+        &mut conns[0],
+        &get("/characteristics?id=1.14,1.9"),
+        Feed::Whole,
+    );
+    assert!(replies.is_empty(), "waits for the application");
+    assert_eq!(events, [Event::Read { aid: 1, iid: 14 }]);
+    let deadline = start + Config::default().read_timeout;
+    assert_eq!(home.harness.server.poll_timeout(&conns[0]), Some(deadline));
+
+    // Another controller is served meanwhile.
+    let (replies, _) = home.send(
+        1,
+        &mut conns[1],
+        &get("/characteristics?id=1.9"),
+        Feed::Whole,
+    );
+    assert_eq!(replies[0].status, 200);
+
+    home.harness.now = deadline;
+    home.harness.server.handle_timeout(&mut conns[0], deadline);
+    let (replies, _) = home.poll(0, &mut conns[0]);
+    assert_eq!(replies[0].status, 207);
+    assert_eq!(
+        replies[0].json(),
+        json!({"characteristics":[
+            {"aid":1,"iid":14,"status":-70408},
+            {"aid":1,"iid":9,"status":0,"value":false}]})
+    );
+
+    // Answered in time, the read is a plain 200.
+    let (replies, _) = home.send(
+        0,
+        &mut conns[0],
+        &get("/characteristics?id=1.14"),
+        Feed::Whole,
+    );
+    assert!(replies.is_empty());
+    home.advance(300);
+    home.set(TEMPERATURE, OwnedValue::Float(21.5));
+    let (replies, _) = home.poll(0, &mut conns[0]);
+    assert_eq!(
+        (replies[0].status, replies[0].json()),
+        (
+            200,
+            json!({"characteristics":[{"aid":1,"iid":14,"value":21.5}]})
+        )
+    );
+}
+
+#[test]
+fn a_write_response_carries_the_applications_answer() {
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::new(&mut conns, Config::default());
+    let request = write(json!([{"aid":1,"iid":17,"value":"AQE=","r":true}]));
+    let (replies, events) = home.send(0, &mut conns[0], &request, Feed::Whole);
+    assert!(replies.is_empty());
+    assert!(matches!(
+        &events[..],
+        [Event::Write { aid: 1, iid: 17, value: OwnedValue::Tlv8(bytes), .. }] if bytes[..] == [1, 1]
+    ));
+    home.set(CONTROL, OwnedValue::tlv8(&[2, 1, 1]).unwrap());
+    let (replies, _) = home.poll(0, &mut conns[0]);
+    assert_eq!(
+        (replies[0].status, replies[0].json()),
+        (
+            207,
+            json!({"characteristics":[{"aid":1,"iid":17,"status":0,"value":"AgEB"}]})
+        )
+    );
+
+    // Unanswered, it times out.
+    home.send(0, &mut conns[0], &request, Feed::Whole);
+    home.advance(Config::default().read_timeout.as_millis() as u64);
+    let (replies, _) = home.poll(0, &mut conns[0]);
+    assert_eq!(
+        replies[0].json(),
+        json!({"characteristics":[{"aid":1,"iid":17,"status":-70408}]})
+    );
+}
+
+#[test]
+fn subscriptions_beyond_the_connections_table_get_out_of_resources() {
+    let mut storage = buffers(1);
+    storage[0].subscriptions.truncate(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::new(&mut conns, Config::default());
+    let request = write(json!([{"aid":1,"iid":9,"ev":true},{"aid":1,"iid":10,"ev":true}]));
+    let (replies, _) = home.send(0, &mut conns[0], &request, Feed::Whole);
+    assert_eq!(
+        replies[0].json(),
+        json!({"characteristics":[{"aid":1,"iid":9,"status":0},{"aid":1,"iid":10,"status":-70407}]})
+    );
+    // Freed by unsubscribing.
+    let request = write(json!([{"aid":1,"iid":9,"ev":false},{"aid":1,"iid":10,"ev":true}]));
+    let (replies, _) = home.send(0, &mut conns[0], &request, Feed::Whole);
+    assert_eq!(replies[0].status, 204);
+}
+
+#[test]
+fn connections_beyond_the_limit_are_refused() {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let state = AccessoryState::generate(&CODE.parse().unwrap(), &mut rng);
+    let config = Config {
+        max_connections: 2,
+        ..Config::default()
+    };
+    let mut server = Server::new(state, fixture(), config);
+    let mut storage = buffers(3);
+    let [a, b, c] = &mut storage[..] else {
+        unreachable!()
+    };
+    let now = Instant::from_millis(0);
+    let accept = |server: &mut Server<'static>, buffers: &mut Buffers, id: u32| {
+        let buffers = ConnectionBuffers {
+            input: &mut buffers.input,
+            scratch: &mut buffers.scratch,
+            output: &mut buffers.output,
+            subscriptions: &mut buffers.subscriptions,
+        };
+        server
+            .accept(ConnectionId(id), buffers, now)
+            .map(|_| ())
+            .err()
+    };
+    let mut first = {
+        let buffers = ConnectionBuffers {
+            input: &mut a.input,
+            scratch: &mut a.scratch,
+            output: &mut a.output,
+            subscriptions: &mut a.subscriptions,
+        };
+        server.accept(ConnectionId(1), buffers, now).unwrap()
+    };
+    assert_eq!(accept(&mut server, b, 2), None);
+    // The second was dropped without being reported lost: it still counts.
+    assert_eq!(
+        accept(&mut server, c, 3),
+        Some(AcceptError::TooManyConnections)
+    );
+    assert_eq!(server.connection_count(), 2);
+    server.connection_lost(&mut first);
+    assert_eq!(server.connection_count(), 1);
+    assert_eq!(accept(&mut server, c, 3), None);
+    assert_eq!(Config::default().max_connections, 16);
+}
+
+#[test]
+fn pipelined_reads_and_writes_are_answered_in_order_however_they_arrive() {
+    let mut results = Vec::new();
+    for how in [Feed::Whole, Feed::ByteByByte, Feed::Random(9)] {
+        let mut storage = buffers(1);
+        let mut conns = connections(&mut storage);
+        let mut home = Home::new(&mut conns, Config::default());
+        let mut pipeline = write(json!([{"aid":1,"iid":10,"value":33,"ev":true}]));
+        pipeline.extend(get("/characteristics?id=1.10"));
+        pipeline.extend(get("/accessories"));
+        pipeline.extend(write(json!([{"aid":1,"iid":10,"value":101}])));
+        pipeline.extend(get("/nope"));
+        let (replies, events) = home.send(0, &mut conns[0], &pipeline, how);
+        let summary: Vec<(u16, bool)> = replies.iter().map(|m| (m.status, m.event)).collect();
+        assert_eq!(
+            summary,
+            [
+                (204, false),
+                (200, false),
+                (200, false),
+                (207, false),
+                (404, false)
+            ]
+        );
+        assert_eq!(
+            replies[1].json(),
+            json!({"characteristics":[{"aid":1,"iid":10,"value":33}]})
+        );
+        assert_eq!(events.len(), 1);
+        results.push(replies);
+    }
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+}
