@@ -1,14 +1,12 @@
 //! A whole pair-verify plus 1000 framed messages each way allocate nothing.
 //!
 //! A counting global allocator counts allocations made by this thread while measuring.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 mod common;
+mod counting;
 
 use common::{controller, pair, rng, Accessory, CODE};
+use counting::allocations_during;
 use hap_core::pairing::verify::{
     PairVerify, PairVerifyClient, VerifyClientOutput, VerifyOutput, MAX_VERIFY_MESSAGE_LEN,
 };
@@ -17,46 +15,6 @@ use hap_core::session::{FrameEncryptor, Role, Session, MAX_FRAME_LEN, MAX_FRAME_
 use hap_core::state::AccessoryState;
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha20Rng;
-
-struct CountingAllocator;
-
-thread_local! {
-    static MEASURING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counters are
-// const-initialised thread-locals without destructors, so touching them cannot allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if MEASURING.with(Cell::get) {
-            ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        }
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if MEASURING.with(Cell::get) {
-            ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-fn allocations_during(work: impl FnOnce()) -> usize {
-    ALLOCATIONS.with(|n| n.set(0));
-    MEASURING.with(|m| m.set(true));
-    work();
-    MEASURING.with(|m| m.set(false));
-    ALLOCATIONS.with(Cell::get)
-}
 
 /// Pair-verify and 1000 messages each way, using only stack buffers. Returns the bytes
 /// each side received, so the work cannot be optimised away.

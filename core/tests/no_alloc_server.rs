@@ -1,0 +1,284 @@
+//! On a verified session, GET and PUT `/characteristics` and events allocate nothing.
+//!
+//! This test needs no `alloc` feature: CI also runs it with `--no-default-features`. The
+//! database is a `static` table with value slots on the stack, and the controllers are
+//! entered in the pairing table directly, since pair-setup needs SRP and a heap.
+
+mod counting;
+
+use counting::allocations_during;
+use hap_core::catalog::{characteristic as c, service as s};
+use hap_core::crypto::Ed25519KeyPair;
+use hap_core::database::{CharacteristicDef, Database, Entry, OwnedValue, ServiceDef, Slot};
+use hap_core::pairing::verify::{PairVerifyClient, VerifyClientOutput};
+use hap_core::pairing::{AccessoryPairing, ControllerIdentity, Pairing, PairingId};
+use hap_core::server::{Config, Connection, ConnectionBuffers, Output, Server, Subscription};
+use hap_core::session::{Role, Session};
+use hap_core::setup::DeviceId;
+use hap_core::state::{AccessoryState, SetupVerifier};
+use hap_core::time::Instant;
+use hap_core::ConnectionId;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+static LIGHT: [Entry<'static>; 10] = [
+    Entry::Accessory(1),
+    Entry::Service(ServiceDef::new(1, &s::ACCESSORY_INFORMATION)),
+    Entry::Characteristic(CharacteristicDef::new(2, &c::IDENTIFY)),
+    Entry::Characteristic(CharacteristicDef::new(3, &c::MANUFACTURER)),
+    Entry::Characteristic(CharacteristicDef::new(4, &c::MODEL)),
+    Entry::Characteristic(CharacteristicDef::new(5, &c::NAME)),
+    Entry::Characteristic(CharacteristicDef::new(6, &c::SERIAL_NUMBER)),
+    Entry::Characteristic(CharacteristicDef::new(7, &c::FIRMWARE_REVISION)),
+    Entry::Service(ServiceDef::new(8, &s::LIGHTBULB)),
+    Entry::Characteristic(CharacteristicDef::new(9, &c::ON)),
+];
+
+/// One controller: its identity, and its session once verified.
+struct Peer {
+    identity: ControllerIdentity,
+    session: Option<Session>,
+}
+
+/// What one exchange brought back.
+#[derive(Default)]
+struct Received {
+    responses: usize,
+    events: usize,
+    app_events: usize,
+    plaintext_len: usize,
+}
+
+/// Feeds `request` from `peer` (sealed if verified) and drains the connection,
+/// decrypting into `plain`. Uses no heap itself.
+fn exchange(
+    server: &mut Server<'_>,
+    conn: &mut Connection<'_>,
+    peer: &mut Peer,
+    request: &[u8],
+    rng: &mut ChaCha20Rng,
+    plain: &mut [u8],
+) -> Received {
+    let now = Instant::from_millis(0);
+    let mut wire = [0u8; 4096];
+    let wire_len = match &mut peer.session {
+        Some(session) => session.outbound.seal(request, &mut wire).unwrap().written,
+        None => {
+            wire[..request.len()].copy_from_slice(request);
+            request.len()
+        }
+    };
+    let taken = server.handle_input(conn, now, &wire[..wire_len], rng);
+    assert_eq!(taken, wire_len);
+    drain(server, conn, peer, rng, plain)
+}
+
+fn drain(
+    server: &mut Server<'_>,
+    conn: &mut Connection<'_>,
+    peer: &mut Peer,
+    rng: &mut ChaCha20Rng,
+    plain: &mut [u8],
+) -> Received {
+    let now = Instant::from_millis(0);
+    let mut received = Received::default();
+    for _ in 0..100 {
+        match server.poll_output(conn, now, rng) {
+            Some(Output::Transmit(mut bytes)) => {
+                let Some(session) = &mut peer.session else {
+                    plain[received.plaintext_len..][..bytes.len()].copy_from_slice(bytes);
+                    received.plaintext_len += bytes.len();
+                    continue;
+                };
+                while !bytes.is_empty() {
+                    let opened = session.inbound.open(bytes).unwrap();
+                    if let Some(text) = opened.plaintext {
+                        plain[received.plaintext_len..][..text.len()].copy_from_slice(text);
+                        received.plaintext_len += text.len();
+                    }
+                    bytes = &bytes[opened.consumed..];
+                }
+            }
+            Some(Output::Event(_)) => received.app_events += 1,
+            Some(Output::Persist | Output::Close) => panic!("unexpected output"),
+            None => break,
+        }
+    }
+    let text = &plain[..received.plaintext_len];
+    received.responses = count(text, b"HTTP/1.1 ");
+    received.events = count(text, b"EVENT/1.0 ");
+    received
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
+
+/// The body of the single response in `text`.
+fn body(text: &[u8]) -> &[u8] {
+    let head = text.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    &text[head..]
+}
+
+fn verify(
+    server: &mut Server<'_>,
+    conn: &mut Connection<'_>,
+    peer: &mut Peer,
+    accessory: &AccessoryPairing,
+    rng: &mut ChaCha20Rng,
+) {
+    let mut out = [0u8; 1024];
+    let (mut client, mut len) = PairVerifyClient::start(rng, &mut out).unwrap();
+    let mut plain = [0u8; 4096];
+    loop {
+        let mut request = [0u8; 1200];
+        let head = b"POST /pair-verify HTTP/1.1\r\nContent-Type: application/pairing+tlv8\r\nContent-Length: ";
+        let mut at = head.len();
+        request[..at].copy_from_slice(head);
+        let digits = [
+            b'0' + (len / 100) as u8,
+            b'0' + (len / 10 % 10) as u8,
+            b'0' + (len % 10) as u8,
+        ];
+        request[at..at + 3].copy_from_slice(&digits);
+        at += 3;
+        request[at..at + 4].copy_from_slice(b"\r\n\r\n");
+        at += 4;
+        request[at..at + len].copy_from_slice(&out[..len]);
+        at += len;
+        let received = exchange(server, conn, peer, &request[..at], rng, &mut plain);
+        let reply = body(&plain[..received.plaintext_len]);
+        match client
+            .handle_response(reply, &peer.identity, accessory, &mut out)
+            .unwrap()
+        {
+            VerifyClientOutput::Send(next) => len = next,
+            VerifyClientOutput::Verified(keys) => {
+                peer.session = Some(Session::new(keys, Role::Controller));
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn reads_writes_and_events_allocate_nothing_on_a_verified_session() {
+    let mut slots = [Slot::EMPTY; 7];
+    let database = Database::new(&LIGHT[..], &mut slots[..]).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let accessory_keys = Ed25519KeyPair::from_seed(&[1; 32]);
+    let setup = SetupVerifier {
+        salt: [0; 16],
+        verifier: [0; 384],
+    };
+    let mut state =
+        AccessoryState::new(DeviceId([1, 2, 3, 4, 5, 6]), accessory_keys.clone(), setup);
+    let mut peers = [7u8, 8].map(|seed| Peer {
+        identity: ControllerIdentity {
+            id: PairingId::new(&[b'c', seed]).unwrap(),
+            keys: Ed25519KeyPair::from_seed(&[seed; 32]),
+        },
+        session: None,
+    });
+    for peer in &peers {
+        state
+            .pairings
+            .insert(Pairing {
+                id: peer.identity.id.clone(),
+                public_key: peer.identity.keys.public_key(),
+                admin: true,
+            })
+            .unwrap();
+    }
+    let accessory = AccessoryPairing {
+        id: PairingId::new(&state.device_id.to_ascii()).unwrap(),
+        public_key: accessory_keys.public_key(),
+    };
+    // No coalescing, so that every change is an event to count.
+    let config = Config {
+        event_window: core::time::Duration::ZERO,
+        ..Config::default()
+    };
+    let mut server = Server::new(state, database, config);
+
+    let (mut input_a, mut scratch_a, mut output_a) = ([0u8; 9216], [0u8; 2048], [0u8; 4096]);
+    let (mut input_b, mut scratch_b, mut output_b) = ([0u8; 9216], [0u8; 2048], [0u8; 4096]);
+    let (mut subs_a, mut subs_b) = ([Subscription::EMPTY; 4], [Subscription::EMPTY; 4]);
+    let now = Instant::from_millis(0);
+    let buffers = |input, scratch, output, subscriptions| ConnectionBuffers {
+        input,
+        scratch,
+        output,
+        subscriptions,
+    };
+    let mut conn_a = server
+        .accept(
+            ConnectionId(1),
+            buffers(&mut input_a, &mut scratch_a, &mut output_a, &mut subs_a),
+            now,
+        )
+        .unwrap();
+    let mut conn_b = server
+        .accept(
+            ConnectionId(2),
+            buffers(&mut input_b, &mut scratch_b, &mut output_b, &mut subs_b),
+            now,
+        )
+        .unwrap();
+    let [peer_a, peer_b] = &mut peers;
+    verify(&mut server, &mut conn_a, peer_a, &accessory, &mut rng);
+    verify(&mut server, &mut conn_b, peer_b, &accessory, &mut rng);
+
+    let mut plain = [0u8; 8192];
+    let subscribe = b"PUT /characteristics HTTP/1.1\r\nContent-Length: 49\r\n\r\n{\"characteristics\":[{\"aid\":1,\"iid\":9,\"ev\":true}]}";
+    let received = exchange(
+        &mut server,
+        &mut conn_b,
+        peer_b,
+        subscribe,
+        &mut rng,
+        &mut plain,
+    );
+    assert_eq!(received.responses, 1);
+    assert!(plain.starts_with(b"HTTP/1.1 204"));
+
+    let read = b"GET /characteristics?id=1.9,1.5 HTTP/1.1\r\n\r\n";
+    let write = b"PUT /characteristics HTTP/1.1\r\nContent-Length: 52\r\n\r\n{\"characteristics\":[{\"aid\":1,\"iid\":9,\"value\":true}]}";
+    let mut totals = Received::default();
+    let allocations = allocations_during(|| {
+        for _ in 0..100 {
+            // A reads and writes; B hears the write as an event.
+            let got = exchange(&mut server, &mut conn_a, peer_a, read, &mut rng, &mut plain);
+            totals.responses += got.responses;
+            let got = exchange(
+                &mut server,
+                &mut conn_a,
+                peer_a,
+                write,
+                &mut rng,
+                &mut plain,
+            );
+            totals.responses += got.responses;
+            totals.app_events += got.app_events;
+            let got = drain(&mut server, &mut conn_b, peer_b, &mut rng, &mut plain);
+            totals.events += got.events;
+            // The application turns it off again; B hears that too.
+            assert_eq!(server.set_value(1, 9, OwnedValue::Bool(false)), Ok(true));
+            let got = drain(&mut server, &mut conn_b, peer_b, &mut rng, &mut plain);
+            totals.events += got.events;
+        }
+    });
+    assert_eq!(totals.responses, 200);
+    assert_eq!(totals.app_events, 100, "one write event per PUT");
+    assert_eq!(
+        totals.events, 200,
+        "B hears every change: A's and the application's"
+    );
+    assert_eq!(
+        allocations, 0,
+        "reads, writes and events must not touch the heap"
+    );
+}
