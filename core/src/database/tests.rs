@@ -1,5 +1,4 @@
 use super::*;
-use crate::catalog::value::ValueError;
 use crate::catalog::{characteristic as c, service as s};
 
 /// A light written out by hand, as a no-alloc user would.
@@ -37,8 +36,11 @@ fn a_hand_written_database_needs_no_heap() {
     );
 }
 
+// Tables built at run time need `Vec`.
+#[cfg(feature = "alloc")]
 #[test]
 fn values_are_rejected_not_clamped() {
+    use crate::catalog::value::ValueError;
     let mut entries = std::vec::Vec::from(light_entries());
     entries.push(Entry::Characteristic(CharacteristicDef::new(
         10,
@@ -61,6 +63,8 @@ fn values_are_rejected_not_clamped() {
     ));
 }
 
+// Tables built at run time need `Vec`.
+#[cfg(feature = "alloc")]
 #[test]
 fn bad_shapes_are_refused_with_the_reason() {
     let check = |entries: std::vec::Vec<Entry<'static>>| {
@@ -140,6 +144,8 @@ fn bad_shapes_are_refused_with_the_reason() {
     );
 }
 
+// Tables built at run time need `Vec`.
+#[cfg(feature = "alloc")]
 #[test]
 fn the_builder_adds_required_characteristics_and_checks_names() {
     use super::builder::{AccessoryInfo, BuildError, DatabaseBuilder};
