@@ -192,11 +192,21 @@ struct Home {
 }
 
 impl Home {
-    /// Pairs an owner and verifies it, then adds and verifies `guests` more admins.
+    /// The [`fixture`], with an owner paired and verified on the first connection and
+    /// another admin verified on each of the others.
     fn new(connections: &mut [Connection<'_>], config: Config) -> Self {
+        Self::with(fixture(), connections, config)
+    }
+
+    /// Like [`Home::new`], with another database.
+    fn with(
+        database: Database<'static>,
+        connections: &mut [Connection<'_>],
+        config: Config,
+    ) -> Self {
         let mut harness = Harness::new();
         let state = harness.server.state().clone();
-        harness.server = Server::new(state, fixture(), config);
+        harness.server = Server::new(state, database, config);
         let mut owner = Controller::new("owner", 7);
         let (first, others) = connections.split_first_mut().unwrap();
         let pairing = harness.pair(first, &mut owner, Feed::Whole);
@@ -859,4 +869,123 @@ fn pipelined_reads_and_writes_are_answered_in_order_however_they_arrive() {
     }
     assert_eq!(results[0], results[1]);
     assert_eq!(results[0], results[2]);
+}
+
+/// A bridge and 149 lights, keyed `light-N`, with ids from `ids`.
+fn bridge(
+    ids: &mut crate::database::ids::IdMap,
+    lights: impl Iterator<Item = usize>,
+) -> Database<'static> {
+    let mut builder = DatabaseBuilder::new(ids);
+    builder.accessory(
+        "bridge",
+        &AccessoryInfo::new("Bridge", "Acme", "B1", "0", "1.0"),
+    );
+    for n in lights {
+        let name = std::format!("Light {n}");
+        let serial = std::format!("L{n}");
+        builder.accessory(
+            &std::format!("light-{n}"),
+            &AccessoryInfo::new(&name, "Acme", "L1", &serial, "1.0"),
+        );
+        builder
+            .service(&s::LIGHTBULB)
+            .primary()
+            .characteristic(&c::BRIGHTNESS);
+    }
+    builder.build().unwrap()
+}
+
+/// The `/accessories` document served for `database`.
+fn served(database: Database<'static>) -> Json {
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::with(database, &mut conns, Config::default());
+    let (replies, _) = home.send(0, &mut conns[0], &get("/accessories"), Feed::Whole);
+    assert_eq!((replies.len(), replies[0].status), (1, 200));
+    replies[0].json()
+}
+
+/// Each accessory's aid with its services' (type, iid) and characteristics' (type, iid).
+fn ids_of(document: &Json) -> Vec<(u64, Vec<(String, u64)>)> {
+    document["accessories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|accessory| {
+            let mut ids = Vec::new();
+            for service in accessory["services"].as_array().unwrap() {
+                ids.push((
+                    service["type"].as_str().unwrap().into(),
+                    service["iid"].as_u64().unwrap(),
+                ));
+                for characteristic in service["characteristics"].as_array().unwrap() {
+                    ids.push((
+                        characteristic["type"].as_str().unwrap().into(),
+                        characteristic["iid"].as_u64().unwrap(),
+                    ));
+                }
+            }
+            (accessory["aid"].as_u64().unwrap(), ids)
+        })
+        .collect()
+}
+
+#[test]
+fn a_bridge_of_150_keeps_its_ids_across_restarts_and_removals() {
+    use crate::database::config::ConfigNumber;
+    use crate::database::ids::IdMap;
+
+    let mut ids = IdMap::new();
+    let first = bridge(&mut ids, 1..150);
+    let mut config = ConfigNumber::default();
+    config.observe(first.shape());
+    let document = served(first);
+    let accessories = ids_of(&document);
+    assert_eq!(accessories.len(), 150);
+    let mut aids: Vec<u64> = accessories.iter().map(|(aid, _)| *aid).collect();
+    aids.sort_unstable();
+    aids.dedup();
+    assert_eq!(aids.len(), 150, "every aid is unique");
+    assert_eq!(accessories[0].0, 1, "the bridge is aid 1");
+    for (aid, instances) in &accessories {
+        let mut iids: Vec<u64> = instances.iter().map(|(_, iid)| *iid).collect();
+        iids.sort_unstable();
+        iids.dedup();
+        assert_eq!(iids.len(), instances.len(), "iids of {aid} are unique");
+    }
+
+    // A restart: the id map comes back from storage, and so does every id.
+    let mut restored = IdMap::from_parts(ids.next_aid, ids.accessories.clone());
+    let again = bridge(&mut restored, 1..150);
+    assert!(!config.observe(again.shape()), "same shape, same c#");
+    assert_eq!(served(again), document);
+
+    // Light 75 leaves: everyone else keeps their aid and iids, and c# moves on.
+    let without = bridge(&mut restored, (1..150).filter(|n| *n != 75));
+    assert!(config.observe(without.shape()));
+    assert_eq!(config.number, 2);
+    let mut expected = accessories.clone();
+    let removed = expected.remove(75);
+    let remaining = ids_of(&served(without));
+    assert_eq!(remaining, expected);
+    assert!(remaining.iter().all(|(aid, _)| *aid != removed.0));
+}
+
+#[test]
+fn a_151st_accessory_is_refused() {
+    use crate::database::builder::BuildError;
+    use crate::database::DatabaseError;
+    let mut ids = crate::database::ids::IdMap::new();
+    let mut builder = DatabaseBuilder::new(&mut ids);
+    for n in 0..151 {
+        builder.accessory(
+            &std::format!("a{n}"),
+            &AccessoryInfo::new("Thing", "Acme", "T", "1", "1.0"),
+        );
+    }
+    assert_eq!(
+        builder.build().err(),
+        Some(BuildError::Database(DatabaseError::TooManyAccessories))
+    );
 }
