@@ -901,3 +901,41 @@ fn closing_the_connection_keeps_a_change_waiting_for_storage() {
     assert_eq!(accessory.state.failed_attempts, 4);
     assert!(!accessory.setup.is_busy());
 }
+
+#[test]
+fn list_pairings_with_three_pairings_byte_by_byte() {
+    let (mut accessory, owner) = paired_accessory();
+    let keys = [5u8, 6].map(|seed| Ed25519KeyPair::from_seed(&[seed; 32]).public_key());
+    for (id, key, admin) in [(&b"alice"[..], &keys[0], 1u8), (&b"bob"[..], &keys[1], 0)] {
+        let add = tlv(&[
+            (0x06, &[1]),
+            (0x00, &[3]),
+            (0x01, id),
+            (0x03, key),
+            (0x0B, &[admin]),
+        ]);
+        let reply = accessory.pairings_request(&owner.id, &add).unwrap();
+        assert_eq!(state_and_error(&reply), (Some(2), None));
+    }
+    let list = tlv(&[(0x06, &[1]), (0x00, &[5])]);
+    let reply = accessory.pairings_request(&owner.id, &list).unwrap();
+
+    let mut expected = vec![0x06, 0x01, 0x02];
+    let entries: [(&[u8], [u8; 32], u8); 3] = [
+        (b"owner", owner.keys.public_key(), 1),
+        (b"alice", keys[0], 1),
+        (b"bob", keys[1], 0),
+    ];
+    for (n, (id, key, admin)) in entries.iter().enumerate() {
+        if n > 0 {
+            expected.extend_from_slice(&[0xFF, 0x00]);
+        }
+        expected.extend_from_slice(&[0x01, id.len() as u8]);
+        expected.extend_from_slice(id);
+        expected.extend_from_slice(&[0x03, 0x20]);
+        expected.extend_from_slice(key);
+        expected.extend_from_slice(&[0x0B, 0x01, *admin]);
+    }
+    assert_eq!(reply.len(), 3 + 3 * (2 + 34 + 3) + 5 + 5 + 3 + 2 * 2);
+    assert_eq!(reply, expected);
+}
