@@ -15,9 +15,8 @@
 //! - [`session`]: the encrypted framing that follows pair-verify.
 //! - [`http`] and [`json`]: HTTP/1.1 and JSON request bodies, without a heap.
 //! - [`catalog`]: Apple's service and characteristic types, values and their validation.
-//! - [`database`]: the accessory database (in progress: the stable id map).
-//! - [`server`]: the accessory's connections and shared state, with the run loop
-//!   (in progress: the accessory database is not served yet).
+//! - [`database`]: accessories, services, characteristics, their values and stable ids.
+//! - [`server`]: the accessory's connections and shared state, with the run loop.
 //! - [`setup`]: setup codes, the `X-HM://` URI and the setup hash.
 //! - [`state`]: what the accessory must persist.
 //!

@@ -49,7 +49,7 @@ pub const MIN_INPUT_LEN: usize = 2 * MAX_FRAME_PLAINTEXT;
 /// The smallest scratch buffer: the largest pairing request body.
 pub const MIN_SCRATCH_LEN: usize = MAX_FRAME_PLAINTEXT;
 
-/// A buffer given to [`Connection::new`] is below its minimum.
+/// A buffer given to [`Server::accept`](super::Server::accept) is below its minimum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BuffersTooSmall {
     /// Which buffer: `"input"`, `"scratch"` or `"output"`.
