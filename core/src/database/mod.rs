@@ -291,7 +291,7 @@ pub struct CharacteristicDef<'d> {
     /// A description for controllers' user interfaces.
     pub description: Option<&'d str>,
     /// Whether reads ask the application ([`crate::server::Event::Read`]) instead of
-    /// answering from the stored value.
+    /// answering from the stored value. `/accessories` shows the last value supplied.
     pub read_on_demand: bool,
 }
 

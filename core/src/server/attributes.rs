@@ -560,8 +560,16 @@ impl Server<'_> {
             return;
         }
         if !self.buttons.covers(conn.button_cursor) {
-            // Presses this connection was never told are gone; better to drop it.
-            return conn.close(CloseReason::Resources);
+            let db = &self.database;
+            let hears_buttons = conn
+                .subscriptions()
+                .iter()
+                .any(|sub| db.definition(sub.at).is_button());
+            if hears_buttons {
+                // Presses it was never told are gone; better to drop it than to lie.
+                return conn.close(CloseReason::Resources);
+            }
+            conn.button_cursor = self.buttons.next_seq();
         }
         let db = &self.database;
         let window = self.config.event_window;

@@ -311,8 +311,9 @@ impl<'d> Server<'d> {
             let buffered = conn.input_len;
             self.process(conn, now, rng);
             if step == 0 && conn.input_len == buffered {
-                if conn.is_blocked() {
-                    // Backpressure: the caller keeps the rest until output drains.
+                if conn.is_blocked() || conn.job.is_some() {
+                    // Backpressure: the caller keeps the rest until output drains, or
+                    // until the request being answered is done.
                     return taken;
                 }
                 // Nothing fits and nothing can be answered: the request is too large.

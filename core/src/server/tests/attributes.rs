@@ -989,3 +989,48 @@ fn a_151st_accessory_is_refused() {
         Some(BuildError::Database(DatabaseError::TooManyAccessories))
     );
 }
+
+#[test]
+fn requests_queue_behind_a_read_that_waits() {
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::new(&mut conns, Config::default());
+    // More than the input buffer holds, behind a read on demand.
+    let mut pipeline = get("/characteristics?id=1.14");
+    for _ in 0..400 {
+        pipeline.extend(get("/characteristics?id=1.9"));
+    }
+    let wire = home.controllers[0].wrap(&pipeline);
+    let mut offered = &wire[..];
+    let now = home.harness.now;
+    let taken =
+        home.harness
+            .server
+            .handle_input(&mut conns[0], now, offered, &mut home.harness.rng);
+    assert!(taken < offered.len(), "backpressure, not a close");
+    offered = &offered[taken..];
+    let (replies, events) = home.poll(0, &mut conns[0]);
+    assert!(replies.is_empty());
+    assert_eq!(events, [Event::Read { aid: 1, iid: 14 }]);
+    assert_eq!(conns[0].close_reason(), None);
+
+    home.set(TEMPERATURE, OwnedValue::Float(20.0));
+    let mut answered = 0;
+    for _ in 0..10_000 {
+        let (replies, _) = home.poll(0, &mut conns[0]);
+        answered += replies.len();
+        if offered.is_empty() {
+            if replies.is_empty() {
+                break;
+            }
+            continue;
+        }
+        let now = home.harness.now;
+        let taken =
+            home.harness
+                .server
+                .handle_input(&mut conns[0], now, offered, &mut home.harness.rng);
+        offered = &offered[taken..];
+    }
+    assert_eq!(answered, 401);
+}
