@@ -228,6 +228,27 @@ pub fn write_head(
     content_type: Option<&str>,
     body_len: usize,
 ) -> Result<usize, BufferTooSmall> {
+    head(out, protocol, status, content_type, Some(body_len))
+}
+
+/// Writes the head of a response whose body follows in chunks
+/// (`Transfer-Encoding: chunked`), for bodies streamed before their length is known.
+pub fn write_chunked_head(
+    out: &mut [u8],
+    status: StatusCode,
+    content_type: &str,
+) -> Result<usize, BufferTooSmall> {
+    head(out, "HTTP/1.1", status, Some(content_type), None)
+}
+
+/// A head with a Content-Length, or chunked when the length is `None`.
+fn head(
+    out: &mut [u8],
+    protocol: &str,
+    status: StatusCode,
+    content_type: Option<&str>,
+    body_len: Option<usize>,
+) -> Result<usize, BufferTooSmall> {
     let mut cursor = Cursor {
         out,
         len: 0,
@@ -238,32 +259,10 @@ pub fn write_head(
     if let Some(content_type) = content_type {
         let _ = write!(cursor, "Content-Type: {content_type}\r\n");
     }
-    let _ = write!(cursor, "Content-Length: {body_len}\r\n\r\n");
-    match cursor.overflow {
-        0 => Ok(cursor.len),
-        extra => Err(BufferTooSmall {
-            required: cursor.len + extra,
-        }),
-    }
-}
-
-/// Writes the head of a response whose body follows in chunks
-/// (`Transfer-Encoding: chunked`), for bodies streamed before their length is known.
-pub fn write_chunked_head(
-    out: &mut [u8],
-    status: StatusCode,
-    content_type: &str,
-) -> Result<usize, BufferTooSmall> {
-    let mut cursor = Cursor {
-        out,
-        len: 0,
-        overflow: 0,
+    let _ = match body_len {
+        Some(len) => write!(cursor, "Content-Length: {len}\r\n\r\n"),
+        None => write!(cursor, "Transfer-Encoding: chunked\r\n\r\n"),
     };
-    let (code, reason) = status.parts();
-    let _ = write!(
-        cursor,
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
-    );
     match cursor.overflow {
         0 => Ok(cursor.len),
         extra => Err(BufferTooSmall {
