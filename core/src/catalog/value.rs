@@ -87,6 +87,8 @@ pub enum ValueError {
     TooLong,
     /// Base64 that does not decode.
     BadEncoding,
+    /// A string with a control character, which no controller can show.
+    ControlCharacter,
 }
 
 /// Converts a JSON scalar to a value of `format`, without any rounding or clamping.
@@ -190,6 +192,8 @@ impl Constraints {
             Value::String(text) => {
                 return if text.len() > usize::from(self.max_len) {
                     Err(ValueError::TooLong)
+                } else if text.bytes().any(|b| b < 0x20 || b == 0x7F) {
+                    Err(ValueError::ControlCharacter)
                 } else {
                     Ok(())
                 };

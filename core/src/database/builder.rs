@@ -18,6 +18,7 @@
 //! // Persist `ids` if `ids.take_changed()`.
 //! ```
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::ids::IdMap;
@@ -165,7 +166,7 @@ impl<'m> DatabaseBuilder<'m> {
             return ServiceBuilder {
                 builder: self,
                 aid: 0,
-                subtype: heapless::String::new(),
+                subtype: String::new(),
                 entry: None,
             };
         };
@@ -177,7 +178,7 @@ impl<'m> DatabaseBuilder<'m> {
         let mut service = ServiceBuilder {
             builder: self,
             aid,
-            subtype: subtype.chars().take(64).collect(),
+            subtype: subtype.into(),
             entry,
         };
         for required in kind.required {
@@ -212,7 +213,7 @@ impl<'m> DatabaseBuilder<'m> {
 pub struct ServiceBuilder<'b, 'm> {
     builder: &'b mut DatabaseBuilder<'m>,
     aid: u64,
-    subtype: heapless::String<64>,
+    subtype: String,
     /// The service's entry, unless the service could not be added.
     entry: Option<usize>,
 }

@@ -34,6 +34,10 @@ pub mod ids;
 pub const MAX_ACCESSORIES: usize = 150;
 /// The largest string, TLV8 or data value a slot holds, in bytes (HAP's largest `maxLen`).
 pub const VALUE_CAPACITY: usize = 256;
+/// The most JSON one characteristic may take in `/accessories`, with every field and its
+/// largest value: responses are streamed a characteristic at a time through a buffer of
+/// this size.
+pub const MAX_CHARACTERISTIC_JSON: usize = 1800;
 
 /// A list the database reads: borrowed (a `static` table, say) or, with `alloc`, owned.
 #[derive(Debug)]
@@ -459,6 +463,21 @@ pub enum DatabaseError {
         /// The linked iid.
         linked: u64,
     },
+    /// A characteristic's constraints are for another format than its type's.
+    FormatMismatch {
+        /// The accessory.
+        aid: u64,
+        /// The characteristic's iid.
+        iid: u64,
+    },
+    /// A characteristic's description, valid values and largest value could take more
+    /// than [`MAX_CHARACTERISTIC_JSON`] bytes of JSON.
+    DefinitionTooLarge {
+        /// The accessory.
+        aid: u64,
+        /// The characteristic's iid.
+        iid: u64,
+    },
     /// A characteristic's `maxLen` is over [`VALUE_CAPACITY`].
     MaxLenTooLarge {
         /// The accessory.
@@ -510,6 +529,14 @@ impl core::fmt::Display for DatabaseError {
                 f,
                 "service {aid}.{service} links to {linked}, which is not a service of accessory {aid}"
             ),
+            DatabaseError::FormatMismatch { aid, iid } => write!(
+                f,
+                "characteristic {aid}.{iid} has constraints for another format than its type"
+            ),
+            DatabaseError::DefinitionTooLarge { aid, iid } => write!(
+                f,
+                "characteristic {aid}.{iid} could take more than {MAX_CHARACTERISTIC_JSON} bytes of JSON; shorten its description or valid values"
+            ),
             DatabaseError::MaxLenTooLarge { aid, iid } => write!(
                 f,
                 "characteristic {aid}.{iid} allows values over {VALUE_CAPACITY} bytes"
@@ -543,15 +570,16 @@ impl core::fmt::Display for SetValueError {
     }
 }
 
-/// Where a characteristic is: its entry and its slot.
+/// Where a characteristic is: its entry and its slot. Only [`Database::find`] makes
+/// them, so indexing with one cannot fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CharacteristicRef {
+pub(crate) struct CharacteristicRef {
     /// The accessory's aid.
-    pub aid: u64,
+    pub(crate) aid: u64,
     /// The index of its [`Entry`].
-    pub entry: usize,
+    pub(crate) entry: usize,
     /// The index of its [`Slot`].
-    pub slot: usize,
+    pub(crate) slot: usize,
 }
 
 /// The accessory database; see the [module docs](self).
@@ -624,8 +652,13 @@ impl<'d> Database<'d> {
         shape
     }
 
+    /// The definition of the characteristic `aid`.`iid`.
+    pub fn characteristic(&self, aid: u64, iid: u64) -> Option<&CharacteristicDef<'d>> {
+        self.find(aid, iid).map(|at| self.definition(at))
+    }
+
     /// Finds a characteristic by aid and iid.
-    pub fn find(&self, aid: u64, iid: u64) -> Option<CharacteristicRef> {
+    pub(crate) fn find(&self, aid: u64, iid: u64) -> Option<CharacteristicRef> {
         let mut current = 0;
         let mut slot = 0;
         for (index, entry) in self.entries.iter().enumerate() {
@@ -648,7 +681,7 @@ impl<'d> Database<'d> {
     }
 
     /// The definition of a characteristic found with [`Database::find`].
-    pub fn definition(&self, at: CharacteristicRef) -> &CharacteristicDef<'d> {
+    pub(crate) fn definition(&self, at: CharacteristicRef) -> &CharacteristicDef<'d> {
         match &self.entries[at.entry] {
             Entry::Characteristic(def) => def,
             // `find` only hands out references to characteristics.
@@ -657,7 +690,7 @@ impl<'d> Database<'d> {
     }
 
     /// The stored value of a characteristic.
-    pub fn value(&self, at: CharacteristicRef) -> &OwnedValue {
+    pub(crate) fn value(&self, at: CharacteristicRef) -> &OwnedValue {
         &self.slots[at.slot].value
     }
 
@@ -799,11 +832,34 @@ fn check_accessory(aid: u64, entries: &[Entry<'_>]) -> Result<(), DatabaseError>
                 if usize::from(c.constraints.max_len) > VALUE_CAPACITY {
                     return Err(DatabaseError::MaxLenTooLarge { aid, iid: c.iid });
                 }
+                if c.constraints.format != c.kind.format {
+                    return Err(DatabaseError::FormatMismatch { aid, iid: c.iid });
+                }
+                if json_bound(c) > MAX_CHARACTERISTIC_JSON {
+                    return Err(DatabaseError::DefinitionTooLarge { aid, iid: c.iid });
+                }
             }
             Entry::Accessory(_) => {}
         }
     }
     Ok(())
+}
+
+/// An upper bound on the JSON of one characteristic: the fixed fields at their longest,
+/// the description with every byte escaped, the valid values at ten digits each, and
+/// the largest value. Strings hold no control characters (writes of them are refused),
+/// so their escapes double them at most.
+fn json_bound(c: &CharacteristicDef<'_>) -> usize {
+    const FIXED: usize = 500;
+    let value = match c.kind.format {
+        Format::String => 2 * usize::from(c.constraints.max_len) + 2,
+        Format::Tlv8 | Format::Data => {
+            let bytes = VALUE_CAPACITY.min(c.constraints.max_data_len as usize);
+            bytes.div_ceil(3) * 4 + 2
+        }
+        _ => 30,
+    };
+    FIXED + value + 6 * c.description.map_or(0, str::len) + 11 * c.constraints.valid_values.len()
 }
 
 /// The first type in `required` that none of `characteristics` has.

@@ -196,3 +196,25 @@ fn the_builder_adds_required_characteristics_and_checks_names() {
         })
     ));
 }
+
+#[cfg(feature = "alloc")]
+#[test]
+fn long_subtypes_in_any_script_keep_their_ids_apart() {
+    use super::builder::{AccessoryInfo, DatabaseBuilder};
+    use super::ids::IdMap;
+    let mut ids = IdMap::new();
+    let mut builder = DatabaseBuilder::new(&mut ids);
+    builder.accessory(
+        "strip",
+        &AccessoryInfo::new("Strip", "Acme", "S", "1", "1.0"),
+    );
+    let shared = "é".repeat(40);
+    let first = builder
+        .service_with_subtype(&s::OUTLET, &std::format!("{shared}1"))
+        .iid_of(&c::ON);
+    let second = builder
+        .service_with_subtype(&s::OUTLET, &std::format!("{shared}2"))
+        .iid_of(&c::ON);
+    assert_ne!(first, second);
+    assert!(builder.build().is_ok());
+}

@@ -16,10 +16,12 @@ use super::requests::{parse_prepare, scalar, ReadQuery, WriteBody, WriteItem};
 use super::{CloseReason, Connection, Event, Server, MAX_RESPONSE_LEN};
 use crate::catalog::value::coerce;
 use crate::catalog::Perms;
-use crate::database::{CharacteristicRef, Database, OwnedValue, VALUE_CAPACITY};
+use crate::database::{
+    CharacteristicRef, Database, OwnedValue, MAX_CHARACTERISTIC_JSON, VALUE_CAPACITY,
+};
 use crate::http::{content_type, parse_request, write_chunked_head, write_head, StatusCode};
 use crate::json::{Full, JsonWriter};
-use crate::session::{FrameEncryptor, MAX_FRAME_PLAINTEXT};
+use crate::session::FrameEncryptor;
 use crate::time::Instant;
 
 /// The request at the front of the input, being answered.
@@ -41,6 +43,9 @@ pub(crate) enum Job {
     Write {
         /// Items before this one have been applied.
         applied: usize,
+        /// For a timed write, whether its preparation was live and matched when the
+        /// request came up: the whole write stands or falls by that moment.
+        timed: Option<bool>,
         epoch: u64,
         deadline: Instant,
         /// The 207 response, once every item is settled.
@@ -62,9 +67,11 @@ pub(crate) struct Stream<C> {
     started: bool,
 }
 
-/// A chunk's payload, leaving room in its frame for the size line, its CRLF and the
-/// final empty chunk.
-const CHUNK_DATA: usize = MAX_FRAME_PLAINTEXT - 16;
+/// A chunk's payload: room for the largest characteristic and its item's extra fields.
+const CHUNK_DATA: usize = MAX_CHARACTERISTIC_JSON + 64;
+// A chunk with the response head, its size line, CRLF and the final empty chunk is one
+// largest response, for which `pump` waits for room.
+const _: () = assert!(128 + 8 + CHUNK_DATA + 2 + 5 <= MAX_RESPONSE_LEN);
 
 /// Writes as much of a body as output room allows. Returns whether it is complete, or an
 /// error if a single piece cannot fit a chunk.
@@ -267,6 +274,7 @@ impl Server<'_> {
     ) -> Option<Job> {
         let deadline = now + self.config.read_timeout;
         let epoch = self.database.epoch();
+        let prepared = conn.prepared;
         let limit = self.request_limit(conn);
         let parts = conn.split();
         let scratch_len = parts.scratch.len();
@@ -292,18 +300,29 @@ impl Server<'_> {
                     );
                     return None;
                 }
-                Ok(_) => Some(Job::Write {
-                    applied: 0,
-                    epoch,
-                    deadline,
-                    answer: None,
-                }),
+                Ok(body) => {
+                    let timed = body.pid.map(|pid| {
+                        prepared.is_some_and(|(prepared_pid, expires)| {
+                            pid == prepared_pid && now <= expires
+                        })
+                    });
+                    Some(Job::Write {
+                        applied: 0,
+                        timed,
+                        epoch,
+                        deadline,
+                        answer: None,
+                    })
+                }
                 Err(_) => None,
             },
             _ => None,
         };
-        if job.is_none() {
-            conn.respond(StatusCode::BadRequest, None, b"");
+        match job {
+            // A preparation serves one timed write, whatever its outcome.
+            Some(Job::Write { timed: Some(_), .. }) => conn.prepared = None,
+            Some(_) => {}
+            None => conn.respond(StatusCode::BadRequest, None, b""),
         }
         job
     }
@@ -323,10 +342,11 @@ impl Server<'_> {
             } => self.drive_read(conn, now, asked, *epoch, *deadline, answer),
             Job::Write {
                 applied,
+                timed,
                 epoch,
                 deadline,
                 answer,
-            } => self.drive_write(conn, now, applied, *epoch, *deadline, answer),
+            } => self.drive_write(conn, now, applied, *timed, *epoch, *deadline, answer),
         };
         conn.job = (progress == Progress::Waiting).then_some(job);
         progress
@@ -387,10 +407,9 @@ impl Server<'_> {
         if answer.is_none() {
             // Ask for the values on demand, as event room allows.
             for (aid, iid) in query.ids().skip(*asked) {
-                let on_demand = db
-                    .find(aid, iid)
-                    .is_some_and(|at| db.definition(at).read_on_demand);
-                if on_demand && parts.events.push_back(Event::Read { aid, iid }).is_err() {
+                // Only a permitted read of a value on demand waits for the application.
+                let waits = read_status(db, aid, iid, admin, epoch) == HapStatus::TimedOut;
+                if waits && parts.events.push_back(Event::Read { aid, iid }).is_err() {
                     return Progress::Waiting;
                 }
                 *asked += 1;
@@ -430,6 +449,7 @@ impl Server<'_> {
         conn: &mut Connection<'_>,
         now: Instant,
         applied: &mut usize,
+        timed: Option<bool>,
         epoch: u64,
         deadline: Instant,
         answer: &mut Option<Stream<usize>>,
@@ -440,22 +460,12 @@ impl Server<'_> {
         let Some(controller) = conn.controller.clone() else {
             return Progress::Done;
         };
-        let prepared = conn.prepared;
         let parts = conn.split();
         let Ok(crate::http::Status::Complete(request)) = parse_request(parts.input, limit) else {
             return Progress::Done;
         };
         let Ok(body) = WriteBody::parse(request.body) else {
             return Progress::Done;
-        };
-        // A timed write executes only with the pid of an unexpired preparation; every
-        // item of one that does not fails with -70410.
-        let timed = match (body.pid, prepared) {
-            (None, _) => None,
-            (Some(pid), Some((prepared_pid, expires))) => {
-                Some(pid == prepared_pid && now <= expires)
-            }
-            (Some(_), None) => Some(false),
         };
         while *applied < body.count {
             if parts.events.is_full() {
@@ -511,9 +521,6 @@ impl Server<'_> {
                 let result = out
                     .queue(&[b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"])
                     .map(|()| true);
-                if timed.is_some() {
-                    conn.prepared = None;
-                }
                 return finish(conn, result);
             }
             *answer = Some(Stream::default());
@@ -526,9 +533,6 @@ impl Server<'_> {
         let result = pump(&mut out, StatusCode::MultiStatus, stream, |w, index| {
             write_piece(w, db, &body, statuses, index)
         });
-        if timed.is_some() {
-            conn.prepared = None;
-        }
         finish(conn, result)
     }
 

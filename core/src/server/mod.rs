@@ -9,7 +9,10 @@
 //! provides. An adapter drives them with one loop per connection:
 //!
 //! 1. When bytes arrive, call [`Server::handle_input`] with them and the current time. It
-//!    returns how many it took; keep the rest and offer it again after step 2.
+//!    returns how many it took; keep the rest and offer it again after step 2. If it
+//!    took nothing, the connection is waiting (for output to drain, for storage, or for
+//!    the application): stop reading it until a step below produces output, a timeout
+//!    passes, or the application calls [`Server::set_value`].
 //! 2. Drain [`Server::poll_output`] until it returns `None`, acting on each [`Output`]:
 //!    send [`Output::Transmit`] bytes, store the state on [`Output::Persist`] and report
 //!    the result with [`Server::state_persisted`], pass [`Output::Event`]s to the
@@ -287,8 +290,10 @@ impl<'d> Server<'d> {
     /// Feeds bytes received on `conn` and returns how many were taken.
     ///
     /// Fewer than all are taken only while the connection cannot buffer more: its output
-    /// is full, or a reply waits for storage. Offer the rest again after draining
-    /// [`Server::poll_output`]. A closed connection takes and discards everything.
+    /// is full, a reply waits for storage, or a request waits for the application. Offer
+    /// the rest again after draining [`Server::poll_output`]; when nothing at all was
+    /// taken, wait for output, a timeout or [`Server::set_value`] first, rather than
+    /// spinning. A closed connection takes and discards everything.
     pub fn handle_input<R: RngCore + CryptoRng>(
         &mut self,
         conn: &mut Connection<'_>,

@@ -310,7 +310,6 @@ fn accessories_is_streamed_and_parses_whole_bytewise_and_split() {
         let (replies, _) = home.send(0, &mut conns[0], &get("/accessories"), how);
         assert_eq!(replies.len(), 1);
         assert_eq!(replies[0].status, 200);
-        assert!(replies[0].chunked, "larger than a frame, so streamed");
         documents.push(replies[0].json());
     }
     assert_eq!(documents[0], documents[1]);
@@ -599,7 +598,7 @@ fn events_reach_other_subscribers_but_never_echo_to_the_writer() {
     home.set(ON, OwnedValue::Bool(false));
     let (replies, _) = home.send(1, &mut conns[1], &get("/accessories"), Feed::Whole);
     assert_eq!(replies.len(), 2);
-    assert!(!replies[0].event && replies[0].chunked);
+    assert!(!replies[0].event);
     assert!(replies[1].event);
 
     // Unsubscribing stops events.
@@ -903,6 +902,7 @@ fn served(database: Database<'static>) -> Json {
     let mut home = Home::with(database, &mut conns, Config::default());
     let (replies, _) = home.send(0, &mut conns[0], &get("/accessories"), Feed::Whole);
     assert_eq!((replies.len(), replies[0].status), (1, 200));
+    assert!(replies[0].chunked, "streamed in chunks");
     replies[0].json()
 }
 
@@ -1033,4 +1033,173 @@ fn requests_queue_behind_a_read_that_waits() {
         offered = &offered[taken..];
     }
     assert_eq!(answered, 401);
+}
+
+/// A vendor string of HAP's largest length.
+const LONG_TEXT: CharacteristicType = CharacteristicType {
+    name: "LongText",
+    uuid: HapType::Custom([
+        0xE8, 0x63, 0x00, 0x04, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
+        0x66,
+    ]),
+    format: Format::String,
+    perms: Perms::READ.union(Perms::WRITE).union(Perms::EVENTS),
+    admin_only: Perms::empty(),
+    unit: None,
+    min_value: None,
+    max_value: None,
+    min_step: None,
+    valid_values: &[],
+    max_len: Some(256),
+};
+
+#[test]
+fn the_longest_strings_stream_and_control_characters_are_refused() {
+    let mut ids = crate::database::ids::IdMap::new();
+    let mut builder = DatabaseBuilder::new(&mut ids);
+    builder.accessory(
+        "gadget",
+        &AccessoryInfo::new("Gadget", "Acme", "G1", "7", "1.0"),
+    );
+    let text = builder
+        .service(&VENDOR)
+        .characteristic(&LONG_TEXT)
+        .iid_of(&LONG_TEXT)
+        .unwrap();
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::with(builder.build().unwrap(), &mut conns, Config::default());
+
+    let control = "\u{1}".repeat(200);
+    let (replies, _) = home.send(
+        0,
+        &mut conns[0],
+        &write(json!([{"aid":1,"iid":text,"value":control}])),
+        Feed::Whole,
+    );
+    assert_eq!(replies[0].json()["characteristics"][0]["status"], -70410);
+
+    // Quotes double when escaped: the worst a stored string can do.
+    let quotes = "\"".repeat(256);
+    let (replies, _) = home.send(
+        0,
+        &mut conns[0],
+        &write(json!([{"aid":1,"iid":text,"value":quotes}])),
+        Feed::Whole,
+    );
+    assert_eq!(replies[0].status, 204);
+    let (replies, _) = home.send(0, &mut conns[0], &get("/accessories"), Feed::Whole);
+    assert_eq!(
+        replies[0].json()["accessories"][0]["services"][1]["characteristics"][0]["value"],
+        json!(quotes)
+    );
+    let query = std::format!("/characteristics?id=1.{text}&meta=1&perms=1&type=1&ev=1");
+    let (replies, _) = home.send(0, &mut conns[0], &get(&query), Feed::Whole);
+    assert_eq!(
+        replies[0].json()["characteristics"][0]["value"],
+        json!(quotes)
+    );
+}
+
+#[test]
+fn a_timed_write_stands_or_falls_whole_even_when_it_pauses() {
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::new(&mut conns, Config::default());
+    home.send(
+        0,
+        &mut conns[0],
+        &put("/prepare", &json!({"ttl":100,"pid":5})),
+        Feed::Whole,
+    );
+    // More items than the application's event queue holds, so the write pauses.
+    let items: Vec<Json> = (0..6)
+        .map(|n| json!({"aid":1,"iid":10,"value":n * 10}))
+        .collect();
+    let request = put(
+        "/characteristics",
+        &json!({"characteristics": items, "pid": 5}),
+    );
+    let wire = home.controllers[0].wrap(&request);
+    let now = home.harness.now;
+    let taken = home
+        .harness
+        .server
+        .handle_input(&mut conns[0], now, &wire, &mut home.harness.rng);
+    assert_eq!(taken, wire.len());
+    home.advance(500);
+    let (replies, events) = home.poll(0, &mut conns[0]);
+    assert_eq!(replies[0].status, 204, "{:?}", replies[0]);
+    assert_eq!(events.len(), 6);
+    assert_eq!(home.value(BRIGHTNESS), OwnedValue::Int(50));
+}
+
+#[test]
+fn oversized_definitions_are_refused_when_built() {
+    use crate::database::builder::BuildError;
+    use crate::database::DatabaseError;
+    let long = "x".repeat(400);
+    let long: &'static str = std::boxed::Box::leak(long.into_boxed_str());
+    let mut ids = crate::database::ids::IdMap::new();
+    let mut builder = DatabaseBuilder::new(&mut ids);
+    builder.accessory(
+        "gadget",
+        &AccessoryInfo::new("Gadget", "Acme", "G1", "7", "1.0"),
+    );
+    builder
+        .service(&VENDOR)
+        .configure(&LONG_TEXT, |def| def.with_description(long));
+    assert!(matches!(
+        builder.build(),
+        Err(BuildError::Database(DatabaseError::DefinitionTooLarge {
+            aid: 1,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn an_event_waits_for_a_streamed_response_to_end() {
+    let mut ids = crate::database::ids::IdMap::new();
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::with(bridge(&mut ids, 1..40), &mut conns, Config::default());
+    home.send(
+        0,
+        &mut conns[0],
+        &write(json!([{"aid":2,"iid":9,"ev":true}])),
+        Feed::Whole,
+    );
+
+    let wire = home.controllers[0].wrap(&get("/accessories"));
+    let now = home.harness.now;
+    let server = &mut home.harness.server;
+    server.handle_input(&mut conns[0], now, &wire, &mut home.harness.rng);
+    let mut transmitted = Vec::new();
+    let mut polls = 0;
+    while let Some(output) = server.poll_output(&mut conns[0], now, &mut home.harness.rng) {
+        let Output::Transmit(bytes) = output else {
+            panic!("unexpected {output:?}")
+        };
+        transmitted.extend_from_slice(bytes);
+        polls += 1;
+        if polls == 1 {
+            // The value changes while the document is half sent.
+            server.set_value(2, 9, OwnedValue::Bool(true)).unwrap();
+        }
+    }
+    assert!(polls > 3, "the document took several polls");
+    let plain = home.controllers[0].unwrap(&transmitted);
+    let replies = messages(&plain);
+    assert_eq!(replies.len(), 2);
+    assert!(!replies[0].event && replies[0].chunked);
+    assert_eq!(
+        replies[0].json()["accessories"].as_array().unwrap().len(),
+        40
+    );
+    assert!(replies[1].event);
+    assert_eq!(
+        replies[1].json(),
+        json!({"characteristics":[{"aid":2,"iid":9,"value":true}]})
+    );
 }
