@@ -703,6 +703,16 @@ impl<'d> Database<'d> {
     /// checked (and names as iOS checks them). Returns whether it changed.
     pub fn set(&mut self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
         let at = self.find(aid, iid).ok_or(SetValueError::NotFound)?;
+        self.check(at, &value)?;
+        Ok(self.store(at, value, None))
+    }
+
+    /// Checks a value from the application for the characteristic at `at`.
+    pub(crate) fn check(
+        &self,
+        at: CharacteristicRef,
+        value: &OwnedValue,
+    ) -> Result<(), SetValueError> {
         let def = self.definition(at);
         value
             .check(&def.constraints)
@@ -710,22 +720,22 @@ impl<'d> Database<'d> {
         if def.kind.uuid == characteristic::NAME.uuid
             || def.kind.uuid == characteristic::CONFIGURED_NAME.uuid
         {
-            if let OwnedValue::String(text) = &value {
+            if let OwnedValue::String(text) = value {
                 name::check_name(text).map_err(SetValueError::Name)?;
             }
         }
-        let button = def.is_button();
-        Ok(self.store(at, value, None, button))
+        Ok(())
     }
 
-    /// Stores a checked value. A button's every press is a change.
+    /// Stores a checked value, from a connection's write or the application (`None`),
+    /// and returns whether it changed. A button's every press is a change.
     pub(crate) fn store(
         &mut self,
         at: CharacteristicRef,
         value: OwnedValue,
         writer: Option<ConnectionId>,
-        always_changes: bool,
     ) -> bool {
+        let always_changes = self.definition(at).is_button();
         let slot = &mut self.slots[at.slot];
         if writer.is_none() {
             self.epoch += 1;

@@ -1,4 +1,5 @@
-//! The attribute endpoints (`/accessories`, `/characteristics`, `/prepare`) and events.
+//! The attribute endpoints: `/accessories`, `/characteristics` and `/prepare`. Events are
+//! in [`super::events`].
 //!
 //! A request to `/accessories` or `/characteristics` is answered over as many polls as it
 //! takes: it stays at the front of the input buffer, and a [`Job`] records how far its
@@ -6,19 +7,17 @@
 //! [`Event::Write`], and pauses when the application's event queue is full. A read that
 //! needs values on demand raises [`Event::Read`]s and waits for the answers or the read
 //! timeout. Responses are written piece by piece: with a Content-Length when the whole
-//! body fits one frame, and otherwise in chunks as output room allows, so no response is
+//! body fits one chunk, and otherwise in chunks as output room allows, so no response is
 //! ever built whole in memory.
 
 use super::connection::Outbox;
-use super::events::Subscription;
+use super::events::{subscribe, subscribed, Subscription};
 use super::render::{self, AccessoriesCursor, Fields, HapStatus};
 use super::requests::{parse_prepare, scalar, ReadQuery, WriteBody, WriteItem};
 use super::{CloseReason, Connection, Event, Server, MAX_RESPONSE_LEN};
 use crate::catalog::value::coerce;
 use crate::catalog::Perms;
-use crate::database::{
-    CharacteristicRef, Database, OwnedValue, MAX_CHARACTERISTIC_JSON, VALUE_CAPACITY,
-};
+use crate::database::{Database, OwnedValue, MAX_CHARACTERISTIC_JSON, VALUE_CAPACITY};
 use crate::http::{content_type, parse_request, write_chunked_head, write_head, StatusCode};
 use crate::json::{Full, JsonWriter};
 use crate::session::FrameEncryptor;
@@ -139,11 +138,6 @@ fn pump<C: Copy>(
     Ok(false)
 }
 
-/// Whether `conn` is subscribed to the characteristic in `slot`.
-fn subscribed(subscriptions: &[Subscription], slot: usize) -> bool {
-    subscriptions.iter().any(|s| s.at.slot == slot)
-}
-
 /// The status of reading `aid`.`iid` for a controller, once on-demand values had their
 /// chance: those not supplied since `epoch` have timed out.
 fn read_status(db: &Database<'_>, aid: u64, iid: u64, admin: bool, epoch: u64) -> HapStatus {
@@ -162,96 +156,86 @@ fn read_status(db: &Database<'_>, aid: u64, iid: u64, admin: bool, epoch: u64) -
     }
 }
 
-/// Writes piece `index` of a GET `/characteristics` body.
-#[allow(clippy::too_many_arguments)]
-fn read_piece(
+/// Writes piece `index` of a `{"characteristics":[...]}` body of `count` items and
+/// advances it, or returns `Ok(false)` once the body is complete. Piece 0 opens the
+/// body, piece `k` is item `k - 1` with its separating comma, and the last closes it.
+fn list_piece(
     w: &mut JsonWriter<'_>,
-    db: &Database<'_>,
-    subscriptions: &[Subscription],
-    query: &ReadQuery<'_>,
-    multi_status: bool,
-    admin: bool,
-    epoch: u64,
+    count: usize,
     index: &mut usize,
+    item: impl FnOnce(&mut JsonWriter<'_>, usize) -> Result<(), Full>,
 ) -> Result<bool, Full> {
-    if *index == 0 {
-        w.raw("{\"characteristics\":[")?;
-    } else if *index == query.count + 1 {
-        w.raw("]}")?;
-    } else if *index > query.count + 1 {
-        return Ok(false);
-    } else {
-        let Some((aid, iid)) = query.id(*index - 1) else {
-            return Ok(false);
-        };
-        if *index > 1 {
-            w.raw(",")?;
+    match *index {
+        0 => w.raw("{\"characteristics\":[")?,
+        i if i == count + 1 => w.raw("]}")?,
+        i if i > count + 1 => return Ok(false),
+        i => {
+            if i > 1 {
+                w.raw(",")?;
+            }
+            item(w, i - 1)?;
         }
-        w.raw("{\"aid\":")?;
-        w.uint(aid)?;
-        w.raw(",\"iid\":")?;
-        w.uint(iid)?;
-        let status = read_status(db, aid, iid, admin, epoch);
-        if multi_status {
-            w.raw(",\"status\":")?;
-            w.int(i64::from(status.code()))?;
-        }
-        if let (HapStatus::Success, Some(at)) = (status, db.find(aid, iid)) {
-            let def = db.definition(at);
-            w.raw(",\"value\":")?;
-            render::value(w, def, db.value(at))?;
-            let fields = Fields {
-                kind: query.kind,
-                perms: query.perms,
-                meta: query.meta,
-                ev: query.ev.then(|| subscribed(subscriptions, at.slot)),
-            };
-            render::descriptive_fields(w, def, fields)?;
-        }
-        w.raw("}")?;
     }
     *index += 1;
     Ok(true)
 }
 
-/// Writes piece `index` of a PUT `/characteristics` 207 body.
-fn write_piece(
+/// Writes one item of a GET `/characteristics` body.
+#[allow(clippy::too_many_arguments)]
+fn read_item(
     w: &mut JsonWriter<'_>,
     db: &Database<'_>,
-    body: &WriteBody<'_>,
-    statuses: &[u8],
-    index: &mut usize,
-) -> Result<bool, Full> {
-    if *index == 0 {
-        w.raw("{\"characteristics\":[")?;
-    } else if *index == body.count + 1 {
-        w.raw("]}")?;
-    } else if *index > body.count + 1 {
-        return Ok(false);
-    } else {
-        let Some(item) = body.item(*index - 1) else {
-            return Ok(false);
-        };
-        if *index > 1 {
-            w.raw(",")?;
-        }
-        let status = HapStatus::from_byte(statuses[*index - 1]);
-        w.raw("{\"aid\":")?;
-        w.uint(item.aid)?;
-        w.raw(",\"iid\":")?;
-        w.uint(item.iid)?;
+    subscriptions: &[Subscription],
+    query: &ReadQuery<'_>,
+    (aid, iid): (u64, u64),
+    multi_status: bool,
+    admin: bool,
+    epoch: u64,
+) -> Result<(), Full> {
+    w.raw("{\"aid\":")?;
+    w.uint(aid)?;
+    w.raw(",\"iid\":")?;
+    w.uint(iid)?;
+    let status = read_status(db, aid, iid, admin, epoch);
+    if multi_status {
         w.raw(",\"status\":")?;
         w.int(i64::from(status.code()))?;
-        if let (true, HapStatus::Success, Some(at)) =
-            (item.response, status, db.find(item.aid, item.iid))
-        {
-            w.raw(",\"value\":")?;
-            render::value(w, db.definition(at), db.value(at))?;
-        }
-        w.raw("}")?;
     }
-    *index += 1;
-    Ok(true)
+    if let (HapStatus::Success, Some(at)) = (status, db.find(aid, iid)) {
+        let def = db.definition(at);
+        w.raw(",\"value\":")?;
+        render::value(w, def, db.value(at))?;
+        let fields = Fields {
+            kind: query.kind,
+            perms: query.perms,
+            meta: query.meta,
+            ev: query.ev.then(|| subscribed(subscriptions, at.slot)),
+        };
+        render::descriptive_fields(w, def, fields)?;
+    }
+    w.raw("}")
+}
+
+/// Writes one item of a PUT `/characteristics` 207 body.
+fn write_status_item(
+    w: &mut JsonWriter<'_>,
+    db: &Database<'_>,
+    item: &WriteItem<'_>,
+    status: HapStatus,
+) -> Result<(), Full> {
+    w.raw("{\"aid\":")?;
+    w.uint(item.aid)?;
+    w.raw(",\"iid\":")?;
+    w.uint(item.iid)?;
+    w.raw(",\"status\":")?;
+    w.int(i64::from(status.code()))?;
+    if let (true, HapStatus::Success, Some(at)) =
+        (item.response, status, db.find(item.aid, item.iid))
+    {
+        w.raw(",\"value\":")?;
+        render::value(w, db.definition(at), db.value(at))?;
+    }
+    w.raw("}")
 }
 
 impl Server<'_> {
@@ -438,7 +422,11 @@ impl Server<'_> {
         let subs = &parts.subscriptions[..*parts.subscribed];
         let mut out = parts.out;
         let result = pump(&mut out, *status, stream, |w, index| {
-            read_piece(w, db, subs, &query, multi, admin, epoch, index)
+            list_piece(w, query.count, index, |w, k| {
+                // `parse` checked every id.
+                let id = query.id(k).ok_or(Full)?;
+                read_item(w, db, subs, &query, id, multi, admin, epoch)
+            })
         });
         finish(conn, result)
     }
@@ -467,13 +455,10 @@ impl Server<'_> {
         let Ok(body) = WriteBody::parse(request.body) else {
             return Progress::Done;
         };
-        while *applied < body.count {
+        for item in body.items().skip(*applied) {
             if parts.events.is_full() {
                 return Progress::Waiting;
             }
-            let Some(item) = body.item(*applied) else {
-                return Progress::Done;
-            };
             let status = if timed == Some(false) {
                 HapStatus::InvalidValue
             } else {
@@ -493,29 +478,31 @@ impl Server<'_> {
         let db = &self.database;
         if answer.is_none() {
             // Write responses of control points wait for the application's answer.
-            let awaits_answer = |index: usize, statuses: &[u8]| {
-                body.item(index).is_some_and(|item| {
-                    statuses[index] == HapStatus::Success as u8
-                        && item.response
-                        && db.find(item.aid, item.iid).is_some_and(|at| {
-                            db.definition(at).perms.contains(Perms::WRITE_RESPONSE)
-                                && db.slot(at.slot).supplied <= epoch
-                        })
-                })
+            let awaits_answer = |item: &WriteItem<'_>, status: u8| {
+                status == HapStatus::Success as u8
+                    && item.response
+                    && db.find(item.aid, item.iid).is_some_and(|at| {
+                        db.definition(at).perms.contains(Perms::WRITE_RESPONSE)
+                            && db.slot(at.slot).supplied <= epoch
+                    })
             };
-            let waiting = (0..body.count).any(|i| awaits_answer(i, parts.scratch));
+            let statuses = &mut parts.scratch[..body.count];
+            let waiting = body
+                .items()
+                .zip(statuses.iter())
+                .any(|(item, status)| awaits_answer(&item, *status));
             if waiting && now < deadline {
                 return Progress::Waiting;
             }
-            for index in 0..body.count {
-                if awaits_answer(index, parts.scratch) {
-                    parts.scratch[index] = HapStatus::TimedOut as u8;
+            for (item, status) in body.items().zip(statuses.iter_mut()) {
+                if awaits_answer(&item, *status) {
+                    *status = HapStatus::TimedOut as u8;
                 }
             }
-            let all_plain = (0..body.count).all(|i| {
-                parts.scratch[i] == HapStatus::Success as u8
-                    && body.item(i).is_some_and(|item| !item.response)
-            });
+            let all_plain = body
+                .items()
+                .zip(statuses.iter())
+                .all(|(item, status)| *status == HapStatus::Success as u8 && !item.response);
             if all_plain {
                 let mut out = parts.out;
                 let result = out
@@ -531,7 +518,11 @@ impl Server<'_> {
         let statuses = &parts.scratch[..body.count];
         let mut out = parts.out;
         let result = pump(&mut out, StatusCode::MultiStatus, stream, |w, index| {
-            write_piece(w, db, &body, statuses, index)
+            list_piece(w, body.count, index, |w, k| {
+                // `parse` checked every item.
+                let item = body.item(k).ok_or(Full)?;
+                write_status_item(w, db, &item, HapStatus::from_byte(statuses[k]))
+            })
         });
         finish(conn, result)
     }
@@ -550,132 +541,11 @@ impl Server<'_> {
             Err(_) => conn.respond(StatusCode::BadRequest, None, b""),
         }
     }
-
-    /// Writes an EVENT message for `conn` with what changed since it was last told, if
-    /// anything is due.
-    pub(super) fn write_events(&self, conn: &mut Connection<'_>, now: Instant) {
-        let verified = conn.controller.is_some();
-        let streaming = conn.job.is_some_and(|job| job.is_answering());
-        if !verified
-            || streaming
-            || conn.closing.is_some()
-            || conn.output_room() < super::MIN_OUTPUT_LEN
-        {
-            return;
-        }
-        if !self.buttons.covers(conn.button_cursor) {
-            let db = &self.database;
-            let hears_buttons = conn
-                .subscriptions()
-                .iter()
-                .any(|sub| db.definition(sub.at).is_button());
-            if hears_buttons {
-                // Presses it was never told are gone; better to drop it than to lie.
-                return conn.close(CloseReason::Resources);
-            }
-            conn.button_cursor = self.buttons.next_seq();
-        }
-        let db = &self.database;
-        let window = self.config.event_window;
-        let id = conn.id;
-        let mut body = [0u8; MAX_RESPONSE_LEN - 128];
-        let mut w = JsonWriter::new(&mut body);
-        let mut items = 0;
-        let mut item = |w: &mut JsonWriter<'_>, aid: u64, iid: u64, value: &OwnedValue| {
-            let mark = w.len();
-            let written = (|| {
-                w.raw(if items == 0 {
-                    "{\"characteristics\":["
-                } else {
-                    ","
-                })?;
-                w.raw("{\"aid\":")?;
-                w.uint(aid)?;
-                w.raw(",\"iid\":")?;
-                w.uint(iid)?;
-                w.raw(",\"value\":")?;
-                render::event_value(w, value)?;
-                w.raw("}")
-            })();
-            // Leave room to close the document.
-            if written.is_err() || w.len() + 2 > MAX_RESPONSE_LEN - 128 {
-                w.truncate(mark);
-                return false;
-            }
-            items += 1;
-            true
-        };
-        let mut cursor = conn.button_cursor;
-        for press in self.buttons.since(conn.button_cursor) {
-            let wanted =
-                press.writer != Some(id) && subscribed(conn.subscriptions(), press.at.slot);
-            if wanted && !item(&mut w, press.at.aid, press.iid, &press.value) {
-                break;
-            }
-            cursor = press.seq + 1;
-        }
-        conn.button_cursor = cursor;
-        let count = conn.subscribed;
-        for sub in &mut conn.buffers.subscriptions[..count] {
-            let slot = db.slot(sub.at.slot);
-            if slot.version == sub.seen {
-                continue;
-            }
-            if db.definition(sub.at).is_button() || slot.writer == Some(id) {
-                // Presses go through the log; and nobody hears the echo of their own write.
-                sub.seen = slot.version;
-                continue;
-            }
-            if sub.last_sent.is_some_and(|sent| now < sent + window) {
-                continue;
-            }
-            if !item(&mut w, sub.at.aid, sub.iid, &slot.value) {
-                break;
-            }
-            sub.seen = slot.version;
-            sub.last_sent = Some(now);
-        }
-        if items == 0 {
-            return;
-        }
-        if w.raw("]}").is_err() {
-            return conn.close(CloseReason::Resources);
-        }
-        let mut head = [0u8; 128];
-        let Ok(head_len) = write_head(
-            &mut head,
-            "EVENT/1.0",
-            StatusCode::Ok,
-            Some(content_type::HAP_JSON),
-            w.len(),
-        ) else {
-            return conn.close(CloseReason::Resources);
-        };
-        if conn
-            .split()
-            .out
-            .queue(&[&head[..head_len], w.written()])
-            .is_err()
-        {
-            conn.close(CloseReason::Resources);
-        }
-    }
-
-    /// The earliest time a coalesced event of `conn` falls due.
-    pub(super) fn event_deadline(&self, conn: &Connection<'_>) -> Option<Instant> {
-        let db = &self.database;
-        conn.subscriptions()
-            .iter()
-            .filter(|sub| db.slot(sub.at.slot).version != sub.seen)
-            .filter_map(|sub| sub.last_sent)
-            .map(|sent| sent + self.config.event_window)
-            .min()
-    }
 }
 
 impl Job {
     /// Whether the response has begun, so nothing else may be written until it ends.
-    fn is_answering(self) -> bool {
+    pub(super) fn is_answering(self) -> bool {
         match self {
             Job::Accessories(stream) => stream.started,
             Job::Read { answer, .. } => answer.is_some_and(|(_, s)| s.started),
@@ -756,12 +626,14 @@ impl WriteContext<'_, '_> {
         let Ok(value) = value else {
             return HapStatus::InvalidValue;
         };
-        let button = def.is_button();
-        if button {
-            self.buttons
-                .record(at, item.iid, value.clone(), Some(self.writer));
-        }
-        self.db.store(at, value.clone(), Some(self.writer), button);
+        super::events::store(
+            self.db,
+            self.buttons,
+            at,
+            item.iid,
+            value.clone(),
+            Some(self.writer),
+        );
         let event = Event::Write {
             aid: item.aid,
             iid: item.iid,
@@ -771,42 +643,5 @@ impl WriteContext<'_, '_> {
         // The caller made room.
         let _ = events.push_back(event);
         status
-    }
-}
-
-/// Subscribes or unsubscribes; subscribing starts from the current version, so only
-/// later changes are told.
-fn subscribe(
-    subscriptions: &mut [Subscription],
-    subscribed: &mut usize,
-    at: CharacteristicRef,
-    iid: u64,
-    on: bool,
-    version: u32,
-) -> HapStatus {
-    let existing = subscriptions[..*subscribed]
-        .iter()
-        .position(|s| s.at.slot == at.slot);
-    match (existing, on) {
-        (Some(_), true) => HapStatus::Success,
-        (Some(index), false) => {
-            subscriptions.copy_within(index + 1..*subscribed, index);
-            *subscribed -= 1;
-            HapStatus::Success
-        }
-        (None, false) => HapStatus::Success,
-        (None, true) => {
-            let Some(entry) = subscriptions.get_mut(*subscribed) else {
-                return HapStatus::OutOfResources;
-            };
-            *entry = Subscription {
-                at,
-                iid,
-                seen: version,
-                last_sent: None,
-            };
-            *subscribed += 1;
-            HapStatus::Success
-        }
     }
 }

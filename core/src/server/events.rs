@@ -1,4 +1,5 @@
-//! Event notifications: per-connection subscriptions, coalescing, and button presses.
+//! Event notifications: per-connection subscriptions, the value store that feeds them,
+//! coalescing, and button presses.
 //!
 //! A change is noticed by comparing each subscribed slot's version with the version the
 //! connection last told. The first change goes out at once; later ones within the
@@ -10,7 +11,11 @@
 
 use heapless::Deque;
 
-use crate::database::{CharacteristicRef, OwnedValue};
+use super::render::{self, HapStatus};
+use super::{CloseReason, Connection, Server, MAX_RESPONSE_LEN, MIN_OUTPUT_LEN};
+use crate::database::{CharacteristicRef, Database, OwnedValue};
+use crate::http::{content_type, write_head, StatusCode};
+use crate::json::JsonWriter;
 use crate::time::Instant;
 use crate::ConnectionId;
 
@@ -98,5 +103,182 @@ impl ButtonLog {
     /// Presses from `cursor` on.
     pub(super) fn since(&self, cursor: u64) -> impl Iterator<Item = &ButtonPress> {
         self.presses.iter().filter(move |p| p.seq >= cursor)
+    }
+}
+
+/// Stores a checked value, logging it first if the characteristic is a button, and
+/// returns whether it changed.
+pub(super) fn store(
+    db: &mut Database<'_>,
+    buttons: &mut ButtonLog,
+    at: CharacteristicRef,
+    iid: u64,
+    value: OwnedValue,
+    writer: Option<ConnectionId>,
+) -> bool {
+    if db.definition(at).is_button() {
+        buttons.record(at, iid, value.clone(), writer);
+    }
+    db.store(at, value, writer)
+}
+
+/// Whether `conn` is subscribed to the characteristic in `slot`.
+pub(super) fn subscribed(subscriptions: &[Subscription], slot: usize) -> bool {
+    subscriptions.iter().any(|s| s.at.slot == slot)
+}
+
+/// Subscribes or unsubscribes; subscribing starts from the current version, so only
+/// later changes are told.
+pub(super) fn subscribe(
+    subscriptions: &mut [Subscription],
+    subscribed: &mut usize,
+    at: CharacteristicRef,
+    iid: u64,
+    on: bool,
+    version: u32,
+) -> HapStatus {
+    let existing = subscriptions[..*subscribed]
+        .iter()
+        .position(|s| s.at.slot == at.slot);
+    match (existing, on) {
+        (Some(_), true) => HapStatus::Success,
+        (Some(index), false) => {
+            subscriptions.copy_within(index + 1..*subscribed, index);
+            *subscribed -= 1;
+            HapStatus::Success
+        }
+        (None, false) => HapStatus::Success,
+        (None, true) => {
+            let Some(entry) = subscriptions.get_mut(*subscribed) else {
+                return HapStatus::OutOfResources;
+            };
+            *entry = Subscription {
+                at,
+                iid,
+                seen: version,
+                last_sent: None,
+            };
+            *subscribed += 1;
+            HapStatus::Success
+        }
+    }
+}
+
+impl Server<'_> {
+    /// Writes an EVENT message for `conn` with what changed since it was last told, if
+    /// anything is due.
+    pub(super) fn write_events(&self, conn: &mut Connection<'_>, now: Instant) {
+        let verified = conn.controller.is_some();
+        let streaming = conn.job.is_some_and(|job| job.is_answering());
+        if !verified || streaming || conn.closing.is_some() || conn.output_room() < MIN_OUTPUT_LEN {
+            return;
+        }
+        if !self.buttons.covers(conn.button_cursor) {
+            let db = &self.database;
+            let hears_buttons = conn
+                .subscriptions()
+                .iter()
+                .any(|sub| db.definition(sub.at).is_button());
+            if hears_buttons {
+                // Presses it was never told are gone; better to drop it than to lie.
+                return conn.close(CloseReason::Resources);
+            }
+            conn.button_cursor = self.buttons.next_seq();
+        }
+        let db = &self.database;
+        let window = self.config.event_window;
+        let id = conn.id;
+        let mut body = [0u8; MAX_RESPONSE_LEN - 128];
+        let mut w = JsonWriter::new(&mut body);
+        let mut items = 0;
+        let mut item = |w: &mut JsonWriter<'_>, aid: u64, iid: u64, value: &OwnedValue| {
+            let mark = w.len();
+            let written = (|| {
+                w.raw(if items == 0 {
+                    "{\"characteristics\":["
+                } else {
+                    ","
+                })?;
+                w.raw("{\"aid\":")?;
+                w.uint(aid)?;
+                w.raw(",\"iid\":")?;
+                w.uint(iid)?;
+                w.raw(",\"value\":")?;
+                render::event_value(w, value)?;
+                w.raw("}")
+            })();
+            // Leave room to close the document.
+            if written.is_err() || w.len() + 2 > MAX_RESPONSE_LEN - 128 {
+                w.truncate(mark);
+                return false;
+            }
+            items += 1;
+            true
+        };
+        let mut cursor = conn.button_cursor;
+        for press in self.buttons.since(conn.button_cursor) {
+            let wanted =
+                press.writer != Some(id) && subscribed(conn.subscriptions(), press.at.slot);
+            if wanted && !item(&mut w, press.at.aid, press.iid, &press.value) {
+                break;
+            }
+            cursor = press.seq + 1;
+        }
+        conn.button_cursor = cursor;
+        let count = conn.subscribed;
+        for sub in &mut conn.buffers.subscriptions[..count] {
+            let slot = db.slot(sub.at.slot);
+            if slot.version == sub.seen {
+                continue;
+            }
+            if db.definition(sub.at).is_button() || slot.writer == Some(id) {
+                // Presses go through the log; and nobody hears the echo of their own write.
+                sub.seen = slot.version;
+                continue;
+            }
+            if sub.last_sent.is_some_and(|sent| now < sent + window) {
+                continue;
+            }
+            if !item(&mut w, sub.at.aid, sub.iid, &slot.value) {
+                break;
+            }
+            sub.seen = slot.version;
+            sub.last_sent = Some(now);
+        }
+        if items == 0 {
+            return;
+        }
+        if w.raw("]}").is_err() {
+            return conn.close(CloseReason::Resources);
+        }
+        let mut head = [0u8; 128];
+        let Ok(head_len) = write_head(
+            &mut head,
+            "EVENT/1.0",
+            StatusCode::Ok,
+            Some(content_type::HAP_JSON),
+            w.len(),
+        ) else {
+            return conn.close(CloseReason::Resources);
+        };
+        if conn
+            .split()
+            .out
+            .queue(&[&head[..head_len], w.written()])
+            .is_err()
+        {
+            conn.close(CloseReason::Resources);
+        }
+    }
+
+    /// The earliest time a coalesced event of `conn` falls due.
+    pub(super) fn event_deadline(&self, conn: &Connection<'_>) -> Option<Instant> {
+        let db = &self.database;
+        conn.subscriptions()
+            .iter()
+            .filter(|sub| db.slot(sub.at.slot).version != sub.seen)
+            .filter_map(|sub| sub.last_sent)
+            .map(|sent| sent + self.config.event_window)
+            .min()
     }
 }

@@ -248,13 +248,15 @@ impl<'d> Server<'d> {
             .database
             .find(aid, iid)
             .ok_or(SetValueError::NotFound)?;
-        let button = self.database.definition(at).is_button();
-        let logged = button.then(|| value.clone());
-        let changed = self.database.set(aid, iid, value)?;
-        if let Some(value) = logged {
-            self.buttons.record(at, iid, value, None);
-        }
-        Ok(changed)
+        self.database.check(at, &value)?;
+        Ok(events::store(
+            &mut self.database,
+            &mut self.buttons,
+            at,
+            iid,
+            value,
+            None,
+        ))
     }
 
     /// Opens a connection accepted at `now`, identified by `id` (unique among open

@@ -148,22 +148,36 @@ impl<'a> WriteBody<'a> {
         Ok(parsed)
     }
 
+    /// The items, in order, read in one pass.
+    pub(crate) fn items(&self) -> impl Iterator<Item = WriteItem<'a>> + 'a {
+        let mut reader = JsonReader::new(self.body);
+        let mut in_array = false;
+        core::iter::from_fn(move || {
+            if !in_array {
+                seek_items(&mut reader)?;
+                in_array = true;
+            }
+            // `parse` checked every item.
+            read_item(&mut reader).ok()?
+        })
+    }
+
     /// The item at `index`.
     pub(crate) fn item(&self, index: usize) -> Option<WriteItem<'a>> {
-        let mut reader = JsonReader::new(self.body);
-        expect(&mut reader, Token::ObjectStart).ok()?;
-        loop {
-            match reader.next_token().ok()?? {
-                Token::Key(key) if key.eq_str("characteristics") => {
-                    expect(&mut reader, Token::ArrayStart).ok()?;
-                    for _ in 0..index {
-                        read_item(&mut reader).ok()??;
-                    }
-                    return read_item(&mut reader).ok()?;
-                }
-                Token::Key(_) => skip(&mut reader).ok()?,
-                _ => return None,
+        self.items().nth(index)
+    }
+}
+
+/// Moves `reader` into the `characteristics` array.
+fn seek_items(reader: &mut JsonReader<'_>) -> Option<()> {
+    expect(reader, Token::ObjectStart).ok()?;
+    loop {
+        match reader.next_token().ok()?? {
+            Token::Key(key) if key.eq_str("characteristics") => {
+                return expect(reader, Token::ArrayStart).ok();
             }
+            Token::Key(_) => skip(reader).ok()?,
+            _ => return None,
         }
     }
 }
