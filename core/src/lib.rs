@@ -18,6 +18,8 @@
 //! - [`database`]: accessories, services, characteristics, their values and stable ids.
 //! - [`server`]: the accessory's connections and shared state, with the run loop.
 //! - [`setup`]: setup codes, the `X-HM://` URI and the setup hash.
+//! - [`mdns`]: the DNS-SD advertisement and the responder trait.
+//! - [`persist`]: the documented stored form of the state (needs `alloc`).
 //! - [`state`]: what the accessory must persist.
 //!
 //! An accessory is driven through [`server::Server`]; its documentation describes the
@@ -80,7 +82,10 @@ pub mod crypto;
 pub mod database;
 pub mod http;
 pub mod json;
+pub mod mdns;
 pub mod pairing;
+#[cfg(feature = "alloc")]
+pub mod persist;
 pub mod server;
 pub mod session;
 pub mod setup;

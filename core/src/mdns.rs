@@ -1,0 +1,199 @@
+//! What an accessory advertises over multicast DNS, and the trait a responder implements.
+//!
+//! Controllers find an IP accessory by browsing DNS-SD for [`SERVICE_TYPE`]. The TXT
+//! record tells them whether it is paired (`sf`), which configuration they cached (`c#`)
+//! and how to match it to a setup code (`sh`). The core only describes the record; a
+//! [`Responder`] publishes it. Publish again whenever [`Advertisement::txt`] changes: when
+//! the accessory is paired or unpaired
+//! ([`Event::PairingsChanged`](crate::server::Event::PairingsChanged)) and when the
+//! configuration number changes.
+
+use core::fmt::Write as _;
+
+use crate::setup::{setup_hash_base64, DeviceId, SetupId};
+
+/// The DNS-SD service type of HAP over IP.
+pub const SERVICE_TYPE: &str = "_hap._tcp.local";
+
+/// The protocol version advertised as `pv`.
+pub const PROTOCOL_VERSION: &str = "1.1";
+
+/// The longest TXT value, in bytes; a longer model name is cut at a character boundary.
+pub const MAX_TXT_VALUE_LEN: usize = 64;
+
+/// The number of keys in the TXT record.
+pub const TXT_KEYS: usize = 9;
+
+/// One `key=value` pair of the TXT record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxtEntry {
+    /// The key, such as `c#`.
+    pub key: &'static str,
+    /// The value, as text.
+    pub value: heapless::String<MAX_TXT_VALUE_LEN>,
+}
+
+/// Everything a responder needs to advertise one accessory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Advertisement<'a> {
+    /// The instance name, usually the accessory's name.
+    pub name: &'a str,
+    /// The TCP port the accessory listens on.
+    pub port: u16,
+    /// The model, advertised as `md`.
+    pub model: &'a str,
+    /// The pairing identifier, advertised as `id`.
+    pub device_id: DeviceId,
+    /// The configuration number, advertised as `c#`.
+    pub config_number: u16,
+    /// The accessory category, advertised as `ci` (5 for a lightbulb, 2 for a bridge).
+    pub category: u8,
+    /// Whether a controller is paired; `sf` is 1 while unpaired.
+    pub paired: bool,
+    /// The setup id, from which `sh` is derived; without it `sh` is left out.
+    pub setup_id: Option<SetupId>,
+}
+
+impl Advertisement<'_> {
+    /// The TXT record: `c#`, `ff`, `id`, `md`, `pv`, `s#`, `sf`, `ci`, and `sh` when a
+    /// setup id is known.
+    pub fn txt(&self) -> heapless::Vec<TxtEntry, TXT_KEYS> {
+        let mut entries = heapless::Vec::new();
+        let mut add = |key: &'static str, value: core::fmt::Arguments<'_>| {
+            let mut text = heapless::String::new();
+            // Every value but the model is a few characters; the model is cut below.
+            let _ = text.write_fmt(value);
+            let _ = entries.push(TxtEntry { key, value: text });
+        };
+        add("c#", format_args!("{}", self.config_number));
+        // Feature flags: 0, no hardware authentication.
+        add("ff", format_args!("0"));
+        add("id", format_args!("{}", self.device_id));
+        add("md", format_args!("{}", truncate(self.model)));
+        add("pv", format_args!("{PROTOCOL_VERSION}"));
+        // The state number is 1 and never changes over IP.
+        add("s#", format_args!("1"));
+        add("sf", format_args!("{}", u8::from(!self.paired)));
+        add("ci", format_args!("{}", self.category));
+        if let Some(setup_id) = &self.setup_id {
+            add(
+                "sh",
+                format_args!("{}", setup_hash_base64(setup_id, &self.device_id)),
+            );
+        }
+        entries
+    }
+}
+
+/// `text` cut to at most [`MAX_TXT_VALUE_LEN`] bytes, at a character boundary.
+fn truncate(text: &str) -> &str {
+    let mut end = text.len().min(MAX_TXT_VALUE_LEN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Publishes an [`Advertisement`] over multicast DNS.
+///
+/// The adapters call it; an embedded application can plug in the responder of its
+/// network stack.
+pub trait Responder {
+    /// Why publishing failed.
+    type Error;
+
+    /// Publishes `advertisement`, or replaces the one published, and announces it.
+    fn announce(&mut self, advertisement: &Advertisement<'_>) -> Result<(), Self::Error>;
+
+    /// Withdraws the advertisement with a goodbye (records with a TTL of zero).
+    fn goodbye(&mut self) -> Result<(), Self::Error>;
+}
+
+/// A responder that publishes nothing, for when mDNS is turned off.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoResponder;
+
+impl Responder for NoResponder {
+    type Error = core::convert::Infallible;
+
+    fn announce(&mut self, _: &Advertisement<'_>) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn goodbye(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn advertisement(paired: bool) -> Advertisement<'static> {
+        Advertisement {
+            name: "Light",
+            port: 51826,
+            model: "VirtualLight",
+            device_id: "12:34:56:78:9A:BC".parse().unwrap(),
+            config_number: 3,
+            category: 5,
+            paired,
+            setup_id: Some("7OSX".parse().unwrap()),
+        }
+    }
+
+    fn render(ad: &Advertisement<'_>) -> std::vec::Vec<std::string::String> {
+        use std::string::ToString;
+        ad.txt()
+            .iter()
+            .map(|e| std::format!("{}={}", e.key, e.value))
+            .chain(core::iter::once(ad.name.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn txt_record_has_every_key() {
+        let unpaired = render(&advertisement(false));
+        assert_eq!(
+            unpaired[..8],
+            [
+                "c#=3",
+                "ff=0",
+                "id=12:34:56:78:9A:BC",
+                "md=VirtualLight",
+                "pv=1.1",
+                "s#=1",
+                "sf=1",
+                "ci=5"
+            ]
+        );
+        assert!(unpaired[8].starts_with("sh="));
+        assert_eq!(unpaired[8].len(), 3 + 8);
+        assert!(render(&advertisement(true)).contains(&"sf=0".into()));
+    }
+
+    #[test]
+    fn setup_hash_matches_the_setup_module_and_is_optional() {
+        let ad = advertisement(false);
+        let sh = ad.txt().into_iter().find(|e| e.key == "sh").unwrap();
+        let expected = setup_hash_base64(&ad.setup_id.unwrap(), &ad.device_id);
+        assert_eq!(sh.value.as_str(), expected.as_str());
+        let without = Advertisement {
+            setup_id: None,
+            ..ad
+        };
+        assert!(without.txt().iter().all(|e| e.key != "sh"));
+    }
+
+    #[test]
+    fn long_model_is_cut_at_a_character_boundary() {
+        let model = "é".repeat(40); // 80 bytes
+        let ad = Advertisement {
+            model: &model,
+            ..advertisement(false)
+        };
+        let md = ad.txt().into_iter().find(|e| e.key == "md").unwrap();
+        assert_eq!(md.value.len(), 64);
+        assert!(model.starts_with(md.value.as_str()));
+    }
+}
