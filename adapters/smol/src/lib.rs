@@ -1,1 +1,308 @@
-//! Placeholder; being written.
+//! HomeKit accessories on the [smol](https://docs.rs/smol) async runtime.
+//!
+//! [`serve`] binds a TCP listener and spawns one task per connection on smol's global
+//! executor. Each task waits for bytes, a wake-up from another connection or the
+//! application, or the core's next deadline (an `async-io` timer), and then drives the
+//! shared [`Host`](hap_std::Host) from `hap-std`, which owns the state, the store and
+//! the mDNS responder. All protocol logic is in [`hap_core`].
+//!
+//! ```no_run
+//! # fn database(ids: &mut hap_core::database::ids::IdMap) -> hap_core::database::Database<'static> { unimplemented!() }
+//! use hap_std::{store::MemoryStore, Options, Setup};
+//!
+//! smol::block_on(async {
+//!     let mut setup = Setup::load_or_create(Box::new(MemoryStore::default()), None, None)?;
+//!     let database = database(setup.ids());
+//!     let running = hap_smol::serve(setup, database, Options::new("Light", "L1", 5)).await?;
+//!     while let Ok(event) = running.events().recv().await {
+//!         println!("{event:?}");
+//!     }
+//!     running.wait().await;
+//!     Ok::<_, hap_std::StartError>(())
+//! })?;
+//! # Ok::<_, hap_std::StartError>(())
+//! ```
+#![forbid(unsafe_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_io::{Async, Timer};
+use hap_core::database::{Database, OwnedValue, SetValueError};
+use hap_core::server::{AcceptError, Connection, Event};
+use hap_std::host::{Identity, OwnedBuffers};
+use hap_std::{Host, Options, Setup, StartError};
+use smol::channel::{self, Receiver, Sender};
+use smol::future::{self, FutureExt as _};
+use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use smol::Task;
+
+pub use hap_core;
+pub use hap_std;
+
+/// How many received bytes a connection buffers before it stops reading.
+const RECEIVE_LIMIT: usize = 16 * 1024;
+
+/// Binds the socket and starts serving `database` with the state in `setup`.
+///
+/// Returns once the socket accepts connections. Events for the application arrive on
+/// [`Running::events`]; a [`Handle`] changes values and shuts the accessory down.
+pub async fn serve(
+    setup: Setup,
+    database: Database<'static>,
+    options: Options,
+) -> Result<Running, StartError> {
+    let address = SocketAddr::new(options.bind, options.port);
+    let bind_error = |source| StartError::Bind { address, source };
+    let listener = Async::<TcpListener>::bind(address).map_err(bind_error)?;
+    let local_addr = listener.get_ref().local_addr().map_err(bind_error)?;
+    let (event_sender, events) = channel::unbounded();
+    let identity = Identity {
+        name: options.name,
+        model: options.model,
+        category: options.category,
+        port: local_addr.port(),
+    };
+    let max_request_len = options.config.max_request_len;
+    let host = setup.into_host(
+        database,
+        identity,
+        options.config,
+        options.announcer,
+        Box::new(move |event| {
+            // The application may have stopped listening; the accessory goes on.
+            let _ = event_sender.try_send(event);
+        }),
+    )?;
+    let (stop, stopped) = channel::bounded(1);
+    let handle = Handle {
+        host: Arc::new(Mutex::new(host)),
+        local_addr,
+        stop,
+    };
+    let acceptor = smol::spawn(accept_loop(
+        handle.host.clone(),
+        listener,
+        stopped,
+        max_request_len,
+    ));
+    Ok(Running {
+        handle,
+        events,
+        acceptor,
+    })
+}
+
+/// A served accessory.
+#[derive(Debug)]
+pub struct Running {
+    handle: Handle,
+    events: Receiver<Event>,
+    acceptor: Task<()>,
+}
+
+impl Running {
+    /// The handle, to change values and shut down from any task or thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Writes, identify requests, reads on demand and pairing changes, in order. The
+    /// stream ends when the accessory shuts down.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Waits until [`Handle::shut_down`] was called and every connection has closed.
+    pub async fn wait(self) {
+        self.acceptor.await;
+    }
+}
+
+/// Changes values and shuts the accessory down; cheap to clone and share.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    host: Arc<Mutex<Host>>,
+    local_addr: SocketAddr,
+    stop: Sender<()>,
+}
+
+impl Handle {
+    /// The address connections are accepted on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Sets a characteristic's value; subscribed controllers get events. Answers
+    /// [`Event::Read`] too. Returns whether the value changed.
+    pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
+        lock(&self.host).set_value(aid, iid, value)
+    }
+
+    /// A characteristic's current value.
+    pub fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
+        lock(&self.host).server().database().get(aid, iid).cloned()
+    }
+
+    /// Runs `f` with the host, to read state such as the setup code.
+    pub fn with_host<T>(&self, f: impl FnOnce(&Host) -> T) -> T {
+        f(&lock(&self.host))
+    }
+
+    /// Sends the mDNS goodbye, closes every connection and stops accepting. Returns at
+    /// once; [`Running::wait`] waits for the tasks.
+    pub fn shut_down(&self) {
+        lock(&self.host).shut_down();
+        let _ = self.stop.try_send(());
+    }
+}
+
+/// The host is only locked between awaits, never across one. A poisoned lock means a
+/// task panicked mid-call; the state is still the best there is.
+fn lock(host: &Mutex<Host>) -> MutexGuard<'_, Host> {
+    host.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn accept_loop(
+    host: Arc<Mutex<Host>>,
+    listener: Async<TcpListener>,
+    stopped: Receiver<()>,
+    max_request_len: usize,
+) {
+    let mut connections: Vec<Task<()>> = Vec::new();
+    loop {
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                let _ = stopped.recv().await;
+                None
+            })
+            .await;
+        let Some(accepted) = accepted else { break };
+        connections.retain(|c| !c.is_finished());
+        match accepted {
+            Ok((stream, _)) => connections.push(smol::spawn(serve_connection(
+                host.clone(),
+                stream,
+                max_request_len,
+            ))),
+            // Out of descriptors, or the peer gave up before accept: keep serving.
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                Timer::after(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    for connection in connections {
+        connection.await;
+    }
+}
+
+enum Wake {
+    Received(std::io::Result<usize>),
+    Woken,
+    Due,
+}
+
+async fn serve_connection(
+    host: Arc<Mutex<Host>>,
+    stream: Async<TcpStream>,
+    max_request_len: usize,
+) {
+    let peer = stream.get_ref().peer_addr().ok();
+    let (wake, woken) = channel::bounded::<()>(1);
+    let mut buffers = OwnedBuffers::new(max_request_len);
+    let accepted = lock(&host).accept(
+        buffers.borrow(),
+        Box::new(move || {
+            // A full channel already holds a wake-up.
+            let _ = wake.try_send(());
+        }),
+    );
+    let mut conn = match accepted {
+        Ok(conn) => conn,
+        Err(AcceptError::TooManyConnections) => {
+            log::info!("refused {peer:?}: too many connections");
+            let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        Err(AcceptError::Buffers(e)) => {
+            log::error!("connection buffers too small: {e:?}");
+            return;
+        }
+    };
+    drive(&host, &stream, &mut conn, &woken).await;
+    let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+}
+
+/// The connection's run loop: wait, feed, drain, send.
+async fn drive(
+    host: &Mutex<Host>,
+    mut stream: &Async<TcpStream>,
+    conn: &mut Connection<'_>,
+    woken: &Receiver<()>,
+) {
+    let mut received = Vec::new();
+    let mut transmit = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    // Whether the core refused the bytes in `received` until a wake-up or a timeout.
+    let mut stalled = false;
+    let mut deadline = lock(host).deadline(conn);
+    loop {
+        let reading = !stalled && received.len() < RECEIVE_LIMIT;
+        let wake = async {
+            if reading {
+                Wake::Received(stream.read(&mut chunk).await)
+            } else {
+                future::pending().await
+            }
+        }
+        .or(async {
+            match woken.recv().await {
+                Ok(()) => Wake::Woken,
+                // The host forgot this connection; only the socket matters now.
+                Err(_) => future::pending().await,
+            }
+        })
+        .or(async {
+            match deadline {
+                Some(at) => {
+                    Timer::at(at).await;
+                    Wake::Due
+                }
+                None => future::pending().await,
+            }
+        })
+        .await;
+
+        // The lock is held in this block only, never across an await.
+        let close = {
+            let mut guard = lock(host);
+            match wake {
+                Wake::Received(Ok(0)) | Wake::Received(Err(_)) => {
+                    guard.lost(conn);
+                    return;
+                }
+                Wake::Received(Ok(n)) => received.extend_from_slice(&chunk[..n]),
+                // The core may take the refused bytes now.
+                Wake::Woken => {}
+                Wake::Due => guard.timeout(conn),
+            }
+            let exchange = guard.exchange(conn, &received, &mut transmit);
+            received.drain(..exchange.taken);
+            stalled = !received.is_empty() && !exchange.close;
+            deadline = guard.deadline(conn);
+            exchange.close
+        };
+
+        if !transmit.is_empty() {
+            if stream.write_all(&transmit).await.is_err() {
+                lock(host).lost(conn);
+                return;
+            }
+            transmit.clear();
+        }
+        if close {
+            return;
+        }
+    }
+}

@@ -1,6 +1,21 @@
-//! HomeKit accessories on std: threads and blocking sockets, a crash-safe file store, and
-//! an mDNS responder.
+//! HomeKit accessories on std: blocking sockets and threads, a crash-safe file store,
+//! and an mDNS responder.
+//!
+//! - [`host`]: what every runtime shares: loading the state ([`Setup`]), the shared
+//!   [`Host`] and the loop that drains a connection. `hap-smol` builds on it too.
+//! - [`threads`]: serving with threads ([`serve`]).
+//! - [`store`]: the durable file store and an in-memory one.
+//! - [`mdns`]: the mDNS responder.
+//!
+//! All protocol logic is in [`hap_core`]; this crate only moves bytes, keeps time and
+//! stores state.
 #![forbid(unsafe_code)]
 
+pub mod host;
 pub mod mdns;
 pub mod store;
+pub mod threads;
+
+pub use hap_core;
+pub use host::{Host, Identity, Setup, StartError};
+pub use threads::{serve, Handle, Options, Running};

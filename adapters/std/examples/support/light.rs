@@ -1,0 +1,249 @@
+//! What the two virtual-light examples share: flags, the accessory, the start-up banner,
+//! and the lines printed for changes. Only the runtime differs between them.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use hap_core::catalog::{characteristic as c, service as s};
+use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
+use hap_core::database::{Database, OwnedValue};
+use hap_core::server::Event;
+use hap_core::setup::{setup_uri, SetupCode, SetupFlags, SetupId};
+use hap_std::host::Announcer;
+use hap_std::store::FileStore;
+use hap_std::{Options, Setup};
+
+/// The lightbulb category, for mDNS `ci` and the setup URI.
+pub(crate) const CATEGORY: u8 = 5;
+
+const USAGE: &str = "\
+usage: virtual-light [--name NAME] [--pin XXX-XX-XXX] [--setup-id XXXX] [--bind ADDR]
+                     [--port PORT] [--data DIR] [--no-mdns] [--log LEVEL]
+
+Type on, off, toggle or brightness N (0-100) and Enter to change the light locally.";
+
+/// The command line.
+pub(crate) struct Args {
+    pub(crate) name: String,
+    pub(crate) pin: Option<SetupCode>,
+    pub(crate) setup_id: Option<SetupId>,
+    pub(crate) bind: IpAddr,
+    pub(crate) port: u16,
+    pub(crate) data: PathBuf,
+    pub(crate) mdns: bool,
+    pub(crate) log: Option<log::LevelFilter>,
+}
+
+impl Args {
+    /// Parses the flags, or returns the message to print before exiting.
+    pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut parsed = Args {
+            name: "Virtual Light".into(),
+            pin: None,
+            setup_id: None,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 51826,
+            data: "./virtual-light-data".into(),
+            mdns: true,
+            log: None,
+        };
+        while let Some(flag) = args.next() {
+            let mut value = |what: &str| {
+                args.next()
+                    .ok_or_else(|| format!("{flag} needs {what}\n\n{USAGE}"))
+            };
+            let bad = |what: &str, detail: String| format!("invalid {what}: {detail}\n\n{USAGE}");
+            match flag.as_str() {
+                "--name" => parsed.name = value("a name")?,
+                "--pin" => {
+                    let text = value("a setup code")?;
+                    parsed.pin = Some(text.parse().map_err(|e| {
+                        bad("--pin", format!("{text:?}: {e:?}; expected XXX-XX-XXX, not a trivial code like 111-11-111 or 123-45-678"))
+                    })?);
+                }
+                "--setup-id" => {
+                    let text = value("a setup id")?;
+                    parsed.setup_id = Some(text.parse().map_err(|_| {
+                        bad(
+                            "--setup-id",
+                            format!("{text:?}: expected 4 characters 0-9 or A-Z"),
+                        )
+                    })?);
+                }
+                "--bind" => {
+                    let text = value("an address")?;
+                    parsed.bind = text
+                        .parse()
+                        .map_err(|e| bad("--bind", format!("{text:?}: {e}")))?;
+                }
+                "--port" => {
+                    let text = value("a port")?;
+                    parsed.port = text
+                        .parse()
+                        .map_err(|e| bad("--port", format!("{text:?}: {e}")))?;
+                }
+                "--data" => parsed.data = value("a directory")?.into(),
+                "--no-mdns" => parsed.mdns = false,
+                "--log" => {
+                    let text = value("a level")?;
+                    parsed.log = Some(text.parse().map_err(|_| {
+                        bad(
+                            "--log",
+                            format!("{text:?}: expected error, warn, info, debug or trace"),
+                        )
+                    })?);
+                }
+                "-h" | "--help" => return Err(USAGE.into()),
+                other => return Err(format!("unknown flag {other:?}\n\n{USAGE}")),
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// Starts logging to stderr at the chosen level, if any.
+    pub(crate) fn init_logging(&self) {
+        if let Some(level) = self.log {
+            env_logger::Builder::new().filter_level(level).init();
+        }
+    }
+
+    /// Loads or creates the stored state, and builds the light with stable ids.
+    pub(crate) fn prepare(&self) -> Result<(Setup, Database<'static>, Light), String> {
+        let store = FileStore::open(&self.data).map_err(|e| e.to_string())?;
+        let mut setup = Setup::load_or_create(Box::new(store), self.pin, self.setup_id)
+            .map_err(|e| e.to_string())?;
+        let mut builder = DatabaseBuilder::new(setup.ids());
+        let info = AccessoryInfo::new(&self.name, "hap-rs", "VirtualLight", "VL-0001", "0.1.0");
+        let aid = builder.accessory("virtual-light", &info);
+        let bulb = builder
+            .service(&s::LIGHTBULB)
+            .primary()
+            .characteristic(&c::BRIGHTNESS)
+            .characteristic(&c::HUE)
+            .characteristic(&c::SATURATION);
+        let iid = |kind| bulb.iid_of(kind).unwrap_or(0);
+        let light = Light {
+            aid,
+            on: iid(&c::ON),
+            brightness: iid(&c::BRIGHTNESS),
+            hue: iid(&c::HUE),
+            saturation: iid(&c::SATURATION),
+        };
+        let database = builder.build().map_err(|e| format!("{e:?}"))?;
+        Ok((setup, database, light))
+    }
+
+    /// How to serve: the flags' address, port and mDNS choice.
+    pub(crate) fn options(&self) -> Result<Options, String> {
+        let mut options = Options::new(&self.name, "VirtualLight", CATEGORY);
+        options.bind = self.bind;
+        options.port = self.port;
+        if self.mdns {
+            let responder = hap_std::mdns::MdnsResponder::new(hap_std::mdns::MdnsConfig::default())
+                .map_err(|e| format!("cannot start mDNS (use --no-mdns to run without): {e}"))?;
+            options.announcer = Some(Box::new(responder) as Box<dyn Announcer>);
+        }
+        Ok(options)
+    }
+}
+
+/// The light's ids.
+#[derive(Clone, Copy)]
+pub(crate) struct Light {
+    pub(crate) aid: u64,
+    pub(crate) on: u64,
+    pub(crate) brightness: u64,
+    pub(crate) hue: u64,
+    pub(crate) saturation: u64,
+}
+
+impl Light {
+    /// The line to print for an event, if it deserves one.
+    pub(crate) fn describe(&self, event: &Event) -> Option<String> {
+        match event {
+            Event::Write {
+                aid, iid, value, ..
+            } if *aid == self.aid => self.describe_value(*iid, value),
+            Event::Identify => Some("Identify: blink blink".into()),
+            Event::Verified { controller } => Some(format!(
+                "Controller {} connected",
+                String::from_utf8_lossy(controller.as_bytes())
+            )),
+            Event::PairingsChanged { paired: true } => Some("Paired".into()),
+            Event::PairingsChanged { paired: false } => {
+                Some("Unpaired; ready to pair again".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// The line for a new value of characteristic `iid`.
+    pub(crate) fn describe_value(&self, iid: u64, value: &OwnedValue) -> Option<String> {
+        match (value, iid) {
+            (OwnedValue::Bool(on), i) if i == self.on => {
+                Some(format!("Light {}", if *on { "ON" } else { "OFF" }))
+            }
+            (OwnedValue::Int(n), i) if i == self.brightness => Some(format!("Brightness {n}%")),
+            (OwnedValue::Float(h), i) if i == self.hue => Some(format!("Hue {h}°")),
+            (OwnedValue::Float(s), i) if i == self.saturation => Some(format!("Saturation {s}%")),
+            _ => None,
+        }
+    }
+
+    /// The change a typed command asks for, given whether the light is on now.
+    pub(crate) fn command(&self, line: &str, is_on: bool) -> Result<(u64, OwnedValue), String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["on"] => Ok((self.on, OwnedValue::Bool(true))),
+            ["off"] => Ok((self.on, OwnedValue::Bool(false))),
+            ["toggle"] => Ok((self.on, OwnedValue::Bool(!is_on))),
+            ["brightness", n] => match n.trim_end_matches('%').parse::<i32>() {
+                Ok(n) if (0..=100).contains(&n) => Ok((self.brightness, OwnedValue::Int(n))),
+                _ => Err(format!("brightness must be 0 to 100, not {n:?}")),
+            },
+            _ => Err("commands: on, off, toggle, brightness N".into()),
+        }
+    }
+}
+
+/// The start-up banner: name, setup code, URI, QR code and where the data lives.
+pub(crate) fn banner(
+    name: &str,
+    code: Option<&SetupCode>,
+    setup_id: Option<&SetupId>,
+    paired: bool,
+    data: &str,
+) -> String {
+    let mut out = format!("{name}\n");
+    match (code, setup_id) {
+        (Some(code), Some(setup_id)) => {
+            let flags = SetupFlags {
+                paired,
+                ip: true,
+                ble: false,
+            };
+            let uri = setup_uri(code, setup_id, CATEGORY, flags);
+            out += &format!(
+                "Setup code: {}\nSetup URI:  {}\n",
+                code.as_str(),
+                uri.as_str()
+            );
+            match qrcode::QrCode::new(uri.as_bytes()) {
+                Ok(qr) => {
+                    out += &qr
+                        .render::<qrcode::render::unicode::Dense1x2>()
+                        .quiet_zone(true)
+                        .build();
+                    out.push('\n');
+                }
+                Err(e) => out += &format!("(cannot draw the QR code: {e})\n"),
+            }
+        }
+        _ => out += "Setup code: not stored; pass --pin to set one\n",
+    }
+    if paired {
+        out += "Already paired; remove it in the Home app to pair again.\n";
+    }
+    out += &format!("Data: {data}\n");
+    out
+}

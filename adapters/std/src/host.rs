@@ -1,0 +1,552 @@
+//! The part of an adapter that does not depend on how sockets are waited for: the
+//! shared [`Server`], its store and mDNS responder, the clock and the random number
+//! generator, and the loop that drains a connection's outputs.
+//!
+//! A runtime shares one [`Host`] behind a mutex. For each connection it keeps the
+//! [`ConnectionBuffers`] and the [`Connection`] made by [`Host::accept`], and repeats:
+//! wait for bytes, a wake-up or the [`Host::deadline`]; then, under the lock, call
+//! [`Host::timeout`] if it is due and [`Host::exchange`], and send what `exchange`
+//! collected once the lock is released. Wake-ups come from the waker given to
+//! `accept`: the host calls it when another connection or the application changed
+//! something this connection may have to tell its controller.
+
+use std::fmt;
+use std::time::Duration;
+
+use hap_core::database::config::ConfigNumber;
+use hap_core::database::ids::IdMap;
+use hap_core::database::{Database, OwnedValue, SetValueError};
+use hap_core::mdns::{Advertisement, Responder};
+use hap_core::persist::Snapshot;
+use hap_core::server::{
+    AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server, Subscription,
+    MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
+};
+use hap_core::setup::{SetupCode, SetupId};
+use hap_core::time::Instant;
+use hap_core::ConnectionId;
+use rand_core::OsRng;
+
+use crate::store::{Store, StoreError};
+
+/// How many characteristics one connection may subscribe to.
+pub const SUBSCRIPTIONS_PER_CONNECTION: usize = 256;
+
+/// Memory for one connection, owned by the task or thread that serves it.
+pub struct OwnedBuffers {
+    input: Vec<u8>,
+    scratch: Vec<u8>,
+    output: Vec<u8>,
+    subscriptions: Vec<Subscription>,
+}
+
+impl OwnedBuffers {
+    /// Buffers large enough for a request of `max_request_len` bytes.
+    pub fn new(max_request_len: usize) -> Self {
+        // The input holds a whole request plus one decrypted frame.
+        let input = MIN_INPUT_LEN.max(max_request_len + MIN_SCRATCH_LEN);
+        Self {
+            input: vec![0; input],
+            scratch: vec![0; MIN_SCRATCH_LEN],
+            output: vec![0; MIN_OUTPUT_LEN],
+            subscriptions: vec![Subscription::EMPTY; SUBSCRIPTIONS_PER_CONNECTION],
+        }
+    }
+
+    /// The buffers as the core takes them.
+    pub fn borrow(&mut self) -> ConnectionBuffers<'_> {
+        ConnectionBuffers {
+            input: &mut self.input,
+            scratch: &mut self.scratch,
+            output: &mut self.output,
+            subscriptions: &mut self.subscriptions,
+        }
+    }
+}
+
+impl fmt::Debug for OwnedBuffers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedBuffers")
+            .field("input", &self.input.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Publishes the advertisement; any [`Responder`] whose error can be shown is one.
+pub trait Announcer: Send {
+    /// Publishes or replaces the advertisement.
+    fn announce(&mut self, advertisement: &Advertisement<'_>) -> Result<(), String>;
+    /// Withdraws it.
+    fn goodbye(&mut self) -> Result<(), String>;
+}
+
+impl<R> Announcer for R
+where
+    R: Responder + Send,
+    R::Error: fmt::Display,
+{
+    fn announce(&mut self, advertisement: &Advertisement<'_>) -> Result<(), String> {
+        Responder::announce(self, advertisement).map_err(|e| e.to_string())
+    }
+
+    fn goodbye(&mut self) -> Result<(), String> {
+        Responder::goodbye(self).map_err(|e| e.to_string())
+    }
+}
+
+/// What mDNS advertises besides the state: the accessory's name, model, category and
+/// port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The instance name.
+    pub name: String,
+    /// The model, `md`.
+    pub model: String,
+    /// The category, `ci`.
+    pub category: u8,
+    /// The TCP port.
+    pub port: u16,
+}
+
+/// Why an accessory could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The store could not be read or written.
+    Store(StoreError),
+    /// The socket could not be bound.
+    Bind {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// mDNS could not start.
+    Mdns(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Store(e) => write!(f, "{e}"),
+            Self::Bind { address, source } => write!(f, "cannot listen on {address}: {source}"),
+            Self::Mdns(e) => write!(f, "cannot start mDNS: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Store(e) => Some(e),
+            Self::Bind { source, .. } => Some(source),
+            Self::Mdns(_) => None,
+        }
+    }
+}
+
+impl From<StoreError> for StartError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// An accessory's stored state, loaded or created, before it is served.
+///
+/// Build the database with [`Setup::ids`] so that ids stay stable across restarts, then
+/// hand it to [`Setup::into_host`].
+pub struct Setup {
+    store: Box<dyn Store>,
+    snapshot: Snapshot,
+}
+
+impl Setup {
+    /// Loads the state from `store`, or creates and stores a new accessory.
+    ///
+    /// A new accessory gets `code` or a random valid setup code, and `setup_id` or a
+    /// random one. An existing one keeps its identity and pairings; if `code` differs
+    /// from the stored one, new pairings will need `code` (existing ones are kept).
+    pub fn load_or_create(
+        mut store: Box<dyn Store>,
+        code: Option<SetupCode>,
+        setup_id: Option<SetupId>,
+    ) -> Result<Self, StartError> {
+        let mut rng = OsRng;
+        let snapshot = match store.load()? {
+            Some(mut snapshot) => {
+                let mut changed = false;
+                if let Some(code) = code {
+                    if snapshot.setup_code.as_ref() != Some(&code) {
+                        snapshot.state.setup =
+                            hap_core::state::SetupVerifier::generate(&code, &mut rng);
+                        snapshot.setup_code = Some(code);
+                        changed = true;
+                    }
+                }
+                if let Some(id) = setup_id {
+                    if snapshot.setup_id.as_ref() != Some(&id) {
+                        snapshot.setup_id = Some(id);
+                        changed = true;
+                    }
+                }
+                if snapshot.setup_id.is_none() {
+                    snapshot.setup_id = Some(SetupId::generate(&mut rng));
+                    changed = true;
+                }
+                if changed {
+                    store.save(&snapshot)?;
+                }
+                snapshot
+            }
+            None => {
+                let code = code.unwrap_or_else(|| SetupCode::generate(&mut rng));
+                let snapshot = Snapshot {
+                    state: hap_core::state::AccessoryState::generate(&code, &mut rng),
+                    setup_code: Some(code),
+                    setup_id: Some(setup_id.unwrap_or_else(|| SetupId::generate(&mut rng))),
+                    config: ConfigNumber::default(),
+                    ids: IdMap::new(),
+                };
+                store.save(&snapshot)?;
+                snapshot
+            }
+        };
+        Ok(Self { store, snapshot })
+    }
+
+    /// The id map to build the database with.
+    pub fn ids(&mut self) -> &mut IdMap {
+        &mut self.snapshot.ids
+    }
+
+    /// The stored state.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Where the state is stored.
+    pub fn location(&self) -> String {
+        self.store.location()
+    }
+
+    /// Takes the database, bumps and stores the configuration number if its shape
+    /// changed, announces over mDNS, and returns the host to serve from.
+    pub fn into_host(
+        mut self,
+        database: Database<'static>,
+        identity: Identity,
+        config: Config,
+        announcer: Option<Box<dyn Announcer>>,
+        events: Box<dyn Fn(Event) + Send>,
+    ) -> Result<Host, StartError> {
+        let ids_changed = self.snapshot.ids.take_changed();
+        let config_changed = self.snapshot.config.observe(database.shape());
+        if ids_changed || config_changed {
+            self.store.save(&self.snapshot)?;
+        }
+        let Snapshot {
+            state,
+            setup_code,
+            setup_id,
+            config: config_number,
+            ids,
+        } = self.snapshot;
+        let mut host = Host {
+            server: Server::new(state, database, config),
+            store: self.store,
+            announcer,
+            rng: OsRng,
+            epoch: std::time::Instant::now(),
+            wakers: Vec::new(),
+            events,
+            next_id: 0,
+            identity,
+            setup_code,
+            setup_id,
+            config_number,
+            ids,
+            shutting_down: false,
+        };
+        host.announce()?;
+        Ok(host)
+    }
+}
+
+impl fmt::Debug for Setup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Setup")
+            .field("location", &self.store.location())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Host::exchange`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Exchange {
+    /// How many input bytes the core took.
+    pub taken: usize,
+    /// The connection is finished: send what was collected, then close the socket.
+    pub close: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Drained {
+    close: bool,
+}
+
+/// The state every connection of one accessory shares; see the [module docs](self).
+pub struct Host {
+    server: Server<'static>,
+    store: Box<dyn Store>,
+    announcer: Option<Box<dyn Announcer>>,
+    rng: OsRng,
+    epoch: std::time::Instant,
+    wakers: Vec<(ConnectionId, Box<dyn Fn() + Send>)>,
+    events: Box<dyn Fn(Event) + Send>,
+    next_id: u32,
+    identity: Identity,
+    setup_code: Option<SetupCode>,
+    setup_id: Option<SetupId>,
+    config_number: ConfigNumber,
+    ids: IdMap,
+    shutting_down: bool,
+}
+
+impl Host {
+    /// Now, on the core's clock: milliseconds since the host started.
+    pub fn now(&self) -> Instant {
+        Instant::from_millis(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    /// The server, for reading the database and state.
+    pub fn server(&self) -> &Server<'static> {
+        &self.server
+    }
+
+    /// The setup code, if stored.
+    pub fn setup_code(&self) -> Option<&SetupCode> {
+        self.setup_code.as_ref()
+    }
+
+    /// The setup id, if stored.
+    pub fn setup_id(&self) -> Option<&SetupId> {
+        self.setup_id.as_ref()
+    }
+
+    /// The advertised name, model, category and port.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Whether [`Host::shut_down`] was called; connections should close.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Opens a connection, or refuses it when the connection limit is reached.
+    /// `wake` is called when the connection has something to send unprompted.
+    pub fn accept<'b>(
+        &mut self,
+        buffers: ConnectionBuffers<'b>,
+        wake: Box<dyn Fn() + Send>,
+    ) -> Result<Connection<'b>, AcceptError> {
+        if self.shutting_down {
+            return Err(AcceptError::TooManyConnections);
+        }
+        self.next_id = self.next_id.wrapping_add(1);
+        let id = ConnectionId(self.next_id);
+        let now = self.now();
+        let conn = self.server.accept(id, buffers, now)?;
+        self.wakers.push((id, wake));
+        Ok(conn)
+    }
+
+    /// Drains the connection, then feeds it `input` for as long as it takes bytes,
+    /// draining after each step. The bytes to send are appended to `transmit`. Keep the
+    /// bytes not taken and offer them again after a wake-up or a timeout.
+    pub fn exchange(
+        &mut self,
+        conn: &mut Connection<'_>,
+        input: &[u8],
+        transmit: &mut Vec<u8>,
+    ) -> Exchange {
+        let mut drained = self.drain(conn, transmit);
+        let mut taken = 0;
+        while !drained.close && taken < input.len() {
+            let now = self.now();
+            let step = self
+                .server
+                .handle_input(conn, now, &input[taken..], &mut self.rng);
+            taken += step;
+            drained = self.drain(conn, transmit);
+            if step == 0 {
+                break;
+            }
+        }
+        Exchange {
+            taken,
+            close: drained.close,
+        }
+    }
+
+    /// Applies the timeouts due; follow with [`Host::exchange`].
+    pub fn timeout(&mut self, conn: &mut Connection<'_>) {
+        let now = self.now();
+        self.server.handle_timeout(conn, now);
+    }
+
+    /// When [`Host::timeout`] next has work, if ever.
+    pub fn deadline(&self, conn: &Connection<'_>) -> Option<std::time::Instant> {
+        self.server
+            .poll_timeout(conn)
+            .map(|at| self.epoch + Duration::from_millis(at.as_millis()))
+    }
+
+    /// Runs the connection's outputs to the end, appending the bytes to send to
+    /// `transmit`, storing the state when asked, and passing events to the application.
+    fn drain(&mut self, conn: &mut Connection<'_>, transmit: &mut Vec<u8>) -> Drained {
+        let mut drained = Drained::default();
+        let mut wake_others = false;
+        loop {
+            let now = self.now();
+            match self.server.poll_output(conn, now, &mut self.rng) {
+                None => break,
+                Some(Output::Transmit(bytes)) => transmit.extend_from_slice(bytes),
+                Some(Output::Persist) => {
+                    let stored = self.persist();
+                    self.server
+                        .state_persisted(conn, now, stored, &mut self.rng);
+                    // A removed pairing closes other controllers' sessions.
+                    wake_others = true;
+                    while let Some(event) = self.server.poll_event() {
+                        if let Event::PairingsChanged { .. } = event {
+                            if let Err(e) = self.announce() {
+                                log::warn!("{e}");
+                            }
+                        }
+                        (self.events)(event);
+                    }
+                }
+                Some(Output::Event(event)) => {
+                    // A written value may be news to other subscribers.
+                    wake_others |= matches!(event, Event::Write { .. });
+                    (self.events)(event);
+                }
+                Some(Output::Close) => {
+                    drained.close = true;
+                    break;
+                }
+            }
+        }
+        if self.shutting_down && !drained.close {
+            self.server.connection_lost(conn);
+            drained.close = true;
+        }
+        if drained.close {
+            self.forget(conn);
+        }
+        if wake_others {
+            self.wake_all();
+        }
+        drained
+    }
+
+    /// The socket closed or failed; frees what the connection held.
+    pub fn lost(&mut self, conn: &mut Connection<'_>) {
+        self.server.connection_lost(conn);
+        // A pairing change may still have to be stored.
+        let mut ignored = Vec::new();
+        self.drain(conn, &mut ignored);
+        self.forget(conn);
+    }
+
+    /// Sets a characteristic's value from the application and wakes the connections,
+    /// whose subscribers get events. Also answers [`Event::Read`].
+    pub fn set_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        value: OwnedValue,
+    ) -> Result<bool, SetValueError> {
+        let changed = self.server.set_value(aid, iid, value)?;
+        // A read on demand may be waiting for this value, changed or not.
+        self.wake_all();
+        Ok(changed)
+    }
+
+    /// Starts shutting down: sends the mDNS goodbye, ends the stream of events, and wakes
+    /// every connection, which closes at its next [`Host::exchange`]. New connections are
+    /// refused.
+    pub fn shut_down(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        // Dropping the sink ends the application's stream of events.
+        self.events = Box::new(|_| {});
+        if let Some(announcer) = self.announcer.as_mut() {
+            if let Err(e) = announcer.goodbye() {
+                log::warn!("mDNS goodbye failed: {e}");
+            }
+        }
+        self.wake_all();
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.server.connection_count()
+    }
+
+    fn forget(&mut self, conn: &Connection<'_>) {
+        let id = conn.id();
+        self.wakers.retain(|(other, _)| *other != id);
+    }
+
+    fn wake_all(&self) {
+        for (_, wake) in &self.wakers {
+            wake();
+        }
+    }
+
+    fn persist(&mut self) -> bool {
+        let snapshot = Snapshot {
+            state: self.server.state().clone(),
+            setup_code: self.setup_code.clone(),
+            setup_id: self.setup_id,
+            config: self.config_number,
+            ids: self.ids.clone(),
+        };
+        match self.store.save(&snapshot) {
+            Ok(()) => true,
+            Err(e) => {
+                log::error!("{e}");
+                false
+            }
+        }
+    }
+
+    fn announce(&mut self) -> Result<(), StartError> {
+        let Some(announcer) = self.announcer.as_mut() else {
+            return Ok(());
+        };
+        let advertisement = Advertisement {
+            name: &self.identity.name,
+            port: self.identity.port,
+            model: &self.identity.model,
+            device_id: self.server.state().device_id,
+            config_number: self.config_number.number,
+            category: self.identity.category,
+            paired: self.server.state().is_paired(),
+            setup_id: self.setup_id,
+        };
+        announcer.announce(&advertisement).map_err(StartError::Mdns)
+    }
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("identity", &self.identity)
+            .field("connections", &self.server.connection_count())
+            .finish_non_exhaustive()
+    }
+}

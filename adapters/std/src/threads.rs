@@ -1,0 +1,388 @@
+//! Serving an accessory with blocking sockets and threads, with no async runtime.
+//!
+//! One thread accepts connections. Each connection has a thread that drives the core
+//! and a thread that reads the socket into a bounded mailbox; the mailbox is also where
+//! other threads wake the driver when it has events to send.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use hap_core::database::{Database, OwnedValue, SetValueError};
+use hap_core::server::{AcceptError, Config, Event};
+
+use crate::host::{Announcer, Host, Identity, OwnedBuffers, Setup, StartError};
+
+/// How many received bytes a connection buffers before its reader waits.
+const MAILBOX_LIMIT: usize = 16 * 1024;
+
+/// How to serve an accessory.
+pub struct Options {
+    /// The address to listen on (0.0.0.0).
+    pub bind: IpAddr,
+    /// The TCP port (51826); 0 picks a free one.
+    pub port: u16,
+    /// The name advertised over mDNS.
+    pub name: String,
+    /// The model advertised over mDNS.
+    pub model: String,
+    /// The category advertised over mDNS and in the setup URI.
+    pub category: u8,
+    /// The core's limits and timeouts.
+    pub config: Config,
+    /// The mDNS responder, or `None` to advertise nothing.
+    pub announcer: Option<Box<dyn Announcer>>,
+}
+
+impl Options {
+    /// Defaults for an accessory named `name`, of `model` and `category`, without mDNS.
+    pub fn new(name: &str, model: &str, category: u8) -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 51826,
+            name: name.to_owned(),
+            model: model.to_owned(),
+            category,
+            config: Config::default(),
+            announcer: None,
+        }
+    }
+}
+
+/// Binds the socket and starts serving `database` with the state in `setup`.
+///
+/// Returns once the socket accepts connections. Events for the application arrive on
+/// [`Running::events`]; [`Handle`] changes values and shuts the accessory down.
+pub fn serve(
+    setup: Setup,
+    database: Database<'static>,
+    options: Options,
+) -> Result<Running, StartError> {
+    let address = SocketAddr::new(options.bind, options.port);
+    let bind_error = |source| StartError::Bind { address, source };
+    let listener = TcpListener::bind(address).map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let (sender, events) = mpsc::channel();
+    let identity = Identity {
+        name: options.name,
+        model: options.model,
+        category: options.category,
+        port: local_addr.port(),
+    };
+    let max_request_len = options.config.max_request_len;
+    let host = setup.into_host(
+        database,
+        identity,
+        options.config,
+        options.announcer,
+        Box::new(move |event| {
+            // The application may have stopped listening; the accessory goes on.
+            let _ = sender.send(event);
+        }),
+    )?;
+    let handle = Handle {
+        host: Arc::new(Mutex::new(host)),
+        local_addr,
+    };
+    let accepting = handle.clone();
+    let acceptor = thread::Builder::new()
+        .name("hap-accept".into())
+        .spawn(move || accept_loop(&accepting, &listener, max_request_len))
+        .map_err(|source| StartError::Bind { address, source })?;
+    Ok(Running {
+        handle,
+        events,
+        acceptor,
+    })
+}
+
+/// A served accessory.
+#[derive(Debug)]
+pub struct Running {
+    handle: Handle,
+    events: Receiver<Event>,
+    acceptor: JoinHandle<()>,
+}
+
+impl Running {
+    /// The handle, to change values and shut down from any thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Writes, identify requests, reads on demand and pairing changes, in order. The
+    /// stream ends when the accessory shuts down.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Waits until [`Handle::shut_down`] was called and every connection has closed.
+    pub fn wait(self) {
+        // The acceptor only panics if a connection thread did, which is a bug to report.
+        if self.acceptor.join().is_err() {
+            log::error!("a connection thread panicked");
+        }
+    }
+}
+
+/// Changes values and shuts the accessory down; cheap to clone and share.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    host: Arc<Mutex<Host>>,
+    local_addr: SocketAddr,
+}
+
+impl Handle {
+    /// The address connections are accepted on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Sets a characteristic's value; subscribed controllers get events. Answers
+    /// [`Event::Read`] too. Returns whether the value changed.
+    pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
+        lock(&self.host).set_value(aid, iid, value)
+    }
+
+    /// A characteristic's current value.
+    pub fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
+        lock(&self.host).server().database().get(aid, iid).cloned()
+    }
+
+    /// Runs `f` with the host, to read state such as the setup code.
+    pub fn with_host<T>(&self, f: impl FnOnce(&Host) -> T) -> T {
+        f(&lock(&self.host))
+    }
+
+    /// Sends the mDNS goodbye, closes every connection and stops accepting. Returns at
+    /// once; [`Running::wait`] waits for the threads.
+    pub fn shut_down(&self) {
+        lock(&self.host).shut_down();
+        // Unblock the acceptor, which then sees the flag.
+        let wake = match self.local_addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+            IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        let _ = TcpStream::connect(SocketAddr::new(wake, self.local_addr.port()));
+    }
+}
+
+/// A poisoned lock means a connection thread panicked mid-call; the state is still
+/// the best there is, so carry on with it.
+fn lock(host: &Mutex<Host>) -> MutexGuard<'_, Host> {
+    host.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn accept_loop(handle: &Handle, listener: &TcpListener, max_request_len: usize) {
+    let mut connections: Vec<JoinHandle<()>> = Vec::new();
+    for stream in listener.incoming() {
+        if lock(&handle.host).is_shutting_down() {
+            break;
+        }
+        connections.retain(|c| !c.is_finished());
+        match stream {
+            Ok(stream) => {
+                let host = handle.host.clone();
+                match thread::Builder::new()
+                    .name("hap-connection".into())
+                    .spawn(move || serve_connection(&host, stream, max_request_len))
+                {
+                    Ok(thread) => connections.push(thread),
+                    Err(e) => log::error!("cannot start a connection thread: {e}"),
+                }
+            }
+            // Out of descriptors, or the peer gave up before accept: keep serving.
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+    for connection in connections {
+        let _ = connection.join();
+    }
+}
+
+/// Received bytes and wake-ups for one connection's driver.
+#[derive(Default)]
+struct Mailbox {
+    state: Mutex<MailboxState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct MailboxState {
+    data: Vec<u8>,
+    eof: bool,
+    woken: bool,
+    closed: bool,
+}
+
+impl Mailbox {
+    fn lock(&self) -> MutexGuard<'_, MailboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wake(&self) {
+        self.lock().woken = true;
+        self.changed.notify_all();
+    }
+
+    /// Reads the socket into the mailbox until EOF, an error or the driver closes it.
+    fn fill(&self, mut stream: TcpStream) {
+        let mut buf = [0u8; 4096];
+        loop {
+            let read = match stream.read(&mut buf) {
+                Ok(0) | Err(_) => None,
+                Ok(n) => Some(n),
+            };
+            let mut state = self.lock();
+            let Some(n) = read else {
+                state.eof = true;
+                self.changed.notify_all();
+                return;
+            };
+            // Backpressure: wait while the driver is behind.
+            while state.data.len() >= MAILBOX_LIMIT && !state.closed {
+                state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            if state.closed {
+                return;
+            }
+            state.data.extend_from_slice(&buf[..n]);
+            self.changed.notify_all();
+        }
+    }
+}
+
+fn serve_connection(host: &Mutex<Host>, stream: TcpStream, max_request_len: usize) {
+    let peer = stream.peer_addr().ok();
+    let mailbox = Arc::new(Mailbox::default());
+    let mut buffers = OwnedBuffers::new(max_request_len);
+    let waker = {
+        let mailbox = mailbox.clone();
+        Box::new(move || mailbox.wake())
+    };
+    let accepted = lock(host).accept(buffers.borrow(), waker);
+    let mut conn = match accepted {
+        Ok(conn) => conn,
+        Err(AcceptError::TooManyConnections) => {
+            log::info!("refused {peer:?}: too many connections");
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+        Err(AcceptError::Buffers(e)) => {
+            log::error!("connection buffers too small: {e:?}");
+            return;
+        }
+    };
+    let reader = match stream.try_clone() {
+        Ok(read_half) => {
+            let mailbox = mailbox.clone();
+            thread::Builder::new()
+                .name("hap-read".into())
+                .spawn(move || mailbox.fill(read_half))
+                .ok()
+        }
+        Err(_) => None,
+    };
+    if reader.is_none() {
+        lock(host).lost(&mut conn);
+        return;
+    }
+    drive(host, &mailbox, &mut conn, &stream);
+    let _ = stream.shutdown(Shutdown::Both);
+    mailbox.lock().closed = true;
+    mailbox.changed.notify_all();
+    if let Some(reader) = reader {
+        let _ = reader.join();
+    }
+}
+
+/// The connection's run loop: wait, feed, drain, send.
+fn drive(
+    host: &Mutex<Host>,
+    mailbox: &Mailbox,
+    conn: &mut hap_core::server::Connection<'_>,
+    mut stream: &TcpStream,
+) {
+    let mut transmit = Vec::new();
+    let mut offer = Vec::new();
+    // Bytes the core refused until a wake-up or a timeout.
+    let mut stalled = false;
+    let mut deadline: Option<Instant> = None;
+    loop {
+        // Wait for something to do.
+        let eof = {
+            let mut state = mailbox.lock();
+            loop {
+                let has_input = !stalled && !state.data.is_empty();
+                let due = deadline.is_some_and(|d| Instant::now() >= d);
+                if has_input || state.woken || state.eof || due {
+                    break;
+                }
+                state = match deadline {
+                    Some(d) => {
+                        let wait = d.saturating_duration_since(Instant::now());
+                        self::wait_timeout(&mailbox.changed, state, wait)
+                    }
+                    None => mailbox
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(|p| p.into_inner()),
+                };
+            }
+            // After a wake-up the core may take bytes it refused.
+            state.woken = false;
+            offer.clear();
+            offer.extend_from_slice(&state.data);
+            state.eof
+        };
+
+        let mut host_guard = lock(host);
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            host_guard.timeout(conn);
+        }
+        let exchange = host_guard.exchange(conn, &offer, &mut transmit);
+        let offered = exchange.taken;
+        stalled = offered < offer.len() && !exchange.close;
+        deadline = host_guard.deadline(conn);
+        drop(host_guard);
+
+        if offered > 0 {
+            let mut state = mailbox.lock();
+            state.data.drain(..offered);
+            mailbox.changed.notify_all();
+        }
+        if !transmit.is_empty() {
+            if stream.write_all(&transmit).is_err() {
+                lock(host).lost(conn);
+                return;
+            }
+            transmit.clear();
+        }
+        if exchange.close {
+            return;
+        }
+        let unprocessed = offer.len() - offered;
+        if eof && (unprocessed == 0 || stalled) {
+            lock(host).lost(conn);
+            return;
+        }
+    }
+}
+
+fn wait_timeout<'a>(
+    changed: &Condvar,
+    state: MutexGuard<'a, MailboxState>,
+    wait: std::time::Duration,
+) -> MutexGuard<'a, MailboxState> {
+    match changed.wait_timeout(state, wait) {
+        Ok((state, _)) => state,
+        Err(poisoned) => poisoned.into_inner().0,
+    }
+}
