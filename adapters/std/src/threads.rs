@@ -314,7 +314,7 @@ fn drive(
     let mut offer = Vec::new();
     // Bytes the core refused until a wake-up or a timeout.
     let mut stalled = false;
-    let mut deadline: Option<Instant> = None;
+    let mut deadline = lock(host).deadline(conn);
     loop {
         // Wait for something to do.
         let eof = {

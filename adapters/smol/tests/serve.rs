@@ -1,0 +1,81 @@
+//! The smol server over real loopback TCP.
+
+#[path = "../../std/tests/support/controller.rs"]
+mod controller;
+#[path = "../../std/tests/support/scenarios.rs"]
+mod scenarios;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hap_core::database::{Database, OwnedValue};
+use hap_core::server::Event;
+use hap_smol::Running;
+use hap_std::{Options, Setup};
+use smol::future::FutureExt as _;
+
+struct Smol;
+
+/// Waits for the next event, or `None` after `limit` or when the stream ended.
+fn recv(running: &Running, limit: Duration) -> Result<Event, bool> {
+    smol::block_on(
+        async { running.events().recv().await.map_err(|_| true) }.or(async {
+            smol::Timer::after(limit).await;
+            Err(false)
+        }),
+    )
+}
+
+impl scenarios::Runtime for Smol {
+    type Running = Running;
+
+    fn serve(setup: Setup, database: Database<'static>, options: Options) -> Running {
+        smol::block_on(hap_smol::serve(setup, database, options)).expect("serve")
+    }
+
+    fn address(running: &Running) -> SocketAddr {
+        running.handle().local_addr()
+    }
+
+    fn set_value(running: &Running, aid: u64, iid: u64, value: OwnedValue) -> bool {
+        running
+            .handle()
+            .set_value(aid, iid, value)
+            .expect("a valid value")
+    }
+
+    fn next_event(running: &Running, limit: Duration) -> Option<Event> {
+        recv(running, limit).ok()
+    }
+
+    fn connection_count(running: &Running) -> usize {
+        running.handle().with_host(|host| host.connection_count())
+    }
+
+    fn shut_down(running: Running) -> bool {
+        running.handle().shut_down();
+        let ended = loop {
+            match recv(&running, Duration::from_secs(5)) {
+                Ok(_) => continue,
+                Err(ended) => break ended,
+            }
+        };
+        smol::block_on(running.wait());
+        ended
+    }
+}
+
+#[test]
+fn pairs_reads_writes_and_pushes_events() {
+    scenarios::pairs_reads_writes_and_pushes_events::<Smol>();
+}
+
+#[test]
+fn extra_connection_is_refused_cleanly() {
+    scenarios::extra_connection_is_refused_cleanly::<Smol>();
+}
+
+#[test]
+fn idle_unverified_connection_is_closed() {
+    scenarios::idle_unverified_connection_is_closed::<Smol>();
+}
