@@ -105,8 +105,7 @@ impl fmt::Display for DecodeError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for DecodeError {}
+impl core::error::Error for DecodeError {}
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

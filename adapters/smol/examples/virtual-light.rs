@@ -3,8 +3,8 @@
 //! `cargo run -p hap-smol --example virtual-light`, then scan the QR code with the Home
 //! app. Type `on`, `off`, `toggle` or `brightness 75` to flip the "physical switch".
 
-#[path = "../../std/examples/support/light.rs"]
-mod light;
+#[path = "../../std/examples/support/example.rs"]
+mod example;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -14,7 +14,13 @@ use smol::io::AsyncBufReadExt as _;
 use smol::stream::StreamExt as _;
 
 fn main() -> ExitCode {
-    let args = match light::Args::parse(std::env::args().skip(1)) {
+    let args = match example::Args::parse(
+        "virtual-light",
+        "Virtual Light",
+        "./virtual-light-data",
+        "Type on, off, toggle or brightness N (0-100) and Enter to change the light locally.",
+        std::env::args().skip(1),
+    ) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("{message}");
@@ -31,22 +37,19 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &light::Args) -> Result<(), String> {
-    let (setup, database, lamp) = args.prepare()?;
-    let stored = setup.snapshot();
+async fn run(args: &example::Args) -> Result<(), String> {
+    let (setup, database, lamp) = args.prepare_light()?;
     print!(
         "{}",
-        light::banner(
-            &args.name,
-            stored.setup_code.as_ref(),
-            stored.setup_id.as_ref(),
-            stored.state.is_paired(),
-            &setup.location(),
-        )
+        example::banner(&args.name, example::LIGHTBULB, &setup)
     );
-    let running = hap_smol::serve(setup, database, args.options()?)
-        .await
-        .map_err(|e| e.to_string())?;
+    let running = hap_smol::serve(
+        setup,
+        database,
+        args.options("VirtualLight", example::LIGHTBULB)?,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let handle = running.handle();
     println!("listening on {}", handle.local_addr());
     let _ = std::io::stdout().flush();

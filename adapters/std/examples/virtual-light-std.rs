@@ -2,8 +2,8 @@
 //!
 //! `cargo run -p hap-std --example virtual-light-std -- --help`
 
-#[path = "support/light.rs"]
-mod light;
+#[path = "support/example.rs"]
+mod example;
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -11,7 +11,13 @@ use std::process::ExitCode;
 use hap_core::database::OwnedValue;
 
 fn main() -> ExitCode {
-    let args = match light::Args::parse(std::env::args().skip(1)) {
+    let args = match example::Args::parse(
+        "virtual-light",
+        "Virtual Light",
+        "./virtual-light-data",
+        "Type on, off, toggle or brightness N (0-100) and Enter to change the light locally.",
+        std::env::args().skip(1),
+    ) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("{message}");
@@ -28,20 +34,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &light::Args) -> Result<(), String> {
-    let (setup, database, lamp) = args.prepare()?;
-    let stored = setup.snapshot();
+fn run(args: &example::Args) -> Result<(), String> {
+    let (setup, database, lamp) = args.prepare_light()?;
     print!(
         "{}",
-        light::banner(
-            &args.name,
-            stored.setup_code.as_ref(),
-            stored.setup_id.as_ref(),
-            stored.state.is_paired(),
-            &setup.location(),
-        )
+        example::banner(&args.name, example::LIGHTBULB, &setup)
     );
-    let running = hap_std::serve(setup, database, args.options()?).map_err(|e| e.to_string())?;
+    let running = hap_std::serve(
+        setup,
+        database,
+        args.options("VirtualLight", example::LIGHTBULB)?,
+    )
+    .map_err(|e| e.to_string())?;
     let handle = running.handle();
     println!("listening on {}", handle.local_addr());
     let _ = std::io::stdout().flush();

@@ -510,7 +510,7 @@ impl Host {
     fn persist(&mut self) -> bool {
         let snapshot = Snapshot {
             state: self.server.state().clone(),
-            setup_code: self.setup_code.clone(),
+            setup_code: self.setup_code,
             setup_id: self.setup_id,
             config: self.config_number,
             ids: self.ids.clone(),

@@ -1,5 +1,8 @@
-//! What the two virtual-light examples share: flags, the accessory, the start-up banner,
-//! and the lines printed for changes. Only the runtime differs between them.
+//! What the examples share: flags, the light, the start-up banner, and the lines
+//! printed for changes. The two virtual lights differ only in their runtime.
+
+// Each example uses a part of what is shared.
+#![allow(dead_code)]
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -14,13 +17,11 @@ use hap_std::store::FileStore;
 use hap_std::{Options, Setup};
 
 /// The lightbulb category, for mDNS `ci` and the setup URI.
-pub(crate) const CATEGORY: u8 = 5;
+pub(crate) const LIGHTBULB: u8 = 5;
 
-const USAGE: &str = "\
-usage: virtual-light [--name NAME] [--pin XXX-XX-XXX] [--setup-id XXXX] [--bind ADDR]
-                     [--port PORT] [--data DIR] [--no-mdns] [--log LEVEL]
-
-Type on, off, toggle or brightness N (0-100) and Enter to change the light locally.";
+/// The flags every example takes.
+const FLAGS: &str = "[--name NAME] [--pin XXX-XX-XXX] [--setup-id XXXX] [--bind ADDR]
+       [--port PORT] [--data DIR] [--no-mdns] [--log LEVEL]";
 
 /// The command line.
 pub(crate) struct Args {
@@ -35,24 +36,33 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    /// Parses the flags, or returns the message to print before exiting.
-    pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+    /// Parses the flags of `program`, whose defaults are `name` and `data`, or returns
+    /// the message to print before exiting. `help` says what can be typed.
+    pub(crate) fn parse(
+        program: &str,
+        name: &str,
+        data: &str,
+        help: &str,
+        mut args: impl Iterator<Item = String>,
+    ) -> Result<Self, String> {
+        let usage = format!("usage: {program} {FLAGS}\n\n{help}");
+        let usage = usage.as_str();
         let mut parsed = Args {
-            name: "Virtual Light".into(),
+            name: name.into(),
             pin: None,
             setup_id: None,
             bind: IpAddr::from([0, 0, 0, 0]),
             port: 51826,
-            data: "./virtual-light-data".into(),
+            data: data.into(),
             mdns: true,
             log: None,
         };
         while let Some(flag) = args.next() {
             let mut value = |what: &str| {
                 args.next()
-                    .ok_or_else(|| format!("{flag} needs {what}\n\n{USAGE}"))
+                    .ok_or_else(|| format!("{flag} needs {what}\n\n{usage}"))
             };
-            let bad = |what: &str, detail: String| format!("invalid {what}: {detail}\n\n{USAGE}");
+            let bad = |what: &str, detail: String| format!("invalid {what}: {detail}\n\n{usage}");
             match flag.as_str() {
                 "--name" => parsed.name = value("a name")?,
                 "--pin" => {
@@ -93,8 +103,8 @@ impl Args {
                         )
                     })?);
                 }
-                "-h" | "--help" => return Err(USAGE.into()),
-                other => return Err(format!("unknown flag {other:?}\n\n{USAGE}")),
+                "-h" | "--help" => return Err(usage.into()),
+                other => return Err(format!("unknown flag {other:?}\n\n{usage}")),
             }
         }
         Ok(parsed)
@@ -107,35 +117,25 @@ impl Args {
         }
     }
 
-    /// Loads or creates the stored state, and builds the light with stable ids.
-    pub(crate) fn prepare(&self) -> Result<(Setup, Database<'static>, Light), String> {
+    /// Loads the stored state, or creates it with the flags' setup code and id.
+    pub(crate) fn setup(&self) -> Result<Setup, String> {
         let store = FileStore::open(&self.data).map_err(|e| e.to_string())?;
-        let mut setup = Setup::load_or_create(Box::new(store), self.pin, self.setup_id)
-            .map_err(|e| e.to_string())?;
+        Setup::load_or_create(Box::new(store), self.pin, self.setup_id).map_err(|e| e.to_string())
+    }
+
+    /// Loads or creates the stored state, and builds the light with stable ids.
+    pub(crate) fn prepare_light(&self) -> Result<(Setup, Database<'static>, Light), String> {
+        let mut setup = self.setup()?;
         let mut builder = DatabaseBuilder::new(setup.ids());
         let info = AccessoryInfo::new(&self.name, "hap-rs", "VirtualLight", "VL-0001", "0.1.0");
-        let aid = builder.accessory("virtual-light", &info);
-        let bulb = builder
-            .service(&s::LIGHTBULB)
-            .primary()
-            .characteristic(&c::BRIGHTNESS)
-            .characteristic(&c::HUE)
-            .characteristic(&c::SATURATION);
-        let iid = |kind| bulb.iid_of(kind).unwrap_or(0);
-        let light = Light {
-            aid,
-            on: iid(&c::ON),
-            brightness: iid(&c::BRIGHTNESS),
-            hue: iid(&c::HUE),
-            saturation: iid(&c::SATURATION),
-        };
+        let light = Light::add(&mut builder, "virtual-light", &info);
         let database = builder.build().map_err(|e| format!("{e:?}"))?;
         Ok((setup, database, light))
     }
 
     /// How to serve: the flags' address, port and mDNS choice.
-    pub(crate) fn options(&self) -> Result<Options, String> {
-        let mut options = Options::new(&self.name, "VirtualLight", CATEGORY);
+    pub(crate) fn options(&self, model: &str, category: u8) -> Result<Options, String> {
+        let mut options = Options::new(&self.name, model, category);
         options.bind = self.bind;
         options.port = self.port;
         if self.mdns {
@@ -158,6 +158,29 @@ pub(crate) struct Light {
 }
 
 impl Light {
+    /// Adds an accessory keyed `key` with a lightbulb: On, Brightness, Hue, Saturation.
+    pub(crate) fn add(
+        builder: &mut DatabaseBuilder<'_>,
+        key: &str,
+        info: &AccessoryInfo<'_>,
+    ) -> Self {
+        let aid = builder.accessory(key, info);
+        let bulb = builder
+            .service(&s::LIGHTBULB)
+            .primary()
+            .characteristic(&c::BRIGHTNESS)
+            .characteristic(&c::HUE)
+            .characteristic(&c::SATURATION);
+        let iid = |kind| bulb.iid_of(kind).unwrap_or(0);
+        Light {
+            aid,
+            on: iid(&c::ON),
+            brightness: iid(&c::BRIGHTNESS),
+            hue: iid(&c::HUE),
+            saturation: iid(&c::SATURATION),
+        }
+    }
+
     /// The line to print for an event, if it deserves one.
     pub(crate) fn describe(&self, event: &Event) -> Option<String> {
         match event {
@@ -207,13 +230,11 @@ impl Light {
 }
 
 /// The start-up banner: name, setup code, URI, QR code and where the data lives.
-pub(crate) fn banner(
-    name: &str,
-    code: Option<&SetupCode>,
-    setup_id: Option<&SetupId>,
-    paired: bool,
-    data: &str,
-) -> String {
+pub(crate) fn banner(name: &str, category: u8, setup: &Setup) -> String {
+    let stored = setup.snapshot();
+    let (code, setup_id) = (stored.setup_code.as_ref(), stored.setup_id.as_ref());
+    let paired = stored.state.is_paired();
+    let data = setup.location();
     let mut out = format!("{name}\n");
     match (code, setup_id) {
         (Some(code), Some(setup_id)) => {
@@ -222,7 +243,7 @@ pub(crate) fn banner(
                 ip: true,
                 ble: false,
             };
-            let uri = setup_uri(code, setup_id, CATEGORY, flags);
+            let uri = setup_uri(code, setup_id, category, flags);
             out += &format!(
                 "Setup code: {}\nSetup URI:  {}\n",
                 code.as_str(),
