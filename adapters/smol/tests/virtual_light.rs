@@ -6,31 +6,16 @@
 
 #[path = "../../std/tests/support/controller.rs"]
 mod controller;
+#[path = "support/example.rs"]
+mod example;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use controller::Controller;
-
-/// The example binary, next to this test's own executable.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("examples").join(name))
-        .expect("a target directory");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build --examples`) first",
-        path.display()
-    );
-    path
-}
 
 struct Light {
     child: Child,
@@ -40,7 +25,7 @@ struct Light {
 
 impl Light {
     fn start(data: &Path) -> Self {
-        let mut child = Command::new(example("virtual-light"))
+        let mut child = Command::new(example::path("virtual-light"))
             .args(["--no-mdns", "--bind", "127.0.0.1", "--port", "0", "--data"])
             .arg(data)
             .stdin(Stdio::piped())
@@ -132,7 +117,10 @@ fn runs_pairs_and_restarts_as_a_new_user_would() {
     let code = value_after(&banner, "Setup code:").to_owned();
     assert!(code.parse::<hap_core::setup::SetupCode>().is_ok(), "{code}");
     assert!(value_after(&banner, "Setup URI:").starts_with("X-HM://"));
-    let qr_rows = banner.iter().filter(|l| l.contains('█')).count();
+    let qr_rows = banner
+        .iter()
+        .filter(|l| l.contains(['█', '▀', '▄']))
+        .count();
     assert!(qr_rows >= 10, "a QR code is drawn: {banner:#?}");
     assert!(value_after(&banner, "Data:").contains("accessory.json"));
     let address: std::net::SocketAddr = value_after(&banner, "listening on").parse().unwrap();

@@ -1,0 +1,201 @@
+//! `MdnsResponder` seen by an independent mDNS browser (`mdns-sd`), inside a network
+//! namespace this test creates, so that no multicast leaves the machine.
+//!
+//! The test runs itself twice more inside the namespace (see `support/netns.rs`): once as
+//! the responder, once as the browser. They step through the scenario with signal files:
+//!
+//! 1. the responder announces the accessory, unpaired, with `c#=1`;
+//! 2. after its announcements are over, the browser starts, so it finds the accessory
+//!    only through the answers to its queries, and records what it resolved;
+//! 3. the browser asks for a re-announcement: the responder announces it paired
+//!    (`sf=0`) with `c#=2`, and the browser records the update;
+//! 4. the browser asks for a goodbye, and waits for the instance to be removed.
+//!
+//! The test itself checks what the browser recorded. Needs root, to create the namespace.
+
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hap_core::mdns::{Advertisement, Responder};
+use hap_core::setup::setup_hash_base64;
+use hap_std::mdns::{MdnsConfig, MdnsResponder};
+use netns::{Browser, Found, Namespace, Scratch};
+
+/// This test's name, for re-running it in a child process.
+const TEST_NAME: &str = "hap_service_is_browsed_announced_and_withdrawn_in_a_namespace";
+
+const SERVICE: &str = "_hap._tcp.local.";
+const INSTANCE: &str = "Test Light";
+const FULLNAME: &str = "Test Light._hap._tcp.local.";
+const DEVICE_ID: &str = "12:34:56:78:9A:BC";
+const SETUP_ID: &str = "7OSX";
+
+/// The longest wait for each step.
+const STEP: Duration = Duration::from_secs(10);
+
+/// How long the announcements of the responder last (they are 0, 1 and 3 s after
+/// announcing), with a margin.
+const ANNOUNCEMENTS_OVER: Duration = Duration::from_millis(3500);
+
+// The signal files, in the scratch directory.
+const ANNOUNCED: &str = "announced";
+const REANNOUNCE: &str = "reannounce";
+const REANNOUNCED: &str = "reannounced";
+const GOODBYE: &str = "goodbye";
+const FOUND_FIRST: &str = "found-first";
+const FOUND_UPDATED: &str = "found-updated";
+const REMOVED: &str = "removed";
+
+fn advertisement(paired: bool, config_number: u16) -> Advertisement<'static> {
+    Advertisement {
+        name: INSTANCE,
+        port: 51826,
+        model: "VirtualLight",
+        device_id: DEVICE_ID.parse().unwrap(),
+        config_number,
+        category: 5,
+        paired,
+        setup_id: Some(SETUP_ID.parse().unwrap()),
+    }
+}
+
+#[test]
+fn hap_service_is_browsed_announced_and_withdrawn_in_a_namespace() {
+    match netns::role().as_deref() {
+        None => run_test(),
+        Some("responder") => run_responder(),
+        Some("browser") => run_browser(),
+        Some(other) => panic!("unknown role {other:?}"),
+    }
+}
+
+/// The test: starts both children in a new namespace and checks what the browser saw.
+fn run_test() {
+    let namespace = Namespace::create();
+    let scratch = Scratch::new();
+    let dir = scratch.path();
+
+    let mut responder = namespace.spawn_test(TEST_NAME, "responder", &scratch);
+    if !netns::wait_for_file(&dir.join(ANNOUNCED), STEP) {
+        responder.kill();
+        panic!(
+            "the responder did not announce within {STEP:?}:\n{}",
+            responder.output()
+        );
+    }
+    // Let the announcements end, so the browser has to query.
+    std::thread::sleep(ANNOUNCEMENTS_OVER);
+
+    let mut browser = namespace.spawn_test(TEST_NAME, "browser", &scratch);
+    let outcome = browser.wait_timeout(4 * STEP);
+    let report = || {
+        format!(
+            "--- browser:\n{}\n--- responder:\n{}",
+            browser.output(),
+            responder.output()
+        )
+    };
+    match outcome {
+        Some(status) if status.success() => {}
+        Some(status) => panic!("the browser failed ({status})\n{}", report()),
+        None => panic!("the browser did not finish in time\n{}", report()),
+    }
+
+    let first = Found::read(&dir.join(FOUND_FIRST)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.fullname, FULLNAME);
+    assert_eq!(first.host, "123456789ABC.local.");
+    assert_eq!(first.port, 51826);
+    assert!(
+        first.addresses.iter().any(|address| address.is_loopback()),
+        "the namespace has only loopback addresses: {:?}",
+        first.addresses
+    );
+    let sh = setup_hash_base64(&SETUP_ID.parse().unwrap(), &DEVICE_ID.parse().unwrap());
+    assert_eq!(first.txt, expected_txt("1", "1", sh.as_str()));
+
+    let updated = Found::read(&dir.join(FOUND_UPDATED)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(updated.fullname, FULLNAME);
+    assert_eq!(updated.port, 51826);
+    assert_eq!(updated.txt, expected_txt("2", "0", sh.as_str()));
+
+    assert!(dir.join(REMOVED).exists(), "{}", report());
+    responder.expect_success(STEP);
+}
+
+/// The TXT record the browser must resolve.
+fn expected_txt(config_number: &str, unpaired: &str, sh: &str) -> BTreeMap<String, String> {
+    [
+        ("c#", config_number),
+        ("ff", "0"),
+        ("id", DEVICE_ID),
+        ("md", "VirtualLight"),
+        ("pv", "1.1"),
+        ("s#", "1"),
+        ("sf", unpaired),
+        ("ci", "5"),
+        ("sh", sh),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect()
+}
+
+/// The responder child: announces, re-announces and says goodbye when signalled.
+fn run_responder() {
+    let dir = netns::scratch_dir();
+    let mut responder = MdnsResponder::new(MdnsConfig::default()).expect("start the responder");
+    responder
+        .announce(&advertisement(false, 1))
+        .expect("announce");
+    println!("announced: {responder:?}");
+    netns::signal(&dir.join(ANNOUNCED));
+
+    let waited = 4 * STEP;
+    assert!(
+        netns::wait_for_file(&dir.join(REANNOUNCE), waited),
+        "no request to re-announce within {waited:?}"
+    );
+    responder
+        .announce(&advertisement(true, 2))
+        .expect("re-announce");
+    println!("re-announced");
+    netns::signal(&dir.join(REANNOUNCED));
+
+    assert!(
+        netns::wait_for_file(&dir.join(GOODBYE), waited),
+        "no request for a goodbye within {waited:?}"
+    );
+    responder.goodbye().expect("goodbye");
+    println!("said goodbye");
+}
+
+/// The browser child: finds the accessory, sees it updated, then removed.
+fn run_browser() {
+    let dir = netns::scratch_dir();
+    let browser = Browser::start(SERVICE).unwrap_or_else(|e| panic!("{e}"));
+
+    let first = browser
+        .resolved(STEP, |found| found.fullname == FULLNAME)
+        .unwrap_or_else(|e| panic!("first resolution: {e}"));
+    println!("resolved: {first:?}");
+    first.write(&dir.join(FOUND_FIRST));
+
+    netns::signal(&dir.join(REANNOUNCE));
+    let updated = browser
+        .resolved(STEP, |found| {
+            found.fullname == FULLNAME && found.txt.get("c#").map(String::as_str) == Some("2")
+        })
+        .unwrap_or_else(|e| panic!("update after the re-announcement: {e}"));
+    println!("updated: {updated:?}");
+    updated.write(&dir.join(FOUND_UPDATED));
+
+    netns::signal(&dir.join(GOODBYE));
+    browser
+        .removed(FULLNAME, STEP)
+        .unwrap_or_else(|e| panic!("removal after the goodbye: {e}"));
+    println!("removed");
+    netns::signal(&dir.join(REMOVED));
+}
