@@ -97,9 +97,14 @@ impl fmt::Display for DecodeError {
                 line,
                 column,
                 message,
-            } => write!(f, "not valid JSON at line {line}, column {column}: {message}"),
+            } => write!(
+                f,
+                "not valid JSON at line {line}, column {column}: {message}"
+            ),
             Self::NotAStore => write!(f, "not an accessory store (\"format\" is not {FORMAT:?})"),
-            Self::Version(v) => write!(f, "store version {v} is not supported (expected {VERSION})"),
+            Self::Version(v) => {
+                write!(f, "store version {v} is not supported (expected {VERSION})")
+            }
             Self::Field(name) => write!(f, "field {name:?} holds an invalid value"),
         }
     }
@@ -427,7 +432,10 @@ mod tests {
             Err(DecodeError::Version(2))
         );
         assert_eq!(
-            swap("\"setup_code\": \"111-22-333\"", "\"setup_code\": \"123-45-678\""),
+            swap(
+                "\"setup_code\": \"111-22-333\"",
+                "\"setup_code\": \"123-45-678\""
+            ),
             Err(DecodeError::Field("setup_code"))
         );
         assert_eq!(

@@ -1,1 +1,939 @@
-//! Placeholder; being written.
+//! A HomeKit accessory on embedded sockets: `no_std`, no heap, caller-provided buffers and
+//! a fixed number of connection slots.
+//!
+//! This crate only moves bytes between the sockets of an [`embedded_nal::TcpFullStack`]
+//! and a [`hap_core::server::Server`], keeps the time-outs, and hands state to the
+//! application's storage. TLV8, cryptography, HTTP and JSON all live in `hap-core`.
+//!
+//! # The loop
+//!
+//! Build an [`Accessory`] once, with one [`SlotBuffers`] per connection it may serve at a
+//! time, and call [`Accessory::poll`] from the main loop: each call accepts connections,
+//! sends what is waiting, reads what arrived, feeds it to the core, passes events to the
+//! application, and applies time-outs. `embedded-nal` reports no readiness, so poll on a
+//! regular tick (a few milliseconds while connections are open) and no later than the
+//! instant `poll` returns. Answer [`Event::Read`] and write responses with
+//! [`Accessory::set_value`]; the next poll tells subscribers.
+//!
+//! ```
+//! use embedded_nal::TcpFullStack;
+//! use hap_core::server::{Event, Server};
+//! use hap_core::state::AccessoryState;
+//! use hap_core::time::Instant;
+//! use hap_embedded::{Accessory, Error, SlotStorage};
+//! use rand_core::{CryptoRng, RngCore};
+//!
+//! fn run<T: TcpFullStack>(
+//!     stack: &mut T,
+//!     server: Server<'_>,
+//!     clock: impl Fn() -> Instant,
+//!     rng: &mut (impl RngCore + CryptoRng),
+//!     mut flash: impl FnMut(&AccessoryState) -> bool,
+//! ) -> Result<(), Error<T::Error>> {
+//!     // Two connections at a time; often a `static`, for example in a `StaticCell`.
+//!     let mut storage: [SlotStorage<4096, 1024, 4096, 16>; 2] =
+//!         [SlotStorage::new(), SlotStorage::new()];
+//!     let buffers = storage.each_mut().map(SlotStorage::buffers);
+//!     let mut accessory = Accessory::new(stack, 51826, server, buffers)?;
+//!     loop {
+//!         let mut on = None;
+//!         let _next = accessory.poll(stack, clock(), rng, &mut flash, |event| {
+//!             if let Event::Write { value, .. } = event {
+//!                 on = Some(value);
+//!             }
+//!         })?;
+//!         if let Some(_value) = on {
+//!             // Switch the light.
+//!         }
+//!         // Sleep for a tick, or until `_next` if that is sooner.
+//!     }
+//! }
+//! ```
+//!
+//! # Why `embedded-nal`
+//!
+//! [`TcpFullStack`] is non-blocking (`nb`) and covers the whole life of a server socket:
+//! `socket`, `bind`, `listen`, `accept`, `receive`, `send`, `close`. One poll loop can
+//! therefore serve a fixed number of slots with no executor, no task spawning and no
+//! mutex around the shared [`Server`], which matches the core's poll-style run loop.
+//!
+//! The alternatives fit less well:
+//!
+//! - `embedded-io`'s `Read` and `Write` describe one byte stream. They have no way to
+//!   open, listen or accept, so an adapter would still need a stack-specific accept; and
+//!   they block, unless the stack also implements the optional `ReadReady` and
+//!   `WriteReady`, so in general one thread cannot wait on several sockets with them.
+//! - `embedded-io-async` needs an executor to drive its futures, and then either one task
+//!   per connection sharing the `Server` through a mutex (or a `RefCell` never held
+//!   across an `await`), or one task selecting over every connection's pending read.
+//!
+//! # Memory
+//!
+//! Each slot owns the buffers of one connection ([`ConnectionBuffers`], with the core's
+//! minimums [`MIN_INPUT_LEN`], [`MIN_SCRATCH_LEN`] and [`MIN_OUTPUT_LEN`]) plus two of its
+//! own: `receive`, where bytes read from the socket wait until the core takes them (any
+//! length; it is the read size), and `pending`, where bytes the socket did not take wait
+//! to be sent (at least as long as `output`, since the core hands over a whole output
+//! buffer at once). [`SlotStorage`] holds all of them in one value.
+//!
+//! When a connection ends, its buffers are wiped and the slot serves the next one.
+#![no_std]
+#![forbid(unsafe_code)]
+
+use core::time::Duration;
+
+use embedded_nal::{nb, TcpClientStack, TcpFullStack};
+use hap_core::database::{OwnedValue, SetValueError};
+use hap_core::mdns::{Advertisement, NoResponder, Responder};
+use hap_core::server::{
+    BuffersTooSmall, Connection, ConnectionBuffers, Event, Output, Server, Subscription,
+    MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
+};
+use hap_core::setup::SetupId;
+use hap_core::state::AccessoryState;
+use hap_core::time::Instant;
+use hap_core::ConnectionId;
+use rand_core::{CryptoRng, RngCore};
+
+/// The length of [`SlotStorage`]'s receive buffer.
+pub const RECEIVE_LEN: usize = 1024;
+
+/// How often one slot goes round send, drain, read and feed in one poll.
+const ROUNDS: usize = 8;
+/// How many outputs one drain takes from a connection before moving on.
+const OUTPUTS_PER_DRAIN: usize = 64;
+/// How many times one poll goes over every connection again after a change that
+/// concerns them all.
+const POLL_ALL_ROUNDS: usize = 4;
+/// How long to wait before announcing again after the responder failed.
+const ANNOUNCE_RETRY: Duration = Duration::from_secs(1);
+
+/// Stores the accessory's state, for example in flash.
+///
+/// Called when a pairing change must be stored before the controller hears about it.
+/// Closures `FnMut(&AccessoryState) -> bool` implement it.
+pub trait Persist {
+    /// Stores `state` and returns whether it was stored. On `false` the change is undone
+    /// in memory and the controller gets an error.
+    fn store(&mut self, state: &AccessoryState) -> bool;
+}
+
+impl<F: FnMut(&AccessoryState) -> bool> Persist for F {
+    fn store(&mut self, state: &AccessoryState) -> bool {
+        self(state)
+    }
+}
+
+/// The buffers of one connection slot; see the [crate docs](crate#memory).
+#[derive(Debug)]
+pub struct SlotBuffers<'b> {
+    /// Received requests, decrypted: at least [`MIN_INPUT_LEN`].
+    pub input: &'b mut [u8],
+    /// The body of the request being served: at least [`MIN_SCRATCH_LEN`].
+    pub scratch: &'b mut [u8],
+    /// Responses waiting to be taken: at least [`MIN_OUTPUT_LEN`].
+    pub output: &'b mut [u8],
+    /// Event subscriptions; the length is how many one controller may have.
+    pub subscriptions: &'b mut [Subscription],
+    /// Bytes read from the socket and not yet taken by the core: at least one byte; its
+    /// length is the most one read asks for.
+    pub receive: &'b mut [u8],
+    /// Bytes the socket did not take yet: at least as long as `output`.
+    pub pending: &'b mut [u8],
+}
+
+/// The memory of one slot, for placing in a `static` or on the stack: `INPUT`, `SCRATCH`
+/// and `OUTPUT` bytes for the core's buffers, `OUTPUT` again for bytes waiting for the
+/// socket, [`RECEIVE_LEN`] for received bytes, and `SUBSCRIPTIONS` subscriptions.
+#[derive(Debug)]
+pub struct SlotStorage<
+    const INPUT: usize,
+    const SCRATCH: usize,
+    const OUTPUT: usize,
+    const SUBSCRIPTIONS: usize,
+> {
+    input: [u8; INPUT],
+    scratch: [u8; SCRATCH],
+    output: [u8; OUTPUT],
+    pending: [u8; OUTPUT],
+    receive: [u8; RECEIVE_LEN],
+    subscriptions: [Subscription; SUBSCRIPTIONS],
+}
+
+impl<const INPUT: usize, const SCRATCH: usize, const OUTPUT: usize, const SUBSCRIPTIONS: usize>
+    SlotStorage<INPUT, SCRATCH, OUTPUT, SUBSCRIPTIONS>
+{
+    /// Zeroed storage.
+    pub const fn new() -> Self {
+        Self {
+            input: [0; INPUT],
+            scratch: [0; SCRATCH],
+            output: [0; OUTPUT],
+            pending: [0; OUTPUT],
+            receive: [0; RECEIVE_LEN],
+            subscriptions: [Subscription::EMPTY; SUBSCRIPTIONS],
+        }
+    }
+
+    /// The storage as the buffers of one slot.
+    pub fn buffers(&mut self) -> SlotBuffers<'_> {
+        SlotBuffers {
+            input: &mut self.input,
+            scratch: &mut self.scratch,
+            output: &mut self.output,
+            subscriptions: &mut self.subscriptions,
+            receive: &mut self.receive,
+            pending: &mut self.pending,
+        }
+    }
+}
+
+impl<const INPUT: usize, const SCRATCH: usize, const OUTPUT: usize, const SUBSCRIPTIONS: usize>
+    Default for SlotStorage<INPUT, SCRATCH, OUTPUT, SUBSCRIPTIONS>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the accessory advertises over mDNS besides what the server knows (the device id
+/// and whether it is paired).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceInfo<'a> {
+    /// The instance name, usually the accessory's name.
+    pub name: &'a str,
+    /// The model, advertised as `md`.
+    pub model: &'a str,
+    /// The accessory category, advertised as `ci` (5 for a lightbulb, 2 for a bridge).
+    pub category: u8,
+    /// The configuration number, advertised as `c#`.
+    pub config_number: u16,
+    /// The setup id, from which `sh` is derived.
+    pub setup_id: Option<SetupId>,
+}
+
+/// Why the accessory could not start, or why the listening socket failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error<E> {
+    /// The stack failed to open, bind or listen on the listening socket, or to accept on
+    /// it. From [`Accessory::poll`] the connections have still been served; poll again.
+    Stack(E),
+    /// A slot's buffer is below its minimum.
+    Buffers {
+        /// The slot's index.
+        slot: usize,
+        /// Which buffer (`"input"`, `"scratch"`, `"output"`, `"receive"` or
+        /// `"pending"`) and its minimum.
+        too_small: BuffersTooSmall,
+    },
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::Stack(error) => write!(f, "network stack error: {error:?}"),
+            Error::Buffers { slot, too_small } => write!(f, "slot {slot}: {too_small}"),
+        }
+    }
+}
+
+impl<E: core::fmt::Debug> core::error::Error for Error<E> {}
+
+/// A HomeKit accessory serving up to `N` connections at a time on a
+/// [`TcpFullStack`], announced through the responder `M` (none by default).
+pub struct Accessory<'d, 'b, T: TcpFullStack, const N: usize, M: Responder = NoResponder> {
+    server: Server<'d>,
+    listener: T::TcpSocket,
+    slots: [Slot<'b, T::TcpSocket>; N],
+    mdns: Mdns<'d, M>,
+    next_id: u32,
+}
+
+impl<T: TcpFullStack, const N: usize, M: Responder> core::fmt::Debug
+    for Accessory<'_, '_, T, N, M>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Accessory")
+            .field("port", &self.mdns.port)
+            .field("slots", &N)
+            .field("connections", &self.server.connection_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'d, 'b, T: TcpFullStack, const N: usize> Accessory<'d, 'b, T, N, NoResponder> {
+    /// Listens on `port` and serves `server` with one slot per entry of `buffers`,
+    /// advertising nothing.
+    pub fn new(
+        stack: &mut T,
+        port: u16,
+        server: Server<'d>,
+        buffers: [SlotBuffers<'b>; N],
+    ) -> Result<Self, Error<T::Error>> {
+        Self::start(stack, port, server, buffers, NoResponder, None)
+    }
+}
+
+impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T, N, M> {
+    /// Listens on `port` and serves `server` with one slot per entry of `buffers`, and
+    /// announces the accessory through `responder`: on the first poll, and again whenever
+    /// it becomes paired or unpaired.
+    pub fn with_responder(
+        stack: &mut T,
+        port: u16,
+        server: Server<'d>,
+        buffers: [SlotBuffers<'b>; N],
+        responder: M,
+        info: ServiceInfo<'d>,
+    ) -> Result<Self, Error<T::Error>> {
+        Self::start(stack, port, server, buffers, responder, Some(info))
+    }
+
+    fn start(
+        stack: &mut T,
+        port: u16,
+        server: Server<'d>,
+        buffers: [SlotBuffers<'b>; N],
+        responder: M,
+        info: Option<ServiceInfo<'d>>,
+    ) -> Result<Self, Error<T::Error>> {
+        for (slot, buffers) in buffers.iter().enumerate() {
+            check(buffers).map_err(|too_small| Error::Buffers { slot, too_small })?;
+        }
+        let mut listener = stack.socket().map_err(Error::Stack)?;
+        let listening = stack
+            .bind(&mut listener, port)
+            .and_then(|()| stack.listen(&mut listener));
+        if let Err(error) = listening {
+            let _ = stack.close(listener);
+            return Err(Error::Stack(error));
+        }
+        Ok(Self {
+            server,
+            listener,
+            slots: buffers.map(Slot::new),
+            mdns: Mdns {
+                responder,
+                // Announce on the first poll, whatever its time.
+                due: info.map(|_| Instant::from_millis(0)),
+                info,
+                port,
+            },
+            next_id: 0,
+        })
+    }
+
+    /// The server: the state, the database and the configuration.
+    pub fn server(&self) -> &Server<'d> {
+        &self.server
+    }
+
+    /// The port the accessory listens on.
+    pub fn port(&self) -> u16 {
+        self.mdns.port
+    }
+
+    /// What the accessory advertises, if it was given a responder.
+    pub fn advertisement(&self) -> Option<Advertisement<'d>> {
+        self.mdns.advertisement(self.server.state())
+    }
+
+    /// The responder, for example to let it answer queries.
+    pub fn responder_mut(&mut self) -> &mut M {
+        &mut self.mdns.responder
+    }
+
+    /// Sets a characteristic's value from the application (see
+    /// [`Server::set_value`]), which also answers an [`Event::Read`] or a write
+    /// response. The next [`poll`](Self::poll) tells subscribers.
+    pub fn set_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        value: OwnedValue,
+    ) -> Result<bool, SetValueError> {
+        let changed = self.server.set_value(aid, iid, value)?;
+        // Connections waiting for the application may go on now.
+        for slot in &mut self.slots {
+            slot.stalled = false;
+        }
+        Ok(changed)
+    }
+
+    /// One pass: accepts connections, sends and receives, feeds the core, stores the
+    /// state when asked, applies time-outs and announces over mDNS. Events for the
+    /// application go to `events`.
+    ///
+    /// Returns the latest instant at which to poll again (sooner if the network may
+    /// have something: `embedded-nal` does not say), or `None` if no time-out is
+    /// pending. An error concerns the listening socket only; the connections have been
+    /// served all the same.
+    pub fn poll<R, P, E>(
+        &mut self,
+        stack: &mut T,
+        now: Instant,
+        rng: &mut R,
+        persist: &mut P,
+        mut events: E,
+    ) -> Result<Option<Instant>, Error<T::Error>>
+    where
+        R: RngCore + CryptoRng,
+        P: Persist + ?Sized,
+        E: FnMut(Event),
+    {
+        let Self {
+            server,
+            listener,
+            slots,
+            mdns,
+            next_id,
+        } = self;
+        let mut pass = Pass {
+            server,
+            stack,
+            now,
+            rng,
+            persist,
+            events: &mut events,
+            mdns,
+            poll_all: false,
+            again: false,
+        };
+        // Serve the open connections first, so that slots whose peers left are free
+        // for the connections waiting to be accepted.
+        for slot in slots.iter_mut() {
+            pass.service(slot);
+        }
+        let accepted = pass.accept(listener, slots, next_id);
+        for slot in slots.iter_mut() {
+            if core::mem::take(&mut slot.fresh) {
+                pass.service(slot);
+            }
+        }
+        // Something that concerns every connection happened: poll them all again.
+        for _ in 0..POLL_ALL_ROUNDS {
+            if !core::mem::take(&mut pass.poll_all) {
+                break;
+            }
+            for slot in slots.iter_mut() {
+                slot.stalled = false;
+                if let Err(end) = pass.drain(slot) {
+                    pass.teardown(slot, end);
+                }
+            }
+        }
+        let again = pass.again || pass.poll_all;
+        mdns.run(server.state(), now);
+
+        let mut next = mdns.due;
+        for slot in slots.iter() {
+            if let Link::Open { conn, .. } = &slot.link {
+                // A deadline that has passed was handled in this pass; if it is still
+                // there, the connection waits for the socket, not for the time.
+                let deadline = server.poll_timeout(conn).filter(|&at| at > now);
+                next = earliest(next, deadline);
+            }
+        }
+        if again {
+            next = Some(now);
+        }
+        accepted.map_err(Error::Stack)?;
+        Ok(next)
+    }
+
+    /// Closes every connection and the listening socket, withdraws the mDNS
+    /// advertisement, and returns the server. A change still waiting for storage is
+    /// stored through `persist`.
+    pub fn shutdown<R, P, E>(
+        self,
+        stack: &mut T,
+        now: Instant,
+        rng: &mut R,
+        persist: &mut P,
+        mut events: E,
+    ) -> Server<'d>
+    where
+        R: RngCore + CryptoRng,
+        P: Persist + ?Sized,
+        E: FnMut(Event),
+    {
+        let Self {
+            mut server,
+            listener,
+            mut slots,
+            mut mdns,
+            ..
+        } = self;
+        let mut pass = Pass {
+            server: &mut server,
+            stack,
+            now,
+            rng,
+            persist,
+            events: &mut events,
+            mdns: &mut mdns,
+            poll_all: false,
+            again: false,
+        };
+        for slot in slots.iter_mut() {
+            pass.teardown(slot, End::Lost);
+        }
+        if mdns.info.is_some() {
+            let _ = mdns.responder.goodbye();
+        }
+        let _ = stack.close(listener);
+        server
+    }
+}
+
+/// Checks a slot's buffers against their minimums, so that accepting never fails on
+/// them (which would lose them).
+fn check(buffers: &SlotBuffers<'_>) -> Result<(), BuffersTooSmall> {
+    for (buffer, len, minimum) in [
+        ("input", buffers.input.len(), MIN_INPUT_LEN),
+        ("scratch", buffers.scratch.len(), MIN_SCRATCH_LEN),
+        ("output", buffers.output.len(), MIN_OUTPUT_LEN),
+        ("receive", buffers.receive.len(), 1),
+        ("pending", buffers.pending.len(), buffers.output.len()),
+    ] {
+        if len < minimum {
+            return Err(BuffersTooSmall { buffer, minimum });
+        }
+    }
+    Ok(())
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The mDNS side: what to announce, and when.
+struct Mdns<'a, M> {
+    responder: M,
+    info: Option<ServiceInfo<'a>>,
+    port: u16,
+    /// When to announce (again), if there is something to announce.
+    due: Option<Instant>,
+}
+
+impl<'a, M: Responder> Mdns<'a, M> {
+    fn advertisement(&self, state: &AccessoryState) -> Option<Advertisement<'a>> {
+        let info = self.info?;
+        Some(Advertisement {
+            name: info.name,
+            port: self.port,
+            model: info.model,
+            device_id: state.device_id,
+            config_number: info.config_number,
+            category: info.category,
+            paired: state.is_paired(),
+            setup_id: info.setup_id,
+        })
+    }
+
+    /// Asks for an announcement on this poll.
+    fn request(&mut self, now: Instant) {
+        if self.info.is_some() {
+            self.due = Some(now);
+        }
+    }
+
+    /// Announces if it is due; after a failure, tries again a little later.
+    fn run(&mut self, state: &AccessoryState, now: Instant) {
+        match self.due {
+            Some(due) if due <= now => {}
+            _ => return,
+        }
+        let Some(advertisement) = self.advertisement(state) else {
+            self.due = None;
+            return;
+        };
+        self.due = match self.responder.announce(&advertisement) {
+            Ok(()) => None,
+            Err(_) => Some(now + ANNOUNCE_RETRY),
+        };
+    }
+}
+
+/// One connection slot: its socket and connection while open, its buffers while free.
+struct Slot<'b, S> {
+    link: Link<'b, S>,
+    /// Bytes received and not yet taken by the core: `receive[..received]`.
+    receive: &'b mut [u8],
+    received: usize,
+    /// The core took none of the received bytes; offer them again only after it
+    /// produced output, a time-out passed or the application set a value.
+    stalled: bool,
+    /// Accepted in this poll, after the open connections were served.
+    fresh: bool,
+    /// Bytes the socket has not taken yet: `pending[sent..queued]`.
+    pending: &'b mut [u8],
+    sent: usize,
+    queued: usize,
+}
+
+// A connection is large and free buffers are small, but without a heap there is nowhere
+// to box either; a slot is one or the other over its life.
+#[allow(clippy::large_enum_variant)]
+enum Link<'b, S> {
+    Free(ConnectionBuffers<'b>),
+    Open {
+        socket: S,
+        conn: Connection<'b>,
+    },
+    /// The buffers were lost to a refused accept, which the checks in `start` prevent.
+    Broken,
+}
+
+impl<'b, S> Slot<'b, S> {
+    fn new(buffers: SlotBuffers<'b>) -> Self {
+        Self {
+            link: Link::Free(ConnectionBuffers {
+                input: buffers.input,
+                scratch: buffers.scratch,
+                output: buffers.output,
+                subscriptions: buffers.subscriptions,
+            }),
+            receive: buffers.receive,
+            received: 0,
+            stalled: false,
+            fresh: false,
+            pending: buffers.pending,
+            sent: 0,
+            queued: 0,
+        }
+    }
+
+    fn id(&self) -> Option<ConnectionId> {
+        match &self.link {
+            Link::Open { conn, .. } => Some(conn.id()),
+            _ => None,
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The core closed it ([`Output::Close`]).
+    Closed,
+    /// The socket failed or the peer left.
+    Lost,
+}
+
+/// Everything one poll works with.
+struct Pass<'p, 'd, T, R, P: ?Sized, E, M> {
+    server: &'p mut Server<'d>,
+    stack: &'p mut T,
+    now: Instant,
+    rng: &'p mut R,
+    persist: &'p mut P,
+    events: &'p mut E,
+    mdns: &'p mut Mdns<'d, M>,
+    /// Something changed that concerns every connection.
+    poll_all: bool,
+    /// Work is left that does not wait for the network.
+    again: bool,
+}
+
+impl<'d, T, R, P, E, M> Pass<'_, 'd, T, R, P, E, M>
+where
+    T: TcpFullStack,
+    R: RngCore + CryptoRng,
+    P: Persist + ?Sized,
+    E: FnMut(Event),
+    M: Responder,
+{
+    /// Accepts waiting connections into free slots, and closes those there is no room
+    /// for at once.
+    fn accept(
+        &mut self,
+        listener: &mut T::TcpSocket,
+        slots: &mut [Slot<'_, T::TcpSocket>],
+        next_id: &mut u32,
+    ) -> Result<(), T::Error> {
+        // Bounded, so that a flood of connections cannot hold up the others.
+        for _ in 0..=slots.len() {
+            let socket = match self.stack.accept(listener) {
+                Ok((socket, _)) => socket,
+                Err(nb::Error::WouldBlock) => return Ok(()),
+                Err(nb::Error::Other(error)) => return Err(error),
+            };
+            let room = self.server.connection_count() < self.server.config().max_connections;
+            let free = slots
+                .iter()
+                .position(|slot| matches!(slot.link, Link::Free(_)));
+            let (Some(index), true) = (free, room) else {
+                let _ = self.stack.close(socket);
+                continue;
+            };
+            let id = fresh_id(next_id, slots);
+            let Some(slot) = slots.get_mut(index) else {
+                let _ = self.stack.close(socket);
+                continue;
+            };
+            let Link::Free(buffers) = core::mem::replace(&mut slot.link, Link::Broken) else {
+                let _ = self.stack.close(socket);
+                continue;
+            };
+            match self.server.accept(id, buffers, self.now) {
+                Ok(conn) => {
+                    slot.link = Link::Open { socket, conn };
+                    slot.fresh = true;
+                    slot.received = 0;
+                    slot.stalled = false;
+                    slot.sent = 0;
+                    slot.queued = 0;
+                }
+                // Cannot happen: the count and the buffers were checked. The slot's
+                // buffers are gone with the refusal.
+                Err(_) => {
+                    let _ = self.stack.close(socket);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves one slot: sends, drains the core's output, reads and feeds input while
+    /// anything moves, then applies time-outs.
+    fn service(&mut self, slot: &mut Slot<'_, T::TcpSocket>) {
+        if let Err(end) = self.exchange(slot) {
+            self.teardown(slot, end);
+        }
+    }
+
+    fn exchange(&mut self, slot: &mut Slot<'_, T::TcpSocket>) -> Result<(), End> {
+        if !matches!(slot.link, Link::Open { .. }) {
+            return Ok(());
+        }
+        let mut idle = false;
+        for _ in 0..ROUNDS {
+            let mut progress = self.flush(slot)?;
+            progress |= self.drain(slot)?;
+            progress |= self.receive(slot)?;
+            progress |= self.feed(slot);
+            if !progress {
+                idle = true;
+                break;
+            }
+        }
+        if !idle {
+            self.again = true;
+        }
+        let Link::Open { conn, .. } = &mut slot.link else {
+            return Ok(());
+        };
+        if self
+            .server
+            .poll_timeout(conn)
+            .is_some_and(|at| at <= self.now)
+        {
+            self.server.handle_timeout(conn, self.now);
+            slot.stalled = false;
+            self.drain(slot)?;
+        }
+        Ok(())
+    }
+
+    /// Sends bytes the socket did not take before. Returns whether any went.
+    fn flush(&mut self, slot: &mut Slot<'_, T::TcpSocket>) -> Result<bool, End> {
+        let Link::Open { socket, .. } = &mut slot.link else {
+            return Ok(false);
+        };
+        let Some(bytes) = slot.pending.get(slot.sent..slot.queued) else {
+            return Err(End::Lost);
+        };
+        let sent = send(self.stack, socket, bytes)?;
+        slot.sent += sent;
+        if slot.sent == slot.queued {
+            slot.sent = 0;
+            slot.queued = 0;
+        }
+        Ok(sent > 0)
+    }
+
+    /// Takes the core's output for `slot` until it has none or the socket is full.
+    /// Returns whether there was any.
+    fn drain(&mut self, slot: &mut Slot<'_, T::TcpSocket>) -> Result<bool, End> {
+        let Link::Open { socket, conn } = &mut slot.link else {
+            return Ok(false);
+        };
+        let mut any = false;
+        for _ in 0..OUTPUTS_PER_DRAIN {
+            // Backpressure: leave the output in the core until the socket takes more.
+            if slot.queued > 0 {
+                return Ok(any);
+            }
+            let Some(output) = self.server.poll_output(conn, self.now, self.rng) else {
+                return Ok(any);
+            };
+            any = true;
+            slot.stalled = false;
+            match output {
+                Output::Transmit(bytes) => {
+                    let sent = send(self.stack, socket, bytes)?;
+                    // The output borrows the connection: keep what is left.
+                    let rest = bytes.get(sent..).unwrap_or_default();
+                    let Some(room) = slot.pending.get_mut(..rest.len()) else {
+                        return Err(End::Lost);
+                    };
+                    room.copy_from_slice(rest);
+                    slot.sent = 0;
+                    slot.queued = rest.len();
+                }
+                Output::Persist => self.store(conn),
+                Output::Event(event) => {
+                    if matches!(event, Event::Write { .. }) {
+                        // Subscribers on other connections hear of the change.
+                        self.poll_all = true;
+                    }
+                    (self.events)(event);
+                }
+                Output::Close => return Err(End::Closed),
+            }
+        }
+        self.again = true;
+        Ok(any)
+    }
+
+    /// Reads what fits in the receive buffer. Returns whether anything arrived.
+    fn receive(&mut self, slot: &mut Slot<'_, T::TcpSocket>) -> Result<bool, End> {
+        let Link::Open { socket, .. } = &mut slot.link else {
+            return Ok(false);
+        };
+        let Some(room) = slot.receive.get_mut(slot.received..) else {
+            return Err(End::Lost);
+        };
+        if room.is_empty() {
+            return Ok(false);
+        }
+        match self.stack.receive(socket, room) {
+            // End of stream.
+            Ok(0) => Err(End::Lost),
+            Ok(read) => {
+                slot.received += read.min(room.len());
+                slot.stalled = false;
+                Ok(true)
+            }
+            Err(nb::Error::WouldBlock) => Ok(false),
+            Err(nb::Error::Other(_)) => Err(End::Lost),
+        }
+    }
+
+    /// Offers the received bytes to the core and keeps what it does not take. Returns
+    /// whether it took any.
+    fn feed(&mut self, slot: &mut Slot<'_, T::TcpSocket>) -> bool {
+        let Link::Open { conn, .. } = &mut slot.link else {
+            return false;
+        };
+        if slot.received == 0 || slot.stalled {
+            return false;
+        }
+        let Some(bytes) = slot.receive.get(..slot.received) else {
+            return false;
+        };
+        let taken = self
+            .server
+            .handle_input(conn, self.now, bytes, self.rng)
+            .min(slot.received);
+        if taken == 0 {
+            // The core waits for output room, storage or the application.
+            slot.stalled = true;
+            return false;
+        }
+        slot.receive.copy_within(taken..slot.received, 0);
+        slot.received -= taken;
+        true
+    }
+
+    /// Stores the state for `conn`, reports the result, and passes on server-wide
+    /// events.
+    fn store(&mut self, conn: &mut Connection<'_>) {
+        let stored = self.persist.store(self.server.state());
+        self.server
+            .state_persisted(conn, self.now, stored, self.rng);
+        // A change to the pairings may close other controllers' sessions.
+        self.poll_all = true;
+        // One pairing change is reported at a time; the bound is only a guard.
+        for _ in 0..4 {
+            let Some(event) = self.server.poll_event() else {
+                break;
+            };
+            if matches!(event, Event::PairingsChanged { .. }) {
+                self.mdns.request(self.now);
+            }
+            (self.events)(event);
+        }
+    }
+
+    /// Ends the connection in `slot`: tells the core if it did not close it itself,
+    /// stores a change that still waits for storage, closes the socket and frees the
+    /// slot.
+    fn teardown(&mut self, slot: &mut Slot<'_, T::TcpSocket>, end: End) {
+        let link = core::mem::replace(&mut slot.link, Link::Broken);
+        let Link::Open { socket, mut conn } = link else {
+            slot.link = link;
+            return;
+        };
+        if end == End::Lost {
+            self.server.connection_lost(&mut conn);
+        }
+        // Nothing can be sent any more; only storage is still owed.
+        for _ in 0..OUTPUTS_PER_DRAIN {
+            match self.server.poll_output(&mut conn, self.now, self.rng) {
+                Some(Output::Persist) => self.store(&mut conn),
+                Some(Output::Event(event)) => (self.events)(event),
+                Some(Output::Transmit(_) | Output::Close) => {}
+                None => break,
+            }
+        }
+        let _ = self.stack.close(socket);
+        let buffers = conn.into_buffers();
+        buffers.input.fill(0);
+        buffers.scratch.fill(0);
+        buffers.output.fill(0);
+        buffers.subscriptions.fill(Subscription::EMPTY);
+        slot.receive.fill(0);
+        slot.pending.fill(0);
+        slot.link = Link::Free(buffers);
+        slot.received = 0;
+        slot.stalled = false;
+        slot.sent = 0;
+        slot.queued = 0;
+    }
+}
+
+/// Sends as much of `bytes` as the socket takes now. A failed socket ends the
+/// connection.
+fn send<T: TcpClientStack>(
+    stack: &mut T,
+    socket: &mut T::TcpSocket,
+    bytes: &[u8],
+) -> Result<usize, End> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match stack.send(socket, &bytes[sent..]) {
+            Ok(0) | Err(nb::Error::WouldBlock) => break,
+            Ok(n) => sent += n.min(bytes.len() - sent),
+            Err(nb::Error::Other(_)) => return Err(End::Lost),
+        }
+    }
+    Ok(sent)
+}
+
+/// The next connection id after `next`, skipping the ids of open connections.
+fn fresh_id<S>(next: &mut u32, slots: &[Slot<'_, S>]) -> ConnectionId {
+    // At most `slots.len()` ids are in use, so this ends within that many steps more.
+    for _ in 0..=slots.len() {
+        *next = next.wrapping_add(1);
+        let id = ConnectionId(*next);
+        if slots.iter().all(|slot| slot.id() != Some(id)) {
+            return id;
+        }
+    }
+    ConnectionId(*next)
+}

@@ -3,7 +3,7 @@
 //! [`serve`] binds a TCP listener and spawns one task per connection on smol's global
 //! executor. Each task waits for bytes, a wake-up from another connection or the
 //! application, or the core's next deadline (an `async-io` timer), and then drives the
-//! shared [`Host`](hap_std::Host) from `hap-std`, which owns the state, the store and
+//! shared [`Host`] from `hap-std`, which owns the state, the store and
 //! the mDNS responder. All protocol logic is in [`hap_core`].
 //!
 //! ```no_run

@@ -160,6 +160,16 @@ impl<'b> Connection<'b> {
         self.closing
     }
 
+    /// Gives the buffers back for the next connection once this one is over: after
+    /// [`Output::Close`](super::Output::Close), or after
+    /// [`Server::connection_lost`](super::Server::connection_lost) and any
+    /// [`Output::Persist`](super::Output::Persist) it still yields has been handled.
+    /// An adapter without a heap needs this to serve connections from a fixed set of
+    /// buffers. Dropping a connection that the server still counts leaves it counted.
+    pub fn into_buffers(self) -> ConnectionBuffers<'b> {
+        self.buffers
+    }
+
     /// Takes as many received bytes into the input buffer as fit, decrypting them once
     /// the session is encrypted, and returns how many were taken.
     pub(super) fn receive(&mut self, bytes: &[u8]) -> Result<usize, CloseReason> {

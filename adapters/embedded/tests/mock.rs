@@ -1,0 +1,436 @@
+//! The accessory on an in-memory stack, in one thread with a virtual clock: sockets that
+//! take one byte at a time and hand over a few, peers that leave, a failing listener,
+//! buffers that are too small, and the deadline `poll` returns.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{value_of, Message, Peer, Transport, LIGHT, LIGHT_SLOTS};
+use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
+use hap_core::database::{Database, OwnedValue, Slot};
+use hap_core::server::{Config, Event, Server, MIN_OUTPUT_LEN};
+use hap_core::state::AccessoryState;
+use hap_core::time::Instant;
+use hap_embedded::{Accessory, Error, SlotBuffers, SlotStorage};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+#[derive(Debug, PartialEq)]
+struct MockError;
+
+impl TcpError for MockError {
+    fn kind(&self) -> TcpErrorKind {
+        TcpErrorKind::Other
+    }
+}
+
+#[derive(Debug)]
+enum MockSocket {
+    Unbound,
+    Listener,
+    Conn(usize),
+}
+
+/// One connection: bytes each way and who has closed it.
+#[derive(Default)]
+struct Pipe {
+    to_accessory: VecDeque<u8>,
+    from_accessory: VecDeque<u8>,
+    closed_by_accessory: bool,
+    closed_by_peer: bool,
+}
+
+/// An in-memory stack whose sockets take at most `send_limit` bytes per send, refuse
+/// every other send, and give at most `receive_limit` bytes per receive.
+#[derive(Default)]
+struct Net {
+    pipes: Vec<Pipe>,
+    backlog: VecDeque<usize>,
+    send_limit: usize,
+    receive_limit: usize,
+    sends: usize,
+    fail_accept: bool,
+}
+
+impl Net {
+    fn new(send_limit: usize, receive_limit: usize) -> Self {
+        Self {
+            send_limit,
+            receive_limit,
+            ..Self::default()
+        }
+    }
+
+    fn connect(&mut self) -> usize {
+        self.pipes.push(Pipe::default());
+        let id = self.pipes.len() - 1;
+        self.backlog.push_back(id);
+        id
+    }
+}
+
+impl TcpClientStack for Net {
+    type TcpSocket = MockSocket;
+    type Error = MockError;
+
+    fn socket(&mut self) -> Result<MockSocket, MockError> {
+        Ok(MockSocket::Unbound)
+    }
+
+    fn connect(&mut self, _: &mut MockSocket, _: SocketAddr) -> nb::Result<(), MockError> {
+        Err(nb::Error::Other(MockError))
+    }
+
+    fn send(&mut self, socket: &mut MockSocket, buffer: &[u8]) -> nb::Result<usize, MockError> {
+        let MockSocket::Conn(id) = socket else {
+            return Err(nb::Error::Other(MockError));
+        };
+        let pipe = &mut self.pipes[*id];
+        if pipe.closed_by_peer {
+            return Err(nb::Error::Other(MockError));
+        }
+        self.sends += 1;
+        if self.sends % 2 == 0 {
+            return Err(nb::Error::WouldBlock);
+        }
+        let n = buffer.len().min(self.send_limit);
+        pipe.from_accessory.extend(&buffer[..n]);
+        Ok(n)
+    }
+
+    fn receive(
+        &mut self,
+        socket: &mut MockSocket,
+        buffer: &mut [u8],
+    ) -> nb::Result<usize, MockError> {
+        let MockSocket::Conn(id) = socket else {
+            return Err(nb::Error::Other(MockError));
+        };
+        let pipe = &mut self.pipes[*id];
+        if pipe.to_accessory.is_empty() {
+            return if pipe.closed_by_peer {
+                Ok(0)
+            } else {
+                Err(nb::Error::WouldBlock)
+            };
+        }
+        let n = buffer
+            .len()
+            .min(self.receive_limit)
+            .min(pipe.to_accessory.len());
+        for (slot, byte) in buffer.iter_mut().zip(pipe.to_accessory.drain(..n)) {
+            *slot = byte;
+        }
+        Ok(n)
+    }
+
+    fn close(&mut self, socket: MockSocket) -> Result<(), MockError> {
+        if let MockSocket::Conn(id) = socket {
+            self.pipes[id].closed_by_accessory = true;
+        }
+        Ok(())
+    }
+}
+
+impl TcpFullStack for Net {
+    fn bind(&mut self, socket: &mut MockSocket, _: u16) -> Result<(), MockError> {
+        *socket = MockSocket::Listener;
+        Ok(())
+    }
+
+    fn listen(&mut self, _: &mut MockSocket) -> Result<(), MockError> {
+        Ok(())
+    }
+
+    fn accept(
+        &mut self,
+        socket: &mut MockSocket,
+    ) -> nb::Result<(MockSocket, SocketAddr), MockError> {
+        if !matches!(socket, MockSocket::Listener) {
+            return Err(nb::Error::Other(MockError));
+        }
+        if std::mem::take(&mut self.fail_accept) {
+            return Err(nb::Error::Other(MockError));
+        }
+        let id = self.backlog.pop_front().ok_or(nb::Error::WouldBlock)?;
+        Ok((MockSocket::Conn(id), "127.0.0.1:1".parse().unwrap()))
+    }
+}
+
+type Storage = SlotStorage<4096, 1024, 2560, 4>;
+
+/// An accessory, its network, a virtual clock and what the application saw.
+struct World<'d, 'b, const N: usize> {
+    net: Net,
+    accessory: Accessory<'d, 'b, Net, N>,
+    now: Instant,
+    rng: ChaCha20Rng,
+    stored: Vec<bool>,
+    events: Vec<Event>,
+    /// What the last poll returned.
+    next: Option<Instant>,
+}
+
+impl<const N: usize> World<'_, '_, N> {
+    /// Polls once, `step` after the last poll.
+    fn poll(&mut self, step: Duration) {
+        self.now = self.now + step;
+        let stored = &mut self.stored;
+        let mut persist = |state: &AccessoryState| {
+            stored.push(state.is_paired());
+            true
+        };
+        let events = &mut self.events;
+        self.next = self
+            .accessory
+            .poll(&mut self.net, self.now, &mut self.rng, &mut persist, |e| {
+                events.push(e)
+            })
+            .unwrap();
+    }
+}
+
+/// A controller on one pipe of the world.
+struct Client<'w, 'd, 'b, const N: usize> {
+    world: &'w mut World<'d, 'b, N>,
+    pipe: usize,
+    peer: Peer,
+}
+
+impl<const N: usize> Transport for Client<'_, '_, '_, N> {
+    fn peer(&mut self) -> &mut Peer {
+        &mut self.peer
+    }
+
+    fn request(&mut self, request: &[u8]) -> Message {
+        let wire = self.peer.wire(request);
+        self.world.net.pipes[self.pipe].to_accessory.extend(wire);
+        for _ in 0..10_000 {
+            if let Some(message) = self.peer.message() {
+                if !message.is_event() {
+                    return message;
+                }
+            }
+            self.world.poll(Duration::from_millis(1));
+            let bytes: Vec<u8> = self.world.net.pipes[self.pipe]
+                .from_accessory
+                .drain(..)
+                .collect();
+            self.peer.take(&bytes);
+        }
+        panic!("no response within 10 000 polls");
+    }
+}
+
+fn server<'d>(values: &'d mut [Slot], config: Config) -> Server<'d> {
+    let database = Database::new(&LIGHT[..], values).unwrap();
+    Server::new(common::state(1), database, config)
+}
+
+fn world<'d, 'b, const N: usize>(
+    values: &'d mut [Slot],
+    storage: &'b mut [Storage; N],
+    net: Net,
+    config: Config,
+) -> World<'d, 'b, N> {
+    let mut net = net;
+    let accessory = Accessory::new(
+        &mut net,
+        51826,
+        server(values, config),
+        storage.each_mut().map(SlotStorage::buffers),
+    )
+    .unwrap();
+    World {
+        net,
+        accessory,
+        now: Instant::from_millis(1_000),
+        rng: ChaCha20Rng::seed_from_u64(9),
+        stored: Vec::new(),
+        events: Vec::new(),
+        next: None,
+    }
+}
+
+#[test]
+fn trickling_sockets_lose_no_bytes() {
+    // One byte per send (every other send refused), three per receive.
+    let mut values = [Slot::EMPTY; LIGHT_SLOTS];
+    let mut storage: [Storage; 1] = [Storage::new()];
+    let mut world = world(&mut values, &mut storage, Net::new(1, 3), Config::default());
+    let pipe = world.net.connect();
+    let mut client = Client {
+        world: &mut world,
+        pipe,
+        peer: Peer::new(1),
+    };
+    common::verify(&mut client);
+    let accessories = client.request(&common::get("/accessories"));
+    assert_eq!(accessories.status(), 200);
+    assert!(accessories.text().contains("\"iid\":9"));
+    let written = client.request(&common::put(
+        r#"{"characteristics":[{"aid":1,"iid":9,"value":true}]}"#,
+    ));
+    assert_eq!(written.status(), 204, "{written:?}");
+    let read = client.request(&common::get("/characteristics?id=1.9"));
+    assert_eq!(value_of(&read.text()), "true");
+    assert!(world.events.iter().any(|e| matches!(
+        e,
+        Event::Write {
+            value: OwnedValue::Bool(true),
+            ..
+        }
+    )));
+    assert!(
+        world.net.sends > 1000,
+        "sends were short: {}",
+        world.net.sends
+    );
+}
+
+#[test]
+fn idle_connection_deadline_is_returned_and_kept() {
+    let timeout = Duration::from_secs(5);
+    let config = Config {
+        unverified_timeout: timeout,
+        ..Config::default()
+    };
+    let mut values = [Slot::EMPTY; LIGHT_SLOTS];
+    let mut storage: [Storage; 1] = [Storage::new()];
+    let mut world = world(&mut values, &mut storage, Net::new(4096, 4096), config);
+    world.poll(Duration::ZERO);
+    assert_eq!(world.next, None, "nothing to wait for");
+
+    let pipe = world.net.connect();
+    world.poll(Duration::from_millis(10));
+    let opened = world.now;
+    assert_eq!(world.accessory.server().connection_count(), 1);
+    assert_eq!(world.next, Some(opened + timeout));
+
+    world.poll(timeout - Duration::from_millis(1));
+    assert!(!world.net.pipes[pipe].closed_by_accessory);
+    world.poll(Duration::from_millis(1));
+    assert!(
+        world.net.pipes[pipe].closed_by_accessory,
+        "closed at the deadline"
+    );
+    assert_eq!(world.accessory.server().connection_count(), 0);
+    assert_eq!(world.next, None);
+}
+
+#[test]
+fn peers_that_leave_free_their_slot_and_extra_ones_are_refused() {
+    let mut values = [Slot::EMPTY; LIGHT_SLOTS];
+    let mut storage: [Storage; 1] = [Storage::new()];
+    let mut world = world(
+        &mut values,
+        &mut storage,
+        Net::new(4096, 4096),
+        Config::default(),
+    );
+    let first = world.net.connect();
+    let second = world.net.connect();
+    world.poll(Duration::from_millis(1));
+    assert_eq!(world.accessory.server().connection_count(), 1);
+    assert!(!world.net.pipes[first].closed_by_accessory);
+    assert!(
+        world.net.pipes[second].closed_by_accessory,
+        "no slot for it"
+    );
+
+    // Half a request, then the peer leaves: the slot is freed and serves the next one.
+    world.net.pipes[first]
+        .to_accessory
+        .extend(b"GET /accessories HT");
+    world.poll(Duration::from_millis(1));
+    world.net.pipes[first].closed_by_peer = true;
+    world.poll(Duration::from_millis(1));
+    assert!(world.net.pipes[first].closed_by_accessory);
+    assert_eq!(world.accessory.server().connection_count(), 0);
+
+    let third = world.net.connect();
+    let mut client = Client {
+        world: &mut world,
+        pipe: third,
+        peer: Peer::new(1),
+    };
+    common::verify(&mut client);
+    let read = client.request(&common::get("/characteristics?id=1.9"));
+    assert_eq!(read.status(), 200);
+}
+
+#[test]
+fn listener_errors_are_reported_after_serving_the_connections() {
+    let mut values = [Slot::EMPTY; LIGHT_SLOTS];
+    let mut storage: [Storage; 1] = [Storage::new()];
+    let mut world = world(
+        &mut values,
+        &mut storage,
+        Net::new(4096, 4096),
+        Config::default(),
+    );
+    let pipe = world.net.connect();
+    world.poll(Duration::from_millis(1));
+    world.net.pipes[pipe]
+        .to_accessory
+        .extend(common::get("/accessories"));
+    world.net.fail_accept = true;
+    let result = world.accessory.poll(
+        &mut world.net,
+        world.now,
+        &mut world.rng,
+        &mut |_: &AccessoryState| true,
+        |_| {},
+    );
+    assert_eq!(result, Err(Error::Stack(MockError)));
+    let answer = String::from_utf8_lossy(world.net.pipes[pipe].from_accessory.make_contiguous())
+        .into_owned();
+    assert!(answer.starts_with("HTTP/1.1 470"), "{answer}");
+    // The next poll works again.
+    world.poll(Duration::from_millis(1));
+}
+
+#[test]
+fn buffers_below_their_minimum_are_refused() {
+    let mut values = [Slot::EMPTY; LIGHT_SLOTS];
+    let mut good = Storage::new();
+    let mut bad = Storage::new();
+    let mut short_pending = [0u8; MIN_OUTPUT_LEN];
+    let bad_buffers = {
+        let SlotBuffers {
+            input,
+            scratch,
+            output,
+            subscriptions,
+            receive,
+            ..
+        } = bad.buffers();
+        SlotBuffers {
+            input,
+            scratch,
+            output,
+            subscriptions,
+            receive,
+            // Shorter than `output`, which is 2560 bytes.
+            pending: &mut short_pending,
+        }
+    };
+    let mut net = Net::new(1, 1);
+    let result = Accessory::new(
+        &mut net,
+        51826,
+        server(&mut values, Config::default()),
+        [good.buffers(), bad_buffers],
+    );
+    match result {
+        Err(Error::Buffers { slot, too_small }) => {
+            assert_eq!(slot, 1);
+            assert_eq!(too_small.buffer, "pending");
+            assert_eq!(too_small.minimum, 2560);
+        }
+        other => panic!("expected a buffer error, got {other:?}"),
+    }
+}
