@@ -35,6 +35,7 @@
 //! accessory can show it again; only the salt and verifier are needed to pair. The file
 //! holds the accessory's secret key, so keep it private.
 
+use alloc::collections::BTreeSet;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -300,15 +301,18 @@ impl Snapshot {
 fn decode_ids(stored: StoredIds) -> Result<IdMap, DecodeError> {
     let invalid = DecodeError::Field("ids");
     let mut accessories = Vec::with_capacity(stored.accessories.len());
+    let mut aids = BTreeSet::new();
     for accessory in stored.accessories {
-        // Ids below the next one to hand out, or handing one out twice, would break the
-        // promise that ids are never reused.
-        if accessory.aid == 0 || accessory.aid >= stored.next_aid {
+        // Ids at or past the next one to hand out, or one id for two things, would break
+        // the promise that ids are never reused.
+        if accessory.aid == 0 || accessory.aid >= stored.next_aid || !aids.insert(accessory.aid) {
             return Err(invalid);
         }
         let mut instances = Vec::with_capacity(accessory.instances.len());
+        let mut iids = BTreeSet::new();
         for instance in accessory.instances {
-            if instance.iid == 0 || instance.iid >= accessory.next_iid {
+            if instance.iid == 0 || instance.iid >= accessory.next_iid || !iids.insert(instance.iid)
+            {
                 return Err(invalid);
             }
             let characteristic = match instance.characteristic {
@@ -444,6 +448,16 @@ mod tests {
         );
         assert_eq!(
             swap("\"next_aid\": 3", "\"next_aid\": 2"),
+            Err(DecodeError::Field("ids"))
+        );
+        // Two accessories with one aid.
+        assert_eq!(
+            swap("\"aid\": 2", "\"aid\": 1"),
+            Err(DecodeError::Field("ids"))
+        );
+        // Two instances with one iid.
+        assert_eq!(
+            swap("\"iid\": 2", "\"iid\": 1"),
             Err(DecodeError::Field("ids"))
         );
         let seed = hex::encode(snapshot().state.identity.seed());

@@ -25,12 +25,11 @@
 #![forbid(unsafe_code)]
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_io::{Async, Timer};
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Connection, Event};
-use hap_std::host::{Identity, OwnedBuffers};
+use hap_std::host::{Identity, OwnedBuffers, SharedHost};
 use hap_std::{Host, Options, Setup, StartError};
 use smol::channel::{self, Receiver, Sender};
 use smol::future::{self, FutureExt as _};
@@ -42,6 +41,9 @@ pub use hap_std;
 
 /// How many received bytes a connection buffers before it stops reading.
 const RECEIVE_LIMIT: usize = 16 * 1024;
+
+/// How long a send may take before the peer, which stopped reading, is dropped.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Binds the socket and starts serving `database` with the state in `setup`.
 ///
@@ -76,7 +78,7 @@ pub async fn serve(
     )?;
     let (stop, stopped) = channel::bounded(1);
     let handle = Handle {
-        host: Arc::new(Mutex::new(host)),
+        host: SharedHost::new(host),
         local_addr,
         stop,
     };
@@ -93,7 +95,9 @@ pub async fn serve(
     })
 }
 
-/// A served accessory.
+/// A served accessory. Keep it for as long as the accessory should run: dropping it
+/// stops accepting and closes every connection, without the mDNS goodbye that
+/// [`Handle::shut_down`] sends.
 #[derive(Debug)]
 pub struct Running {
     handle: Handle,
@@ -122,7 +126,7 @@ impl Running {
 /// Changes values and shuts the accessory down; cheap to clone and share.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    host: Arc<Mutex<Host>>,
+    host: SharedHost,
     local_addr: SocketAddr,
     stop: Sender<()>,
 }
@@ -136,35 +140,29 @@ impl Handle {
     /// Sets a characteristic's value; subscribed controllers get events. Answers
     /// [`Event::Read`] too. Returns whether the value changed.
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
-        lock(&self.host).set_value(aid, iid, value)
+        self.host.set_value(aid, iid, value)
     }
 
     /// A characteristic's current value.
     pub fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
-        lock(&self.host).server().database().get(aid, iid).cloned()
+        self.host.value(aid, iid)
     }
 
     /// Runs `f` with the host, to read state such as the setup code.
     pub fn with_host<T>(&self, f: impl FnOnce(&Host) -> T) -> T {
-        f(&lock(&self.host))
+        f(&self.host.lock())
     }
 
     /// Sends the mDNS goodbye, closes every connection and stops accepting. Returns at
     /// once; [`Running::wait`] waits for the tasks.
     pub fn shut_down(&self) {
-        lock(&self.host).shut_down();
+        self.host.lock().shut_down();
         let _ = self.stop.try_send(());
     }
 }
 
-/// The host is only locked between awaits, never across one. A poisoned lock means a
-/// task panicked mid-call; the state is still the best there is.
-fn lock(host: &Mutex<Host>) -> MutexGuard<'_, Host> {
-    host.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 async fn accept_loop(
-    host: Arc<Mutex<Host>>,
+    host: SharedHost,
     listener: Async<TcpListener>,
     stopped: Receiver<()>,
     max_request_len: usize,
@@ -177,6 +175,10 @@ async fn accept_loop(
                 None
             })
             .await;
+        // Under a flood of connections the stop signal may lose every race.
+        if host.lock().is_shutting_down() {
+            break;
+        }
         let Some(accepted) = accepted else { break };
         connections.retain(|c| !c.is_finished());
         match accepted {
@@ -203,15 +205,13 @@ enum Wake {
     Due,
 }
 
-async fn serve_connection(
-    host: Arc<Mutex<Host>>,
-    stream: Async<TcpStream>,
-    max_request_len: usize,
-) {
+async fn serve_connection(host: SharedHost, stream: Async<TcpStream>, max_request_len: usize) {
     let peer = stream.get_ref().peer_addr().ok();
+    // Events are small and must not wait for the peer's delayed acknowledgement.
+    let _ = stream.get_ref().set_nodelay(true);
     let (wake, woken) = channel::bounded::<()>(1);
     let mut buffers = OwnedBuffers::new(max_request_len);
-    let accepted = lock(&host).accept(
+    let accepted = host.lock().accept(
         buffers.borrow(),
         Box::new(move || {
             // A full channel already holds a wake-up.
@@ -236,7 +236,7 @@ async fn serve_connection(
 
 /// The connection's run loop: wait, feed, drain, send.
 async fn drive(
-    host: &Mutex<Host>,
+    host: &SharedHost,
     mut stream: &Async<TcpStream>,
     conn: &mut Connection<'_>,
     woken: &Receiver<()>,
@@ -246,37 +246,43 @@ async fn drive(
     let mut chunk = vec![0u8; 4096];
     // Whether the core refused the bytes in `received` until a wake-up or a timeout.
     let mut stalled = false;
-    let mut deadline = lock(host).deadline(conn);
+    let mut deadline = host.lock().deadline(conn);
     loop {
         let reading = !stalled && received.len() < RECEIVE_LIMIT;
-        let wake = async {
-            if reading {
-                Wake::Received(stream.read(&mut chunk).await)
-            } else {
-                future::pending().await
-            }
-        }
-        .or(async {
-            match woken.recv().await {
-                Ok(()) => Wake::Woken,
-                // The host forgot this connection; only the socket matters now.
-                Err(_) => future::pending().await,
-            }
-        })
-        .or(async {
-            match deadline {
-                Some(at) => {
-                    Timer::at(at).await;
-                    Wake::Due
+        // Input left over only because the reply grew large is offered at once.
+        let ready = !stalled && !received.is_empty();
+        let wake = if ready {
+            Wake::Woken
+        } else {
+            async {
+                if reading {
+                    Wake::Received(stream.read(&mut chunk).await)
+                } else {
+                    future::pending().await
                 }
-                None => future::pending().await,
             }
-        })
-        .await;
+            .or(async {
+                match woken.recv().await {
+                    Ok(()) => Wake::Woken,
+                    // The host forgot this connection; only the socket matters now.
+                    Err(_) => future::pending().await,
+                }
+            })
+            .or(async {
+                match deadline {
+                    Some(at) => {
+                        Timer::at(at).await;
+                        Wake::Due
+                    }
+                    None => future::pending().await,
+                }
+            })
+            .await
+        };
 
         // The lock is held in this block only, never across an await.
         let close = {
-            let mut guard = lock(host);
+            let mut guard = host.lock();
             match wake {
                 Wake::Received(Ok(0)) | Wake::Received(Err(_)) => {
                     guard.lost(conn);
@@ -284,19 +290,29 @@ async fn drive(
                 }
                 Wake::Received(Ok(n)) => received.extend_from_slice(&chunk[..n]),
                 // The core may take the refused bytes now.
-                Wake::Woken => {}
-                Wake::Due => guard.timeout(conn),
+                Wake::Woken | Wake::Due => {}
+            }
+            // Checked on every pass: a peer that keeps sending must not outrun its
+            // deadlines.
+            if deadline.is_some_and(|at| std::time::Instant::now() >= at) {
+                guard.timeout(conn);
             }
             let exchange = guard.exchange(conn, &received, &mut transmit);
             received.drain(..exchange.taken);
-            stalled = !received.is_empty() && !exchange.close;
+            stalled = !received.is_empty() && !exchange.close && !exchange.saturated;
             deadline = guard.deadline(conn);
             exchange.close
         };
 
         if !transmit.is_empty() {
-            if stream.write_all(&transmit).await.is_err() {
-                lock(host).lost(conn);
+            let sent = async { stream.write_all(&transmit).await.is_ok() }
+                .or(async {
+                    Timer::after(WRITE_TIMEOUT).await;
+                    false
+                })
+                .await;
+            if !sent {
+                host.lock().lost(conn);
                 return;
             }
             transmit.clear();

@@ -11,6 +11,7 @@
 //! something this connection may have to tell its controller.
 
 use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hap_core::database::config::ConfigNumber;
@@ -28,6 +29,11 @@ use hap_core::ConnectionId;
 use rand_core::OsRng;
 
 use crate::store::{Store, StoreError};
+
+/// How many response bytes one [`Host::exchange`] collects before it stops taking
+/// input, so that a peer pipelining requests cannot make the host build a huge reply
+/// while it holds the lock.
+pub const TRANSMIT_LIMIT: usize = 64 * 1024;
 
 /// How many characteristics one connection may subscribe to.
 pub const SUBSCRIPTIONS_PER_CONNECTION: usize = 256;
@@ -164,7 +170,9 @@ impl Setup {
     ///
     /// A new accessory gets `code` or a random valid setup code, and `setup_id` or a
     /// random one. An existing one keeps its identity and pairings; if `code` differs
-    /// from the stored one, new pairings will need `code` (existing ones are kept).
+    /// from the stored one, new pairings will need `code` (existing ones are kept). A
+    /// new code does not lift the lockout after too many failed pair-setup attempts:
+    /// as in HomeKitADK, only a reset (a new store) does.
     pub fn load_or_create(
         mut store: Box<dyn Store>,
         code: Option<SetupCode>,
@@ -284,6 +292,9 @@ impl fmt::Debug for Setup {
 pub struct Exchange {
     /// How many input bytes the core took.
     pub taken: usize,
+    /// Input was left because [`TRANSMIT_LIMIT`] was reached, not because the core
+    /// waits: send, then call again without waiting.
+    pub saturated: bool,
     /// The connection is finished: send what was collected, then close the socket.
     pub close: bool,
 }
@@ -371,7 +382,12 @@ impl Host {
     ) -> Exchange {
         let mut drained = self.drain(conn, transmit);
         let mut taken = 0;
+        let mut saturated = false;
         while !drained.close && taken < input.len() {
+            if transmit.len() >= TRANSMIT_LIMIT {
+                saturated = true;
+                break;
+            }
             let now = self.now();
             let step = self
                 .server
@@ -384,6 +400,7 @@ impl Host {
         }
         Exchange {
             taken,
+            saturated,
             close: drained.close,
         }
     }
@@ -548,5 +565,36 @@ impl fmt::Debug for Host {
             .field("identity", &self.identity)
             .field("connections", &self.server.connection_count())
             .finish_non_exhaustive()
+    }
+}
+
+/// A [`Host`] shared by the connections and the application; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SharedHost(Arc<Mutex<Host>>);
+
+impl SharedHost {
+    /// Shares `host`.
+    pub fn new(host: Host) -> Self {
+        Self(Arc::new(Mutex::new(host)))
+    }
+
+    /// Locks the host. Hold it only between waits, never across one. A poisoned lock
+    /// means a connection panicked mid-call; the state is still the best there is, so
+    /// carry on with it.
+    pub fn lock(&self) -> MutexGuard<'_, Host> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// [`Host::set_value`]: subscribed controllers get events, and a waiting read on
+    /// demand is answered. Returns whether the value changed.
+    pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
+        self.lock().set_value(aid, iid, value)
+    }
+
+    /// A characteristic's current value.
+    pub fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
+        self.lock().server().database().get(aid, iid).cloned()
     }
 }

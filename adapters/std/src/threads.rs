@@ -14,10 +14,13 @@ use std::time::Instant;
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Config, Event};
 
-use crate::host::{Announcer, Host, Identity, OwnedBuffers, Setup, StartError};
+use crate::host::{Announcer, Host, Identity, OwnedBuffers, Setup, SharedHost, StartError};
 
 /// How many received bytes a connection buffers before its reader waits.
 const MAILBOX_LIMIT: usize = 16 * 1024;
+
+/// How long a send may block before the peer, which stopped reading, is dropped.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How to serve an accessory.
 pub struct Options {
@@ -84,7 +87,7 @@ pub fn serve(
         }),
     )?;
     let handle = Handle {
-        host: Arc::new(Mutex::new(host)),
+        host: SharedHost::new(host),
         local_addr,
     };
     let accepting = handle.clone();
@@ -121,9 +124,8 @@ impl Running {
 
     /// Waits until [`Handle::shut_down`] was called and every connection has closed.
     pub fn wait(self) {
-        // The acceptor only panics if a connection thread did, which is a bug to report.
         if self.acceptor.join().is_err() {
-            log::error!("a connection thread panicked");
+            log::error!("the accepting thread panicked");
         }
     }
 }
@@ -131,7 +133,7 @@ impl Running {
 /// Changes values and shuts the accessory down; cheap to clone and share.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    host: Arc<Mutex<Host>>,
+    host: SharedHost,
     local_addr: SocketAddr,
 }
 
@@ -144,23 +146,23 @@ impl Handle {
     /// Sets a characteristic's value; subscribed controllers get events. Answers
     /// [`Event::Read`] too. Returns whether the value changed.
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
-        lock(&self.host).set_value(aid, iid, value)
+        self.host.set_value(aid, iid, value)
     }
 
     /// A characteristic's current value.
     pub fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
-        lock(&self.host).server().database().get(aid, iid).cloned()
+        self.host.value(aid, iid)
     }
 
     /// Runs `f` with the host, to read state such as the setup code.
     pub fn with_host<T>(&self, f: impl FnOnce(&Host) -> T) -> T {
-        f(&lock(&self.host))
+        f(&self.host.lock())
     }
 
     /// Sends the mDNS goodbye, closes every connection and stops accepting. Returns at
     /// once; [`Running::wait`] waits for the threads.
     pub fn shut_down(&self) {
-        lock(&self.host).shut_down();
+        self.host.lock().shut_down();
         // Unblock the acceptor, which then sees the flag.
         let wake = match self.local_addr.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
@@ -171,16 +173,10 @@ impl Handle {
     }
 }
 
-/// A poisoned lock means a connection thread panicked mid-call; the state is still
-/// the best there is, so carry on with it.
-fn lock(host: &Mutex<Host>) -> MutexGuard<'_, Host> {
-    host.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn accept_loop(handle: &Handle, listener: &TcpListener, max_request_len: usize) {
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     for stream in listener.incoming() {
-        if lock(&handle.host).is_shutting_down() {
+        if handle.host.lock().is_shutting_down() {
             break;
         }
         connections.retain(|c| !c.is_finished());
@@ -203,7 +199,9 @@ fn accept_loop(handle: &Handle, listener: &TcpListener, max_request_len: usize) 
         }
     }
     for connection in connections {
-        let _ = connection.join();
+        if connection.join().is_err() {
+            log::error!("a connection thread panicked");
+        }
     }
 }
 
@@ -259,15 +257,19 @@ impl Mailbox {
     }
 }
 
-fn serve_connection(host: &Mutex<Host>, stream: TcpStream, max_request_len: usize) {
+fn serve_connection(host: &SharedHost, stream: TcpStream, max_request_len: usize) {
     let peer = stream.peer_addr().ok();
+    // Events are small and must not wait for the peer's delayed acknowledgement; a peer
+    // that stops reading must not hold the connection forever.
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mailbox = Arc::new(Mailbox::default());
     let mut buffers = OwnedBuffers::new(max_request_len);
     let waker = {
         let mailbox = mailbox.clone();
         Box::new(move || mailbox.wake())
     };
-    let accepted = lock(host).accept(buffers.borrow(), waker);
+    let accepted = host.lock().accept(buffers.borrow(), waker);
     let mut conn = match accepted {
         Ok(conn) => conn,
         Err(AcceptError::TooManyConnections) => {
@@ -291,7 +293,7 @@ fn serve_connection(host: &Mutex<Host>, stream: TcpStream, max_request_len: usiz
         Err(_) => None,
     };
     if reader.is_none() {
-        lock(host).lost(&mut conn);
+        host.lock().lost(&mut conn);
         return;
     }
     drive(host, &mailbox, &mut conn, &stream);
@@ -305,7 +307,7 @@ fn serve_connection(host: &Mutex<Host>, stream: TcpStream, max_request_len: usiz
 
 /// The connection's run loop: wait, feed, drain, send.
 fn drive(
-    host: &Mutex<Host>,
+    host: &SharedHost,
     mailbox: &Mailbox,
     conn: &mut hap_core::server::Connection<'_>,
     mut stream: &TcpStream,
@@ -314,7 +316,7 @@ fn drive(
     let mut offer = Vec::new();
     // Bytes the core refused until a wake-up or a timeout.
     let mut stalled = false;
-    let mut deadline = lock(host).deadline(conn);
+    let mut deadline = host.lock().deadline(conn);
     loop {
         // Wait for something to do.
         let eof = {
@@ -343,13 +345,13 @@ fn drive(
             state.eof
         };
 
-        let mut host_guard = lock(host);
+        let mut host_guard = host.lock();
         if deadline.is_some_and(|d| Instant::now() >= d) {
             host_guard.timeout(conn);
         }
         let exchange = host_guard.exchange(conn, &offer, &mut transmit);
         let offered = exchange.taken;
-        stalled = offered < offer.len() && !exchange.close;
+        stalled = offered < offer.len() && !exchange.close && !exchange.saturated;
         deadline = host_guard.deadline(conn);
         drop(host_guard);
 
@@ -360,7 +362,7 @@ fn drive(
         }
         if !transmit.is_empty() {
             if stream.write_all(&transmit).is_err() {
-                lock(host).lost(conn);
+                host.lock().lost(conn);
                 return;
             }
             transmit.clear();
@@ -370,7 +372,7 @@ fn drive(
         }
         let unprocessed = offer.len() - offered;
         if eof && (unprocessed == 0 || stalled) {
-            lock(host).lost(conn);
+            host.lock().lost(conn);
             return;
         }
     }
