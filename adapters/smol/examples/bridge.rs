@@ -6,7 +6,6 @@
 #[path = "../../std/examples/support/example.rs"]
 mod example;
 
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,27 +31,9 @@ struct Ids {
 }
 
 fn main() -> ExitCode {
-    let args = match example::Args::parse(
-        "bridge",
-        "Virtual Bridge",
-        "./bridge-data",
-        HELP,
-        std::env::args().skip(1),
-    ) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    args.init_logging();
-    match smol::block_on(run(&args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("bridge: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    example::main("bridge", "Virtual Bridge", "./bridge-data", HELP, |args| {
+        smol::block_on(run(args))
+    })
 }
 
 async fn run(args: &example::Args) -> Result<(), String> {
@@ -88,8 +69,7 @@ async fn run(args: &example::Args) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let handle = running.handle();
-    println!("listening on {}", handle.local_addr());
-    let _ = std::io::stdout().flush();
+    example::print_listening(handle.local_addr());
 
     let on_signal = handle.clone();
     ctrlc::set_handler(move || on_signal.shut_down())

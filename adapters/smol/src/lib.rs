@@ -29,7 +29,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use async_io::{Async, Timer};
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Connection, Event};
-use hap_std::host::{Identity, OwnedBuffers, SharedHost};
+use hap_std::host::{OwnedBuffers, SharedHost};
 use hap_std::{Host, Options, Setup, StartError};
 use smol::channel::{self, Receiver, Sender};
 use smol::future::{self, FutureExt as _};
@@ -59,18 +59,11 @@ pub async fn serve(
     let listener = Async::<TcpListener>::bind(address).map_err(bind_error)?;
     let local_addr = listener.get_ref().local_addr().map_err(bind_error)?;
     let (event_sender, events) = channel::unbounded();
-    let identity = Identity {
-        name: options.name,
-        model: options.model,
-        category: options.category,
-        port: local_addr.port(),
-    };
     let max_request_len = options.config.max_request_len;
     let host = setup.into_host(
         database,
-        identity,
-        options.config,
-        options.announcer,
+        options,
+        local_addr.port(),
         Box::new(move |event| {
             // The application may have stopped listening; the accessory goes on.
             let _ = event_sender.try_send(event);

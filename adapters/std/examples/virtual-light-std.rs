@@ -5,33 +5,17 @@
 #[path = "support/example.rs"]
 mod example;
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::process::ExitCode;
 
-use hap_core::database::OwnedValue;
-
 fn main() -> ExitCode {
-    let args = match example::Args::parse(
+    example::main(
         "virtual-light",
         "Virtual Light",
         "./virtual-light-data",
         "Type on, off, toggle or brightness N (0-100) and Enter to change the light locally.",
-        std::env::args().skip(1),
-    ) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    args.init_logging();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("virtual-light: {message}");
-            ExitCode::FAILURE
-        }
-    }
+        run,
+    )
 }
 
 fn run(args: &example::Args) -> Result<(), String> {
@@ -40,37 +24,22 @@ fn run(args: &example::Args) -> Result<(), String> {
         "{}",
         example::banner(&args.name, example::LIGHTBULB, &setup)
     );
-    let running = hap_std::serve(
-        setup,
-        database,
-        args.options("VirtualLight", example::LIGHTBULB)?,
-    )
-    .map_err(|e| e.to_string())?;
+    let options = args.options("VirtualLight", example::LIGHTBULB)?;
+    let running = hap_std::serve(setup, database, options).map_err(|e| e.to_string())?;
     let handle = running.handle();
-    println!("listening on {}", handle.local_addr());
-    let _ = std::io::stdout().flush();
+    example::print_listening(handle.local_addr());
 
     let on_signal = handle.clone();
     ctrlc::set_handler(move || on_signal.shut_down())
         .map_err(|e| format!("cannot handle Ctrl+C: {e}"))?;
 
     // The "physical switch": commands typed on stdin.
-    let typed = handle.clone();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let is_on = typed.value(lamp.aid, lamp.on) == Some(OwnedValue::Bool(true));
-            match lamp.command(&line, is_on) {
-                Ok((iid, value)) => match typed.set_value(lamp.aid, iid, value.clone()) {
-                    Ok(_) => println!(
-                        "{} (local)",
-                        lamp.describe_value(iid, &value).unwrap_or_default()
-                    ),
-                    Err(e) => println!("cannot set: {e}"),
-                },
-                Err(message) => println!("{message}"),
+            let value = |aid, iid| handle.value(aid, iid);
+            let set = |aid, iid, value| handle.set_value(aid, iid, value);
+            if let Some(said) = lamp.obey(&line, value, set) {
+                println!("{said}");
             }
         }
     });

@@ -11,6 +11,7 @@
 //! something this connection may have to tell its controller.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -112,6 +113,39 @@ pub struct Identity {
     pub category: u8,
     /// The TCP port.
     pub port: u16,
+}
+
+/// How to serve an accessory.
+pub struct Options {
+    /// The address to listen on (0.0.0.0).
+    pub bind: IpAddr,
+    /// The TCP port (51826); 0 picks a free one.
+    pub port: u16,
+    /// The name advertised over mDNS.
+    pub name: String,
+    /// The model advertised over mDNS.
+    pub model: String,
+    /// The category advertised over mDNS and in the setup URI.
+    pub category: u8,
+    /// The core's limits and timeouts.
+    pub config: Config,
+    /// The mDNS responder, or `None` to advertise nothing.
+    pub announcer: Option<Box<dyn Announcer>>,
+}
+
+impl Options {
+    /// Defaults for an accessory named `name`, of `model` and `category`, without mDNS.
+    pub fn new(name: &str, model: &str, category: u8) -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 51826,
+            name: name.to_owned(),
+            model: model.to_owned(),
+            category,
+            config: Config::default(),
+            announcer: None,
+        }
+    }
 }
 
 /// Why an accessory could not start.
@@ -237,15 +271,21 @@ impl Setup {
     }
 
     /// Takes the database, bumps and stores the configuration number if its shape
-    /// changed, announces over mDNS, and returns the host to serve from.
+    /// changed, announces over mDNS that the accessory listens on `port`, and returns
+    /// the host to serve from.
     pub fn into_host(
         mut self,
         database: Database<'static>,
-        identity: Identity,
-        config: Config,
-        announcer: Option<Box<dyn Announcer>>,
+        options: Options,
+        port: u16,
         events: Box<dyn Fn(Event) + Send>,
     ) -> Result<Host, StartError> {
+        let identity = Identity {
+            name: options.name,
+            model: options.model,
+            category: options.category,
+            port,
+        };
         let ids_changed = self.snapshot.ids.take_changed();
         let config_changed = self.snapshot.config.observe(database.shape());
         if ids_changed || config_changed {
@@ -259,9 +299,9 @@ impl Setup {
             ids,
         } = self.snapshot;
         let mut host = Host {
-            server: Server::new(state, database, config),
+            server: Server::new(state, database, options.config),
             store: self.store,
-            announcer,
+            announcer: options.announcer,
             rng: OsRng,
             epoch: std::time::Instant::now(),
             wakers: Vec::new(),

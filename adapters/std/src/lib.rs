@@ -17,5 +17,5 @@ pub mod store;
 pub mod threads;
 
 pub use hap_core;
-pub use host::{Host, Identity, Setup, StartError};
-pub use threads::{serve, Handle, Options, Running};
+pub use host::{Host, Identity, Options, Setup, StartError};
+pub use threads::{serve, Handle, Running};

@@ -12,48 +12,15 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use hap_core::database::{Database, OwnedValue, SetValueError};
-use hap_core::server::{AcceptError, Config, Event};
+use hap_core::server::{AcceptError, Event};
 
-use crate::host::{Announcer, Host, Identity, OwnedBuffers, Setup, SharedHost, StartError};
+use crate::host::{Host, Options, OwnedBuffers, Setup, SharedHost, StartError};
 
 /// How many received bytes a connection buffers before its reader waits.
 const MAILBOX_LIMIT: usize = 16 * 1024;
 
 /// How long a send may block before the peer, which stopped reading, is dropped.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// How to serve an accessory.
-pub struct Options {
-    /// The address to listen on (0.0.0.0).
-    pub bind: IpAddr,
-    /// The TCP port (51826); 0 picks a free one.
-    pub port: u16,
-    /// The name advertised over mDNS.
-    pub name: String,
-    /// The model advertised over mDNS.
-    pub model: String,
-    /// The category advertised over mDNS and in the setup URI.
-    pub category: u8,
-    /// The core's limits and timeouts.
-    pub config: Config,
-    /// The mDNS responder, or `None` to advertise nothing.
-    pub announcer: Option<Box<dyn Announcer>>,
-}
-
-impl Options {
-    /// Defaults for an accessory named `name`, of `model` and `category`, without mDNS.
-    pub fn new(name: &str, model: &str, category: u8) -> Self {
-        Self {
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            port: 51826,
-            name: name.to_owned(),
-            model: model.to_owned(),
-            category,
-            config: Config::default(),
-            announcer: None,
-        }
-    }
-}
 
 /// Binds the socket and starts serving `database` with the state in `setup`.
 ///
@@ -69,18 +36,11 @@ pub fn serve(
     let listener = TcpListener::bind(address).map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
     let (sender, events) = mpsc::channel();
-    let identity = Identity {
-        name: options.name,
-        model: options.model,
-        category: options.category,
-        port: local_addr.port(),
-    };
     let max_request_len = options.config.max_request_len;
     let host = setup.into_host(
         database,
-        identity,
-        options.config,
-        options.announcer,
+        options,
+        local_addr.port(),
         Box::new(move |event| {
             // The application may have stopped listening; the accessory goes on.
             let _ = sender.send(event);

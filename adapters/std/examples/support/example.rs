@@ -4,12 +4,14 @@
 // Each example uses a part of what is shared.
 #![allow(dead_code)]
 
-use std::net::IpAddr;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use hap_core::catalog::{characteristic as c, service as s};
 use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
-use hap_core::database::{Database, OwnedValue};
+use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::Event;
 use hap_core::setup::{setup_uri, SetupCode, SetupFlags, SetupId};
 use hap_std::host::Announcer;
@@ -22,6 +24,38 @@ pub(crate) const LIGHTBULB: u8 = 5;
 /// The flags every example takes.
 const FLAGS: &str = "[--name NAME] [--pin XXX-XX-XXX] [--setup-id XXXX] [--bind ADDR]
        [--port PORT] [--data DIR] [--no-mdns] [--log LEVEL]";
+
+/// An example's `main`: parses the flags of `program` (see [`Args::parse`]), starts
+/// logging, and runs `run`, turning its error into a message and an exit status.
+pub(crate) fn main(
+    program: &str,
+    name: &str,
+    data: &str,
+    help: &str,
+    run: impl FnOnce(&Args) -> Result<(), String>,
+) -> ExitCode {
+    let args = match Args::parse(program, name, data, help, std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    args.init_logging();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{program}: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Says where connections are accepted, at once: tests and scripts wait for this line.
+pub(crate) fn print_listening(address: SocketAddr) {
+    println!("listening on {address}");
+    let _ = std::io::stdout().flush();
+}
 
 /// The command line.
 pub(crate) struct Args {
@@ -211,6 +245,30 @@ impl Light {
             (OwnedValue::Float(s), i) if i == self.saturation => Some(format!("Saturation {s}%")),
             _ => None,
         }
+    }
+
+    /// Carries out a typed command, reading the light through `value` and changing it
+    /// through `set`, and returns the line to print.
+    pub(crate) fn obey(
+        &self,
+        line: &str,
+        value: impl Fn(u64, u64) -> Option<OwnedValue>,
+        set: impl FnOnce(u64, u64, OwnedValue) -> Result<bool, SetValueError>,
+    ) -> Option<String> {
+        if line.trim().is_empty() {
+            return None;
+        }
+        let is_on = value(self.aid, self.on) == Some(OwnedValue::Bool(true));
+        Some(match self.command(line, is_on) {
+            Ok((iid, value)) => match set(self.aid, iid, value.clone()) {
+                Ok(_) => format!(
+                    "{} (local)",
+                    self.describe_value(iid, &value).unwrap_or_default()
+                ),
+                Err(e) => format!("cannot set: {e}"),
+            },
+            Err(message) => message,
+        })
     }
 
     /// The change a typed command asks for, given whether the light is on now.
