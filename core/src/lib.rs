@@ -67,6 +67,7 @@
 //! - `alloc` (default): SRP and therefore pair-setup. Everything else works without a
 //!   heap, in caller-provided or fixed-capacity buffers.
 //! - `std` (default): implies `alloc`.
+//! - `fuzzing`: the entry points of the `fuzz/` targets ([`fuzzing`]); for testing only.
 #![no_std]
 #![forbid(unsafe_code)]
 // The library must build without std; tests and tools, which are std programs, need not.
@@ -80,6 +81,10 @@ extern crate std;
 pub mod catalog;
 pub mod crypto;
 pub mod database;
+// Entry points for cargo-fuzz; also built by the crate's own tests, so that they keep
+// compiling and running on stable.
+#[cfg(any(feature = "fuzzing", all(test, feature = "std")))]
+pub mod fuzzing;
 pub mod http;
 pub mod json;
 pub mod mdns;

@@ -49,7 +49,7 @@ mod attributes;
 mod connection;
 mod events;
 mod render;
-mod requests;
+pub(crate) mod requests;
 use attributes::Job;
 pub use connection::{
     BuffersTooSmall, Connection, ConnectionBuffers, MAX_RESPONSE_LEN, MIN_INPUT_LEN,
@@ -362,6 +362,12 @@ impl<'d> Server<'d> {
         if conn.output_len == 0 {
             self.process(conn, now, rng);
             self.write_events(conn, now);
+            // A request answered just now may wait for storage: say so now, or the
+            // caller, seeing `None`, would wait for input that may never come.
+            if conn.persist_requested {
+                conn.persist_requested = false;
+                return Some(Output::Persist);
+            }
         }
         if let Some(event) = conn.events.pop_front() {
             return Some(Output::Event(event));
@@ -686,13 +692,24 @@ impl<'d> Server<'d> {
                     Some(content_type::PAIRING_TLV8),
                     &reply[..reply_len],
                 );
-                conn.start_session(keys, false);
-                conn.controller = Some(controller.clone());
-                conn.button_cursor = self.buttons.next_seq();
+                self.enter_session(conn, keys, controller.clone());
                 conn.push_event(Event::Verified { controller });
             }
             Err(error) => conn.respond_to_pairing_error(error),
         }
+    }
+
+    /// Encrypts `conn` with `keys` for the verified `controller`. The fuzz targets call
+    /// it directly, with fixed keys, so that each run need not pay for pair-verify.
+    pub(crate) fn enter_session(
+        &self,
+        conn: &mut Connection<'_>,
+        keys: crate::session::SessionKeys,
+        controller: PairingId,
+    ) {
+        conn.start_session(keys, false);
+        conn.controller = Some(controller);
+        conn.button_cursor = self.buttons.next_seq();
     }
 
     fn pairings(&mut self, conn: &mut Connection<'_>, body_len: usize) {

@@ -541,6 +541,35 @@ fn pipelined_requests_are_answered_in_order() {
     assert_eq!(codes, [404, 470, 405]);
 }
 
+/// Found by fuzzing: with an output buffer that holds one response, a request that
+/// needs storage, pipelined behind another, was parsed by `poll_output` once the first
+/// answer had gone, but its Persist was reported only after the next input; draining
+/// to `None` left it hanging.
+#[test]
+fn a_pipelined_request_that_needs_storage_is_answered_in_the_same_drain() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    buffers.output.truncate(MIN_OUTPUT_LEN);
+    let mut conn = buffers.connection(1);
+    let mut owner = Controller::new("owner", 7);
+    let guest = Controller::new("guest", 8);
+    let pairing = harness.pair(&mut conn, &mut owner, Feed::Whole);
+    harness.verify(&mut conn, &mut owner, &pairing, Feed::Whole);
+    let mut requests = list_pairings();
+    requests.extend(post(
+        "/pairings",
+        "application/pairing+tlv8",
+        &add_guest(&guest),
+    ));
+    requests.extend(list_pairings());
+    let (replies, outcome) = harness.exchange(&mut conn, &mut owner, &requests, Feed::Whole);
+    let codes: Vec<u16> = replies.iter().map(|r| r.0).collect();
+    assert_eq!(codes, [200, 200, 200]);
+    assert_eq!(outcome.persisted, 1);
+    let listed = crate::tlv::Tlv::parse(&replies[2].1).unwrap();
+    assert_eq!(listed.items().filter(|i| i.ty() == 0x01).count(), 2);
+}
+
 #[test]
 fn a_tampered_frame_closes_the_session() {
     let mut harness = Harness::new();
