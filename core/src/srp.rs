@@ -98,6 +98,54 @@ fn n() -> BigUint {
     BigUint::from_bytes_be(&GROUP_PRIME)
 }
 
+/// `base^exponent mod n`.
+fn modpow(base: &BigUint, exponent: &BigUint, n: &BigUint) -> BigUint {
+    #[cfg(feature = "fuzzing")]
+    return fuzzing_memo::modpow(base, exponent, n);
+    #[cfg(not(feature = "fuzzing"))]
+    base.modpow(exponent, n)
+}
+
+/// Fuzzing builds remember recent exponentiations. The fuzz harness seeds its
+/// randomness, so every run uses the same secret exponents, and one 3072-bit
+/// exponentiation (about 1.4 ms) would otherwise cost more than the rest of a run. The
+/// results are the same; only the time differs. Never compiled into a normal build.
+#[cfg(feature = "fuzzing")]
+mod fuzzing_memo {
+    use std::sync::Mutex;
+    use std::vec::Vec;
+
+    use num_bigint_dig::BigUint;
+
+    type Entry = (BigUint, BigUint, BigUint, BigUint);
+
+    static MEMO: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    const CAPACITY: usize = 64;
+
+    pub(super) fn modpow(base: &BigUint, exponent: &BigUint, n: &BigUint) -> BigUint {
+        let mut memo = MEMO.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let found = memo
+            .iter()
+            .position(|(b, e, m, _)| b == base && e == exponent && m == n);
+        if let Some(index) = found {
+            // Least recently used goes first, so the exponents every run repeats stay
+            // while the one-off ones of fuzzed inputs come and go.
+            let entry = memo.remove(index);
+            let result = entry.3.clone();
+            memo.push(entry);
+            return result;
+        }
+        drop(memo);
+        let result = base.modpow(exponent, n);
+        let mut memo = MEMO.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if memo.len() == CAPACITY {
+            memo.remove(0);
+        }
+        memo.push((base.clone(), exponent.clone(), n.clone(), result.clone()));
+        result
+    }
+}
+
 fn pad(value: &BigUint) -> [u8; GROUP_LEN] {
     let bytes = Zeroizing::new(value.to_bytes_be());
     let mut out = [0u8; GROUP_LEN];
@@ -165,7 +213,7 @@ fn client_proof(
 /// the verifier.
 pub fn verifier(username: &[u8], password: &[u8], salt: &[u8]) -> [u8; GROUP_LEN] {
     let x = private_key(username, password, salt);
-    pad(&BigUint::from(G).modpow(&x, &n()))
+    pad(&modpow(&BigUint::from(G), &x, &n()))
 }
 
 /// x = H(salt ‖ H(I ‖ ":" ‖ P)).
@@ -219,7 +267,7 @@ impl SrpServer {
         let n = n();
         let b = Zeroizing::new(BigUint::from_bytes_be(b));
         let v = Zeroizing::new(BigUint::from_bytes_be(verifier));
-        let public = (multiplier() * &*v + BigUint::from(G).modpow(&b, &n)) % &n;
+        let public = (multiplier() * &*v + modpow(&BigUint::from(G), &b, &n)) % &n;
         Self {
             b,
             public_key: pad(&public),
@@ -249,7 +297,7 @@ impl SrpServer {
         let a = public_key(client_public_key, &n)?;
         let a_pad = pad(&a);
         let u = scrambler(&a_pad, &self.public_key)?;
-        let s = Zeroizing::new((&a * self.verifier.modpow(&u, &n)).modpow(&self.b, &n));
+        let s = Zeroizing::new(modpow(&(&a * modpow(&self.verifier, &u, &n)), &self.b, &n));
         let s_pad = Zeroizing::new(pad(&s));
         let b_stripped = strip(&self.public_key);
 
@@ -300,16 +348,16 @@ impl SrpClient {
         let server_key = public_key(server_public_key, &n)?;
         let b_pad = pad(&server_key);
         let a = Zeroizing::new(BigUint::from_bytes_be(a));
-        let a_pad = pad(&BigUint::from(G).modpow(&a, &n));
+        let a_pad = pad(&modpow(&BigUint::from(G), &a, &n));
         let u = scrambler(&a_pad, &b_pad)?;
         let x = private_key(username, password, salt);
         // g^x is the verifier, and B - k·g^x is g^b: both stay secret.
-        let g_x = Zeroizing::new(BigUint::from(G).modpow(&x, &n));
+        let g_x = Zeroizing::new(modpow(&BigUint::from(G), &x, &n));
         // B - k·g^x mod N, kept non-negative by adding N before subtracting.
         let k_g_x = Zeroizing::new((multiplier() * &*g_x) % &n);
         let base = Zeroizing::new((&server_key % &n + &n - &*k_g_x) % &n);
         let exponent = Zeroizing::new(&*a + &u * &*x);
-        let s = Zeroizing::new(base.modpow(&exponent, &n));
+        let s = Zeroizing::new(modpow(&base, &exponent, &n));
         let s_pad = Zeroizing::new(pad(&s));
         let session_key = hash(&[strip(&*s_pad)]);
         let proof = client_proof(

@@ -279,8 +279,7 @@ impl PairingHarness {
 pub fn pairing_handlers(data: &[u8]) {
     let mut input = Input::new(data);
     let mut harness = PairingHarness::new(input.byte());
-    // Each pair-setup M1 costs an SRP exponentiation; a dozen messages reach every
-    // stage of every handler without letting one input cost a second.
+    // A dozen messages reach every stage of every handler.
     for _ in 0..12 {
         if input.is_empty() {
             break;
