@@ -100,17 +100,18 @@ fn n() -> BigUint {
 
 /// `base^exponent mod n`.
 fn modpow(base: &BigUint, exponent: &BigUint, n: &BigUint) -> BigUint {
-    #[cfg(feature = "fuzzing")]
+    #[cfg(fuzzing)]
     return fuzzing_memo::modpow(base, exponent, n);
-    #[cfg(not(feature = "fuzzing"))]
+    #[cfg(not(fuzzing))]
     base.modpow(exponent, n)
 }
 
-/// Fuzzing builds remember recent exponentiations. The fuzz harness seeds its
+/// Builds made by cargo-fuzz (`--cfg fuzzing`) remember recent exponentiations. The fuzz harness seeds its
 /// randomness, so every run uses the same secret exponents, and one 3072-bit
 /// exponentiation (about 1.4 ms) would otherwise cost more than the rest of a run. The
-/// results are the same; only the time differs. Never compiled into a normal build.
-#[cfg(feature = "fuzzing")]
+/// results are the same; only the time differs. The cache holds secret exponents, so it
+/// is never compiled into a normal build, not even one with the `fuzzing` feature.
+#[cfg(fuzzing)]
 mod fuzzing_memo {
     use std::sync::Mutex;
     use std::vec::Vec;

@@ -7,7 +7,9 @@ use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
-use super::connection::{flags, ids, messages, post, Accessory, Buffers, Outcome};
+use super::connection::{
+    flags, ids, messages, post, Accessory, Buffers, Outcome, MAX_CHUNKED_STREAM,
+};
 use super::pairing::{accessory_pairing, guest, header, owner, Handler, PairingHarness, CODE};
 use super::sized;
 use crate::crypto::{Ed25519KeyPair, Key};
@@ -153,7 +155,7 @@ fn pairings_list() -> Vec<u8> {
 }
 
 fn pairings_add() -> Vec<u8> {
-    let newcomer = Ed25519KeyPair::from_seed(&[9; 32]).public_key();
+    let newcomer = newcomer().keys.public_key();
     tlv(&[
         (tlv_type::STATE, &[1]),
         (tlv_type::METHOD, &[method::ADD_PAIRING]),
@@ -364,10 +366,19 @@ fn verified_seeds() -> Vec<Vec<u8>> {
 }
 
 fn chunked_seeds() -> Vec<Vec<u8>> {
-    let requests = requests().concat();
+    // Requests in turn, each seed as many as fit in what the target reads.
+    let mut streams = vec![Vec::new()];
+    for request in requests() {
+        if streams.last().unwrap().len() + request.len() > MAX_CHUNKED_STREAM {
+            streams.push(Vec::new());
+        }
+        streams.last_mut().unwrap().extend(request);
+    }
     let mut seeds = Vec::new();
-    for split in 0..4u8 {
-        seeds.push([&[flags::VERIFIED, split][..], &requests].concat());
+    for (index, stream) in (0u8..).zip(&streams) {
+        // Small frames, so that pieces of the ciphertext cut through frames.
+        let frames = [0x10, 0x20, 0x30, 0][usize::from(index % 4)];
+        seeds.push([&[flags::VERIFIED | frames, index % 4][..], stream].concat());
     }
     let setup = setup_then_verify(CODE);
     seeds.push([&[0u8, 1][..], &setup[1..]].concat());
@@ -437,7 +448,14 @@ fn session_plaintext_seeds() -> Vec<Vec<u8>> {
         .map(|(i, request)| {
             let frame_len = [1023u16, 0, 100, 12][i % 4];
             let piece = [0u8, 1, 33, 200][i % 4];
-            [&frame_len.to_le_bytes()[..], &[piece], &request].concat()
+            let flip = [0u16, 17, 100, 2000][i % 4];
+            [
+                &frame_len.to_le_bytes()[..],
+                &[piece],
+                &flip.to_le_bytes(),
+                &request,
+            ]
+            .concat()
         })
         .collect()
 }
