@@ -67,7 +67,7 @@
 //! - `alloc` (default): SRP and therefore pair-setup. Everything else works without a
 //!   heap, in caller-provided or fixed-capacity buffers.
 //! - `std` (default): implies `alloc`.
-//! - `fuzzing`: the entry points of the `fuzz/` targets ([`fuzzing`]); for testing only.
+//! - `fuzzing`: the entry points of the `fuzz/` targets (module `fuzzing`); for testing only.
 #![no_std]
 #![forbid(unsafe_code)]
 // The library must build without std; tests and tools, which are std programs, need not.
