@@ -7,7 +7,13 @@
 //! the mDNS responder. All protocol logic is in [`hap_core`].
 //!
 //! ```no_run
-//! # fn database(ids: &mut hap_core::database::ids::IdMap) -> hap_core::database::Database<'static> { unimplemented!() }
+//! # use hap_core::database::{builder::{AccessoryInfo, DatabaseBuilder}, ids::IdMap, Database};
+//! # fn database(ids: &mut IdMap) -> Database<'static> {
+//! #     let mut builder = DatabaseBuilder::new(ids);
+//! #     builder.accessory("light", &AccessoryInfo::new("Light", "Acme", "L1", "1", "1.0"));
+//! #     builder.service(&hap_core::catalog::service::LIGHTBULB).primary();
+//! #     builder.build().unwrap()
+//! # }
 //! use hap_std::{store::MemoryStore, Options, Setup};
 //!
 //! smol::block_on(async {

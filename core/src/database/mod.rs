@@ -26,7 +26,10 @@ use crate::ConnectionId;
 
 #[cfg(feature = "alloc")]
 pub mod builder;
+// The accessory the server tests and the fuzz harness share.
 pub mod config;
+#[cfg(all(feature = "alloc", any(test, feature = "fuzzing")))]
+pub(crate) mod fixture;
 #[cfg(feature = "alloc")]
 pub mod ids;
 

@@ -10,10 +10,11 @@ use rand_core::RngCore;
 
 use super::pairing::{guest, owner, paired, unpaired};
 use super::{FuzzRng, Input};
-use crate::catalog::{characteristic as c, service as s, CharacteristicType, Format, HapType};
-use crate::catalog::{Perms, ServiceType};
+use crate::catalog::{characteristic as c, service as s, Perms};
 use crate::crypto::Key;
 use crate::database::builder::{AccessoryInfo, DatabaseBuilder};
+use crate::database::fixture::add_gadget;
+pub(crate) use crate::database::fixture::ids;
 use crate::database::Database;
 use crate::pairing::ControllerIdentity;
 use crate::server::{
@@ -28,95 +29,23 @@ use crate::ConnectionId;
 /// instead of hanging it.
 const STEP_LIMIT: usize = 100_000;
 
-const VENDOR: ServiceType = ServiceType {
-    name: "FuzzVendor",
-    uuid: HapType::Custom([
-        0xF0, 0x22, 0x00, 0x01, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
-    required: &[],
-    optional: &[],
-};
-
-/// Takes timed writes only.
-const TIMED: CharacteristicType = CharacteristicType {
-    name: "FuzzTimed",
-    uuid: HapType::Custom([
-        0xF0, 0x22, 0x00, 0x02, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
-    format: Format::Uint8,
-    perms: Perms::READ
-        .union(Perms::WRITE)
-        .union(Perms::TIMED_WRITE)
-        .union(Perms::EVENTS),
-    admin_only: Perms::empty(),
-    unit: None,
-    min_value: Some(0.0),
-    max_value: Some(1.0),
-    min_step: Some(1.0),
-    valid_values: &[],
-    max_len: None,
-};
-
-/// Answers writes (write response).
-const CONTROL_POINT: CharacteristicType = CharacteristicType {
-    name: "FuzzControlPoint",
-    uuid: HapType::Custom([
-        0xF0, 0x22, 0x00, 0x03, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
-    format: Format::Tlv8,
-    perms: Perms::READ.union(Perms::WRITE).union(Perms::WRITE_RESPONSE),
-    admin_only: Perms::empty(),
-    unit: None,
-    min_value: None,
-    max_value: None,
-    min_step: None,
-    valid_values: &[],
-    max_len: None,
-};
-
-/// Two accessories: aid 1 with a light, a button, an on-demand thermometer and the
-/// vendor characteristics above; aid 2 with a plain light. The ids the seeds use are
-/// checked by this module's tests.
+/// The fixture: the shared gadget (aid 1) and a plain light (aid 2), so that requests
+/// can span accessories.
 pub(crate) fn fixture() -> Database<'static> {
     let mut ids = crate::database::ids::IdMap::new();
     let mut builder = DatabaseBuilder::new(&mut ids);
-    builder.accessory(
-        "gadget",
-        &AccessoryInfo::new("Gadget", "Acme", "G1", "7", "1.0"),
-    );
-    builder
-        .service(&s::LIGHTBULB)
-        .primary()
-        .characteristic(&c::BRIGHTNESS);
-    builder.service(&s::STATELESS_PROGRAMMABLE_SWITCH);
-    builder
-        .service(&s::TEMPERATURE_SENSOR)
-        .configure(&c::CURRENT_TEMPERATURE, |def| def.on_demand());
-    builder
-        .service(&VENDOR)
-        .characteristic(&TIMED)
-        .characteristic(&CONTROL_POINT);
+    add_gadget(&mut builder);
     builder.accessory(
         "lamp",
         &AccessoryInfo::new("Lamp", "Acme", "L1", "8", "1.0"),
     );
-    builder.service(&s::LIGHTBULB).primary();
+    let lamp = builder.service(&s::LIGHTBULB).primary();
+    assert_eq!(lamp.iid_of(&c::ON), Some(LAMP_ON.1));
     builder.build().expect("the fixture is valid")
 }
 
-/// The ids of [`fixture`]'s characteristics, as `(aid, iid)`.
-pub(crate) mod ids {
-    pub(crate) const ON: (u64, u64) = (1, 9);
-    pub(crate) const BRIGHTNESS: (u64, u64) = (1, 10);
-    pub(crate) const SWITCH_EVENT: (u64, u64) = (1, 12);
-    pub(crate) const TEMPERATURE: (u64, u64) = (1, 14);
-    pub(crate) const TIMED: (u64, u64) = (1, 16);
-    pub(crate) const CONTROL: (u64, u64) = (1, 17);
-    pub(crate) const LAMP_ON: (u64, u64) = (2, 9);
-}
+/// The lamp's On characteristic.
+pub(crate) const LAMP_ON: (u64, u64) = (2, 9);
 
 /// The first byte of a connection target's input.
 pub(crate) mod flags {
@@ -660,15 +589,12 @@ mod tests {
 
     #[test]
     fn fixture_ids_are_the_ones_seeds_use() {
+        // `fixture` checks the ids as it builds; this shows they are the catalog's.
         let db = fixture();
         let kind = |(aid, iid): (u64, u64)| db.characteristic(aid, iid).unwrap().kind.name;
         assert_eq!(kind(ids::ON), c::ON.name);
-        assert_eq!(kind(ids::BRIGHTNESS), c::BRIGHTNESS.name);
         assert_eq!(kind(ids::SWITCH_EVENT), c::PROGRAMMABLE_SWITCH_EVENT.name);
-        assert_eq!(kind(ids::TEMPERATURE), c::CURRENT_TEMPERATURE.name);
-        assert_eq!(kind(ids::TIMED), TIMED.name);
-        assert_eq!(kind(ids::CONTROL), CONTROL_POINT.name);
-        assert_eq!(kind(ids::LAMP_ON), c::ON.name);
+        assert_eq!(kind(LAMP_ON), c::ON.name);
     }
 
     #[test]

@@ -45,6 +45,15 @@ pub(crate) fn guest() -> &'static ControllerIdentity {
     })
 }
 
+/// A controller that is not paired.
+pub(crate) fn stranger() -> &'static ControllerIdentity {
+    static STRANGER: OnceLock<ControllerIdentity> = OnceLock::new();
+    STRANGER.get_or_init(|| ControllerIdentity {
+        id: PairingId::new(b"stranger").unwrap(),
+        keys: Ed25519KeyPair::from_seed(&[7; 32]),
+    })
+}
+
 /// The accessory of [`unpaired`], paired with [`owner`] (admin) and [`guest`].
 pub(crate) fn paired() -> &'static AccessoryState {
     static STATE: OnceLock<AccessoryState> = OnceLock::new();
@@ -238,11 +247,10 @@ impl PairingHarness {
         body: &[u8],
         before: &AccessoryState,
     ) -> Option<Vec<u8>> {
-        let stranger = PairingId::new(b"stranger").unwrap();
         let controller = match sender {
             0 => &owner().id,
             1 => &guest().id,
-            _ => &stranger,
+            _ => &stranger().id,
         };
         let was_admin = before
             .pairings

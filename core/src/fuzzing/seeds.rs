@@ -8,9 +8,11 @@ use std::vec;
 use std::vec::Vec;
 
 use super::connection::{
-    flags, ids, messages, post, Accessory, Buffers, Outcome, MAX_CHUNKED_STREAM,
+    flags, ids, messages, post, Accessory, Buffers, Outcome, LAMP_ON, MAX_CHUNKED_STREAM,
 };
-use super::pairing::{accessory_pairing, guest, header, owner, Handler, PairingHarness, CODE};
+use super::pairing::{
+    accessory_pairing, guest, header, owner, stranger, Handler, PairingHarness, CODE,
+};
 use super::sized;
 use crate::crypto::{Ed25519KeyPair, Key};
 use crate::pairing::setup::{PairSetupClient, SetupClientOutput, MAX_SETUP_MESSAGE_LEN};
@@ -78,7 +80,7 @@ fn bodies() -> Vec<String> {
         characteristics(&[
             subscribe(ids::ON, true),
             subscribe(ids::SWITCH_EVENT, true),
-            subscribe(ids::LAMP_ON, true),
+            subscribe(LAMP_ON, true),
         ]),
         // A 207: a read-only target, an out-of-range value, an unknown id.
         characteristics(&[
@@ -89,7 +91,7 @@ fn bodies() -> Vec<String> {
         ]),
         format!(
             r#"{{"characteristics":[{}],"pid":42}}"#,
-            write(ids::TIMED, "1")
+            write(ids::VAULT, "1")
         ),
         characteristics(&[format!(
             r#"{{"aid":1,"iid":{},"value":"AQEB","r":true}}"#,
@@ -107,7 +109,7 @@ fn requests() -> Vec<Vec<u8>> {
         ids::BRIGHTNESS,
         ids::TEMPERATURE,
         ids::CONTROL,
-        ids::LAMP_ON,
+        LAMP_ON,
     ]
     .map(id)
     .join(",");
@@ -235,13 +237,6 @@ fn newcomer() -> ControllerIdentity {
     }
 }
 
-fn stranger() -> ControllerIdentity {
-    ControllerIdentity {
-        id: PairingId::new(b"stranger").unwrap(),
-        keys: Ed25519KeyPair::from_seed(&[7; 32]),
-    }
-}
-
 /// Pairing-handler seeds: a selector byte, then header bytes and sized messages.
 fn pairing_handler_seeds() -> Vec<Vec<u8>> {
     let mut seeds = Vec::new();
@@ -251,7 +246,7 @@ fn pairing_handler_seeds() -> Vec<Vec<u8>> {
         let (sent, _) = setup_messages(code, &newcomer(), |m| harness.message(0, m));
         seeds.push(pairing_seed(selector, 0, &sent));
     }
-    for (who, storage_fails) in [(owner(), false), (&stranger(), false)] {
+    for (who, storage_fails) in [(owner(), false), (stranger(), false)] {
         let selector = Handler::Verify.selector(storage_fails);
         let mut harness = PairingHarness::new(selector);
         let sent = verify_messages(who, &accessory_pairing(), |m| harness.message(1, m));
@@ -316,7 +311,7 @@ fn setup_then_verify(code: &str) -> Vec<u8> {
 fn unverified_seeds() -> Vec<Vec<u8>> {
     let mut seeds = vec![setup_then_verify(CODE), setup_then_verify("111-22-333")];
     // A paired accessory: pair-verify as the owner and as a stranger.
-    for who in [owner(), &stranger()] {
+    for who in [owner(), stranger()] {
         let mut accessory = Accessory::new(flags::PAIRED);
         let mut buffers = Buffers::new();
         let mut conn = accessory.accept(&mut buffers);

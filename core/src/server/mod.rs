@@ -346,8 +346,7 @@ impl<'d> Server<'d> {
         now: Instant,
         rng: &mut R,
     ) -> Option<Output<'c>> {
-        if conn.persist_requested {
-            conn.persist_requested = false;
+        if core::mem::take(&mut conn.persist_requested) {
             return Some(Output::Persist);
         }
         if conn.closed_reported {
@@ -364,8 +363,7 @@ impl<'d> Server<'d> {
             self.write_events(conn, now);
             // A request answered just now may wait for storage: say so now, or the
             // caller, seeing `None`, would wait for input that may never come.
-            if conn.persist_requested {
-                conn.persist_requested = false;
+            if core::mem::take(&mut conn.persist_requested) {
                 return Some(Output::Persist);
             }
         }

@@ -9,97 +9,13 @@ use std::vec::Vec;
 use serde_json::{json, Value as Json};
 
 use super::*;
+use crate::catalog::Perms;
 use crate::catalog::{characteristic as c, service as s, CharacteristicType, Format, HapType};
-use crate::catalog::{Perms, ServiceType};
 use crate::database::builder::{AccessoryInfo, DatabaseBuilder};
 use crate::database::OwnedValue;
 
-const VENDOR: ServiceType = ServiceType {
-    name: "Vendor",
-    uuid: HapType::Custom([
-        0xE8, 0x63, 0x00, 0x01, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
-    required: &[],
-    optional: &[],
-};
-
-/// A vendor characteristic that only takes timed writes.
-const VAULT_DOOR: CharacteristicType = CharacteristicType {
-    name: "VaultDoor",
-    uuid: HapType::Custom([
-        0xE8, 0x63, 0x00, 0x02, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
-    format: Format::Uint8,
-    perms: Perms::READ
-        .union(Perms::WRITE)
-        .union(Perms::TIMED_WRITE)
-        .union(Perms::EVENTS),
-    admin_only: Perms::empty(),
-    unit: None,
-    min_value: Some(0.0),
-    max_value: Some(1.0),
-    min_step: Some(1.0),
-    valid_values: &[],
-    max_len: None,
-};
-
-/// A vendor control point that answers writes.
-const CONTROL_POINT: CharacteristicType = CharacteristicType {
-    name: "ControlPoint",
-    uuid: HapType::Custom([
-        0xE8, 0x63, 0x00, 0x03, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
-    format: Format::Tlv8,
-    perms: Perms::READ.union(Perms::WRITE).union(Perms::WRITE_RESPONSE),
-    admin_only: Perms::empty(),
-    unit: None,
-    min_value: None,
-    max_value: None,
-    min_step: None,
-    valid_values: &[],
-    max_len: None,
-};
-
-const ON: (u64, u64) = (1, 9);
-const BRIGHTNESS: (u64, u64) = (1, 10);
-const SWITCH_EVENT: (u64, u64) = (1, 12);
-const TEMPERATURE: (u64, u64) = (1, 14);
-const VAULT: (u64, u64) = (1, 16);
-const CONTROL: (u64, u64) = (1, 17);
-
-/// A light with a button, an on-demand thermometer and vendor characteristics.
-fn fixture() -> Database<'static> {
-    let mut ids = crate::database::ids::IdMap::new();
-    let mut builder = DatabaseBuilder::new(&mut ids);
-    builder.accessory(
-        "gadget",
-        &AccessoryInfo::new("Gadget", "Acme", "G1", "7", "1.0"),
-    );
-    let bulb = builder
-        .service(&s::LIGHTBULB)
-        .primary()
-        .characteristic(&c::BRIGHTNESS);
-    assert_eq!(bulb.iid_of(&c::ON), Some(ON.1));
-    assert_eq!(bulb.iid_of(&c::BRIGHTNESS), Some(BRIGHTNESS.1));
-    let button = builder.service(&s::STATELESS_PROGRAMMABLE_SWITCH);
-    assert_eq!(
-        button.iid_of(&c::PROGRAMMABLE_SWITCH_EVENT),
-        Some(SWITCH_EVENT.1)
-    );
-    let sensor = builder
-        .service(&s::TEMPERATURE_SENSOR)
-        .configure(&c::CURRENT_TEMPERATURE, |def| def.on_demand());
-    assert_eq!(sensor.iid_of(&c::CURRENT_TEMPERATURE), Some(TEMPERATURE.1));
-    let vendor = builder
-        .service(&VENDOR)
-        .characteristic(&VAULT_DOOR)
-        .characteristic(&CONTROL_POINT);
-    assert_eq!(vendor.iid_of(&CONTROL_POINT), Some(CONTROL.1));
-    builder.build().unwrap()
-}
+use crate::database::fixture::ids::{BRIGHTNESS, CONTROL, ON, SWITCH_EVENT, TEMPERATURE, VAULT};
+use crate::database::fixture::{gadget as fixture, VENDOR};
 
 /// One message from the accessory: a response or an event.
 #[derive(Debug, Clone, PartialEq)]
