@@ -386,6 +386,12 @@ impl ServiceDef<'_> {
             linked: Table::Borrowed(&[]),
         }
     }
+
+    /// The same service, as the accessory's main one. A `const fn`, for `static` tables.
+    pub const fn as_primary(mut self) -> Self {
+        self.primary = true;
+        self
+    }
 }
 
 /// One entry of the database's shape, in document order.
