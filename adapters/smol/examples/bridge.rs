@@ -2,6 +2,8 @@
 //! whose value drifts, and a stateless programmable switch pressed from stdin.
 //!
 //! `cargo run -p hap-smol --example bridge`, then add the bridge in the Home app.
+//! `--accessories light,button` serves only some of them; each keeps its aid, and the
+//! configuration number changes, so controllers reload the bridge.
 
 #[path = "../../std/examples/support/example.rs"]
 mod example;
@@ -19,50 +21,96 @@ use smol::stream::StreamExt as _;
 /// The bridge category, for mDNS `ci` and the setup URI.
 const BRIDGE: u8 = 2;
 
-const HELP: &str =
-    "Type light on|off, switch on|off, or press|double|long (the button), and Enter.";
+const HELP: &str = "Type light on|off|toggle|brightness N, switch on|off, temperature C, \
+                    or press|double|long (the button), and Enter.";
 
-/// Where each accessory's interesting characteristic is.
+/// The keys of the accessories behind the bridge, in order.
+const ACCESSORIES: [&str; 4] = ["light", "switch", "sensor", "button"];
+
+/// Where each accessory's interesting characteristic is; `None` for those left out.
 struct Ids {
-    light: example::Light,
-    switch: (u64, u64),
-    temperature: (u64, u64),
-    button: (u64, u64),
+    light: Option<example::Light>,
+    switch: Option<(u64, u64)>,
+    temperature: Option<(u64, u64)>,
+    button: Option<(u64, u64)>,
 }
 
 fn main() -> ExitCode {
-    example::main("bridge", "Virtual Bridge", "./bridge-data", HELP, |args| {
-        smol::block_on(run(args))
-    })
+    example::main(
+        &example::Program {
+            program: "bridge",
+            name: "Virtual Bridge",
+            data: "./bridge-data",
+            help: HELP,
+            extra_flags: &[("--accessories", "light,switch,sensor,button")],
+        },
+        |args| smol::block_on(run(args)),
+    )
+}
+
+/// The accessories chosen with `--accessories` (all by default).
+fn chosen(args: &example::Args) -> Result<Vec<&str>, String> {
+    let Some(list) = args.extra("--accessories") else {
+        return Ok(ACCESSORIES.to_vec());
+    };
+    let keys: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .collect();
+    match keys.iter().find(|key| !ACCESSORIES.contains(key)) {
+        Some(unknown) => Err(format!(
+            "--accessories: unknown accessory {unknown:?}; choose from {}",
+            ACCESSORIES.join(",")
+        )),
+        None => Ok(keys),
+    }
 }
 
 async fn run(args: &example::Args) -> Result<(), String> {
+    let chosen = chosen(args)?;
     let mut setup = args.setup()?;
     let mut builder = DatabaseBuilder::new(setup.ids());
     let info = |name| AccessoryInfo::new(name, "hap-rs", "VirtualBridge", "VB-0001", "0.1.0");
-    // The bridge comes first, so it gets aid 1.
+    // The bridge comes first, so it gets aid 1. The others keep their aids, stored with
+    // the state, whichever are chosen; the configuration number changes with the choice.
     builder.accessory("bridge", &info(&args.name));
-    let light = example::Light::add(&mut builder, "light", &info("Desk Light"));
-    let switch_aid = builder.accessory("switch", &info("Fan Switch"));
-    let switch = builder.service(&s::SWITCH).primary().iid_of(&c::ON);
-    let sensor_aid = builder.accessory("sensor", &info("Room Temperature"));
-    let sensor = builder
-        .service(&s::TEMPERATURE_SENSOR)
-        .primary()
-        .value(&c::CURRENT_TEMPERATURE, OwnedValue::Float(21.0))
-        .iid_of(&c::CURRENT_TEMPERATURE);
-    let button_aid = builder.accessory("button", &info("Doorbell Button"));
-    let button = builder
-        .service(&s::STATELESS_PROGRAMMABLE_SWITCH)
-        .primary()
-        .iid_of(&c::PROGRAMMABLE_SWITCH_EVENT);
-    let database = builder.build().map_err(|e| format!("{e:?}"))?;
-    let ids = Ids {
-        light,
-        switch: (switch_aid, switch.unwrap_or(0)),
-        temperature: (sensor_aid, sensor.unwrap_or(0)),
-        button: (button_aid, button.unwrap_or(0)),
+    let mut ids = Ids {
+        light: None,
+        switch: None,
+        temperature: None,
+        button: None,
     };
+    for key in chosen {
+        match key {
+            "light" => {
+                ids.light = Some(example::Light::add(&mut builder, key, &info("Desk Light")));
+            }
+            "switch" => {
+                let aid = builder.accessory(key, &info("Fan Switch"));
+                let on = builder.service(&s::SWITCH).primary().iid_of(&c::ON);
+                ids.switch = on.map(|iid| (aid, iid));
+            }
+            "sensor" => {
+                let aid = builder.accessory(key, &info("Room Temperature"));
+                let temperature = builder
+                    .service(&s::TEMPERATURE_SENSOR)
+                    .primary()
+                    .value(&c::CURRENT_TEMPERATURE, OwnedValue::Float(21.0))
+                    .iid_of(&c::CURRENT_TEMPERATURE);
+                ids.temperature = temperature.map(|iid| (aid, iid));
+            }
+            _ => {
+                let aid = builder.accessory(key, &info("Doorbell Button"));
+                let event = builder
+                    .service(&s::STATELESS_PROGRAMMABLE_SWITCH)
+                    .primary()
+                    .iid_of(&c::PROGRAMMABLE_SWITCH_EVENT);
+                ids.button = event.map(|iid| (aid, iid));
+            }
+        }
+    }
+    let database = builder.build().map_err(|e| format!("{e:?}"))?;
 
     print!("{}", example::banner(&args.name, BRIDGE, &setup));
     let running = hap_smol::serve(setup, database, args.options("VirtualBridge", BRIDGE)?)
@@ -75,30 +123,41 @@ async fn run(args: &example::Args) -> Result<(), String> {
     ctrlc::set_handler(move || on_signal.shut_down())
         .map_err(|e| format!("cannot handle Ctrl+C: {e}"))?;
 
-    // The temperature drifts slowly around 21 °C, in steps of 0.1 as the type requires.
-    let drifting = handle.clone();
-    let (aid, iid) = ids.temperature;
-    smol::spawn(async move {
-        let mut minutes = 0.0f64;
-        loop {
-            smol::Timer::after(Duration::from_secs(10)).await;
-            minutes += 1.0 / 6.0;
-            let tenths = (210.0 + 15.0 * (minutes / 5.0).sin()).round();
-            if drifting
-                .set_value(aid, iid, OwnedValue::Float(tenths / 10.0))
-                .is_err()
-            {
-                break;
+    if let Some((aid, iid)) = ids.temperature {
+        // The temperature drifts slowly around 21 °C, in steps of 0.1 as the type requires.
+        let drifting = handle.clone();
+        smol::spawn(async move {
+            let mut minutes = 0.0f64;
+            loop {
+                smol::Timer::after(Duration::from_secs(10)).await;
+                minutes += 1.0 / 6.0;
+                let tenths = (210.0 + 15.0 * (minutes / 5.0).sin()).round();
+                if drifting
+                    .set_value(aid, iid, OwnedValue::Float(tenths / 10.0))
+                    .is_err()
+                {
+                    break;
+                }
             }
-        }
-    })
-    .detach();
+        })
+        .detach();
+    }
 
     let typed = handle.clone();
     let commands = ids_commands(&ids);
+    let light = ids.light;
     smol::spawn(async move {
         let mut lines = smol::io::BufReader::new(smol::Unblock::new(std::io::stdin())).lines();
         while let Some(Ok(line)) = lines.next().await {
+            // "light ..." takes the virtual light's own commands.
+            if let (Some(light), Some(command)) = (light, line.trim().strip_prefix("light ")) {
+                let value = |aid, iid| typed.value(aid, iid);
+                let set = |aid, iid, value| typed.set_value(aid, iid, value);
+                if let Some(said) = light.obey(command, value, set) {
+                    println!("{said}");
+                }
+                continue;
+            }
             match commands(line.trim()) {
                 Some((aid, iid, value, said)) => match typed.set_value(aid, iid, value) {
                     Ok(_) => println!("{said}"),
@@ -115,7 +174,7 @@ async fn run(args: &example::Args) -> Result<(), String> {
         match &event {
             Event::Write {
                 aid, iid, value, ..
-            } if (*aid, *iid) == ids.switch => {
+            } if Some((*aid, *iid)) == ids.switch => {
                 println!(
                     "Switch {}",
                     if *value == OwnedValue::Bool(true) {
@@ -126,7 +185,7 @@ async fn run(args: &example::Args) -> Result<(), String> {
                 );
             }
             _ => {
-                if let Some(line) = ids.light.describe(&event) {
+                if let Some(line) = ids.light.and_then(|light| light.describe(&event)) {
                     println!("{line}");
                 }
             }
@@ -139,26 +198,28 @@ async fn run(args: &example::Args) -> Result<(), String> {
 
 /// What a typed command sets, and the line to print for it.
 fn ids_commands(ids: &Ids) -> impl Fn(&str) -> Option<(u64, u64, OwnedValue, String)> {
-    let (light, switch, button) = (ids.light, ids.switch, ids.button);
+    let (switch, temperature, button) = (ids.switch, ids.temperature, ids.button);
     move |line| {
-        let on = |aid, iid, value: bool, what: &str| {
+        let on = |(aid, iid), value: bool, what: &str| {
             let said = format!("{what} {} (local)", if value { "ON" } else { "OFF" });
             Some((aid, iid, OwnedValue::Bool(value), said))
         };
         // HAP's programmable switch events: 0 single, 1 double, 2 long press.
         let press = |kind: u8, what: &str| {
-            Some((
-                button.0,
-                button.1,
-                OwnedValue::Uint8(kind),
-                format!("Button: {what} press"),
-            ))
+            let (aid, iid) = button?;
+            let said = format!("Button: {what} press");
+            Some((aid, iid, OwnedValue::Uint8(kind), said))
         };
+        if let Some(celsius) = line.strip_prefix("temperature ") {
+            // The core checks the range and step when the value is set.
+            let (aid, iid) = temperature?;
+            let celsius: f64 = celsius.trim().parse().ok()?;
+            let said = format!("Temperature {celsius} °C (local)");
+            return Some((aid, iid, OwnedValue::Float(celsius), said));
+        }
         match line {
-            "light on" => on(light.aid, light.on, true, "Light"),
-            "light off" => on(light.aid, light.on, false, "Light"),
-            "switch on" => on(switch.0, switch.1, true, "Switch"),
-            "switch off" => on(switch.0, switch.1, false, "Switch"),
+            "switch on" => on(switch?, true, "Switch"),
+            "switch off" => on(switch?, false, "Switch"),
             "press" => press(0, "single"),
             "double" => press(1, "double"),
             "long" => press(2, "long"),

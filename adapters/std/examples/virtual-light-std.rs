@@ -10,10 +10,13 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     example::main(
-        "virtual-light",
-        "Virtual Light",
-        "./virtual-light-data",
-        "Type on, off, toggle or brightness N (0-100) and Enter to change the light locally.",
+        &example::Program {
+            program: "virtual-light",
+            name: "Virtual Light",
+            data: "./virtual-light-data",
+            help: "Type on, off, toggle or brightness N (0-100) and Enter to change the light locally.",
+            extra_flags: &[],
+        },
         run,
     )
 }

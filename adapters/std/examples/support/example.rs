@@ -25,16 +25,27 @@ pub(crate) const LIGHTBULB: u8 = 5;
 const FLAGS: &str = "[--name NAME] [--pin XXX-XX-XXX] [--setup-id XXXX] [--bind ADDR]
        [--port PORT] [--data DIR] [--no-mdns] [--log LEVEL]";
 
+/// What an example is called and how it starts: see [`Args::parse`].
+pub(crate) struct Program<'a> {
+    /// The program's name, for messages.
+    pub(crate) program: &'a str,
+    /// The default `--name`.
+    pub(crate) name: &'a str,
+    /// The default `--data`.
+    pub(crate) data: &'a str,
+    /// What can be typed, for the usage message.
+    pub(crate) help: &'a str,
+    /// Flags of this example's own, each taking a value, with their usage.
+    pub(crate) extra_flags: &'a [(&'a str, &'a str)],
+}
+
 /// An example's `main`: parses the flags of `program` (see [`Args::parse`]), starts
 /// logging, and runs `run`, turning its error into a message and an exit status.
 pub(crate) fn main(
-    program: &str,
-    name: &str,
-    data: &str,
-    help: &str,
+    program: &Program<'_>,
     run: impl FnOnce(&Args) -> Result<(), String>,
 ) -> ExitCode {
-    let args = match Args::parse(program, name, data, help, std::env::args().skip(1)) {
+    let args = match Args::parse(program, std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("{message}");
@@ -45,7 +56,7 @@ pub(crate) fn main(
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("{program}: {message}");
+            eprintln!("{}: {message}", program.program);
             ExitCode::FAILURE
         }
     }
@@ -67,29 +78,32 @@ pub(crate) struct Args {
     pub(crate) data: PathBuf,
     pub(crate) mdns: bool,
     pub(crate) log: Option<log::LevelFilter>,
+    /// The values of the example's own flags, as given.
+    pub(crate) extra: Vec<(String, String)>,
 }
 
 impl Args {
-    /// Parses the flags of `program`, whose defaults are `name` and `data`, or returns
-    /// the message to print before exiting. `help` says what can be typed.
+    /// Parses the flags of `program`, or returns the message to print before exiting.
     pub(crate) fn parse(
-        program: &str,
-        name: &str,
-        data: &str,
-        help: &str,
+        program: &Program<'_>,
         mut args: impl Iterator<Item = String>,
     ) -> Result<Self, String> {
-        let usage = format!("usage: {program} {FLAGS}\n\n{help}");
+        let mut usage = format!("usage: {} {FLAGS}", program.program);
+        for (flag, what) in program.extra_flags {
+            usage += &format!("\n       [{flag} {what}]");
+        }
+        usage += &format!("\n\n{}", program.help);
         let usage = usage.as_str();
         let mut parsed = Args {
-            name: name.into(),
+            name: program.name.into(),
             pin: None,
             setup_id: None,
             bind: IpAddr::from([0, 0, 0, 0]),
             port: 51826,
-            data: data.into(),
+            data: program.data.into(),
             mdns: true,
             log: None,
+            extra: Vec::new(),
         };
         while let Some(flag) = args.next() {
             let mut value = |what: &str| {
@@ -138,10 +152,23 @@ impl Args {
                     })?);
                 }
                 "-h" | "--help" => return Err(usage.into()),
+                own if program.extra_flags.iter().any(|(flag, _)| *flag == own) => {
+                    let text = value("a value")?;
+                    parsed.extra.push((flag.clone(), text));
+                }
                 other => return Err(format!("unknown flag {other:?}\n\n{usage}")),
             }
         }
         Ok(parsed)
+    }
+
+    /// The last value given for the example's own flag `flag`.
+    pub(crate) fn extra(&self, flag: &str) -> Option<&str> {
+        self.extra
+            .iter()
+            .rev()
+            .find(|(given, _)| given == flag)
+            .map(|(_, value)| value.as_str())
     }
 
     /// Starts logging to stderr at the chosen level, if any.
