@@ -12,16 +12,7 @@ use smol::io::AsyncBufReadExt as _;
 use smol::stream::StreamExt as _;
 
 fn main() -> ExitCode {
-    example::main(
-        &example::Program {
-            program: "virtual-light",
-            name: "Virtual Light",
-            data: "./virtual-light-data",
-            help: "Type on, off, toggle or brightness N (0-100) and Enter to change the light locally.",
-            extra_flags: &[],
-        },
-        |args| smol::block_on(run(args)),
-    )
+    example::main(&example::VIRTUAL_LIGHT, |args| smol::block_on(run(args)))
 }
 
 async fn run(args: &example::Args) -> Result<(), String> {

@@ -9,16 +9,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    example::main(
-        &example::Program {
-            program: "virtual-light",
-            name: "Virtual Light",
-            data: "./virtual-light-data",
-            help: "Type on, off, toggle or brightness N (0-100) and Enter to change the light locally.",
-            extra_flags: &[],
-        },
-        run,
-    )
+    example::main(&example::VIRTUAL_LIGHT, run)
 }
 
 fn run(args: &example::Args) -> Result<(), String> {

@@ -39,6 +39,15 @@ pub(crate) struct Program<'a> {
     pub(crate) extra_flags: &'a [(&'a str, &'a str)],
 }
 
+/// The virtual light, on either runtime.
+pub(crate) const VIRTUAL_LIGHT: Program<'static> = Program {
+    program: "virtual-light",
+    name: "Virtual Light",
+    data: "./virtual-light-data",
+    help: "Type on, off, toggle or brightness N (0-100) and Enter to change the light locally.",
+    extra_flags: &[],
+};
+
 /// An example's `main`: parses the flags of `program` (see [`Args::parse`]), starts
 /// logging, and runs `run`, turning its error into a message and an exit status.
 pub(crate) fn main(
