@@ -6,8 +6,9 @@ case prints PASS or FAIL with what it saw; a failure also prints aiohomekit's re
 the exchange (every request and response in plaintext) and the accessory's output. The
 last line is `interop: N passed, M failed`.
 
-Every process started here is ended here, by its PID. Cases 1-7 use 127.0.0.1 only and
-no mDNS; case 8 runs inside a network namespace that the suite creates, with only `lo`.
+Every process started here is ended here, by its PID (in case 8, by the namespace's list
+of PIDs too). Cases 1-7 use 127.0.0.1 only and no mDNS; case 8 runs inside a network
+namespace that the suite creates, with only `lo`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from aiohomekit.characteristic_cache import CharacteristicCacheMemory
 from aiohomekit.controller.ip.controller import IpController
 from aiohomekit.controller.ip.discovery import IpDiscovery
 from aiohomekit.controller.ip.pairing import IpPairing
-from aiohomekit.exceptions import AuthenticationError, UnpairedError
+from aiohomekit.exceptions import AccessoryDisconnectedError, AuthenticationError, UnpairedError
+from aiohomekit.model.characteristics.data import characteristics as AIOHOMEKIT_CHARACTERISTICS
 from aiohomekit.model.categories import Categories
 from aiohomekit.model.feature_flags import FeatureFlags
 from aiohomekit.model.status_flags import StatusFlags
@@ -134,7 +136,11 @@ class Accessory:
                                         stderr=subprocess.STDOUT, text=True, bufsize=1)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.wait_for("listening on ")
+        try:
+            self.wait_for("listening on ")
+        except BaseException:
+            self.kill()
+            raise
 
     def _read(self) -> None:
         assert self.process.stdout
@@ -158,6 +164,10 @@ class Accessory:
                 if left <= 0 or self.process.poll() is not None and not self._reader.is_alive():
                     raise AssertionError(f"the accessory never printed {text!r}")
                 self._changed.wait(min(left, 0.2))
+
+    async def printed(self, text: str, after: int = 0) -> str:
+        """`wait_for` without stalling the event loop (sessions keep reading meanwhile)."""
+        return await asyncio.to_thread(self.wait_for, text, after)
 
     def mark(self) -> int:
         """The number of lines printed so far, for `wait_for(after=...)`."""
@@ -277,10 +287,17 @@ class World:
     sessions: list[IpPairing] = field(default_factory=list)
     accessories: list[dict] | None = None
 
-    def start(self, **kwargs: Any) -> Accessory:
-        self.accessory = Accessory(self.target, self.bin_dir, self.data, self.port, self.pin,
-                                   self.setup_id, **kwargs)
+    async def start(self, **kwargs: Any) -> Accessory:
+        """Starts the accessory and waits until it listens, without stalling the loop."""
+        self.accessory = await asyncio.to_thread(
+            Accessory, self.target, self.bin_dir, self.data, self.port, self.pin,
+            self.setup_id, **kwargs)
         return self.accessory
+
+    async def stop(self, kill: bool = False) -> None:
+        """Ends the accessory: SIGKILL if `kill`, else SIGTERM."""
+        if self.accessory:
+            await asyncio.to_thread(self.accessory.kill if kill else self.accessory.stop)
 
     def session(self, pairing_data: dict) -> IpPairing:
         """A new connection with a stored pairing; it pair-verifies on first use."""
@@ -358,24 +375,28 @@ def expect_error(code: int, result: dict, key: tuple[int, int], what: str) -> No
 
 
 async def case_pair_setup(world: World) -> str:
-    accessory = world.start()
+    accessory = await world.start()
     wrong = "123-45-679" if world.pin != "123-45-679" else "987-65-431"
     try:
         await pair(world, wrong)
-    except AuthenticationError:
-        pass
+    except AuthenticationError as error:
+        # The accessory's Authentication error at M4, which aiohomekit reports with the
+        # step; not aiohomekit's own "wrong proof", which would mean the accessory
+        # accepted the code.
+        assert str(error).startswith("step"), f"not the accessory's refusal: {error}"
     else:
         raise AssertionError(f"pair-setup with the wrong code {wrong} succeeded")
     mark = accessory.mark()
     pairing = await pair(world, world.pin)
     world.admin = world.session(pairing.pairing_data)
-    accessory.wait_for("Paired", after=mark)
+    await accessory.printed("Paired", after=mark)
     accessory_id = pairing.pairing_data["AccessoryPairingID"]
     return f"wrong code refused with Authentication; paired with {accessory_id}"
 
 
 def check_against_catalog(accessories: list[dict]) -> list[str]:
-    """Every service and characteristic of an Apple type agrees with Apple's catalog."""
+    """Every service and characteristic of an Apple type agrees with Apple's catalog, as
+    HAP-NodeJS publishes it (the server's own source) and as aiohomekit has it."""
     problems = []
     aids = [a["aid"] for a in accessories]
     if len(set(aids)) != len(aids) or 1 not in aids:
@@ -418,6 +439,18 @@ def check_against_catalog(accessories: list[dict]) -> list[str]:
                         given = 64  # HAP's default when a string omits it
                     if key in spec and given != spec[key]:
                         problems.append(f"{where}: {key} {c.get(key)!r} != {spec[key]!r}")
+                theirs = AIOHOMEKIT_CHARACTERISTICS.get(c["type"])
+                if theirs:
+                    # aiohomekit's own table, from another source: formats (it says int32
+                    # for HAP's int) and permissions. Its ranges predate some of Apple's
+                    # (CurrentTemperature from 0, not -270), so they are not compared.
+                    their_format = {"int32": "int"}.get(theirs["format"], theirs["format"])
+                    if c.get("format") != their_format:
+                        problems.append(f"{where}: format differs from aiohomekit's "
+                                        f"{theirs['format']}")
+                    if set(c.get("perms", [])) != set(theirs["perms"]):
+                        problems.append(f"{where}: perms differ from aiohomekit's "
+                                        f"{theirs['perms']}")
                 if "pr" in spec["perms"] and "value" not in c:
                     problems.append(f"{where}: readable but no value")
                 if "pr" not in spec["perms"] and "value" in c:
@@ -462,8 +495,10 @@ async def case_read_write(world: World) -> str:
     assert not result, f"valid writes failed: {result}"
     read = await session.get_characteristics([on, brightness])
     assert read[on]["value"] is True and read[brightness]["value"] == 42, f"read back {read}"
-    accessory.wait_for("Brightness 42%", after=mark)
+    await accessory.printed("Brightness 42%", after=mark)
 
+    # Values that no invalid write below could produce by clamping or truncating.
+    assert not await session.put_characteristics([(*on, False), (*brightness, 43)])
     result = await session.put_characteristics([(*brightness, 150)])
     expect_error(INVALID_VALUE, result, brightness, "Brightness 150")
     result = await session.put_characteristics([(*on, "yes")])
@@ -471,7 +506,7 @@ async def case_read_write(world: World) -> str:
     result = await session.put_characteristics([(*brightness, 42.5)])
     expect_error(INVALID_VALUE, result, brightness, "a fraction for the int Brightness")
     read = await session.get_characteristics([on, brightness])
-    assert read[on]["value"] is True and read[brightness]["value"] == 42, \
+    assert read[on]["value"] is False and read[brightness]["value"] == 43, \
         f"an invalid write changed a value: {read}"
     said = "On and Brightness written and read back; 150, 42.5 and a string refused with -70410"
 
@@ -505,8 +540,9 @@ async def case_events(world: World) -> str:
     reader = world.admin
     writer = world.session(world.admin.pairing_data)
     reader_events, writer_events = Events(reader), Events(writer)
-    await reader.subscribe(watched)
-    await writer.subscribe(watched)
+    for session in (reader, writer):
+        refused = await session.subscribe(watched)
+        assert not refused, f"subscriptions refused: {refused}"
 
     # A write by the second session reaches the first, and not the writer.
     current = (await reader.get_characteristics([on]))[on]["value"]
@@ -531,6 +567,9 @@ async def case_events(world: World) -> str:
         await reader_events.wait_for(*switch, flipped)
         await asyncio.sleep(SILENCE)
         assert not writer_events.values(*switch), "the writer heard its own switch write"
+        # The same session does hear the switch when someone else changes it.
+        accessory.type("switch on" if not flipped else "switch off")
+        await writer_events.wait_for(*switch, not flipped)
         accessory.type("temperature 23.5")
         await reader_events.wait_for(*temperature, 23.5)
         await writer_events.wait_for(*temperature, 23.5)
@@ -575,8 +614,8 @@ async def case_restart(world: World) -> str:
     admin_data = dict(world.admin.pairing_data)
     before = world.accessories
     await world.close_sessions()
-    world.accessory.kill()
-    world.start()
+    await world.stop(kill=True)
+    await world.start()
     admin = world.admin = world.session(admin_data)
     after = await admin.list_accessories_and_characteristics()
 
@@ -605,15 +644,18 @@ async def case_unpair(world: World) -> str:
     assert listed == [admin_id], f"after removing the user, pairings {listed}"
     mark = accessory.mark()
     assert await admin.remove_pairing(admin_id)
-    accessory.wait_for("Unpaired", after=mark)
+    await accessory.printed("Unpaired", after=mark)
     await world.close_sessions()
     status = raw_request(world.port, b"POST /identify HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
     assert status.startswith("HTTP/1.1 204"), f"/identify while unpaired answered {status!r}"
     stale = world.session(admin_data := {**admin.pairing_data})
     try:
         await stale.get_characteristics([(1, 2)])
-    except Exception:  # noqa: BLE001 - any refusal will do; it must not verify
-        pass
+    except AuthenticationError as error:
+        assert str(error).startswith("step"), f"not the accessory's refusal: {error}"
+    except AccessoryDisconnectedError as error:
+        # aiohomekit may wrap pair-verify's failure; it names it.
+        assert "AuthenticationError" in str(error), f"not refused by pair-verify: {error}"
     else:
         raise AssertionError("the removed pairing still verifies")
     pairing = await pair(world, world.pin)
@@ -650,7 +692,8 @@ class Browser:
         return cls(azc, controller, browser)
 
     async def txt(self, name: str) -> dict[str, str]:
-        """The TXT record as it stands now, asked afresh."""
+        """The TXT record as zeroconf has it: from its cache, which the accessory's
+        announcements keep current, or else asked on the network."""
         from zeroconf.asyncio import AsyncServiceInfo
 
         info = AsyncServiceInfo(HAP_TYPE, f"{name}.{HAP_TYPE}")
@@ -675,6 +718,16 @@ class Browser:
         await self.azc.async_close()
 
 
+async def pair_discovered(browser: "Browser", device_id: str, pin: str) -> dict:
+    """Pair-setup through the address aiohomekit discovered over mDNS."""
+    discovery = browser.controller.discoveries[device_id]
+    try:
+        finish = await discovery.async_start_pairing(f"mdns-{uuid.uuid4()}")
+        return (await finish(pin)).pairing_data
+    finally:
+        await discovery.close()
+
+
 async def case_mdns(world: World) -> str:
     """Runs inside the namespace: discovery, TXT, `sf` across pairing, and `c#`."""
     target = world.target
@@ -682,7 +735,7 @@ async def case_mdns(world: World) -> str:
     browser = await Browser.start()
     world.controller = browser.controller
     try:
-        world.start(mdns=True)
+        await world.start(mdns=True)
         deadline = time.monotonic() + STEP
         while not browser.controller.discoveries and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -694,36 +747,61 @@ async def case_mdns(world: World) -> str:
             f"discovered at {found.address}:{found.port}"
         txt = await browser.txt(name)
         want = {"md": target.model, "ci": str(target.category), "sf": "1", "ff": "0",
-                "pv": "1.1", "s#": "1", "sh": setup_hash(world.setup_id, txt.get("id", ""))}
+                "pv": "1.1", "s#": "1"}
         wrong = {k: (txt.get(k), v) for k, v in want.items() if txt.get(k) != v}
         assert not wrong, f"TXT values (got, expected): {wrong}; TXT {txt}"
-        assert txt["id"].lower() == device_id and int(txt.get("c#", "0")) >= 1, f"TXT {txt}"
-        said = f"discovered {name!r} at 127.0.0.1:{world.port}; TXT {txt}"
+        config = int(txt.get("c#", "0"))
+        assert config >= 1, f"TXT c# {txt.get('c#')!r}"
 
         # sf goes 1 -> 0 -> 1 across pairing and unpairing, through the discovered address.
-        finish = await discovery.async_start_pairing("mdns")
-        pairing = await finish(world.pin)
-        await discovery.close()
-        await browser.until(name, "sf after pairing", lambda t: t.get("sf") == "0")
-        session = world.session(pairing.pairing_data)
-        assert await session.remove_pairing(pairing.pairing_data["iOSPairingId"])
+        pairing_data = await pair_discovered(browser, device_id, world.pin)
+        # The id that pair-setup proved is the one advertised, and `sh` hashes it.
+        proven = pairing_data["AccessoryPairingID"]
+        assert txt.get("id") == proven.upper(), f"TXT id {txt.get('id')}, pair-setup {proven}"
+        sh = setup_hash(world.setup_id, proven.upper())
+        assert txt.get("sh") == sh, f"TXT sh {txt.get('sh')}, expected {sh}"
+        paired = await browser.until(name, "sf after pairing", lambda t: t.get("sf") == "0")
+        session = world.session(pairing_data)
+        before = await session.list_accessories_and_characteristics()
+        assert await session.remove_pairing(pairing_data["iOSPairingId"])
         await world.close_sessions()
-        await browser.until(name, "sf after unpairing", lambda t: t.get("sf") == "1")
-        said += "; sf 1 -> 0 -> 1 across pair and unpair"
+        unpaired = await browser.until(name, "sf after unpairing", lambda t: t.get("sf") == "1")
+        configs = {int(t.get("c#", "0")) for t in (paired, unpaired)}
+        assert configs == {config}, f"c# changed across pairing: {config} -> {configs}"
+        said = (f"discovered {name!r} at 127.0.0.1:{world.port}; TXT {txt} with id and sh "
+                f"matching pair-setup; sf 1 -> 0 -> 1 across pair and unpair, c# kept")
+
+        # A restart with the same configuration keeps c#.
+        await world.stop()
+        await world.start(mdns=True)
+        again = await browser.until(name, "TXT after a restart", lambda t: "c#" in t)
+        assert int(again["c#"]) == config, f"c# {config} -> {again['c#']} on a plain restart"
 
         if target.kind == "bridge":
-            config = int(txt["c#"])
-            world.accessory.stop()
-            world.start(mdns=True, extra=["--accessories", "light,switch"])
+            await world.stop()
+            await world.start(mdns=True, extra=["--accessories", "light,switch"])
             changed = await browser.until(
                 name, "c# after the configuration changed", lambda t: int(t.get("c#", "0")) > config)
             deadline = time.monotonic() + STEP
             while browser.controller.discoveries[device_id].description.config_num <= config:
                 assert time.monotonic() < deadline, "aiohomekit did not see the new c#"
                 await asyncio.sleep(0.1)
-            said += f"; c# {config} -> {changed['c#']} when two accessories were removed"
-        return said
+            # The accessories that stayed keep their aids.
+            session = world.session(await pair_discovered(browser, device_id, world.pin))
+            after = await session.list_accessories_and_characteristics()
+            names = {a["aid"]: [c.get("value") for s in a["services"] for c in s["characteristics"]
+                                if c["type"] == apple("Name")] for a in after}
+            kept = {aid: n for aid, n in
+                    ((a["aid"], [c.get("value") for s in a["services"] for c in s["characteristics"]
+                                 if c["type"] == apple("Name")]) for a in before)
+                    if aid in names}
+            assert len(after) == 3 and kept == names, \
+                f"aids and names before {kept}, after the change {names}"
+            said += (f"; c# {config} -> {changed['c#']} when two accessories were removed, "
+                     f"and the rest kept their aids")
+        return said + "; c# kept across a plain restart"
     finally:
+        await world.close_sessions()
         await browser.close()
 
 
@@ -809,8 +887,7 @@ async def run_target(results: Results, target: Target, bin_dir: Path, numbers: l
             await run_case(results, world, number)
     finally:
         await world.close_sessions()
-        if world.accessory:
-            world.accessory.stop()
+        await world.stop()
 
 
 async def run_mdns_inside(results: Results, target: Target, bin_dir: Path, scratch: Path) -> None:
@@ -821,8 +898,7 @@ async def run_mdns_inside(results: Results, target: Target, bin_dir: Path, scrat
         await run_case(results, world, 8)
     finally:
         await world.close_sessions()
-        if world.accessory:
-            world.accessory.stop()
+        await world.stop()
 
 
 class Namespace:
@@ -841,12 +917,24 @@ class Namespace:
             detail = getattr(error, "stderr", "") or error
             raise RuntimeError(f"cannot create a network namespace (needs root and iproute2): "
                                f"{detail}") from None
-        self.ip("-n", self.name, "link", "set", "lo", "up")
-        self.ip("-n", self.name, "link", "set", "lo", "multicast", "on")
-        self.ip("-n", self.name, "route", "add", "224.0.0.0/4", "dev", "lo", "src", "127.0.0.1")
+        try:
+            self.ip("-n", self.name, "link", "set", "lo", "up")
+            self.ip("-n", self.name, "link", "set", "lo", "multicast", "on")
+            # With a source address, or multicast leaves from 0.0.0.0.
+            self.ip("-n", self.name, "route", "add", "224.0.0.0/4", "dev", "lo", "src",
+                    "127.0.0.1")
+        except subprocess.CalledProcessError as error:
+            self.__exit__()
+            raise RuntimeError(f"cannot set up {self.name}: {error.stderr}") from None
         return self
 
     def __exit__(self, *_: object) -> None:
+        # Whatever still runs inside was started by this suite: end it, or the namespace
+        # outlives its deletion.
+        listed = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True)
+        for pid in listed.stdout.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
         subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
 
 
@@ -859,7 +947,15 @@ def run_mdns_cases(results: Results, targets: list[Target], bin_dir: Path, scrat
                 command = ["ip", "netns", "exec", namespace.name, sys.executable, __file__,
                            "--bin-dir", str(bin_dir), "--only", target.name,
                            "--inside-namespace", str(outcome)]
-                subprocess.run(command, timeout=10 * STEP, check=False)
+                inside = subprocess.Popen(command)
+                try:
+                    inside.wait(timeout=10 * STEP)
+                except subprocess.TimeoutExpired:
+                    # SIGTERM lets it stop its accessory; the namespace's exit ends the rest.
+                    inside.terminate()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        inside.wait(timeout=STEP)
+                    raise
             counts = json.loads(outcome.read_text())
             results.passed += counts["passed"]
             results.failed += counts["failed"]
@@ -884,6 +980,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hap-interop-") as scratch_dir:
         scratch = Path(scratch_dir)
         if args.inside_namespace:
+            # On SIGTERM from the outer suite, unwind so that `finally` stops the accessory.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
             asyncio.run(run_mdns_inside(results, targets[0], args.bin_dir, scratch))
             args.inside_namespace.write_text(json.dumps(vars(results)))
             return 0

@@ -124,11 +124,16 @@ fn run(args: &Args) -> Result<(), String> {
     let mut storage: [SlotStorage<4096, 1024, 4096, 16>; SLOTS] =
         std::array::from_fn(|_| SlotStorage::new());
     let buffers = storage.each_mut().map(SlotStorage::buffers);
-    let mut stack = HostStack { bind: args.bind };
+    let mut stack = HostStack {
+        bind: args.bind,
+        listening: None,
+    };
     let mut accessory = Accessory::new(&mut stack, args.port, server, buffers)
         .map_err(|e| format!("cannot listen on {}:{}: {e:?}", args.bind, args.port))?;
     println!("Host Light\nSetup code: {}", code.as_str());
-    println!("listening on {}", SocketAddr::new(args.bind, args.port));
+    if let Some(address) = stack.listening {
+        println!("listening on {address}");
+    }
     let _ = std::io::stdout().flush();
 
     // The "physical switch": typed commands reach the loop through a channel.
@@ -218,6 +223,8 @@ fn describe_value(iid: u64, value: &OwnedValue) -> Option<String> {
 /// is not supported: an accessory only accepts.
 struct HostStack {
     bind: IpAddr,
+    /// Where the listener is, once listening (the port the system chose for port 0).
+    listening: Option<SocketAddr>,
 }
 
 /// A socket of [`HostStack`], through its life.
@@ -308,6 +315,7 @@ impl TcpFullStack for HostStack {
         };
         let listener = TcpListener::bind((self.bind, port)).map_err(HostError)?;
         listener.set_nonblocking(true).map_err(HostError)?;
+        self.listening = listener.local_addr().ok();
         *socket = HostSocket::Listening(listener);
         Ok(())
     }
@@ -321,15 +329,22 @@ impl TcpFullStack for HostStack {
                 "accepting on a socket not listening",
             )));
         };
-        let (stream, peer) = non_blocking(listener.accept())?;
-        // An accepted socket does not inherit the listener's non-blocking flag.
-        stream
-            .set_nonblocking(true)
-            .map_err(|e| nb::Error::Other(HostError(e)))?;
-        // Responses leave in one write each; don't hold them back for Nagle.
-        stream
-            .set_nodelay(true)
-            .map_err(|e| nb::Error::Other(HostError(e)))?;
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Err(nb::Error::WouldBlock),
+            // A connection that failed before it was accepted (reset, aborted) or too
+            // many open files: the listener itself is fine, so try again on a later poll.
+            Err(e) => {
+                eprintln!("accept: {e}");
+                return Err(nb::Error::WouldBlock);
+            }
+        };
+        // An accepted socket does not inherit the listener's non-blocking flag; and
+        // responses leave in one write each, so don't hold them back for Nagle.
+        if let Err(e) = stream.set_nonblocking(true).and(stream.set_nodelay(true)) {
+            eprintln!("accept: {e}; dropping the connection from {peer}");
+            return Err(nb::Error::WouldBlock);
+        }
         Ok((HostSocket::Open(stream), peer))
     }
 }

@@ -53,18 +53,20 @@ fn chosen(args: &example::Args) -> Result<Vec<&str>, String> {
     let Some(list) = args.extra("--accessories") else {
         return Ok(ACCESSORIES.to_vec());
     };
-    let keys: Vec<&str> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .collect();
-    match keys.iter().find(|key| !ACCESSORIES.contains(key)) {
-        Some(unknown) => Err(format!(
-            "--accessories: unknown accessory {unknown:?}; choose from {}",
-            ACCESSORIES.join(",")
-        )),
-        None => Ok(keys),
+    let mut keys: Vec<&str> = Vec::new();
+    for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        if !ACCESSORIES.contains(&key) {
+            return Err(format!(
+                "--accessories: unknown accessory {key:?}; choose from {}",
+                ACCESSORIES.join(",")
+            ));
+        }
+        if keys.contains(&key) {
+            return Err(format!("--accessories: {key:?} is named twice"));
+        }
+        keys.push(key);
     }
+    Ok(keys)
 }
 
 async fn run(args: &example::Args) -> Result<(), String> {
@@ -185,7 +187,8 @@ async fn run(args: &example::Args) -> Result<(), String> {
                 );
             }
             _ => {
-                if let Some(line) = ids.light.and_then(|light| light.describe(&event)) {
+                let light = ids.light.and_then(|light| light.describe(&event));
+                if let Some(line) = light.or_else(|| example::describe_status(&event)) {
                     println!("{line}");
                 }
             }

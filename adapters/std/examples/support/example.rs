@@ -217,6 +217,20 @@ impl Args {
     }
 }
 
+/// The line to print for an event about the accessory as a whole, if it deserves one.
+pub(crate) fn describe_status(event: &Event) -> Option<String> {
+    match event {
+        Event::Identify => Some("Identify: blink blink".into()),
+        Event::Verified { controller } => Some(format!(
+            "Controller {} connected",
+            String::from_utf8_lossy(controller.as_bytes())
+        )),
+        Event::PairingsChanged { paired: true } => Some("Paired".into()),
+        Event::PairingsChanged { paired: false } => Some("Unpaired; ready to pair again".into()),
+        _ => None,
+    }
+}
+
 /// The light's ids.
 #[derive(Clone, Copy)]
 pub(crate) struct Light {
@@ -251,22 +265,13 @@ impl Light {
         }
     }
 
-    /// The line to print for an event, if it deserves one.
+    /// The line to print for a write to the light, or else for the accessory's status.
     pub(crate) fn describe(&self, event: &Event) -> Option<String> {
         match event {
             Event::Write {
                 aid, iid, value, ..
             } if *aid == self.aid => self.describe_value(*iid, value),
-            Event::Identify => Some("Identify: blink blink".into()),
-            Event::Verified { controller } => Some(format!(
-                "Controller {} connected",
-                String::from_utf8_lossy(controller.as_bytes())
-            )),
-            Event::PairingsChanged { paired: true } => Some("Paired".into()),
-            Event::PairingsChanged { paired: false } => {
-                Some("Unpaired; ready to pair again".into())
-            }
-            _ => None,
+            _ => describe_status(event),
         }
     }
 
