@@ -85,6 +85,28 @@ fn round_trips(recording: &Value) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// The bodies one side sent: requests (`from` controller) or responses (accessory).
+fn bodies(recording: &Value, from: &str) -> Vec<Vec<u8>> {
+    round_trips(recording)
+        .into_iter()
+        .map(|(request, response)| {
+            if from == "controller" {
+                request
+            } else {
+                response
+            }
+        })
+        .collect()
+}
+
+/// Each of `ours` carries the same TLV items as the recorded message at its place.
+fn assert_same_items(ours: &[Vec<u8>], theirs: &[Vec<u8>]) {
+    assert_eq!(ours.len(), theirs.len(), "the number of messages");
+    for (index, (ours, theirs)) in ours.iter().zip(theirs).enumerate() {
+        assert_eq!(items(ours), items(theirs), "message {index}");
+    }
+}
+
 /// An HTTP message's body.
 fn body(message: &[u8]) -> &[u8] {
     let at = message
@@ -265,11 +287,9 @@ fn accessory_answers_pair_setup_m1_to_m6_as_hap_python_did() {
     let (mut state, b) = accessory_state(&recording, 1);
     let trips = round_trips(&recording);
     assert_eq!(trips.len(), 3, "M1/M2, M3/M4, M5/M6");
-    let requests: Vec<Vec<u8>> = trips.iter().map(|(request, _)| request.clone()).collect();
+    let requests = bodies(&recording, "controller");
     let replies = accessory_setup_replies(&mut state, &mut Recorded::new([b]), &requests);
-    for ((_, theirs), ours) in trips.iter().zip(&replies) {
-        assert_eq!(items(ours), items(theirs));
-    }
+    assert_same_items(&replies, &bodies(&recording, "accessory"));
     // M2's public key B and M3's A are 384 bytes: fragmented on the wire.
     assert!(items(&trips[0].1).iter().any(|(_, v)| v.len() == 384));
     assert!(state.is_paired(), "the controller is paired");
@@ -287,11 +307,9 @@ fn accessory_refuses_the_wrong_code_as_hap_python_did() {
     let (mut state, b) = accessory_state(&recording, 0);
     let trips = round_trips(&recording);
     assert_eq!(trips.len(), 2, "M1/M2, M3/M4 with Authentication");
-    let requests: Vec<Vec<u8>> = trips.iter().map(|(request, _)| request.clone()).collect();
+    let requests = bodies(&recording, "controller");
     let replies = accessory_setup_replies(&mut state, &mut Recorded::new([b]), &requests);
-    for ((_, theirs), ours) in trips.iter().zip(&replies) {
-        assert_eq!(items(ours), items(theirs));
-    }
+    assert_same_items(&replies, &bodies(&recording, "accessory"));
     assert_eq!(items(&replies[1]), vec![(6, vec![4]), (7, vec![2])]);
     assert!(!state.is_paired());
 }
@@ -336,14 +354,7 @@ fn setup_code_tried(recording: &Value) -> SetupCode {
 fn controller_sends_aiohomekits_pair_setup_requests_and_accepts_hap_python() {
     let recording = recording("pair-setup");
     let (ours, ended) = controller_setup_requests(&recording, 1);
-    let theirs: Vec<Vec<u8>> = round_trips(&recording)
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    assert_eq!(ours.len(), theirs.len());
-    for (ours, theirs) in ours.iter().zip(&theirs) {
-        assert_eq!(items(ours), items(theirs));
-    }
+    assert_same_items(&ours, &bodies(&recording, "controller"));
     match ended {
         Ok(SetupClientOutput::Paired(pairing)) => {
             assert_eq!(pairing, accessory_pairing(&recording))
@@ -356,14 +367,7 @@ fn controller_sends_aiohomekits_pair_setup_requests_and_accepts_hap_python() {
 fn controller_sends_aiohomekits_requests_with_the_wrong_code_and_hears_authentication() {
     let recording = recording("pair-setup-wrong-code");
     let (ours, ended) = controller_setup_requests(&recording, 0);
-    let theirs: Vec<Vec<u8>> = round_trips(&recording)
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    assert_eq!(ours.len(), theirs.len());
-    for (ours, theirs) in ours.iter().zip(&theirs) {
-        assert_eq!(items(ours), items(theirs));
-    }
+    assert_same_items(&ours, &bodies(&recording, "controller"));
     assert!(
         matches!(ended, Err(PairingError::Rejected(_))),
         "ended with {ended:?}"
@@ -459,14 +463,7 @@ fn controller_sends_aiohomekits_pair_verify_requests_and_derives_the_session_key
             VerifyClientOutput::Verified(derived) => keys = Some(derived),
         }
     }
-    let theirs: Vec<Vec<u8>> = round_trips(&recording)
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    assert_eq!(ours.len(), theirs.len());
-    for (ours, theirs) in ours.iter().zip(&theirs) {
-        assert_eq!(items(ours), items(theirs));
-    }
+    assert_same_items(&ours, &bodies(&recording, "controller"));
     assert_eq!(keys, Some(recorded_keys(&recording)));
 }
 
