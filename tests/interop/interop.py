@@ -18,7 +18,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os

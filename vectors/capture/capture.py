@@ -111,7 +111,6 @@ class Connection:
     number: int
     to_accessory: bytearray = field(default_factory=bytearray)
     to_controller: bytearray = field(default_factory=bytearray)
-    # (direction, offset) at each point a read returned, for the record only.
 
 
 class Proxy:
@@ -122,7 +121,6 @@ class Proxy:
         self.connections: list[Connection] = []
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
-        self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -291,20 +289,20 @@ def transcript(connection: Connection) -> dict[str, Any]:
             items = tlv_items(body)
             request_items = tlv_items(text.split(b"\r\n\r\n", 1)[1])
             if items.get(6) == b"\x02" and 3 in items:
-                controller_public = verify_m1_public = request_items[3]
+                controller_public = request_items[3]
                 accessory_public = items[3]
                 secret = x25519_secret_for(accessory_public)
                 from cryptography.hazmat.primitives.asymmetric import x25519
 
                 shared = x25519.X25519PrivateKey.from_private_bytes(secret).exchange(
                     x25519.X25519PublicKey.from_public_bytes(controller_public))
-                pending_keys = session_keys(shared), shared, verify_m1_public
+                pending_keys = session_keys(shared), shared
             if items.get(6) == b"\x04" and 7 not in items:
                 keys = pending_keys
                 break
     result: dict[str, Any] = {"plaintext": messages}
     if keys:
-        (write_key, read_key), shared, _ = keys
+        (write_key, read_key), shared = keys
         up_frames = open_frames(up, up_at, write_key)
         down_frames = open_frames(down, down_at, read_key)
         result["session"] = {
