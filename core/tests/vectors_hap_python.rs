@@ -117,6 +117,8 @@ fn body(message: &[u8]) -> &[u8] {
 }
 
 /// TLV8 items with fragments joined, sorted by type (stable for repeated types).
+///
+/// Deliberately not `hap_core::tlv`: the reader under test should not also judge.
 fn items(body: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut items: Vec<(u8, Vec<u8>)> = Vec::new();
     let mut at = 0;

@@ -108,7 +108,6 @@ def patch_randomness() -> None:
 class Connection:
     """The bytes of one TCP connection, per direction, as the proxy forwarded them."""
 
-    number: int
     to_accessory: bytearray = field(default_factory=bytearray)
     to_controller: bytearray = field(default_factory=bytearray)
 
@@ -127,7 +126,7 @@ class Proxy:
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection = Connection(len(self.connections))
+        connection = Connection()
         self.connections.append(connection)
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.accessory_port)
 
