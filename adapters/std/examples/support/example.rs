@@ -23,7 +23,7 @@ pub(crate) const LIGHTBULB: u8 = 5;
 
 /// The flags every example takes.
 const FLAGS: &str = "[--name NAME] [--pin XXX-XX-XXX] [--setup-id XXXX] [--bind ADDR]
-       [--port PORT] [--data DIR] [--no-mdns] [--log LEVEL]";
+       [--port PORT] [--data DIR] [--no-mdns] [--max-connections N] [--log LEVEL]";
 
 /// What an example is called and how it starts: see [`Args::parse`].
 pub(crate) struct Program<'a> {
@@ -86,6 +86,8 @@ pub(crate) struct Args {
     pub(crate) port: u16,
     pub(crate) data: PathBuf,
     pub(crate) mdns: bool,
+    /// How many connections are served at once; `None` keeps the core's default.
+    pub(crate) max_connections: Option<usize>,
     pub(crate) log: Option<log::LevelFilter>,
     /// The values of the example's own flags, as given.
     pub(crate) extra: Vec<(String, String)>,
@@ -111,6 +113,7 @@ impl Args {
             port: 51826,
             data: program.data.into(),
             mdns: true,
+            max_connections: None,
             log: None,
             extra: Vec::new(),
         };
@@ -151,6 +154,18 @@ impl Args {
                 }
                 "--data" => parsed.data = value("a directory")?.into(),
                 "--no-mdns" => parsed.mdns = false,
+                "--max-connections" => {
+                    let text = value("a number")?;
+                    parsed.max_connections = match text.parse() {
+                        Ok(n) if n > 0 => Some(n),
+                        _ => {
+                            return Err(bad(
+                                "--max-connections",
+                                format!("{text:?}: expected a number above 0"),
+                            ))
+                        }
+                    };
+                }
                 "--log" => {
                     let text = value("a level")?;
                     parsed.log = Some(text.parse().map_err(|_| {
@@ -208,6 +223,9 @@ impl Args {
         let mut options = Options::new(&self.name, model, category);
         options.bind = self.bind;
         options.port = self.port;
+        if let Some(max) = self.max_connections {
+            options.config.max_connections = max;
+        }
         if self.mdns {
             let responder = hap_std::mdns::MdnsResponder::new(hap_std::mdns::MdnsConfig::default())
                 .map_err(|e| format!("cannot start mDNS (use --no-mdns to run without): {e}"))?;

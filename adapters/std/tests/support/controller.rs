@@ -61,6 +61,12 @@ impl Controller {
         }
     }
 
+    /// This connection as another controller identity.
+    pub fn with_identity(mut self, identity: ControllerIdentity) -> Self {
+        self.identity = identity;
+        self
+    }
+
     /// The same controller identity on a new connection.
     pub fn reconnect(&self, address: SocketAddr, seed: u8) -> Self {
         Self::connect(address, seed)
@@ -121,6 +127,22 @@ impl Controller {
         content_type: &str,
         body: &[u8],
     ) -> Message {
+        let (message, events) = self.exchange(method, path, content_type, body);
+        assert!(
+            events.is_empty(),
+            "an event arrived before the response to {method} {path}"
+        );
+        message
+    }
+
+    /// Sends a request and returns its response, and the events that arrived before it.
+    pub fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (Message, Vec<Message>) {
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: accessory\r\n");
         if !content_type.is_empty() {
             request += &format!("Content-Type: {content_type}\r\n");
@@ -132,33 +154,55 @@ impl Controller {
         let mut bytes = request.into_bytes();
         bytes.extend_from_slice(body);
         self.send(&bytes);
-        let message = self
-            .next_message(Duration::from_secs(15))
-            .unwrap_or_else(|| panic!("no response to {method} {path}"));
-        assert!(
-            !message.event,
-            "an event arrived before the response to {method} {path}"
-        );
-        message
+        let mut events = Vec::new();
+        loop {
+            let message = self
+                .next_message(Duration::from_secs(15))
+                .unwrap_or_else(|| panic!("no response to {method} {path}"));
+            if !message.event {
+                return (message, events);
+            }
+            events.push(message);
+        }
     }
 
     /// Sends raw bytes, encrypted if verified.
     pub fn send(&mut self, plaintext: &[u8]) {
-        let wire = match &mut self.session {
+        let wire = match self.session {
             None => plaintext.to_vec(),
-            Some(session) => {
-                let mut wire = Vec::new();
-                let mut rest = plaintext;
-                while !rest.is_empty() {
-                    let mut frame = vec![0; FrameEncryptor::sealed_len(rest.len().min(1024))];
-                    let sealed = session.outbound.seal(rest, &mut frame).unwrap();
-                    wire.extend_from_slice(&frame[..sealed.written]);
-                    rest = &rest[sealed.consumed..];
-                }
-                wire
-            }
+            Some(_) => self.seal(plaintext),
         };
         self.stream.write_all(&wire).expect("send");
+    }
+
+    /// Seals `plaintext` into frames with the session's next nonces, without sending.
+    pub fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
+        let session = self.session.as_mut().expect("a verified session");
+        let mut wire = Vec::new();
+        let mut rest = plaintext;
+        while !rest.is_empty() {
+            let mut frame = vec![0; FrameEncryptor::sealed_len(rest.len().min(1024))];
+            let sealed = session.outbound.seal(rest, &mut frame).unwrap();
+            wire.extend_from_slice(&frame[..sealed.written]);
+            rest = &rest[sealed.consumed..];
+        }
+        wire
+    }
+
+    /// Writes bytes as they are, encrypted or not; the accessory may have closed.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
+    }
+
+    /// Ends the sending half, as a peer that stops mid-request.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// The controller's identity.
+    pub fn identity(&self) -> &ControllerIdentity {
+        &self.identity
     }
 
     /// The next message within `limit`, or `None` if none came.

@@ -1,0 +1,156 @@
+//! The hostile-input, crash-safety and soak suite.
+//!
+//! It starts the `hap-smol` and `hap-std` virtual lights as child processes on 127.0.0.1
+//! and attacks them over TCP with a controller built on `hap-core`'s controller role and
+//! raw sockets. Every case prints PASS or FAIL with what it saw, and checks afterwards
+//! that the accessory still serves a fresh controller. The run ends with an
+//! `N passed, M failed` line and exits non-zero if anything failed.
+//!
+//! `tests/hostile/run.sh` builds what it needs and runs it; see `--help`.
+
+// The controller is shared with the adapters' tests.
+#[path = "../../../adapters/std/tests/support/controller.rs"]
+mod controller;
+
+mod accessory;
+mod after_verify;
+mod before_pairing;
+mod crash;
+mod harness;
+mod load;
+mod soak;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use accessory::Target;
+use harness::{Case, Context, Settings};
+
+const USAGE: &str = "usage: hostile --smol PATH --std PATH [--long] [--soak-seconds N]
+               [--crash-iterations N] [--only TEXT] [--target smol|std] [--work DIR]
+
+  --long               100 crash iterations and a 30-minute soak per target
+                       (the default is CI's short mode: 20 iterations, 60 s)
+  --soak-seconds N     the soak's length per target
+  --crash-iterations N kills per crash case and target
+  --only TEXT          only the cases whose name contains TEXT
+  --target NAME        only this virtual light
+  --work DIR           where data directories go (default: a new one under /tmp)";
+
+fn main() -> ExitCode {
+    let settings = match parse(std::env::args().skip(1)) {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("{message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let cases: Vec<&Case> = [
+        before_pairing::CASES,
+        after_verify::CASES,
+        load::CASES,
+        crash::CASES,
+        soak::CASES,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let started = Instant::now();
+    let (mut passed, mut failed) = (0, 0);
+    harness::capture_panics();
+    for target in &settings.targets {
+        for case in cases.iter().filter(|c| c.name.contains(&settings.only)) {
+            let context = Context::new(&settings, target, case.name);
+            let case_started = Instant::now();
+            let outcome = harness::run(case, &context);
+            let took = case_started.elapsed().as_secs_f64();
+            match outcome {
+                Ok(saw) => {
+                    passed += 1;
+                    println!("PASS {:5} {} ({took:.1} s): {saw}", target.name, case.name);
+                }
+                Err(why) => {
+                    failed += 1;
+                    println!("FAIL {:5} {} ({took:.1} s): {why}", target.name, case.name);
+                }
+            }
+            context.clean_up();
+        }
+    }
+    let _ = std::fs::remove_dir(&settings.work);
+    println!(
+        "\nhostile: {passed} passed, {failed} failed ({:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+    if failed == 0 && passed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Settings, String> {
+    let mut binaries: Vec<(String, PathBuf)> = Vec::new();
+    let mut settings = Settings {
+        targets: Vec::new(),
+        only: String::new(),
+        soak: Duration::from_secs(60),
+        crash_iterations: 20,
+        work: std::env::temp_dir().join(format!("hap-hostile-{}", std::process::id())),
+    };
+    let (mut soak, mut iterations, mut only_target) = (None, None, None);
+    let mut long = false;
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--smol" | "--std" => binaries.push((flag[2..].to_owned(), value()?.into())),
+            "--long" => long = true,
+            "--soak-seconds" => {
+                let text = value()?;
+                soak = Some(
+                    text.parse()
+                        .map_err(|_| format!("bad --soak-seconds {text}"))?,
+                );
+            }
+            "--crash-iterations" => {
+                let text = value()?;
+                iterations = Some(
+                    text.parse()
+                        .map_err(|_| format!("bad --crash-iterations {text}"))?,
+                );
+            }
+            "--only" => settings.only = value()?,
+            "--target" => only_target = Some(value()?),
+            "--work" => settings.work = value()?.into(),
+            "-h" | "--help" => return Err("the hostile suite".into()),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if long {
+        settings.soak = Duration::from_secs(30 * 60);
+        settings.crash_iterations = 100;
+    }
+    if let Some(seconds) = soak {
+        settings.soak = Duration::from_secs(seconds);
+    }
+    if let Some(count) = iterations {
+        settings.crash_iterations = count;
+    }
+    for (name, binary) in binaries {
+        if only_target.as_ref().is_some_and(|only| *only != name) {
+            continue;
+        }
+        if !binary.exists() {
+            return Err(format!(
+                "{} is missing; build it first (tests/hostile/run.sh does)",
+                binary.display()
+            ));
+        }
+        settings.targets.push(Target { name, binary });
+    }
+    if settings.targets.is_empty() {
+        return Err("no virtual light to test: give --smol PATH and/or --std PATH".into());
+    }
+    Ok(settings)
+}
