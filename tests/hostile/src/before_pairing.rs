@@ -431,7 +431,16 @@ fn max_tries(context: &Context) -> String {
         Some(5),
         "a wrong code after a restart"
     );
-    "100 wrong codes each Authentication (100 stored); then MaxTries for the right code, also after SIGKILL and restart".into()
+    // Locked out of pair-setup, it still serves: an unpaired accessory identifies itself,
+    // and protected endpoints want pair-verify.
+    let mut fresh = Controller::connect(accessory.address, 99);
+    assert_eq!(
+        fresh.request("POST", "/identify", "", b"").status,
+        204,
+        "/identify"
+    );
+    assert_eq!(fresh.get("/accessories").status, 470, "/accessories");
+    "100 wrong codes each Authentication (100 stored); then MaxTries for the right code, also after SIGKILL and restart; a fresh controller then got 204 from /identify and 470 from /accessories".into()
 }
 
 fn protected_endpoints(context: &Context) -> String {

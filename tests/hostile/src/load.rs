@@ -15,6 +15,10 @@ pub(crate) const CASES: &[Case] = &[
         name: "load/connection-limit",
         run: connection_limit,
     },
+    Case {
+        name: "load/stuck-reader",
+        run: stuck_reader,
+    },
 ];
 
 fn twenty_concurrent(context: &Context) -> String {
@@ -86,6 +90,50 @@ fn connection_limit(context: &Context) -> String {
     std::thread::sleep(Duration::from_millis(200));
     format!(
         "16 open: a 17th closed at once, the 16 still served; 4 closed, 4 new ones verified and read; {}",
+        paired.check_served()
+    )
+}
+
+fn stuck_reader(context: &Context) -> String {
+    let paired = context.paired();
+    let rss_before = paired.accessory.rss_kib();
+    // One connection asks for megabytes of answers and never reads them.
+    let mut stuck = paired.verified(ADMIN);
+    let request = b"GET /accessories HTTP/1.1\r\nHost: accessory\r\n\r\n";
+    let wire = stuck.seal(&request.repeat(400_000));
+    let address = paired.accessory.address;
+    let socket = stuck.socket();
+    // The accessory stops taking input once its output backs up, so this write blocks
+    // until the socket is shut down below.
+    let writer = std::thread::spawn(move || stuck.send_raw(&wire).is_ok());
+    std::thread::sleep(Duration::from_millis(500));
+    // Everyone else is served as usual.
+    let (aid, on) = paired.ids.on;
+    let mut other = Controller::connect(address, ADMIN);
+    other.pair_verify(&paired.pairing);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..200 {
+        let sent = Instant::now();
+        let reply = other.get(&format!("/characteristics?id={aid}.{on}"));
+        assert_eq!(reply.status, 200);
+        slowest = slowest.max(sent.elapsed());
+    }
+    let rss_during = paired.accessory.rss_kib();
+    assert!(
+        rss_during < rss_before + 2048,
+        "RSS grew from {rss_before} to {rss_during} KiB behind a stuck reader"
+    );
+    drop(other);
+    // 24 MB is more than both sockets' buffers hold: the write still waits.
+    assert!(
+        !writer.is_finished(),
+        "the stuck connection's write finished"
+    );
+    let _ = socket.shutdown(std::net::Shutdown::Both);
+    join(writer);
+    format!(
+        "a connection pipelined 400,000 GET /accessories and read nothing, its write blocked: another verified and read 200 times, the slowest in {} ms; RSS {rss_before} -> {rss_during} KiB; {}",
+        slowest.as_millis(),
         paired.check_served()
     )
 }

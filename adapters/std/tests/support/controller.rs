@@ -195,6 +195,11 @@ impl Controller {
         self.stream.flush()
     }
 
+    /// Another handle to the socket, to shut it down from another thread.
+    pub fn socket(&self) -> TcpStream {
+        self.stream.try_clone().expect("a socket handle")
+    }
+
     /// Ends the sending half, as a peer that stops mid-request.
     pub fn shutdown_write(&mut self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
