@@ -77,7 +77,7 @@ fn get_request(path: &str) -> Vec<u8> {
 /// nothing.
 fn closes_after(controller: &mut Controller, wire: &[u8]) -> bool {
     let _ = controller.send_raw(wire);
-    controller.closed_within(Duration::from_secs(5))
+    controller.ends_without_answer(Duration::from_secs(5))
 }
 
 fn read_path(paired: &Paired) -> String {
@@ -103,8 +103,8 @@ fn tampered_tag(context: &Context) -> String {
 fn frame_over_1024(context: &Context) -> String {
     let paired = context.paired();
     let mut controller = paired.verified(ADMIN);
-    let mut wire = 1025u16.to_le_bytes().to_vec();
-    wire.extend([0u8; 1025 + 16]);
+    // Only the length: a server that waited for the rest would never close.
+    let wire = 1025u16.to_le_bytes().to_vec();
     assert!(
         closes_after(&mut controller, &wire),
         "length 1025: still open"

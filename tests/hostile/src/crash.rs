@@ -136,10 +136,11 @@ fn kill_during_pair_setup(context: &Context) -> String {
         accessory.kill();
         let m6 = controller
             .next_message(Duration::from_millis(300))
-            .and_then(|reply| {
+            .map(|reply| {
+                // An answer that came is M6, whole and valid: a kill cuts, never garbles.
                 client
                     .handle_response(&reply.body, &identity, &mut rng, &mut out)
-                    .ok()
+                    .unwrap_or_else(|e| panic!("iteration {iteration}: M6 refused: {e:?}"))
             });
         let accessory = accessory.restart();
         let outcome = match m6 {
@@ -228,9 +229,14 @@ fn kill_during_pairings(context: &Context) -> String {
         admin.send_raw(&wire).unwrap();
         std::thread::sleep(random_delay(&mut rng, answer));
         paired.accessory.kill();
-        let answered = admin
-            .next_message(Duration::from_millis(300))
-            .map(|reply| state_and_error(&reply) == (Some(2), None));
+        let answered = admin.next_message(Duration::from_millis(300)).map(|reply| {
+            assert_eq!(
+                state_and_error(&reply),
+                (Some(2), None),
+                "iteration {iteration}: an answer that is not a success"
+            );
+            true
+        });
         drop(admin);
         paired = paired.restart();
         // The admin is never lost.

@@ -48,6 +48,8 @@ impl Controller {
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
+        // Small writes go out as they are, so byte-by-byte sends stay byte by byte.
+        stream.set_nodelay(true).unwrap();
         Self {
             stream,
             identity: ControllerIdentity {
@@ -238,6 +240,24 @@ impl Controller {
                     if e.kind() == std::io::ErrorKind::WouldBlock
                         || e.kind() == std::io::ErrorKind::TimedOut => {}
                 Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    /// Whether the accessory closed the connection within `limit` without sending a
+    /// single byte first.
+    pub fn ends_without_answer(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut buf = [0u8; 1024];
+        while Instant::now() < deadline {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return self.received.is_empty() && self.sealed.is_empty(),
+                Ok(_) => return false,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return self.received.is_empty() && self.sealed.is_empty(),
             }
         }
         false
