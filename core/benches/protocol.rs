@@ -47,6 +47,25 @@ fn accessory_state(rng: &mut ChaCha20Rng) -> AccessoryState {
     AccessoryState::generate(&CODE.parse::<SetupCode>().unwrap(), rng)
 }
 
+/// An accessory paired with controller 1 (admin), and what the controller keeps.
+fn paired_state(rng: &mut ChaCha20Rng) -> (AccessoryState, AccessoryPairing) {
+    let mut state = accessory_state(rng);
+    let identity = controller(1);
+    state
+        .pairings
+        .insert(Pairing {
+            id: identity.id.clone(),
+            public_key: identity.keys.public_key(),
+            admin: true,
+        })
+        .unwrap();
+    let accessory = AccessoryPairing {
+        id: PairingId::new(&state.device_id.to_ascii()).unwrap(),
+        public_key: state.identity.public_key(),
+    };
+    (state, accessory)
+}
+
 // ---------------------------------------------------------------------------------------
 // Pairing.
 
@@ -108,20 +127,8 @@ fn pair_setup(c: &mut Criterion) {
 
 fn pair_verify(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
-    let mut state = accessory_state(&mut rng);
+    let (state, accessory) = paired_state(&mut rng);
     let identity = controller(1);
-    state
-        .pairings
-        .insert(Pairing {
-            id: identity.id.clone(),
-            public_key: identity.keys.public_key(),
-            admin: true,
-        })
-        .unwrap();
-    let accessory = AccessoryPairing {
-        id: PairingId::new(&state.device_id.to_ascii()).unwrap(),
-        public_key: state.identity.public_key(),
-    };
     c.bench_function("pair-verify (accessory): M1 -> M2 and M3 -> M4", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -247,21 +254,7 @@ impl Buffers {
 /// A server for `database`, paired with controller 1, with no event coalescing (so that
 /// every change is an event to measure).
 fn server(database: Database<'static>) -> (Server<'static>, AccessoryPairing) {
-    let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let mut state = accessory_state(&mut rng);
-    let identity = controller(1);
-    state
-        .pairings
-        .insert(Pairing {
-            id: identity.id.clone(),
-            public_key: identity.keys.public_key(),
-            admin: true,
-        })
-        .unwrap();
-    let accessory = AccessoryPairing {
-        id: PairingId::new(&state.device_id.to_ascii()).unwrap(),
-        public_key: state.identity.public_key(),
-    };
+    let (state, accessory) = paired_state(&mut ChaCha20Rng::seed_from_u64(3));
     let config = Config {
         event_window: Duration::ZERO,
         ..Config::default()

@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::controller::{Controller, Message};
-use crate::harness::{item_statuses, json, state_and_error, Case, Context, Paired, ADMIN};
+use crate::harness::{
+    add_body, item_statuses, json, remove_body, state_and_error, Case, Context, Paired, ADMIN,
+};
 
 pub(crate) const CASES: &[Case] = &[
     Case {
@@ -377,40 +379,6 @@ fn ev_without_permission(context: &Context) -> String {
     );
     assert_eq!(item_statuses(&reply), [-70406, 0], "ev on Name and On");
     format!("ev on Name: -70406, on On: 0; {}", paired.check_served())
-}
-
-/// A `/pairings` add of controller `seed`'s key, admin or not.
-fn add_body(controller_id: &[u8], public_key: &[u8; 32], admin: bool) -> Vec<u8> {
-    let mut body = vec![
-        0x06,
-        0x01,
-        0x01,
-        0x00,
-        0x01,
-        0x03,
-        0x01,
-        controller_id.len() as u8,
-    ];
-    body.extend(controller_id);
-    body.extend([0x03, 32]);
-    body.extend(public_key);
-    body.extend([0x0b, 0x01, u8::from(admin)]);
-    body
-}
-
-fn remove_body(controller_id: &[u8]) -> Vec<u8> {
-    let mut body = vec![
-        0x06,
-        0x01,
-        0x01,
-        0x00,
-        0x01,
-        0x04,
-        0x01,
-        controller_id.len() as u8,
-    ];
-    body.extend(controller_id);
-    body
 }
 
 /// The admin adds controller `seed`, admin or not.

@@ -20,7 +20,9 @@ use rand_core::{RngCore, SeedableRng};
 use crate::accessory::{Accessory, SETUP_CODE};
 use crate::before_pairing::verify_m4_error;
 use crate::controller::Controller;
-use crate::harness::{check_paired_served, state_and_error, Case, Context, ADMIN};
+use crate::harness::{
+    add_body, check_paired_served, remove_body, state_and_error, Case, Context, ADMIN,
+};
 
 pub(crate) const CASES: &[Case] = &[
     Case {
@@ -192,15 +194,11 @@ fn kill_during_pairings(context: &Context) -> String {
     // The add or remove request that flips the other controller's pairing, sealed for
     // `admin`'s session.
     let flip = |admin: &mut Controller, adding: bool| -> Vec<u8> {
-        let method = if adding { 0x03 } else { 0x04 };
-        let mut body = vec![0x06, 0x01, 0x01, 0x00, 0x01, method];
-        body.extend([0x01, other_id.as_bytes().len() as u8]);
-        body.extend(other_id.as_bytes());
-        if adding {
-            body.extend([0x03, 32]);
-            body.extend(other_key);
-            body.extend([0x0b, 0x01, 0x00]);
-        }
+        let body = if adding {
+            add_body(other_id.as_bytes(), &other_key, false)
+        } else {
+            remove_body(other_id.as_bytes())
+        };
         let head = format!(
             "POST /pairings HTTP/1.1\r\nContent-Type: {TLV}\r\nContent-Length: {}\r\n\r\n",
             body.len()

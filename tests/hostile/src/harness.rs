@@ -212,6 +212,41 @@ pub(crate) fn state_and_error(message: &Message) -> (Option<u8>, Option<u8>) {
     (tlv.get_u8(0x06), tlv.get_u8(0x07))
 }
 
+/// A `/pairings` add of a controller's id and key, admin or not.
+pub(crate) fn add_body(controller_id: &[u8], public_key: &[u8; 32], admin: bool) -> Vec<u8> {
+    let mut body = vec![
+        0x06,
+        0x01,
+        0x01,
+        0x00,
+        0x01,
+        0x03,
+        0x01,
+        controller_id.len() as u8,
+    ];
+    body.extend(controller_id);
+    body.extend([0x03, 32]);
+    body.extend(public_key);
+    body.extend([0x0b, 0x01, u8::from(admin)]);
+    body
+}
+
+/// A `/pairings` remove of a controller's id.
+pub(crate) fn remove_body(controller_id: &[u8]) -> Vec<u8> {
+    let mut body = vec![
+        0x06,
+        0x01,
+        0x01,
+        0x00,
+        0x01,
+        0x04,
+        0x01,
+        controller_id.len() as u8,
+    ];
+    body.extend(controller_id);
+    body
+}
+
 /// The JSON body of `message`.
 pub(crate) fn json(message: &Message) -> Value {
     serde_json::from_slice(&message.body)

@@ -12,7 +12,7 @@ use rand_core::{RngCore, SeedableRng};
 use serde_json::Value;
 
 use crate::controller::{Controller, Message};
-use crate::harness::{join, json, Case, Context, Ids, ADMIN};
+use crate::harness::{add_body, join, json, Case, Context, Ids, ADMIN};
 
 pub(crate) const CASES: &[Case] = &[Case {
     name: "soak/16-controllers",
@@ -57,20 +57,7 @@ fn soak(context: &Context) -> String {
         let identity = Controller::connect(paired.accessory.address, seed)
             .identity()
             .clone();
-        let mut body = vec![
-            0x06,
-            0x01,
-            0x01,
-            0x00,
-            0x01,
-            0x03,
-            0x01,
-            identity.id.as_bytes().len() as u8,
-        ];
-        body.extend(identity.id.as_bytes());
-        body.extend([0x03, 32]);
-        body.extend(identity.keys.public_key());
-        body.extend([0x0b, 0x01, 0x00]);
+        let body = add_body(identity.id.as_bytes(), &identity.keys.public_key(), false);
         let reply = admin.request("POST", "/pairings", "application/pairing+tlv8", &body);
         assert_eq!(reply.status, 200);
     }
