@@ -575,6 +575,14 @@ impl Message {
     }
 }
 
+/// The same start line and content type.
+fn assert_same_head(ours: &Message, theirs: &Message) {
+    assert_eq!(
+        (&ours.start, &ours.content_type),
+        (&theirs.start, &theirs.content_type)
+    );
+}
+
 /// Splits a stream of responses and EVENTs into messages, by their Content-Length.
 fn messages(mut stream: &[u8]) -> Vec<Message> {
     let mut messages = Vec::new();
@@ -728,10 +736,7 @@ fn accessory_server_answers_pair_verify_over_http_with_hap_pythons_items() {
     let replay = replay_session();
     assert_eq!(replay.pair_verify.len(), 2, "M1/M2 and M3/M4");
     for (ours, theirs) in &replay.pair_verify {
-        assert_eq!(
-            (&ours.start, &ours.content_type),
-            (&theirs.start, &theirs.content_type)
-        );
+        assert_same_head(ours, theirs);
         assert_eq!(items(&ours.body), items(&theirs.body));
     }
     assert_eq!(replay.verified, [controller(&recording("session")).id]);
@@ -766,10 +771,7 @@ fn accessory_server_serves_hap_pythons_accessories_json() {
     let replay = replay_session();
     let (label, ours, theirs) = &replay.answers[0];
     assert_eq!(label, "GET /accessories");
-    assert_eq!(
-        (&ours.start, &ours.content_type),
-        (&theirs.start, &theirs.content_type)
-    );
+    assert_same_head(ours, theirs);
     assert_eq!(
         without_defaults(ours.json()),
         without_defaults(theirs.json())
@@ -914,10 +916,7 @@ fn accessory_server_sends_hap_pythons_event_once_the_light_turns_on() {
     let (ours, theirs) = &replay.events;
     assert_eq!((ours.len(), theirs.len()), (1, 1), "one EVENT each");
     let (ours, theirs) = (&ours[0], &theirs[0]);
-    assert_eq!(
-        (&ours.start, &ours.content_type),
-        (&theirs.start, &theirs.content_type)
-    );
+    assert_same_head(ours, theirs);
     assert_eq!(ours.json(), theirs.json());
 }
 
@@ -930,10 +929,7 @@ fn accessory_server_answers_pairings_add_list_and_remove_with_hap_pythons_bytes(
         .collect();
     assert_eq!(labels, ["pairings add", "pairings list", "pairings remove"]);
     for (label, ours, theirs) in &replay.answers[10..] {
-        assert_eq!(
-            (&ours.start, &ours.content_type),
-            (&theirs.start, &theirs.content_type)
-        );
+        assert_same_head(ours, theirs);
         assert_eq!(ours.body, theirs.body, "{label}");
     }
 }

@@ -117,7 +117,9 @@ impl Accessory {
 
     /// The stored state, read as the accessory reads it at start-up.
     pub(crate) fn stored(&self) -> Result<Option<Snapshot>, String> {
-        stored(&self.data)
+        FileStore::open(&self.data)
+            .and_then(|mut store| store.load())
+            .map_err(|e| format!("{e}"))
     }
 
     /// Resident memory, in KiB (`VmRSS`).
@@ -143,11 +145,4 @@ impl Drop for Accessory {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// The state stored in `data`, read with the store the examples use.
-pub(crate) fn stored(data: &Path) -> Result<Option<Snapshot>, String> {
-    FileStore::open(data)
-        .and_then(|mut store| store.load())
-        .map_err(|e| format!("{e}"))
 }

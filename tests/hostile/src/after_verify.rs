@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::controller::{Controller, Message};
 use crate::harness::{
-    add_body, item_statuses, json, remove_body, state_and_error, Case, Context, Paired, ADMIN,
+    add_body, item_statuses, json, remove_body, state_and_error, verify_m4_error, Case, Context,
+    Paired, ADMIN, TLV,
 };
 
 pub(crate) const CASES: &[Case] = &[
@@ -68,8 +69,6 @@ pub(crate) const CASES: &[Case] = &[
         run: unknown_paths_and_methods,
     },
 ];
-
-const TLV: &str = "application/pairing+tlv8";
 
 fn get_request(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: accessory\r\n\r\n").into_bytes()
@@ -382,9 +381,8 @@ fn ev_without_permission(context: &Context) -> String {
 }
 
 /// The admin adds controller `seed`, admin or not.
-fn add_pairing(paired: &Paired, admin_session: &mut Controller, seed: u8, admin: bool) {
-    let new = Controller::connect(paired.accessory.address, seed);
-    let identity = new.identity();
+fn add_pairing(admin_session: &mut Controller, seed: u8, admin: bool) {
+    let identity = Controller::identity_for(seed);
     let body = add_body(identity.id.as_bytes(), &identity.keys.public_key(), admin);
     let reply = admin_session.request("POST", "/pairings", TLV, &body);
     assert_eq!(
@@ -397,16 +395,16 @@ fn add_pairing(paired: &Paired, admin_session: &mut Controller, seed: u8, admin:
 fn non_admin_pairings(context: &Context) -> String {
     let paired = context.paired();
     let mut admin = paired.verified(ADMIN);
-    add_pairing(&paired, &mut admin, 60, false);
+    add_pairing(&mut admin, 60, false);
     let mut user = paired.verified(60);
     assert_eq!(user.get(&read_path(&paired)).status, 200, "the user's read");
-    let stranger = Controller::connect(paired.accessory.address, 61);
-    let stranger_id = stranger.identity().id.as_bytes().to_vec();
+    let stranger = Controller::identity_for(61);
+    let stranger_id = stranger.id.as_bytes().to_vec();
     let attempts = [
         ("list", vec![0x06, 0x01, 0x01, 0x00, 0x01, 0x05]),
         (
             "add",
-            add_body(&stranger_id, &stranger.identity().keys.public_key(), true),
+            add_body(&stranger_id, &stranger.keys.public_key(), true),
         ),
         ("remove", remove_body(b"controller-1")),
     ];
@@ -439,7 +437,7 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 fn remove_live_session(context: &Context) -> String {
     let paired = context.paired();
     let mut admin = paired.verified(ADMIN);
-    add_pairing(&paired, &mut admin, 62, true);
+    add_pairing(&mut admin, 62, true);
     let mut removed = paired.verified(62);
     assert_eq!(removed.get(&read_path(&paired)).status, 200);
     let reply = admin.request("POST", "/pairings", TLV, &remove_body(b"controller-62"));
@@ -454,7 +452,7 @@ fn remove_live_session(context: &Context) -> String {
         "the admin's own session"
     );
     let again = Controller::connect(paired.accessory.address, 62);
-    let error = crate::before_pairing::verify_m4_error(again, &paired.pairing);
+    let error = verify_m4_error(again, &paired.pairing);
     assert_eq!(error, Some(2), "the removed controller's pair-verify");
     format!("the removed controller's live session closed; its pair-verify then gets Authentication; {}", paired.check_served())
 }

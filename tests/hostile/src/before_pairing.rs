@@ -5,14 +5,15 @@ use std::time::{Duration, Instant};
 
 use hap_core::crypto::Ed25519KeyPair;
 use hap_core::pairing::setup::{PairSetupClient, SetupClientOutput, MAX_SETUP_MESSAGE_LEN};
-use hap_core::pairing::verify::{PairVerifyClient, VerifyClientOutput};
-use hap_core::pairing::ControllerIdentity;
+use hap_core::pairing::{AccessoryPairing, ControllerIdentity};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::accessory::{Accessory, SETUP_CODE};
 use crate::controller::{Controller, Message};
-use crate::harness::{check_unpaired_served, join, json, state_and_error, Case, Context, ADMIN};
+use crate::harness::{
+    check_unpaired_served, join, json, state_and_error, verify_m4_error, Case, Context, ADMIN, TLV,
+};
 
 pub(crate) const CASES: &[Case] = &[
     Case {
@@ -74,7 +75,6 @@ pub(crate) const CASES: &[Case] = &[
 ];
 
 const PAIR_SETUP: &str = "/pair-setup";
-const TLV: &str = "application/pairing+tlv8";
 
 /// Whether the accessory closes a connection that sent `bytes` (and maybe stopped
 /// sending), without answering.
@@ -349,25 +349,15 @@ fn illegal_srp_public_keys(context: &Context) -> String {
 fn second_setup_is_busy(context: &Context) -> String {
     let accessory = context.unpaired();
     let mut first = Controller::connect(accessory.address, ADMIN);
-    let (mut client, mut reply) = setup_m1(&mut first, SETUP_CODE);
+    let (mut client, reply) = setup_m1(&mut first, SETUP_CODE);
     let mut second = Controller::connect(accessory.address, 54);
     let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
     let (_, len) = PairSetupClient::start(SETUP_CODE.parse().unwrap(), 0, &mut out).unwrap();
     let busy = second.request("POST", PAIR_SETUP, TLV, &out[..len]);
     assert_eq!(state_and_error(&busy), (Some(2), Some(7)), "the second M1");
     // The first goes on to the end with the M2 it had.
-    let identity = first.identity().clone();
-    let mut rng = ChaCha20Rng::seed_from_u64(9);
-    let pairing = loop {
-        assert_eq!(reply.status, 200);
-        match client.handle_response(&reply.body, &identity, &mut rng, &mut out) {
-            Ok(SetupClientOutput::Send(len)) => {
-                reply = first.request("POST", PAIR_SETUP, TLV, &out[..len])
-            }
-            Ok(SetupClientOutput::Paired(pairing)) => break pairing,
-            other => panic!("the first controller's setup: {other:?}"),
-        }
-    };
+    let pairing = finish_setup(&mut first, &mut client, reply)
+        .unwrap_or_else(|error| panic!("the first controller's setup: error {error}"));
     let mut verified = Controller::connect(accessory.address, ADMIN);
     verified.pair_verify(&pairing);
     assert_eq!(verified.get("/accessories").status, 200);
@@ -393,19 +383,30 @@ fn attempt(accessory: &Accessory, code: &str, seed: u8) -> Option<u8> {
     let mut controller = Controller::connect(accessory.address, seed);
     let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
     let (mut client, len) = PairSetupClient::start(code.parse().unwrap(), 0, &mut out).unwrap();
+    let reply = controller.request("POST", PAIR_SETUP, TLV, &out[..len]);
+    finish_setup(&mut controller, &mut client, reply).err()
+}
+
+/// Goes on with pair-setup from the accessory's `reply` until it pairs, or until an
+/// answer carries an error, which is returned.
+fn finish_setup(
+    controller: &mut Controller,
+    client: &mut PairSetupClient,
+    mut reply: Message,
+) -> Result<AccessoryPairing, u8> {
     let identity = controller.identity().clone();
-    let mut rng = ChaCha20Rng::seed_from_u64(u64::from(seed));
-    let mut reply = controller.request("POST", PAIR_SETUP, TLV, &out[..len]);
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
     loop {
         assert_eq!(reply.status, 200, "pair-setup: HTTP {}", reply.status);
         if let (_, Some(error)) = state_and_error(&reply) {
-            return Some(error);
+            return Err(error);
         }
         match client.handle_response(&reply.body, &identity, &mut rng, &mut out) {
             Ok(SetupClientOutput::Send(len)) => {
                 reply = controller.request("POST", PAIR_SETUP, TLV, &out[..len])
             }
-            Ok(SetupClientOutput::Paired(_)) => return None,
+            Ok(SetupClientOutput::Paired(pairing)) => return Ok(pairing),
             other => panic!("pair-setup: {other:?}"),
         }
     }
@@ -521,10 +522,7 @@ fn verify_bad_signature(context: &Context) -> String {
     let paired = context.paired();
     // The admin's pairing id, signed with another key.
     let impostor = ControllerIdentity {
-        id: Controller::connect(paired.accessory.address, ADMIN)
-            .identity()
-            .id
-            .clone(),
+        id: Controller::identity_for(ADMIN).id,
         keys: Ed25519KeyPair::from_seed(&[0xee; 32]),
     };
     let controller = Controller::connect(paired.accessory.address, 58).with_identity(impostor);
@@ -534,25 +532,4 @@ fn verify_bad_signature(context: &Context) -> String {
         "the admin's id with a wrong key: Authentication at M4; {}",
         paired.check_served()
     )
-}
-
-/// Runs pair-verify and returns the error item of M4.
-pub(crate) fn verify_m4_error(
-    mut controller: Controller,
-    pairing: &hap_core::pairing::AccessoryPairing,
-) -> Option<u8> {
-    let mut out = [0u8; 512];
-    let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let (mut client, len) = PairVerifyClient::start(&mut rng, &mut out).unwrap();
-    let identity = controller.identity().clone();
-    let reply = controller.request("POST", "/pair-verify", TLV, &out[..len]);
-    assert_eq!(state_and_error(&reply), (Some(2), None), "M2");
-    let len = match client.handle_response(&reply.body, &identity, pairing, &mut out) {
-        Ok(VerifyClientOutput::Send(len)) => len,
-        other => panic!("M2 handled as {other:?}"),
-    };
-    let reply = controller.request("POST", "/pair-verify", TLV, &out[..len]);
-    let (state, error) = state_and_error(&reply);
-    assert_eq!(state, Some(4), "M4");
-    error
 }

@@ -14,14 +14,15 @@ use std::time::Duration;
 use hap_core::pairing::setup::{PairSetupClient, SetupClientOutput, MAX_SETUP_MESSAGE_LEN};
 use hap_core::pairing::AccessoryPairing;
 use hap_core::pairing::PairingId;
+use hap_core::persist::Snapshot;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::accessory::{Accessory, SETUP_CODE};
-use crate::before_pairing::verify_m4_error;
 use crate::controller::Controller;
 use crate::harness::{
-    add_body, check_paired_served, remove_body, state_and_error, Case, Context, ADMIN,
+    add_body, check_paired_served, remove_body, state_and_error, verify_m4_error, Case, Context,
+    Ids, ADMIN, TLV,
 };
 
 pub(crate) const CASES: &[Case] = &[
@@ -34,8 +35,6 @@ pub(crate) const CASES: &[Case] = &[
         run: kill_during_pairings,
     },
 ];
-
-const TLV: &str = "application/pairing+tlv8";
 
 /// A delay before the kill, uniform from at once to 1.5 times the `answer` time of an
 /// uninterrupted request, so that kills land before, during and after the store is
@@ -52,26 +51,31 @@ fn median(runs: impl Iterator<Item = Duration>) -> Duration {
     runs.get(runs.len() / 2).copied().unwrap_or_default()
 }
 
+/// The stored state, which must read back.
+fn snapshot(accessory: &Accessory) -> Snapshot {
+    accessory
+        .stored()
+        .unwrap_or_else(|e| panic!("the store does not read back: {e}"))
+        .expect("a stored state")
+}
+
 /// The pairing the accessory's store proves, for checking a controller that never
 /// heard M6: the accessory's id and public key, as stored.
 fn stored_accessory(accessory: &Accessory) -> AccessoryPairing {
-    let snapshot = accessory
-        .stored()
-        .unwrap_or_else(|e| panic!("the store does not read back: {e}"))
-        .expect("a stored state");
+    let state = snapshot(accessory).state;
     AccessoryPairing {
-        id: PairingId::new(&snapshot.state.device_id.to_ascii()).unwrap(),
-        public_key: snapshot.state.identity.public_key(),
+        id: PairingId::new(&state.device_id.to_ascii()).unwrap(),
+        public_key: state.identity.public_key(),
     }
 }
 
 /// Whether the stored pairings include `controller`.
 fn stored_has(accessory: &Accessory, controller: &PairingId) -> bool {
-    let snapshot = accessory
-        .stored()
-        .unwrap_or_else(|e| panic!("the store does not read back: {e}"))
-        .expect("a stored state");
-    snapshot.state.pairings.get(controller.as_bytes()).is_some()
+    snapshot(accessory)
+        .state
+        .pairings
+        .get(controller.as_bytes())
+        .is_some()
 }
 
 /// Pair-setup up to M5 on a new connection: the controller, its client, and the M5
@@ -145,27 +149,22 @@ fn kill_during_pair_setup(context: &Context) -> String {
                     .unwrap_or_else(|e| panic!("iteration {iteration}: M6 refused: {e:?}"))
             });
         let accessory = accessory.restart();
-        let outcome = match m6 {
-            Some(SetupClientOutput::Paired(pairing)) => {
-                // Told it is paired: it must be.
-                check_paired_served(accessory.address, &pairing, &ids_of(&accessory, &pairing));
-                "M6 received, paired"
-            }
+        let (pairing, outcome) = match m6 {
+            // Told it is paired: it must be.
+            Some(SetupClientOutput::Paired(pairing)) => (pairing, "M6 received, paired"),
             Some(other) => panic!("iteration {iteration}: M6 handled as {other:?}"),
+            // Stored before the kill, M6 lost: the pairing is whole and verifies.
             None if stored_has(&accessory, &identity.id) => {
-                // Stored before the kill, M6 lost: the pairing is whole and verifies.
-                let pairing = stored_accessory(&accessory);
-                check_paired_served(accessory.address, &pairing, &ids_of(&accessory, &pairing));
-                "no M6, stored: verifies"
+                (stored_accessory(&accessory), "no M6, stored: verifies")
             }
-            None => {
-                // Not stored: cleanly unpaired, and a new pair-setup works.
-                let mut again = Controller::connect(accessory.address, ADMIN);
-                let pairing = again.pair_setup(SETUP_CODE);
-                check_paired_served(accessory.address, &pairing, &ids_of(&accessory, &pairing));
-                "no M6, not stored: unpaired, paired again"
-            }
+            // Not stored: cleanly unpaired, and a new pair-setup works.
+            None => (
+                Controller::connect(accessory.address, ADMIN).pair_setup(SETUP_CODE),
+                "no M6, not stored: unpaired, paired again",
+            ),
         };
+        let ids = Ids::of(&accessory.address, &pairing);
+        check_paired_served(accessory.address, &pairing, &ids);
         *outcomes.entry(outcome).or_default() += 1;
         drop(accessory);
         let _ = std::fs::remove_dir_all(&data);
@@ -177,20 +176,11 @@ fn kill_during_pair_setup(context: &Context) -> String {
     )
 }
 
-/// The light's ids, read as `pairing`'s admin.
-fn ids_of(accessory: &Accessory, pairing: &AccessoryPairing) -> crate::harness::Ids {
-    crate::harness::Ids::of(&accessory.address, pairing)
-}
-
 fn kill_during_pairings(context: &Context) -> String {
     let mut rng = ChaCha20Rng::seed_from_u64(0xadd);
     let mut paired = context.paired();
-    let other = Controller::connect(paired.accessory.address, 70);
-    let (other_id, other_key) = (
-        other.identity().id.clone(),
-        other.identity().keys.public_key(),
-    );
-    drop(other);
+    let other = Controller::identity_for(70);
+    let (other_id, other_key) = (other.id, other.keys.public_key());
     // The add or remove request that flips the other controller's pairing, sealed for
     // `admin`'s session.
     let flip = |admin: &mut Controller, adding: bool| -> Vec<u8> {

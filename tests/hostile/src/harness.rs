@@ -9,8 +9,11 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use hap_core::pairing::verify::{PairVerifyClient, VerifyClientOutput};
 use hap_core::pairing::AccessoryPairing;
 use hap_core::tlv::Tlv;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 use serde_json::Value;
 
 use crate::accessory::{Accessory, Target, SETUP_CODE};
@@ -96,6 +99,9 @@ impl Context {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The content type of pairing messages.
+pub(crate) const TLV: &str = "application/pairing+tlv8";
 
 /// The admin controller's seed: its pairing id is `controller-1`.
 pub(crate) const ADMIN: u8 = 1;
@@ -245,6 +251,27 @@ pub(crate) fn remove_body(controller_id: &[u8]) -> Vec<u8> {
     ];
     body.extend(controller_id);
     body
+}
+
+/// Runs pair-verify and returns the error item of M4.
+pub(crate) fn verify_m4_error(
+    mut controller: Controller,
+    pairing: &AccessoryPairing,
+) -> Option<u8> {
+    let mut out = [0u8; 512];
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let (mut client, len) = PairVerifyClient::start(&mut rng, &mut out).unwrap();
+    let identity = controller.identity().clone();
+    let reply = controller.request("POST", "/pair-verify", TLV, &out[..len]);
+    assert_eq!(state_and_error(&reply), (Some(2), None), "M2");
+    let len = match client.handle_response(&reply.body, &identity, pairing, &mut out) {
+        Ok(VerifyClientOutput::Send(len)) => len,
+        other => panic!("M2 handled as {other:?}"),
+    };
+    let reply = controller.request("POST", "/pair-verify", TLV, &out[..len]);
+    let (state, error) = state_and_error(&reply);
+    assert_eq!(state, Some(4), "M4");
+    error
 }
 
 /// The JSON body of `message`.

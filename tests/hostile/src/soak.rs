@@ -12,7 +12,7 @@ use rand_core::{RngCore, SeedableRng};
 use serde_json::Value;
 
 use crate::controller::{Controller, Message};
-use crate::harness::{add_body, join, json, Case, Context, Ids, ADMIN};
+use crate::harness::{add_body, join, json, Case, Context, Ids, ADMIN, TLV};
 
 pub(crate) const CASES: &[Case] = &[Case {
     name: "soak/16-controllers",
@@ -54,11 +54,9 @@ fn soak(context: &Context) -> String {
     // One admin and 15 users, each its own pairing.
     let mut admin = paired.verified(ADMIN);
     for seed in 2..=CONTROLLERS {
-        let identity = Controller::connect(paired.accessory.address, seed)
-            .identity()
-            .clone();
+        let identity = Controller::identity_for(seed);
         let body = add_body(identity.id.as_bytes(), &identity.keys.public_key(), false);
-        let reply = admin.request("POST", "/pairings", "application/pairing+tlv8", &body);
+        let reply = admin.request("POST", "/pairings", TLV, &body);
         assert_eq!(reply.status, 200);
     }
     drop(admin);

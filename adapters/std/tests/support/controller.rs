@@ -52,14 +52,20 @@ impl Controller {
         stream.set_nodelay(true).unwrap();
         Self {
             stream,
-            identity: ControllerIdentity {
-                id: PairingId::new(format!("controller-{seed}").as_bytes()).unwrap(),
-                keys: Ed25519KeyPair::from_seed(&[seed; 32]),
-            },
+            identity: Self::identity_for(seed),
             rng: ChaCha20Rng::seed_from_u64(u64::from(seed)),
             session: None,
             received: Vec::new(),
             sealed: Vec::new(),
+        }
+    }
+
+    /// The identity of controller `seed`: pairing id `controller-{seed}`, and a key
+    /// pair from the seed.
+    pub fn identity_for(seed: u8) -> ControllerIdentity {
+        ControllerIdentity {
+            id: PairingId::new(format!("controller-{seed}").as_bytes()).unwrap(),
+            keys: Ed25519KeyPair::from_seed(&[seed; 32]),
         }
     }
 
@@ -230,37 +236,34 @@ impl Controller {
 
     /// Whether the accessory closed the connection within `limit`.
     pub fn closed_within(&mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut buf = [0u8; 1024];
-        while Instant::now() < deadline {
-            match self.stream.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => return true,
-            }
-        }
-        false
+        self.bytes_before_close(limit).is_some()
     }
 
     /// Whether the accessory closed the connection within `limit` without sending a
     /// single byte first.
     pub fn ends_without_answer(&mut self, limit: Duration) -> bool {
+        self.bytes_before_close(limit) == Some(0)
+            && self.received.is_empty()
+            && self.sealed.is_empty()
+    }
+
+    /// Reads until the accessory closes the connection, and returns how many bytes came
+    /// first; `None` if it is still open after `limit`.
+    fn bytes_before_close(&mut self, limit: Duration) -> Option<usize> {
         let deadline = Instant::now() + limit;
         let mut buf = [0u8; 1024];
+        let mut seen = 0;
         while Instant::now() < deadline {
             match self.stream.read(&mut buf) {
-                Ok(0) => return self.received.is_empty() && self.sealed.is_empty(),
-                Ok(_) => return false,
+                Ok(0) => return Some(seen),
+                Ok(n) => seen += n,
                 Err(e)
                     if e.kind() == std::io::ErrorKind::WouldBlock
                         || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => return self.received.is_empty() && self.sealed.is_empty(),
+                Err(_) => return Some(seen),
             }
         }
-        false
+        None
     }
 
     /// Reads once; false when the connection ended.
