@@ -42,7 +42,7 @@
 //!
 //! let code: SetupCode = "518-08-582".parse().unwrap();
 //! let mut state = AccessoryState::generate(&code, &mut rng); // once, then load it
-//! let mut setup = PairSetup::new();
+//! let mut setup = PairSetup::new(true);
 //! let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
 //! let conn = ConnectionId(1);
 //!

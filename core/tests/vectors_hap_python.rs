@@ -266,7 +266,7 @@ fn accessory_setup_replies(
     rng: &mut Recorded,
     requests: &[Vec<u8>],
 ) -> Vec<Vec<u8>> {
-    let mut setup = PairSetup::new();
+    let mut setup = PairSetup::new(true);
     let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
     let conn = ConnectionId(1);
     let now = Instant::from_millis(1_000);

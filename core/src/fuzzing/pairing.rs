@@ -139,7 +139,7 @@ impl PairingHarness {
             handler,
             storage_fails: selector & 0x80 != 0,
             state,
-            setup: PairSetup::new(),
+            setup: PairSetup::new(true),
             verifies: Default::default(),
             rng: FuzzRng::new(2),
             now: Instant::from_millis(0),

@@ -28,7 +28,7 @@ use super::{
 };
 use crate::crypto::{ed25519_verify_parts, hkdf_sha512, Ed25519KeyPair, Key};
 use crate::session::SessionKeys;
-use crate::srp::{SrpError, SrpServer, GROUP_LEN, HASH_LEN, SECRET_LEN};
+use crate::srp::{SrpError, SrpServer, SrpTables, GROUP_LEN, HASH_LEN, SECRET_LEN};
 use crate::state::{AccessoryState, StateChange};
 use crate::time::Instant;
 use crate::tlv::{Tlv, TlvWriter};
@@ -164,6 +164,9 @@ pub enum SetupOutput {
 pub struct PairSetup {
     lock: Option<Lock>,
     stage: Stage,
+    /// Whether to keep `tables` while unpaired.
+    keep_tables: bool,
+    tables: Option<Box<SrpTables>>,
 }
 
 #[derive(Debug)]
@@ -203,9 +206,15 @@ enum Pending {
 }
 
 impl PairSetup {
-    /// No pair-setup in progress.
-    pub fn new() -> Self {
-        Self::default()
+    /// No pair-setup in progress. With `keep_tables`, the first pair-setup builds
+    /// [`SrpTables`] for the stored verifier and later ones reuse them until the accessory
+    /// is paired; without, every pair-setup computes from scratch.
+    pub fn new(keep_tables: bool) -> Self {
+        Self {
+            // Fuzzed runs build a server per input; the tables would cost 20 ms each time.
+            keep_tables: keep_tables && !cfg!(fuzzing),
+            ..Self::default()
+        }
     }
 
     /// Handles one pair-setup request from connection `conn` and writes the response into
@@ -302,7 +311,13 @@ impl PairSetup {
 
         let mut b = Zeroizing::new([0u8; SECRET_LEN]);
         rng.fill_bytes(&mut *b);
-        let srp = SrpServer::new(SRP_USER, &state.setup.salt, &state.setup.verifier, &b);
+        let verifier = &state.setup.verifier;
+        let stale = !self.tables.as_ref().is_some_and(|t| t.is_for(verifier));
+        if self.keep_tables && stale {
+            self.tables = Some(Box::new(SrpTables::new(verifier)));
+        }
+        let tables = self.tables.as_deref();
+        let srp = SrpServer::new(SRP_USER, &state.setup.salt, verifier, &b, tables);
         let mut writer = TlvWriter::new(out);
         writer
             .u8(tlv_type::STATE, 2)?
@@ -348,7 +363,7 @@ impl PairSetup {
             .to_array()
             .ok_or(PairingError::InvalidItem(tlv_type::PROOF))?;
 
-        match srp.verify_client(a, &proof) {
+        match srp.verify_client(a, &proof, self.tables.as_deref()) {
             Err(SrpError::IllegalPublicKey) => {
                 // Not a guess at the code, so HomeKitADK does not count it.
                 self.release();
@@ -424,6 +439,8 @@ impl PairSetup {
             return refuse(self, out, ErrorCode::MaxPeers);
         }
         let previous_failures = core::mem::take(&mut state.failed_attempts);
+        // No pair-setup can start while paired; if storing fails, the next one rebuilds.
+        self.tables = None;
         self.stage = Stage::Persisting(Pending::Paired {
             session_key,
             controller: id,

@@ -22,33 +22,43 @@ fn alice_vector_server_side() {
     assert_eq!(strip(&verifier_bytes), strip(&hex_field(v, "v")));
 
     let b: [u8; SECRET_LEN] = hex_field(v, "b").try_into().unwrap();
-    let server = SrpServer::new(user, &salt, &verifier_bytes, &b);
-    assert_eq!(server.public_key(), strip(&hex_field(v, "B")));
+    let tables = SrpTables::new(&verifier_bytes);
+    for tables in [None, Some(&tables)] {
+        let server = SrpServer::new(user, &salt, &verifier_bytes, &b, tables);
+        assert_eq!(server.public_key(), strip(&hex_field(v, "B")));
 
-    let a_pub = hex_field(v, "A");
-    let a_pad = pad(&BigUint::from_bytes_be(&a_pub));
-    let u = scrambler(&a_pad, server.public_key_padded()).unwrap();
-    assert_eq!(u.to_bytes_be(), strip(&hex_field(v, "u")));
+        let a_pub = hex_field(v, "A");
+        let a_pad = pad(&BigUint::from_bytes_be(&a_pub));
+        let u = scrambler(&a_pad, server.public_key_padded()).unwrap();
+        assert_eq!(&u[..], strip(&hex_field(v, "u")));
 
-    let s =
-        (BigUint::from_bytes_be(&a_pub) * server.verifier.modpow(&u, &n())).modpow(&server.b, &n());
-    assert_eq!(s.to_bytes_be(), strip(&hex_field(v, "S")));
+        // S by num-bigint-dig, independently of the server's own arithmetic.
+        let (u, verifier, b) = (
+            BigUint::from_bytes_be(&u),
+            BigUint::from_bytes_be(&verifier_bytes),
+            BigUint::from_bytes_be(&b),
+        );
+        let s = (BigUint::from_bytes_be(&a_pub) * verifier.modpow(&u, &n())).modpow(&b, &n());
+        assert_eq!(s.to_bytes_be(), strip(&hex_field(v, "S")));
 
-    // M1 by the standard rule (A, B and S stripped), not merely one of the accepted forms.
-    let key = hash(&[strip(&s.to_bytes_be())]);
-    assert_eq!(key.to_vec(), hex_field(v, "K"));
-    let m1 = client_proof(
-        &hash(&[user]),
-        &salt,
-        strip(&a_pub),
-        server.public_key(),
-        &key,
-    );
-    assert_eq!(m1.to_vec(), hex_field(v, "m1"));
+        // M1 by the standard rule (A, B and S stripped), not merely one of the accepted forms.
+        let key = hash(&[strip(&s.to_bytes_be())]);
+        assert_eq!(key.to_vec(), hex_field(v, "K"));
+        let m1 = client_proof(
+            &hash(&[user]),
+            &salt,
+            strip(&a_pub),
+            server.public_key(),
+            &key,
+        );
+        assert_eq!(m1.to_vec(), hex_field(v, "m1"));
 
-    let proof = server.verify_client(&a_pub, &hex_field(v, "m1")).unwrap();
-    assert_eq!(proof.session_key.to_vec(), hex_field(v, "K"));
-    assert_eq!(proof.proof.to_vec(), hex_field(v, "m2"));
+        let proof = server
+            .verify_client(&a_pub, &hex_field(v, "m1"), tables)
+            .unwrap();
+        assert_eq!(proof.session_key.to_vec(), hex_field(v, "K"));
+        assert_eq!(proof.proof.to_vec(), hex_field(v, "m2"));
+    }
 }
 
 #[test]
@@ -70,7 +80,7 @@ fn hap_verifier_for_setup_code() {
 fn client_and_server_agree() {
     let salt = [3u8; SALT_LEN];
     let v = verifier(b"Pair-Setup", b"111-22-333", &salt);
-    let server = SrpServer::new(b"Pair-Setup", &salt, &v, &[0x42; SECRET_LEN]);
+    let server = SrpServer::new(b"Pair-Setup", &salt, &v, &[0x42; SECRET_LEN], None);
     let client = SrpClient::new(
         b"Pair-Setup",
         b"111-22-333",
@@ -80,7 +90,7 @@ fn client_and_server_agree() {
     )
     .unwrap();
     let proof = server
-        .verify_client(client.public_key(), client.proof())
+        .verify_client(client.public_key(), client.proof(), None)
         .unwrap();
     assert_eq!(
         client.verify_server(&proof.proof).unwrap(),
@@ -97,7 +107,7 @@ fn client_and_server_agree() {
     .unwrap();
     assert_eq!(
         server
-            .verify_client(wrong.public_key(), wrong.proof())
+            .verify_client(wrong.public_key(), wrong.proof(), None)
             .unwrap_err(),
         SrpError::BadProof
     );
@@ -110,7 +120,7 @@ fn client_and_server_agree() {
 fn public_keys_congruent_to_zero_are_rejected() {
     let salt = [3u8; SALT_LEN];
     let v = verifier(b"Pair-Setup", b"111-22-333", &salt);
-    let server = SrpServer::new(b"Pair-Setup", &salt, &v, &[0x42; SECRET_LEN]);
+    let server = SrpServer::new(b"Pair-Setup", &salt, &v, &[0x42; SECRET_LEN], None);
     let n = BigUint::from_bytes_be(&GROUP_PRIME);
     let zero = [0u8; 1];
     let two_n = (&n * 2u32).to_bytes_be();
@@ -126,7 +136,7 @@ fn public_keys_congruent_to_zero_are_rejected() {
             &hash(&[]),
         );
         assert_eq!(
-            server.verify_client(a, &forged).unwrap_err(),
+            server.verify_client(a, &forged, None).unwrap_err(),
             SrpError::IllegalPublicKey
         );
     }
@@ -148,7 +158,7 @@ fn padding_client_proof(
     let n = n();
     let b = BigUint::from_bytes_be(b_wire);
     let a_pad = pad(&BigUint::from(G).modpow(&BigUint::from_bytes_be(a), &n));
-    let u = scrambler(&a_pad, &pad(&b)).unwrap();
+    let u = BigUint::from_bytes_be(&scrambler(&a_pad, &pad(&b)).unwrap());
     let x = private_key(b"Pair-Setup", password, salt);
     let base =
         (&b + &n * multiplier() - (multiplier() * BigUint::from(G).modpow(&x, &n)) % &n) % &n;
@@ -162,18 +172,18 @@ fn padding_client_proof(
 fn padding_clients_are_accepted_with_their_own_key() {
     let salt = [9u8; SALT_LEN];
     let v = verifier(b"Pair-Setup", b"518-08-582", &salt);
-    let server = SrpServer::new(b"Pair-Setup", &salt, &v, &[0x21; SECRET_LEN]);
+    let server = SrpServer::new(b"Pair-Setup", &salt, &v, &[0x21; SECRET_LEN], None);
     // Search a few secrets for one whose A has a leading zero byte, where the forms differ.
     let (a_wire, proof, key) = (0u8..=255)
         .map(|i| padding_client_proof(&salt, server.public_key(), &[i; SECRET_LEN], b"518-08-582"))
         .find(|(a, _, _)| a[0] == 0)
         .expect("one in 256 secrets gives a leading zero");
-    let accepted = server.verify_client(&a_wire, &proof).unwrap();
+    let accepted = server.verify_client(&a_wire, &proof, None).unwrap();
     assert_eq!(accepted.session_key, key);
     let (a_wire, proof, _) =
         padding_client_proof(&salt, server.public_key(), &[5; SECRET_LEN], b"000-00-001");
     assert_eq!(
-        server.verify_client(&a_wire, &proof).unwrap_err(),
+        server.verify_client(&a_wire, &proof, None).unwrap_err(),
         SrpError::BadProof
     );
 }

@@ -46,7 +46,7 @@ impl Accessory {
         let state = AccessoryState::generate(&CODE.parse().unwrap(), &mut rng);
         Self {
             state,
-            setup: PairSetup::new(),
+            setup: PairSetup::new(true),
             rng,
             now: Instant::from_millis(1_000),
             stored: Vec::new(),
@@ -72,7 +72,7 @@ impl Accessory {
         reloaded.pairings = stored.pairings.clone();
         reloaded.failed_attempts = stored.failed_attempts;
         self.state = reloaded;
-        self.setup = PairSetup::new();
+        self.setup = PairSetup::new(true);
     }
 
     /// One pair-setup request; state changes are stored before the reply is produced.

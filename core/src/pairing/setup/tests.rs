@@ -76,7 +76,7 @@ fn send_m5(
 fn m5_signed_by_another_key_gets_authentication_at_m6() {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let mut state = AccessoryState::generate(&"518-08-582".parse().unwrap(), &mut rng);
-    let mut setup = PairSetup::new();
+    let mut setup = PairSetup::new(true);
     let session_key = accessory_awaiting_m5(&mut setup, &mut state, &mut rng);
 
     // A correctly encrypted M5 whose signature is made by a key other than the one sent.
@@ -110,7 +110,7 @@ fn m5_signed_by_another_key_gets_authentication_at_m6() {
 fn m5_with_the_matching_signature_pairs() {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let mut state = AccessoryState::generate(&"518-08-582".parse().unwrap(), &mut rng);
-    let mut setup = PairSetup::new();
+    let mut setup = PairSetup::new(true);
     let session_key = accessory_awaiting_m5(&mut setup, &mut state, &mut rng);
     let signer = Ed25519KeyPair::from_seed(&[2; 32]);
     let proof = ExchangeProof::sign(&signer, b"owner", &controller_sign_key(&session_key)).unwrap();
