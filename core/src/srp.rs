@@ -258,12 +258,13 @@ impl core::fmt::Debug for SrpProof {
 }
 
 /// Precomputed powers of g and of one stored verifier v, which the accessory's side of
-/// SRP then raises by table lookups instead of squarings: about 1 ms less per pair-setup
+/// SRP then raises by table lookups instead of squarings: about 2.5 ms less per pair-setup
 /// on the benchmark machine.
 ///
 /// They take about 1.6 MB (g: 64 rows of 16 elements of 384 bytes; v: 103 rows of 32)
-/// and about 20 ms to build, so an accessory builds them on its first pair-setup and
-/// drops them once paired. The table of v is as secret as v and is zeroized on drop.
+/// and about 20 ms to build, so an accessory builds them on its first pair-setup, not
+/// before: one that is paired already never needs them. The table of v is as secret as
+/// v and is zeroized on drop.
 pub struct SrpTables {
     field: Field,
     /// For secret 256-bit exponents (b), in 4-bit windows.

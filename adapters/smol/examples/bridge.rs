@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             help: HELP,
             extra_flags: &[("--accessories", "light,switch,sensor,button")],
         },
-        |args| smol::block_on(run(args)),
+        |args| smol::future::block_on(run(args)),
     )
 }
 

@@ -12,7 +12,9 @@ use smol::io::AsyncBufReadExt as _;
 use smol::stream::StreamExt as _;
 
 fn main() -> ExitCode {
-    example::main(&example::VIRTUAL_LIGHT, |args| smol::block_on(run(args)))
+    example::main(&example::VIRTUAL_LIGHT, |args| {
+        smol::future::block_on(run(args))
+    })
 }
 
 async fn run(args: &example::Args) -> Result<(), String> {

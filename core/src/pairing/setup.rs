@@ -207,8 +207,9 @@ enum Pending {
 
 impl PairSetup {
     /// No pair-setup in progress. With `keep_tables`, the first pair-setup builds
-    /// [`SrpTables`] for the stored verifier and later ones reuse them until the accessory
-    /// is paired; without, every pair-setup computes from scratch.
+    /// [`SrpTables`] for the stored verifier and later ones reuse them, also after the
+    /// accessory is unpaired and paired again; without, every pair-setup computes from
+    /// scratch.
     pub fn new(keep_tables: bool) -> Self {
         Self {
             // Fuzzed runs build a server per input; the tables would cost 20 ms each time.
@@ -439,8 +440,6 @@ impl PairSetup {
             return refuse(self, out, ErrorCode::MaxPeers);
         }
         let previous_failures = core::mem::take(&mut state.failed_attempts);
-        // No pair-setup can start while paired; if storing fails, the next one rebuilds.
-        self.tables = None;
         self.stage = Stage::Persisting(Pending::Paired {
             session_key,
             controller: id,

@@ -187,3 +187,26 @@ fn padding_clients_are_accepted_with_their_own_key() {
         SrpError::BadProof
     );
 }
+
+/// Server and client agree over many random exchanges, with the tables and without.
+#[test]
+fn random_exchanges_agree_with_and_without_tables() {
+    use rand_core::{RngCore, SeedableRng};
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let salt = [9u8; SALT_LEN];
+    let v = verifier(b"Pair-Setup", b"031-45-154", &salt);
+    let tables = SrpTables::new(&v);
+    for round in 0..64 {
+        let (mut a, mut b) = ([0u8; SECRET_LEN], [0u8; SECRET_LEN]);
+        rng.fill_bytes(&mut a);
+        rng.fill_bytes(&mut b);
+        let tables = (round % 2 == 0).then_some(&tables);
+        let server = SrpServer::new(b"Pair-Setup", &salt, &v, &b, tables);
+        let client =
+            SrpClient::new(b"Pair-Setup", b"031-45-154", &salt, server.public_key(), &a).unwrap();
+        let proof = server
+            .verify_client(client.public_key(), client.proof(), tables)
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(client.verify_server(&proof.proof), Ok(proof.session_key));
+    }
+}
