@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,15 +78,16 @@ def rss_kib(pid: int) -> int:
 class Accessory:
     """One accessory process: started, waited for, stopped by its PID."""
 
-    def __init__(self, name: str, command: list[str], port: int, log: Path, cwd: Path):
-        self.name, self.command, self.port, self.log, self.cwd = name, command, port, log, cwd
+    def __init__(self, name: str, command: list[str], port: int, log: Path,
+                 env: dict[str, str] | None = None):
+        self.name, self.command, self.port, self.log, self.env = name, command, port, log, env
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 self.command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                cwd=self.cwd)
+                env=self.env)
         deadline = time.monotonic() + 60
         assert self.process.stdout is not None
         os.set_blocking(self.process.stdout.fileno(), False)
@@ -97,6 +99,7 @@ class Accessory:
                 for line in seen.decode(errors="replace").splitlines():
                     if line.startswith("listening on"):
                         self.port = int(line.rsplit(":", 1)[1])
+                        self._drain_stdout()
                         return
             if self.process.poll() is not None:
                 break
@@ -104,6 +107,20 @@ class Accessory:
         self.stop()
         raise RuntimeError(f"{self.name} did not start: {seen.decode(errors='replace')}"
                            f" (log: {self.log})")
+
+    def _drain_stdout(self) -> None:
+        """Keeps reading what the accessory prints (ours prints each change), so that a
+        full pipe never blocks it."""
+        assert self.process is not None and self.process.stdout is not None
+        stdout = self.process.stdout
+        os.set_blocking(stdout.fileno(), True)
+
+        def drain() -> None:
+            with open(self.log, "ab") as log:
+                for line in stdout:
+                    log.write(line)
+
+        threading.Thread(target=drain, daemon=True).start()
 
     @property
     def pid(self) -> int:
@@ -455,9 +472,12 @@ def main() -> int:
                 command = ["node", str(here / "peers" / "hap-nodejs" / "light.js"),
                            "--port", str(port), "--pin", PIN, "--data", str(data),
                            "--username", "4E:A1:5C:00:00:02"]
-            accessory = Accessory(name, command, port, scratch / f"{name}.log",
-                                  Path(args.node_dir).resolve() if name == "hap-nodejs"
-                                  else here)
+            env = None
+            if name == "hap-nodejs":
+                # light.js lives in the repository, hap-nodejs in the scratch install.
+                env = dict(os.environ, NODE_PATH=str(Path(args.node_dir).resolve()
+                                                     / "node_modules"))
+            accessory = Accessory(name, command, port, scratch / f"{name}.log", env)
             print(f"bench: {name}: starting", flush=True)
             accessory.start()
             try:
