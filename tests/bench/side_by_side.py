@@ -138,22 +138,9 @@ class Accessory:
             self.process.wait(10)
 
 
-class NoMdns:
-    """aiohomekit's zeroconf, stubbed: accessories are reached by address and port."""
-
-    zeroconf = None
-
-    async def async_register_service(self, *_: Any, **__: Any) -> None:
-        pass
-
-    async def async_update_service(self, *_: Any, **__: Any) -> None:
-        pass
-
-    async def async_unregister_service(self, *_: Any, **__: Any) -> None:
-        pass
-
-    async def async_close(self) -> None:
-        pass
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+# The same zeroconf stub serves aiohomekit here: accessories are reached by address.
+from hap_python_light import NoMdns  # noqa: E402
 
 
 @dataclass
