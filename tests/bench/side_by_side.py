@@ -486,6 +486,9 @@ def main() -> int:
         args.out.write_text(json.dumps({"machine": machine(), "rounds": rounds,
                                         "results": summaries}, indent=2) + "\n")
     print()
+    if "ours" not in summaries:
+        print("bench: ours was not measured, so no target was checked")
+        return 0
     print("bench: every target met" if all_met else "bench: a target was missed")
     return 1 if args.check and not all_met else 0
 
