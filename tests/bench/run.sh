@@ -11,15 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+source tests/venv.sh
 venv="${BENCH_VENV:-target/bench-venv}"
-requirements=vectors/capture/requirements.txt   # HAP-python 5.0.0 and aiohomekit 4.0.1
-stamp="$venv/.requirements"
-if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
-  echo "bench: installing the pinned HAP-python and aiohomekit into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$stamp"
-fi
+# The recorder's pins: HAP-python 5.0.0 and aiohomekit 4.0.1.
+ensure_venv "$venv" vectors/capture/requirements.txt bench "the pinned HAP-python and aiohomekit"
 
 node_args=()
 peer=tests/bench/peers/hap-nodejs

@@ -9,15 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+source tests/venv.sh
 venv="${INTEROP_VENV:-target/interop-venv}"
-requirements=tests/interop/requirements.txt
-stamp="$venv/.requirements"
-if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
-  echo "interop: installing the pinned aiohomekit into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$stamp"
-fi
+ensure_venv "$venv" tests/interop/requirements.txt interop "the pinned aiohomekit"
 
 cargo build --quiet -p hap-smol -p hap-std -p hap-embedded --examples
 

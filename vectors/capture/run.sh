@@ -8,15 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+source tests/venv.sh
 venv="${VECTORS_VENV:-target/vectors-venv}"
-requirements=vectors/capture/requirements.txt
-stamp="$venv/.requirements"
-if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
-  echo "vectors: installing the pinned HAP-python and aiohomekit into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$stamp"
-fi
+ensure_venv "$venv" vectors/capture/requirements.txt vectors "the pinned HAP-python and aiohomekit"
 
 # HAP-python logs its exchanges at INFO and above; keep them out of the way.
 exec "$venv/bin/python" vectors/capture/capture.py --out "${1:-vectors/hap-python-5.0.0}" 2>/dev/null

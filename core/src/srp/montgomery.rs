@@ -66,6 +66,8 @@ impl Accumulator {
 #[derive(Clone)]
 pub(super) struct Field {
     n: Element,
+    /// N again, for reducing values that arrive as big integers.
+    modulus: BigUint,
     /// -N⁻¹ mod 2^64.
     n_inverse: u64,
     /// R² mod N, to bring values into Montgomery form.
@@ -95,6 +97,7 @@ impl Field {
         let one = limbs_from_biguint(&(r % &modulus));
         Self {
             n,
+            modulus,
             n_inverse: inverse.wrapping_neg(),
             r_squared,
             one,
@@ -108,7 +111,7 @@ impl Field {
 
     /// `value` (any size) reduced mod N, in Montgomery form.
     pub(super) fn element(&self, value: &BigUint) -> Element {
-        let mut reduced = limbs_from_biguint(&(value % BigUint::from_bytes_be(&GROUP_PRIME)));
+        let mut reduced = limbs_from_biguint(&(value % &self.modulus));
         let element = self.mul(&reduced, &self.r_squared);
         reduced.zeroize();
         element

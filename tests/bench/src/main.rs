@@ -119,13 +119,7 @@ fn main() {
     let workers: Vec<_> = (0..args.controllers)
         .map(|index| {
             let (ready, stop) = (ready.clone(), stop.clone());
-            let (identity, accessory) = (
-                ControllerIdentity {
-                    id: identity.id.clone(),
-                    keys: identity.keys.clone(),
-                },
-                accessory.clone(),
-            );
+            let (identity, accessory) = (identity.clone(), accessory.clone());
             let (read, writes, address) = (read.clone(), writes.clone(), args.address);
             std::thread::spawn(move || {
                 let mut controller =
