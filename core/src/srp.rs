@@ -7,10 +7,16 @@
 //!   single byte 0x05;
 //! - M2 = H(PAD(A) ‖ M1 ‖ K).
 //!
-//! PAD means left-padded to 384 bytes. For interoperability the server also accepts the
-//! proof of a client that pads A in M1 or S in K, as aiohomekit does; such a client would
-//! otherwise fail about one pairing in 256. Every accepted form still requires the setup
-//! code, and all forms are always computed and compared in constant time.
+//! PAD means left-padded to 384 bytes. Clients differ in the forms they hash, and each
+//! difference fails about one pairing in 256, when a value has a leading zero byte:
+//! - aiohomekit computes u and M1 over B exactly as received. HomeKitADK and HAP-python
+//!   send B stripped, so aiohomekit's u is wrong whenever B is short. This server sends B
+//!   padded, as HAP-NodeJS does, which gives every client PAD(B) in u.
+//! - aiohomekit pads A in M1 and S in K, and hashes the padded B it received.
+//!
+//! So the server accepts M1 over A and B each stripped or padded, with K from S stripped or
+//! padded. Every accepted form still requires the setup code, and all forms are always
+//! computed and compared in constant time.
 //!
 //! Public keys that are 0 modulo N are rejected on both sides: a server that accepts
 //! A = 0, N or 2N lets a client in without the code.
@@ -351,14 +357,9 @@ impl SrpServer {
         }
     }
 
-    /// B, padded to 384 bytes.
-    pub fn public_key_padded(&self) -> &[u8; GROUP_LEN] {
+    /// B, padded to 384 bytes, as it goes on the wire (see the module docs for why).
+    pub fn public_key(&self) -> &[u8; GROUP_LEN] {
         &self.public_key
-    }
-
-    /// B with leading zero bytes stripped, as it goes on the wire.
-    pub fn public_key(&self) -> &[u8] {
-        strip(&self.public_key)
     }
 
     /// Checks the client's public key A and proof M1, and returns M2 and K; `tables` as
@@ -389,16 +390,18 @@ impl SrpServer {
         v_u.zeroize();
         base.zeroize();
         s.zeroize();
-        let b_stripped = strip(&self.public_key);
-
         // The standard form first, then the padded forms some clients use.
         let keys = [hash(&[strip(&*s_pad)]), hash(&[&*s_pad])];
+        let a_forms = [strip(&a_pad), &a_pad[..]];
+        let b_forms = [strip(&self.public_key), &self.public_key[..]];
         let mut matched: Option<usize> = None;
         for (index, key) in keys.iter().enumerate() {
-            for a_form in [strip(&a_pad), &a_pad[..]] {
-                let expected = client_proof(&self.user_hash, &self.salt, a_form, b_stripped, key);
-                if proofs_equal(&expected, client_proof_m1) && matched.is_none() {
-                    matched = Some(index);
+            for a_form in a_forms {
+                for b_form in b_forms {
+                    let expected = client_proof(&self.user_hash, &self.salt, a_form, b_form, key);
+                    if proofs_equal(&expected, client_proof_m1) && matched.is_none() {
+                        matched = Some(index);
+                    }
                 }
             }
         }
