@@ -172,28 +172,34 @@ async fn run(args: &example::Args) -> Result<(), String> {
     })
     .detach();
 
-    while let Ok(event) = running.events().recv().await {
-        match &event {
-            Event::Write {
-                aid, iid, value, ..
-            } if Some((*aid, *iid)) == ids.switch => {
-                println!(
-                    "Switch {}",
-                    if *value == OwnedValue::Bool(true) {
-                        "ON"
-                    } else {
-                        "OFF"
+    // On the executor's thread, with the connections: an event then costs no wake-up of
+    // another thread.
+    let events = running.events().clone();
+    smol::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            match &event {
+                Event::Write {
+                    aid, iid, value, ..
+                } if Some((*aid, *iid)) == ids.switch => {
+                    println!(
+                        "Switch {}",
+                        if *value == OwnedValue::Bool(true) {
+                            "ON"
+                        } else {
+                            "OFF"
+                        }
+                    );
+                }
+                _ => {
+                    let light = ids.light.and_then(|light| light.describe(&event));
+                    if let Some(line) = light.or_else(|| example::describe_status(&event)) {
+                        println!("{line}");
                     }
-                );
-            }
-            _ => {
-                let light = ids.light.and_then(|light| light.describe(&event));
-                if let Some(line) = light.or_else(|| example::describe_status(&event)) {
-                    println!("{line}");
                 }
             }
         }
-    }
+    })
+    .await;
     running.wait().await;
     println!("stopped");
     Ok(())

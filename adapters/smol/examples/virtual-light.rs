@@ -47,11 +47,17 @@ async fn run(args: &example::Args) -> Result<(), String> {
     })
     .detach();
 
-    while let Ok(event) = running.events().recv().await {
-        if let Some(line) = lamp.describe(&event) {
-            println!("{line}");
+    // On the executor's thread, with the connections: an event then costs no wake-up of
+    // another thread.
+    let events = running.events().clone();
+    smol::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let Some(line) = lamp.describe(&event) {
+                println!("{line}");
+            }
         }
-    }
+    })
+    .await;
     running.wait().await;
     println!("stopped");
     Ok(())

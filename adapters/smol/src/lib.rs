@@ -6,10 +6,14 @@
 //! shared [`Host`] from `hap-std`, which owns the state, the store and
 //! the mDNS responder. All protocol logic is in [`hap_core`].
 //!
-//! A main thread that only waits for the accessory's events should wait with
-//! `smol::future::block_on`, as the examples do, not `smol::block_on`: the latter makes
-//! the main thread poll the sockets, and every request then costs a wake-up of the
-//! executor's thread. On the benchmark machine that was about 15 µs more CPU per request.
+//! Two choices keep a request to one thread, as the examples make them:
+//! - handle [`Running::events`] in a task on smol's executor (`smol::spawn`), where the
+//!   connections run, so that an event wakes no other thread;
+//! - make a main thread that only waits do so with `smol::future::block_on`, not
+//!   `smol::block_on`: the latter makes the main thread poll the sockets, and every
+//!   request then costs a wake-up of the executor's thread.
+//!
+//! On the benchmark machine each of the two was worth 15 to 20 µs of CPU per request.
 //!
 //! ```no_run
 //! # use hap_core::database::{builder::{AccessoryInfo, DatabaseBuilder}, ids::IdMap, Database};
@@ -21,13 +25,17 @@
 //! # }
 //! use hap_std::{store::MemoryStore, Options, Setup};
 //!
-//! smol::block_on(async {
+//! smol::future::block_on(async {
 //!     let mut setup = Setup::load_or_create(Box::new(MemoryStore::default()), None, None)?;
 //!     let database = database(setup.ids());
 //!     let running = hap_smol::serve(setup, database, Options::new("Light", "L1", 5)).await?;
-//!     while let Ok(event) = running.events().recv().await {
-//!         println!("{event:?}");
-//!     }
+//!     let events = running.events().clone();
+//!     smol::spawn(async move {
+//!         while let Ok(event) = events.recv().await {
+//!             println!("{event:?}");
+//!         }
+//!     })
+//!     .await;
 //!     running.wait().await;
 //!     Ok::<_, hap_std::StartError>(())
 //! })?;
