@@ -37,4 +37,5 @@ cargo build --quiet --release -p hap-smol --example virtual-light -p hap-bench
 
 exec "$venv/bin/python" tests/bench/side_by_side.py \
   --light target/release/examples/virtual-light --load target/release/hap-load \
+  --echo target/release/hap-echo \
   "${node_args[@]}" "$@"

@@ -15,7 +15,10 @@ Measured per accessory:
   coalescing window first. Also how many events A hears for a burst of 20 writes;
 - RSS once paired and idle, and with 16 verified, subscribed sessions;
 - for ours, aggregate operations per second of the accessory's CPU with 16 concurrent
-  controllers (tests/bench's hap-load, built on hap-core's controller role).
+  controllers (tests/bench's hap-load, built on hap-core's controller role);
+- for ours, the floor: the CPU of tests/bench's hap-echo, a bare TCP echo server on smol
+  set up as the light is, for a connection with two round trips (a pair-verify's
+  traffic) and for one round trip (a read's), paced by the same asyncio loop.
 
 It prints a table with each peer's ratio to ours and whether each target holds, and
 writes the numbers as JSON (--out). With --check it exits 1 if a target is missed.
@@ -34,7 +37,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,43 +86,27 @@ class Accessory:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        # Output goes to the log file, not a pipe: a pipe would wake a reader thread here
+        # for every line an accessory prints, and charge that wake-up to the accessory.
         with open(self.log, "ab") as log:
+            start = log.tell()
             self.process = subprocess.Popen(
-                self.command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                env=self.env)
+                self.command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env)
         deadline = time.monotonic() + 60
-        assert self.process.stdout is not None
-        os.set_blocking(self.process.stdout.fileno(), False)
-        seen = b""
+        seen = ""
         while time.monotonic() < deadline:
-            chunk = self.process.stdout.read()
-            if chunk:
-                seen += chunk
-                for line in seen.decode(errors="replace").splitlines():
-                    if line.startswith("listening on"):
-                        self.port = int(line.rsplit(":", 1)[1])
-                        self._drain_stdout()
-                        return
+            with open(self.log, "rb") as log:
+                log.seek(start)
+                seen = log.read().decode(errors="replace")
+            for line in seen.splitlines():
+                if line.startswith("listening on"):
+                    self.port = int(line.rsplit(":", 1)[1])
+                    return
             if self.process.poll() is not None:
                 break
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"{self.name} did not start: {seen.decode(errors='replace')}"
-                           f" (log: {self.log})")
-
-    def _drain_stdout(self) -> None:
-        """Keeps reading what the accessory prints (ours prints each change), so that a
-        full pipe never blocks it."""
-        assert self.process is not None and self.process.stdout is not None
-        stdout = self.process.stdout
-        os.set_blocking(stdout.fileno(), True)
-
-        def drain() -> None:
-            with open(self.log, "ab") as log:
-                for line in stdout:
-                    log.write(line)
-
-        threading.Thread(target=drain, daemon=True).start()
+        raise RuntimeError(f"{self.name} did not start: {seen} (log: {self.log})")
 
     @property
     def pid(self) -> int:
@@ -334,12 +320,56 @@ async def measure(accessory: Accessory, rounds: dict[str, int], load_command: li
     return results
 
 
+async def measure_floor(echo: Accessory, rounds: dict[str, int]) -> dict[str, list[float]]:
+    """The echo server's CPU for what a pair-verify and a read cost the light, less the
+    HAP work: a connection with two round trips, and one round trip on an open connection.
+    The messages are a GET's size and paced by this asyncio loop, so the server sleeps and
+    wakes as the light does."""
+    message = b"r" * 160
+
+    async def round_trip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(message)
+        await writer.drain()
+        await asyncio.wait_for(reader.readexactly(len(message)), STEP_TIMEOUT)
+
+    async def close(writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        await writer.wait_closed()
+
+    connection_us = []
+    for _ in range(rounds["pair_verify"]):
+        before = cpu_ns(echo.pid)
+        reader, writer = await asyncio.open_connection("127.0.0.1", echo.port)
+        await round_trip(reader, writer)
+        await round_trip(reader, writer)
+        await close(writer)
+        await settle(0.02)
+        connection_us.append((cpu_ns(echo.pid) - before) / 1e3)
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", echo.port)
+    for _ in range(20):  # warm-up
+        await round_trip(reader, writer)
+    round_trip_us = []
+    for _ in range(rounds["batches"]):
+        await settle()
+        before = cpu_ns(echo.pid)
+        for _ in range(rounds["batch"]):
+            await round_trip(reader, writer)
+        await settle()
+        round_trip_us.append((cpu_ns(echo.pid) - before) / rounds["batch"] / 1e3)
+    await close(writer)
+    return {"floor_connection_ms": [us / 1e3 for us in connection_us],
+            "floor_round_trip_us": round_trip_us}
+
+
 # (key, label, unit, target for ours or None)
 ROWS = [
     ("pair_setup_ms", "CPU per pair-setup", "ms", 2.5),
     ("pair_verify_ms", "CPU per pair-verify", "ms", 0.15),
+    ("floor_connection_ms", "  floor: connect, 2 round trips, close (echo server)", "ms", None),
     ("read_us", "CPU per characteristic read", "µs", 12.0),
     ("write_us", "CPU per characteristic write", "µs", 12.0),
+    ("floor_round_trip_us", "  floor: one round trip (echo server)", "µs", None),
     ("event_ms", "first event after a change, p50", "ms", 2.0),
     ("burst_events", "events heard for a burst of 20 changes", "", None),
     ("rss_idle_mib", "RSS, paired and idle", "MiB", None),
@@ -426,6 +456,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--light", required=True, help="our virtual-light binary (release)")
     parser.add_argument("--load", help="the hap-load binary; without it, no load run")
+    parser.add_argument("--echo", help="the hap-echo binary; without it, no floor is measured")
     parser.add_argument("--node-dir", help="a directory with hap-nodejs installed")
     parser.add_argument("--only", action="append", choices=["ours", "hap-python", "hap-nodejs"])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for CI")
@@ -478,6 +509,17 @@ def main() -> int:
             finally:
                 accessory.stop()
             summaries[name] = results.summary()
+            if name == "ours" and args.echo:
+                echo = Accessory("echo", [str(Path(args.echo).resolve())], 0,
+                                 scratch / "echo.log")
+                echo.start()
+                try:
+                    floors = asyncio.run(measure_floor(echo, rounds))
+                finally:
+                    echo.stop()
+                for key, samples in floors.items():
+                    summaries[name][key] = statistics.median(samples)
+                    summaries[name]["samples"][key] = samples
             print(f"bench: {name}: done", flush=True)
     text, all_met = report(summaries, machine())
     print()
