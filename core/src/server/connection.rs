@@ -49,6 +49,31 @@ pub const MIN_INPUT_LEN: usize = 2 * MAX_FRAME_PLAINTEXT;
 /// The smallest scratch buffer: the largest pairing request body.
 pub const MIN_SCRATCH_LEN: usize = MAX_FRAME_PLAINTEXT;
 
+/// The default input length: the minimum, so requests of up to 1 KiB.
+pub const DEFAULT_INPUT_LEN: usize = MIN_INPUT_LEN;
+/// The default scratch length: the minimum, so request bodies of up to 1 KiB, which holds
+/// a write of about 25 values.
+pub const DEFAULT_SCRATCH_LEN: usize = MIN_SCRATCH_LEN;
+/// The default output length: the minimum, one largest response.
+pub const DEFAULT_OUTPUT_LEN: usize = MIN_OUTPUT_LEN;
+/// The default number of subscriptions per connection: every characteristic of a
+/// typical single accessory.
+pub const DEFAULT_SUBSCRIPTIONS: usize = 16;
+
+/// The bytes one connection takes at the default buffer lengths: its [`Connection`] state
+/// plus its input, scratch, output and subscriptions. This is all the core needs per
+/// connection without `alloc`; an adapter adds its own socket buffers.
+///
+/// The defaults suit one accessory on a microcontroller (11,028 bytes with Rust 1.95 on a
+/// 64-bit target; HomeKitADK's default is 64 KiB). A bridge should give more: input and
+/// scratch for its largest writes (iOS writes a scene's values in one request), and a
+/// subscription per evented characteristic.
+pub const CONNECTION_MEMORY_AT_DEFAULTS: usize = core::mem::size_of::<Connection<'static>>()
+    + DEFAULT_INPUT_LEN
+    + DEFAULT_SCRATCH_LEN
+    + DEFAULT_OUTPUT_LEN
+    + DEFAULT_SUBSCRIPTIONS * core::mem::size_of::<Subscription>();
+
 /// A buffer given to [`Server::accept`](super::Server::accept) is below its minimum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BuffersTooSmall {

@@ -52,8 +52,9 @@ mod render;
 pub(crate) mod requests;
 use attributes::Job;
 pub use connection::{
-    BuffersTooSmall, Connection, ConnectionBuffers, MAX_RESPONSE_LEN, MIN_INPUT_LEN,
-    MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
+    BuffersTooSmall, Connection, ConnectionBuffers, CONNECTION_MEMORY_AT_DEFAULTS,
+    DEFAULT_INPUT_LEN, DEFAULT_OUTPUT_LEN, DEFAULT_SCRATCH_LEN, DEFAULT_SUBSCRIPTIONS,
+    MAX_RESPONSE_LEN, MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
 };
 pub use events::{Subscription, BUTTON_LOG_LEN};
 pub use render::HapStatus;
