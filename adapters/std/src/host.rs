@@ -502,7 +502,9 @@ impl Host {
             self.forget(conn);
         }
         if wake_others {
-            self.wake_all();
+            // This connection was drained just now; waking it too would cost its task a
+            // pass that finds nothing to do.
+            self.wake_all_except(conn.id());
         }
         drained
     }
@@ -560,6 +562,12 @@ impl Host {
 
     fn wake_all(&self) {
         for (_, wake) in &self.wakers {
+            wake();
+        }
+    }
+
+    fn wake_all_except(&self, id: ConnectionId) {
+        for (_, wake) in self.wakers.iter().filter(|(other, _)| *other != id) {
             wake();
         }
     }

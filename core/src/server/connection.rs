@@ -74,6 +74,9 @@ pub const CONNECTION_MEMORY_AT_DEFAULTS: usize = core::mem::size_of::<Connection
     + DEFAULT_OUTPUT_LEN
     + DEFAULT_SUBSCRIPTIONS * core::mem::size_of::<Subscription>();
 
+// The budget of issue 7, checked when the crate compiles.
+const _: () = assert!(CONNECTION_MEMORY_AT_DEFAULTS <= 12 * 1024);
+
 /// A buffer given to [`Server::accept`](super::Server::accept) is below its minimum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BuffersTooSmall {
