@@ -33,7 +33,9 @@ if [[ " $* " != *" --only "* || " $* " == *" --only hap-nodejs "* ]]; then
   node_args=(--node-dir "$node_dir")
 fi
 
-cargo build --quiet --release -p hap-smol --example virtual-light -p hap-bench
+# Two builds: with --example, cargo would build only that example of every package.
+cargo build --quiet --release -p hap-smol --example virtual-light
+cargo build --quiet --release -p hap-bench --bins
 
 exec "$venv/bin/python" tests/bench/side_by_side.py \
   --light target/release/examples/virtual-light --load target/release/hap-load \
