@@ -25,7 +25,7 @@ use hap_core::pairing::setup::{
 };
 use hap_core::pairing::verify::{PairVerify, PairVerifyClient, VerifyClientOutput, VerifyOutput};
 use hap_core::pairing::{AccessoryPairing, ControllerIdentity, Pairing, PairingId};
-use hap_core::server::{Config, Connection, ConnectionBuffers, Output, Server, Subscription};
+use hap_core::server::{Config, Connection, Output, OwnedBuffers, Server};
 use hap_core::session::{FrameDecryptor, FrameEncryptor, Role, Session};
 use hap_core::setup::SetupCode;
 use hap_core::state::AccessoryState;
@@ -225,31 +225,8 @@ fn frames(c: &mut Criterion) {
 // The server on verified sessions.
 
 /// One connection's buffers, at the adapters' sizes.
-struct Buffers {
-    input: Vec<u8>,
-    scratch: Vec<u8>,
-    output: Vec<u8>,
-    subscriptions: Vec<Subscription>,
-}
-
-impl Buffers {
-    fn new() -> Self {
-        Self {
-            input: vec![0; 9216],
-            scratch: vec![0; 2048],
-            output: vec![0; 4096],
-            subscriptions: vec![Subscription::EMPTY; 32],
-        }
-    }
-
-    fn lend(&mut self) -> ConnectionBuffers<'_> {
-        ConnectionBuffers {
-            input: &mut self.input,
-            scratch: &mut self.scratch,
-            output: &mut self.output,
-            subscriptions: &mut self.subscriptions,
-        }
-    }
+fn adapter_buffers() -> OwnedBuffers {
+    OwnedBuffers::new(9216, 2048, 4096, 32)
 }
 
 /// A server for `database`, paired with controller 1, with no event coalescing (so that
@@ -397,9 +374,9 @@ fn characteristics(c: &mut Criterion) {
     let (database, aid, on, brightness) = light();
     let (mut server, accessory) = server(database);
     let mut rng = ChaCha20Rng::seed_from_u64(4);
-    let mut buffers = Buffers::new();
+    let mut buffers = adapter_buffers();
     let mut conn = server
-        .accept(ConnectionId(1), buffers.lend(), Instant::from_millis(0))
+        .accept(ConnectionId(1), buffers.borrow(), Instant::from_millis(0))
         .unwrap();
     let mut peer = verify(&mut server, &mut conn, &accessory, &mut rng);
     let read = format!("GET /characteristics?id={aid}.{on},{aid}.{brightness} HTTP/1.1\r\n\r\n");
@@ -459,9 +436,9 @@ fn accessories_of_a_bridge(c: &mut Criterion) {
     }
     let (mut server, accessory) = server(builder.build().unwrap());
     let mut rng = ChaCha20Rng::seed_from_u64(5);
-    let mut buffers = Buffers::new();
+    let mut buffers = adapter_buffers();
     let mut conn = server
-        .accept(ConnectionId(1), buffers.lend(), Instant::from_millis(0))
+        .accept(ConnectionId(1), buffers.borrow(), Instant::from_millis(0))
         .unwrap();
     let mut peer = verify(&mut server, &mut conn, &accessory, &mut rng);
     let request = b"GET /accessories HTTP/1.1\r\n\r\n";
@@ -480,13 +457,13 @@ fn event_fan_out(c: &mut Criterion) {
     let (database, aid, on, _) = light();
     let (mut server, accessory) = server(database);
     let mut rng = ChaCha20Rng::seed_from_u64(6);
-    let mut buffers: Vec<Buffers> = (0..SUBSCRIBERS).map(|_| Buffers::new()).collect();
+    let mut buffers: Vec<OwnedBuffers> = (0..SUBSCRIBERS).map(|_| adapter_buffers()).collect();
     let mut connections: Vec<Connection<'_>> = buffers
         .iter_mut()
         .enumerate()
         .map(|(n, b)| {
             server
-                .accept(ConnectionId(n as u32), b.lend(), Instant::from_millis(0))
+                .accept(ConnectionId(n as u32), b.borrow(), Instant::from_millis(0))
                 .unwrap()
         })
         .collect();

@@ -48,7 +48,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use async_io::{Async, Timer};
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Connection, Event};
-use hap_std::host::{OwnedBuffers, SharedHost};
+use hap_std::host::{connection_buffers, SharedHost};
 use hap_std::{Host, Options, Setup, StartError};
 use smol::channel::{self, Receiver, Sender};
 use smol::future::{self, FutureExt as _};
@@ -222,7 +222,7 @@ async fn serve_connection(host: SharedHost, stream: Async<TcpStream>, max_reques
     // Events are small and must not wait for the peer's delayed acknowledgement.
     let _ = stream.get_ref().set_nodelay(true);
     let (wake, woken) = channel::bounded::<()>(1);
-    let mut buffers = OwnedBuffers::new(max_request_len);
+    let mut buffers = connection_buffers(max_request_len);
     let accepted = host.lock().accept(
         buffers.borrow(),
         Box::new(move || {

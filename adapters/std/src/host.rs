@@ -20,9 +20,10 @@ use hap_core::database::ids::IdMap;
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::mdns::{Advertisement, Responder};
 use hap_core::persist::Snapshot;
+pub use hap_core::server::OwnedBuffers;
 use hap_core::server::{
-    AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server, Subscription,
-    MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
+    AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server, MIN_INPUT_LEN,
+    MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
 };
 use hap_core::setup::{SetupCode, SetupId};
 use hap_core::time::Instant;
@@ -39,44 +40,17 @@ pub const TRANSMIT_LIMIT: usize = 64 * 1024;
 /// How many characteristics one connection may subscribe to.
 pub const SUBSCRIPTIONS_PER_CONNECTION: usize = 256;
 
-/// Memory for one connection, owned by the task or thread that serves it.
-pub struct OwnedBuffers {
-    input: Vec<u8>,
-    scratch: Vec<u8>,
-    output: Vec<u8>,
-    subscriptions: Vec<Subscription>,
-}
-
-impl OwnedBuffers {
-    /// Buffers large enough for a request of `max_request_len` bytes.
-    pub fn new(max_request_len: usize) -> Self {
-        // The input holds a whole request plus one decrypted frame.
-        let input = MIN_INPUT_LEN.max(max_request_len + MIN_SCRATCH_LEN);
-        Self {
-            input: vec![0; input],
-            scratch: vec![0; MIN_SCRATCH_LEN],
-            output: vec![0; MIN_OUTPUT_LEN],
-            subscriptions: vec![Subscription::EMPTY; SUBSCRIPTIONS_PER_CONNECTION],
-        }
-    }
-
-    /// The buffers as the core takes them.
-    pub fn borrow(&mut self) -> ConnectionBuffers<'_> {
-        ConnectionBuffers {
-            input: &mut self.input,
-            scratch: &mut self.scratch,
-            output: &mut self.output,
-            subscriptions: &mut self.subscriptions,
-        }
-    }
-}
-
-impl fmt::Debug for OwnedBuffers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedBuffers")
-            .field("input", &self.input.len())
-            .finish_non_exhaustive()
-    }
+/// Memory for one connection, owned by the task or thread that serves it: large enough
+/// for a request of `max_request_len` bytes.
+pub fn connection_buffers(max_request_len: usize) -> OwnedBuffers {
+    // The input holds a whole request plus one decrypted frame.
+    let input = MIN_INPUT_LEN.max(max_request_len + MIN_SCRATCH_LEN);
+    OwnedBuffers::new(
+        input,
+        MIN_SCRATCH_LEN,
+        MIN_OUTPUT_LEN,
+        SUBSCRIPTIONS_PER_CONNECTION,
+    )
 }
 
 /// Publishes the advertisement; any [`Responder`] whose error can be shown is one.

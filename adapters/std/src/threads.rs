@@ -14,7 +14,7 @@ use std::time::Instant;
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Event};
 
-use crate::host::{Host, Options, OwnedBuffers, Setup, SharedHost, StartError};
+use crate::host::{connection_buffers, Host, Options, Setup, SharedHost, StartError};
 
 /// How many received bytes a connection buffers before its reader waits.
 const MAILBOX_LIMIT: usize = 16 * 1024;
@@ -224,7 +224,7 @@ fn serve_connection(host: &SharedHost, stream: TcpStream, max_request_len: usize
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mailbox = Arc::new(Mailbox::default());
-    let mut buffers = OwnedBuffers::new(max_request_len);
+    let mut buffers = connection_buffers(max_request_len);
     let waker = {
         let mailbox = mailbox.clone();
         Box::new(move || mailbox.wake())

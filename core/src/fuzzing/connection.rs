@@ -18,8 +18,8 @@ pub(crate) use crate::database::fixture::ids;
 use crate::database::Database;
 use crate::pairing::ControllerIdentity;
 use crate::server::{
-    CloseReason, Config, Connection, ConnectionBuffers, Event, Output, Server, Subscription,
-    MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
+    CloseReason, Config, Connection, Event, Output, OwnedBuffers, Server, MIN_OUTPUT_LEN,
+    MIN_SCRATCH_LEN,
 };
 use crate::session::{FrameEncryptor, Role, Session, SessionKeys, MAX_FRAME_PLAINTEXT};
 use crate::time::Instant;
@@ -69,31 +69,13 @@ fn frame_len(flags: u8) -> usize {
 }
 
 /// A connection's buffers at the sizes the std adapters give them.
-pub(crate) struct Buffers {
-    input: Vec<u8>,
-    scratch: Vec<u8>,
-    output: Vec<u8>,
-    subscriptions: Vec<Subscription>,
-}
-
-impl Buffers {
-    pub(crate) fn new() -> Self {
-        Self {
-            input: vec![0; crate::http::DEFAULT_MAX_REQUEST_LEN + MAX_FRAME_PLAINTEXT],
-            scratch: vec![0; MIN_SCRATCH_LEN],
-            output: vec![0; MIN_OUTPUT_LEN],
-            subscriptions: vec![Subscription::EMPTY; 32],
-        }
-    }
-
-    fn lend(&mut self) -> ConnectionBuffers<'_> {
-        ConnectionBuffers {
-            input: &mut self.input,
-            scratch: &mut self.scratch,
-            output: &mut self.output,
-            subscriptions: &mut self.subscriptions,
-        }
-    }
+pub(crate) fn adapter_buffers() -> OwnedBuffers {
+    OwnedBuffers::new(
+        crate::http::DEFAULT_MAX_REQUEST_LEN + MAX_FRAME_PLAINTEXT,
+        MIN_SCRATCH_LEN,
+        MIN_OUTPUT_LEN,
+        32,
+    )
 }
 
 /// What feeding a connection produced.
@@ -132,11 +114,11 @@ impl Accessory {
         }
     }
 
-    pub(crate) fn accept<'b>(&mut self, buffers: &'b mut Buffers) -> Connection<'b> {
+    pub(crate) fn accept<'b>(&mut self, buffers: &'b mut OwnedBuffers) -> Connection<'b> {
         let id = ConnectionId(self.next_id);
         self.next_id += 1;
         self.server
-            .accept(id, buffers.lend(), self.now)
+            .accept(id, buffers.borrow(), self.now)
             .expect("room for a connection")
     }
 
@@ -279,7 +261,7 @@ impl Accessory {
             "paired without an admin"
         );
 
-        let mut buffers = Buffers::new();
+        let mut buffers = adapter_buffers();
         let mut fresh = self.accept(&mut buffers);
         let mut answer = Outcome::default();
         self.feed(
@@ -488,7 +470,7 @@ fn check_body(status: u16, json: bool, body: &[u8]) {
 fn run(flag_bits: u8, stream: &[u8], split: Option<u8>) -> (Vec<u8>, Outcome) {
     let verified = flag_bits & flags::VERIFIED != 0;
     let mut accessory = Accessory::new(flag_bits);
-    let mut buffers = Buffers::new();
+    let mut buffers = adapter_buffers();
     let mut conn = accessory.accept(&mut buffers);
     let mut controller = verified.then(|| {
         let who = if flag_bits & flags::AS_GUEST != 0 {

@@ -8,7 +8,7 @@ use std::vec;
 use std::vec::Vec;
 
 use super::connection::{
-    flags, ids, messages, post, Accessory, Buffers, Outcome, LAMP_ON, MAX_CHUNKED_STREAM,
+    adapter_buffers, flags, ids, messages, post, Accessory, Outcome, LAMP_ON, MAX_CHUNKED_STREAM,
 };
 use super::pairing::{
     accessory_pairing, guest, header, owner, stranger, Handler, PairingHarness, CODE,
@@ -284,7 +284,7 @@ fn pairing_seed(selector: u8, header: u8, messages: &[Vec<u8>]) -> Vec<u8> {
 fn setup_then_verify(code: &str) -> Vec<u8> {
     // Grow the conversation twice: once to learn the replies, once to record it.
     let mut accessory = Accessory::new(0);
-    let mut buffers = Buffers::new();
+    let mut buffers = adapter_buffers();
     let mut conn = accessory.accept(&mut buffers);
     let mut ask = |path: &str, body: &[u8]| -> Option<Vec<u8>> {
         let mut outcome = Outcome::default();
@@ -313,7 +313,7 @@ fn unverified_seeds() -> Vec<Vec<u8>> {
     // A paired accessory: pair-verify as the owner and as a stranger.
     for who in [owner(), stranger()] {
         let mut accessory = Accessory::new(flags::PAIRED);
-        let mut buffers = Buffers::new();
+        let mut buffers = adapter_buffers();
         let mut conn = accessory.accept(&mut buffers);
         let sent = verify_messages(who, &accessory_pairing(), |m| {
             let mut outcome = Outcome::default();
@@ -464,7 +464,7 @@ fn characteristic_body_seeds() -> Vec<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::connection::{messages, Accessory, Buffers, Outcome};
+    use super::super::connection::{adapter_buffers, messages, Accessory, Outcome};
     use super::*;
 
     /// The setup seeds really pair and verify when replayed, so the fuzzer starts from
@@ -473,7 +473,7 @@ mod tests {
     fn the_setup_seed_ends_verified() {
         let seed = setup_then_verify(CODE);
         let mut accessory = Accessory::new(seed[0]);
-        let mut buffers = Buffers::new();
+        let mut buffers = adapter_buffers();
         let mut conn = accessory.accept(&mut buffers);
         let mut outcome = Outcome::default();
         accessory.feed(&mut conn, &seed[1..], &mut outcome);

@@ -77,6 +77,50 @@ pub const CONNECTION_MEMORY_AT_DEFAULTS: usize = core::mem::size_of::<Connection
 // The budget of issue 7, checked when the crate compiles.
 const _: () = assert!(CONNECTION_MEMORY_AT_DEFAULTS <= 12 * 1024);
 
+/// A connection's buffers on the heap, for callers that have one.
+#[cfg(feature = "alloc")]
+pub struct OwnedBuffers {
+    input: alloc::vec::Vec<u8>,
+    scratch: alloc::vec::Vec<u8>,
+    output: alloc::vec::Vec<u8>,
+    subscriptions: alloc::vec::Vec<Subscription>,
+}
+
+#[cfg(feature = "alloc")]
+impl OwnedBuffers {
+    /// Zeroed buffers of these lengths, with room for `subscriptions` subscriptions.
+    pub fn new(input: usize, scratch: usize, output: usize, subscriptions: usize) -> Self {
+        Self {
+            input: alloc::vec![0; input],
+            scratch: alloc::vec![0; scratch],
+            output: alloc::vec![0; output],
+            subscriptions: alloc::vec![Subscription::EMPTY; subscriptions],
+        }
+    }
+
+    /// The buffers as [`Server::accept`](super::Server::accept) takes them.
+    pub fn borrow(&mut self) -> ConnectionBuffers<'_> {
+        ConnectionBuffers {
+            input: &mut self.input,
+            scratch: &mut self.scratch,
+            output: &mut self.output,
+            subscriptions: &mut self.subscriptions,
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl core::fmt::Debug for OwnedBuffers {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OwnedBuffers")
+            .field("input", &self.input.len())
+            .field("scratch", &self.scratch.len())
+            .field("output", &self.output.len())
+            .field("subscriptions", &self.subscriptions.len())
+            .finish()
+    }
+}
+
 /// A buffer given to [`Server::accept`](super::Server::accept) is below its minimum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BuffersTooSmall {

@@ -51,6 +51,8 @@ mod events;
 mod render;
 pub(crate) mod requests;
 use attributes::Job;
+#[cfg(feature = "alloc")]
+pub use connection::OwnedBuffers;
 pub use connection::{
     BuffersTooSmall, Connection, ConnectionBuffers, CONNECTION_MEMORY_AT_DEFAULTS,
     DEFAULT_INPUT_LEN, DEFAULT_OUTPUT_LEN, DEFAULT_SCRATCH_LEN, DEFAULT_SUBSCRIPTIONS,

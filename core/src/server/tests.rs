@@ -27,31 +27,20 @@ enum Feed {
 }
 
 /// Owned buffers for one connection.
-struct Buffers {
-    input: Vec<u8>,
-    scratch: Vec<u8>,
-    output: Vec<u8>,
-    subscriptions: Vec<Subscription>,
-}
+struct Buffers(OwnedBuffers);
 
 impl Buffers {
     fn new() -> Self {
-        Self {
-            input: vec![0; 8192 + 1024],
-            scratch: vec![0; 8192],
-            output: vec![0; 4096],
-            subscriptions: vec![Subscription::EMPTY; 64],
-        }
+        Self::sized(4096, 64)
+    }
+
+    /// With `output` bytes of output and room for `subscriptions` subscriptions.
+    fn sized(output: usize, subscriptions: usize) -> Self {
+        Self(OwnedBuffers::new(8192 + 1024, 8192, output, subscriptions))
     }
 
     fn connection(&mut self, id: u32) -> Connection<'_> {
-        let buffers = ConnectionBuffers {
-            input: &mut self.input,
-            scratch: &mut self.scratch,
-            output: &mut self.output,
-            subscriptions: &mut self.subscriptions,
-        };
-        Connection::new(ConnectionId(id), buffers, Instant::from_millis(0)).unwrap()
+        Connection::new(ConnectionId(id), self.0.borrow(), Instant::from_millis(0)).unwrap()
     }
 }
 
@@ -548,8 +537,7 @@ fn pipelined_requests_are_answered_in_order() {
 #[test]
 fn a_pipelined_request_that_needs_storage_is_answered_in_the_same_drain() {
     let mut harness = Harness::new();
-    let mut buffers = Buffers::new();
-    buffers.output.truncate(MIN_OUTPUT_LEN);
+    let mut buffers = Buffers::sized(MIN_OUTPUT_LEN, 64);
     let mut conn = buffers.connection(1);
     let mut owner = Controller::new("owner", 7);
     let guest = Controller::new("guest", 8);

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use hap_core::pairing::verify::{PairVerifyClient, VerifyClientOutput};
 use hap_core::pairing::AccessoryPairing;
-use hap_core::tlv::Tlv;
+use hap_core::pairing::{method, tlv_type};
+use hap_core::tlv::{Tlv, TlvError, TlvWriter};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::Value;
@@ -220,37 +221,35 @@ pub(crate) fn state_and_error(message: &Message) -> (Option<u8>, Option<u8>) {
 
 /// A `/pairings` add of a controller's id and key, admin or not.
 pub(crate) fn add_body(controller_id: &[u8], public_key: &[u8; 32], admin: bool) -> Vec<u8> {
-    let mut body = vec![
-        0x06,
-        0x01,
-        0x01,
-        0x00,
-        0x01,
-        0x03,
-        0x01,
-        controller_id.len() as u8,
-    ];
-    body.extend(controller_id);
-    body.extend([0x03, 32]);
-    body.extend(public_key);
-    body.extend([0x0b, 0x01, u8::from(admin)]);
-    body
+    pairings_body(method::ADD_PAIRING, |writer| {
+        writer
+            .item(tlv_type::IDENTIFIER, controller_id)?
+            .item(tlv_type::PUBLIC_KEY, public_key)?
+            .u8(tlv_type::PERMISSIONS, u8::from(admin))
+    })
 }
 
 /// A `/pairings` remove of a controller's id.
 pub(crate) fn remove_body(controller_id: &[u8]) -> Vec<u8> {
-    let mut body = vec![
-        0x06,
-        0x01,
-        0x01,
-        0x00,
-        0x01,
-        0x04,
-        0x01,
-        controller_id.len() as u8,
-    ];
-    body.extend(controller_id);
-    body
+    pairings_body(method::REMOVE_PAIRING, |writer| {
+        writer.item(tlv_type::IDENTIFIER, controller_id)
+    })
+}
+
+/// A `/pairings` request at state M1 with `method`, then the items `rest` writes.
+fn pairings_body(
+    method: u8,
+    rest: impl for<'w, 'b> FnOnce(&'w mut TlvWriter<'b>) -> Result<&'w mut TlvWriter<'b>, TlvError>,
+) -> Vec<u8> {
+    let mut buf = [0u8; 512];
+    let mut writer = TlvWriter::new(&mut buf);
+    writer
+        .u8(tlv_type::STATE, 1)
+        .and_then(|w| w.u8(tlv_type::METHOD, method))
+        .and_then(rest)
+        .expect("a pairings request fits 512 bytes");
+    let len = writer.len();
+    buf[..len].to_vec()
 }
 
 /// Runs pair-verify and returns the error item of M4.

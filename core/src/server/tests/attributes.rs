@@ -687,8 +687,7 @@ fn a_write_response_carries_the_applications_answer() {
 
 #[test]
 fn subscriptions_beyond_the_connections_table_get_out_of_resources() {
-    let mut storage = buffers(1);
-    storage[0].subscriptions.truncate(1);
+    let mut storage = vec![Buffers::sized(4096, 1)];
     let mut conns = connections(&mut storage);
     let mut home = Home::new(&mut conns, Config::default());
     let request = write(json!([{"aid":1,"iid":9,"ev":true},{"aid":1,"iid":10,"ev":true}]));
@@ -718,26 +717,12 @@ fn connections_beyond_the_limit_are_refused() {
     };
     let now = Instant::from_millis(0);
     let accept = |server: &mut Server<'static>, buffers: &mut Buffers, id: u32| {
-        let buffers = ConnectionBuffers {
-            input: &mut buffers.input,
-            scratch: &mut buffers.scratch,
-            output: &mut buffers.output,
-            subscriptions: &mut buffers.subscriptions,
-        };
         server
-            .accept(ConnectionId(id), buffers, now)
+            .accept(ConnectionId(id), buffers.0.borrow(), now)
             .map(|_| ())
             .err()
     };
-    let mut first = {
-        let buffers = ConnectionBuffers {
-            input: &mut a.input,
-            scratch: &mut a.scratch,
-            output: &mut a.output,
-            subscriptions: &mut a.subscriptions,
-        };
-        server.accept(ConnectionId(1), buffers, now).unwrap()
-    };
+    let mut first = server.accept(ConnectionId(1), a.0.borrow(), now).unwrap();
     assert_eq!(accept(&mut server, b, 2), None);
     // The second was dropped without being reported lost: it still counts.
     assert_eq!(
