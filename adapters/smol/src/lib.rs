@@ -259,7 +259,18 @@ async fn drive(
     // Whether the core refused the bytes in `received` until a wake-up or a timeout.
     let mut stalled = false;
     let mut deadline = host.lock().deadline(conn);
+    // One timer for the connection's life, moved only when the deadline moves: every
+    // registration of a timer wakes the reactor, and the unverified deadline stays put.
+    let mut timer = Timer::never();
+    let mut armed = None;
     loop {
+        if deadline != armed {
+            match deadline {
+                Some(at) => timer.set_at(at),
+                None => timer = Timer::never(),
+            }
+            armed = deadline;
+        }
         let reading = !stalled && received.len() < RECEIVE_LIMIT;
         // Input left over only because the reply grew large is offered at once.
         let ready = !stalled && !received.is_empty();
@@ -281,16 +292,16 @@ async fn drive(
                 }
             })
             .or(async {
-                match deadline {
-                    Some(at) => {
-                        Timer::at(at).await;
-                        Wake::Due
-                    }
-                    None => future::pending().await,
-                }
+                // A timer that has fired, or was never set, stays pending.
+                (&mut timer).await;
+                Wake::Due
             })
             .await
         };
+        if let Wake::Due = wake {
+            // A fired timer does not fire again: set it anew even for the same deadline.
+            armed = None;
+        }
 
         // The lock is held in this block only, never across an await.
         let close = {

@@ -172,7 +172,8 @@ pub fn extra_connection_is_refused_cleanly<R: Runtime>() {
     R::shut_down(running);
 }
 
-/// A connection that does not complete pair-verify in time is closed.
+/// A connection that does not complete pair-verify in time is closed, whether it is idle
+/// or sends bytes that never make a request.
 pub fn idle_unverified_connection_is_closed<R: Runtime>() {
     let config = Config {
         unverified_timeout: Duration::from_millis(300),
@@ -183,6 +184,19 @@ pub fn idle_unverified_connection_is_closed<R: Runtime>() {
     assert!(
         idle.closed_within(Duration::from_secs(5)),
         "the idle connection is closed"
+    );
+    // Bytes that never make a request do not move the deadline: the connection is woken
+    // by each of them and still closed on time.
+    let mut dribbling = Controller::connect(R::address(&running), 2);
+    for byte in b"GET /acc" {
+        if dribbling.send_raw(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(
+        dribbling.closed_within(Duration::from_secs(5)),
+        "the dribbling connection is closed"
     );
     let mut waited = 0;
     while R::connection_count(&running) > 0 && waited < 100 {
