@@ -44,8 +44,12 @@
 #![forbid(unsafe_code)]
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
 
 use async_io::{Async, Timer};
+use atomic_waker::AtomicWaker;
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Connection, Event};
 use hap_std::host::{connection_buffers, SharedHost};
@@ -211,6 +215,41 @@ async fn accept_loop(
     }
 }
 
+/// Wake-ups of one connection by the host: a flag and the waker of the connection's task.
+/// Unlike a channel's receiver, waiting on it allocates nothing, and it is waited on once
+/// per request.
+#[derive(Default)]
+struct WakeSignal {
+    pending: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl WakeSignal {
+    /// Marks a wake-up and wakes the waiting task, if any. Wake-ups before the next wait
+    /// merge into one.
+    fn wake(&self) {
+        self.pending.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Waits until [`WakeSignal::wake`] was called since the last wait returned.
+    async fn wait(&self) {
+        future::poll_fn(|cx| {
+            if self.pending.swap(false, Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // A wake between the check and the registration found no waker to wake.
+            if self.pending.swap(false, Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+}
+
 enum Wake {
     Received(std::io::Result<usize>),
     Woken,
@@ -221,15 +260,12 @@ async fn serve_connection(host: SharedHost, stream: Async<TcpStream>, max_reques
     let peer = stream.get_ref().peer_addr().ok();
     // Events are small and must not wait for the peer's delayed acknowledgement.
     let _ = stream.get_ref().set_nodelay(true);
-    let (wake, woken) = channel::bounded::<()>(1);
+    let woken = Arc::new(WakeSignal::default());
+    let wake = woken.clone();
     let mut buffers = connection_buffers(max_request_len);
-    let accepted = host.lock().accept(
-        buffers.borrow(),
-        Box::new(move || {
-            // A full channel already holds a wake-up.
-            let _ = wake.try_send(());
-        }),
-    );
+    let accepted = host
+        .lock()
+        .accept(buffers.borrow(), Box::new(move || wake.wake()));
     let mut conn = match accepted {
         Ok(conn) => conn,
         Err(AcceptError::TooManyConnections) => {
@@ -251,7 +287,7 @@ async fn drive(
     host: &SharedHost,
     mut stream: &Async<TcpStream>,
     conn: &mut Connection<'_>,
-    woken: &Receiver<()>,
+    woken: &WakeSignal,
 ) {
     let mut received = Vec::new();
     let mut transmit = Vec::new();
@@ -285,11 +321,8 @@ async fn drive(
                 }
             }
             .or(async {
-                match woken.recv().await {
-                    Ok(()) => Wake::Woken,
-                    // The host forgot this connection; only the socket matters now.
-                    Err(_) => future::pending().await,
-                }
+                woken.wait().await;
+                Wake::Woken
             })
             .or(async {
                 // A timer that has fired, or was never set, stays pending.
@@ -343,5 +376,47 @@ async fn drive(
         if close {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn wake_ups_before_a_wait_merge_into_one() {
+        let signal = WakeSignal::default();
+        signal.wake();
+        signal.wake();
+        assert_eq!(future::block_on(future::poll_once(signal.wait())), Some(()));
+        assert_eq!(
+            future::block_on(future::poll_once(signal.wait())),
+            None,
+            "the second wake-up was merged into the first"
+        );
+    }
+
+    #[test]
+    fn a_wake_up_from_another_thread_ends_the_wait() {
+        let signal = Arc::new(WakeSignal::default());
+        let waker = signal.clone();
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            waker.wake();
+        });
+        let woken = future::block_on(
+            async {
+                signal.wait().await;
+                true
+            }
+            .or(async {
+                Timer::after(Duration::from_secs(10)).await;
+                false
+            }),
+        );
+        thread.join().unwrap();
+        assert!(woken, "the wait did not end within 10 s");
     }
 }
