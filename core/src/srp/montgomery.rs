@@ -3,7 +3,8 @@
 //! `num-bigint-dig`, `crypto-bigint`, `dashu` and `ibig` all take 4.5–5.5 µs per 3072-bit
 //! modular multiplication on the 2-core benchmark machine, which puts pair-setup above its
 //! 2.5 ms budget. Product scanning with a 128-bit accumulator (Montgomery multiplication in
-//! "FIPS" order) takes about 3.3 µs, and a dedicated square about 2.7 µs. None of those
+//! "FIPS" order) takes 3.3–3.6 µs, and a dedicated square 2.7–3.2 µs (both vary between
+//! days and builds on that machine), about 2 cycles per 64-bit product. None of those
 //! crates offers fixed-base exponentiation either, which is where most of the rest goes:
 //! g and the stored verifier v are the same in every pair-setup, so [`FixedBase`] keeps
 //! their powers and replaces 256 or 512 squarings by a table lookup per window.
