@@ -8,6 +8,7 @@
 #[path = "../../std/examples/support/example.rs"]
 mod example;
 
+use std::io::BufRead as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,8 +16,6 @@ use hap_core::catalog::{characteristic as c, service as s};
 use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
 use hap_core::database::OwnedValue;
 use hap_core::server::Event;
-use smol::io::AsyncBufReadExt as _;
-use smol::stream::StreamExt as _;
 
 /// The bridge category, for mDNS `ci` and the setup URI.
 const BRIDGE: u8 = 2;
@@ -148,9 +147,10 @@ async fn run(args: &example::Args) -> Result<(), String> {
     let typed = handle.clone();
     let commands = ids_commands(&ids);
     let light = ids.light;
-    smol::spawn(async move {
-        let mut lines = smol::io::BufReader::new(smol::Unblock::new(std::io::stdin())).lines();
-        while let Some(Ok(line)) = lines.next().await {
+    // Read on a thread of its own, as in the virtual light: smol's blocking pool keeps an
+    // idle thread that wakes twice a second once stdin has ended.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
             // "light ..." takes the virtual light's own commands.
             if let (Some(light), Some(command)) = (light, line.trim().strip_prefix("light ")) {
                 let value = |aid, iid| typed.value(aid, iid);
@@ -169,8 +169,7 @@ async fn run(args: &example::Args) -> Result<(), String> {
                 None => println!("{HELP}"),
             }
         }
-    })
-    .detach();
+    });
 
     // On the executor's thread, with the connections: an event then costs no wake-up of
     // another thread.

@@ -6,10 +6,8 @@
 #[path = "../../std/examples/support/example.rs"]
 mod example;
 
+use std::io::BufRead as _;
 use std::process::ExitCode;
-
-use smol::io::AsyncBufReadExt as _;
-use smol::stream::StreamExt as _;
 
 fn main() -> ExitCode {
     example::main(&example::VIRTUAL_LIGHT, |args| {
@@ -34,18 +32,18 @@ async fn run(args: &example::Args) -> Result<(), String> {
     ctrlc::set_handler(move || on_signal.shut_down())
         .map_err(|e| format!("cannot handle Ctrl+C: {e}"))?;
 
-    // The "physical switch": commands typed on stdin.
-    smol::spawn(async move {
-        let mut lines = smol::io::BufReader::new(smol::Unblock::new(std::io::stdin())).lines();
-        while let Some(Ok(line)) = lines.next().await {
+    // The "physical switch": commands typed on stdin, read on a thread of its own. smol's
+    // blocking pool would do it too, but keeps an idle thread that wakes twice a second
+    // for as long as the process runs once stdin has ended (as /dev/null does at once).
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
             let value = |aid, iid| handle.value(aid, iid);
             let set = |aid, iid, value| handle.set_value(aid, iid, value);
             if let Some(said) = lamp.obey(&line, value, set) {
                 println!("{said}");
             }
         }
-    })
-    .detach();
+    });
 
     // On the executor's thread, with the connections: an event then costs no wake-up of
     // another thread.
