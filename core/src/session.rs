@@ -267,6 +267,11 @@ impl FrameDecryptor {
         }
     }
 
+    /// Whether part of a frame has been consumed and the rest is awaited.
+    pub fn is_mid_frame(&self) -> bool {
+        self.filled > 0
+    }
+
     /// Consumes input until one frame is complete, and returns that frame's plaintext.
     ///
     /// Call it again with the rest of the input until all is consumed. Input can be split

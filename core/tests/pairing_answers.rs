@@ -7,7 +7,9 @@ use std::time::Duration;
 use common::{controller, pair, paired_accessory, rng, state_and_error, verify, Accessory, CODE};
 use hap_core::crypto::Ed25519KeyPair;
 use hap_core::pairing::pairings::{handle_pairings, PairingsOutput};
-use hap_core::pairing::setup::{PairSetupClient, SetupClientOutput, SetupOutput, SETUP_TIMEOUT};
+use hap_core::pairing::setup::{
+    PairSetupClient, SetupClientOutput, SetupOutput, SETUP_TAKEOVER_AFTER,
+};
 use hap_core::pairing::verify::{PairVerify, PairVerifyClient, VerifyOutput};
 use hap_core::pairing::{
     flags, AccessoryPairing, ErrorCode, PairingError, PairingId, SessionsToClose, MAX_PAIRINGS,
@@ -114,10 +116,11 @@ fn failed_attempt_reply_is_withheld_until_stored() {
             .persisted(ConnectionId(2), &accessory.state, &mut reply),
         Err(PairingError::NotPending)
     );
-    // Nor does the lock time out while the caller is storing.
-    accessory
-        .setup
-        .handle_timeout(accessory.now + Duration::from_secs(3600));
+    // Nor can another controller take the attempt over while the caller is storing,
+    // however old it is.
+    accessory.now = accessory.now + Duration::from_secs(3600);
+    let busy = accessory.setup_request(2, &m1()).unwrap().body;
+    assert_eq!(state_and_error(&busy).1, Some(ErrorCode::Busy as u8));
     let SetupOutput::Reply(len) = accessory
         .setup
         .persisted(conn, &accessory.state, &mut reply)
@@ -137,9 +140,12 @@ fn failed_attempt_reply_is_withheld_until_stored() {
     );
 }
 
+/// HomeKitADK (`HAPPairingPairSetup.c`) has no inactivity timer: another controller's M1
+/// is Busy until the attempt is 30 s old, and only then takes its place.
 #[test]
-fn busy_while_another_controller_is_mid_setup_then_released_by_timeout() {
+fn busy_while_another_controller_is_mid_setup_until_the_attempt_is_30_s_old() {
     let mut accessory = Accessory::new(1);
+    let started = accessory.now;
     let first = accessory.setup_request(1, &m1()).unwrap().body;
     assert_eq!(state_and_error(&first), (Some(2), None));
     let busy = accessory.setup_request(2, &m1()).unwrap().body;
@@ -157,18 +163,47 @@ fn busy_while_another_controller_is_mid_setup_then_released_by_timeout() {
             .err(),
         Some(PairingError::UnexpectedState(3))
     );
-    let deadline = accessory.setup.poll_timeout().unwrap();
-    assert_eq!(deadline, accessory.now + SETUP_TIMEOUT);
-    accessory.now = hap_core::time::Instant::from_millis(deadline.as_millis() - 1);
+    let takeover = started + SETUP_TAKEOVER_AFTER;
+    accessory.now = hap_core::time::Instant::from_millis(takeover.as_millis() - 1);
     let still_busy = accessory.setup_request(2, &m1()).unwrap().body;
     assert_eq!(state_and_error(&still_busy).1, Some(ErrorCode::Busy as u8));
-    accessory.now = deadline;
-    let released = accessory.setup_request(2, &m1()).unwrap().body;
-    assert_eq!(state_and_error(&released), (Some(2), None));
+    accessory.now = takeover;
+    let taken_over = accessory.setup_request(2, &m1()).unwrap().body;
+    assert_eq!(state_and_error(&taken_over), (Some(2), None));
     assert!(
-        Tlv::parse(&released).unwrap().get(0x02).is_some(),
+        Tlv::parse(&taken_over).unwrap().get(0x02).is_some(),
         "M2 carries the salt"
     );
+    // The first controller's attempt is over.
+    assert_eq!(
+        accessory
+            .setup_request(
+                1,
+                &tlv(&[(0x06, &[3]), (0x03, &[1; 384]), (0x04, &[0; 64])])
+            )
+            .err(),
+        Some(PairingError::UnexpectedState(3))
+    );
+}
+
+/// A person typing the code slowly: M3 a minute and a half after M2 still pairs, because
+/// nobody else asked to pair meanwhile.
+#[test]
+fn a_lone_attempt_waits_for_its_controller_however_long() {
+    let mut accessory = Accessory::new(1);
+    let mut out = [0u8; 512];
+    let (mut client, len) = PairSetupClient::start(CODE.parse().unwrap(), 0, &mut out).unwrap();
+    let m2 = accessory.setup_request(1, &out[..len]).unwrap().body;
+    accessory.now = accessory.now + Duration::from_secs(90);
+    let SetupClientOutput::Send(len) = client
+        .handle_response(&m2, &controller("c", 1), &mut rng(1), &mut out)
+        .unwrap()
+    else {
+        panic!()
+    };
+    let m4 = accessory.setup_request(1, &out[..len]).unwrap().body;
+    assert_eq!(state_and_error(&m4), (Some(4), None));
+    assert!(accessory.setup.is_busy());
 }
 
 #[test]
@@ -181,23 +216,6 @@ fn the_lock_holder_can_restart_and_closing_releases_it() {
     assert!(!accessory.setup.is_busy());
     let other = accessory.setup_request(2, &m1()).unwrap().body;
     assert_eq!(state_and_error(&other), (Some(2), None));
-    // Activity refreshes the timeout: inactivity, not age, releases the lock.
-    accessory.now = accessory.now + Duration::from_secs(20);
-    let mut out = [0u8; 512];
-    let (mut client, len) = PairSetupClient::start(CODE.parse().unwrap(), 0, &mut out).unwrap();
-    let m2 = accessory.setup_request(2, &out[..len]).unwrap().body;
-    accessory.now = accessory.now + Duration::from_secs(20);
-    let SetupClientOutput::Send(len) = client
-        .handle_response(&m2, &controller("c", 1), &mut rng(1), &mut out)
-        .unwrap()
-    else {
-        panic!()
-    };
-    let m4 = accessory.setup_request(2, &out[..len]).unwrap().body;
-    assert_eq!(state_and_error(&m4), (Some(4), None));
-    accessory.now = accessory.now + Duration::from_secs(29);
-    accessory.setup.handle_timeout(accessory.now);
-    assert!(accessory.setup.is_busy());
 }
 
 #[test]

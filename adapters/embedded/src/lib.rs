@@ -297,6 +297,9 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
         responder: M,
         info: Option<ServiceInfo<'d>>,
     ) -> Result<Self, Error<T::Error>> {
+        let mut server = server;
+        // Room is counted in slots, so that eviction starts when the slots are full.
+        server.limit_connections(N);
         for (slot, buffers) in buffers.iter().enumerate() {
             check(buffers).map_err(|too_small| Error::Buffers { slot, too_small })?;
         }
@@ -647,8 +650,9 @@ where
     E: FnMut(Event),
     M: Responder,
 {
-    /// Accepts waiting connections into free slots, and closes those there is no room
-    /// for at once.
+    /// Accepts waiting connections into free slots. When every slot is taken, the
+    /// connection idle longest makes room if it has been idle long enough
+    /// ([`Server::make_room`], as HomeKitADK); otherwise the newcomer is closed at once.
     fn accept(
         &mut self,
         listener: &mut T::TcpSocket,
@@ -662,7 +666,15 @@ where
                 Err(nb::Error::WouldBlock) => return Ok(()),
                 Err(nb::Error::Other(error)) => return Err(error),
             };
-            let room = self.server.connection_count() < self.server.config().max_connections;
+            if !self.server.has_room() {
+                if let Some(evicted) = self.server.make_room(self.now) {
+                    if let Some(slot) = slots.iter_mut().find(|slot| slot.id() == Some(evicted)) {
+                        // Its next output is the close; teardown takes it and frees the slot.
+                        self.teardown(slot, End::Closed);
+                    }
+                }
+            }
+            let room = self.server.has_room();
             let free = slots
                 .iter()
                 .position(|slot| matches!(slot.link, Link::Free(_)));

@@ -291,34 +291,62 @@ fn trickling_sockets_lose_no_bytes() {
     );
 }
 
+/// No idle timer runs: a connection is closed for being idle only when a newcomer needs
+/// its slot and it has been idle for `idle_eviction` (HomeKitADK,
+/// `HAPIPAccessoryServer.c`).
 #[test]
-fn idle_connection_deadline_is_returned_and_kept() {
-    let timeout = Duration::from_secs(5);
+fn a_full_accessory_evicts_the_connection_idle_longest_and_only_then() {
+    let idle_eviction = Duration::from_secs(60);
     let config = Config {
-        unverified_timeout: timeout,
+        idle_eviction,
         ..Config::default()
     };
     let mut values = [Slot::EMPTY; LIGHT_SLOTS];
-    let mut storage: [Storage; 1] = [Storage::new()];
+    let mut storage: [Storage; 2] = [Storage::new(), Storage::new()];
     let mut world = world(&mut values, &mut storage, Net::new(4096, 4096), config);
     world.poll(Duration::ZERO);
-    assert_eq!(world.next, None, "nothing to wait for");
-
-    let pipe = world.net.connect();
+    let verified = world.net.connect();
+    let mut client = Client {
+        world: &mut world,
+        pipe: verified,
+        peer: Peer::new(1),
+    };
+    common::verify(&mut client);
+    let silent = world.net.connect();
     world.poll(Duration::from_millis(10));
-    let opened = world.now;
-    assert_eq!(world.accessory.server().connection_count(), 1);
-    assert_eq!(world.next, Some(opened + timeout));
+    assert_eq!(world.accessory.server().connection_count(), 2);
+    assert_eq!(world.next, None, "no timer for idle connections");
 
-    world.poll(timeout - Duration::from_millis(1));
-    assert!(!world.net.pipes[pipe].closed_by_accessory);
+    // A day later, with both slots taken and both idle: the unverified one goes.
+    world.poll(Duration::from_secs(24 * 3600));
+    assert!(
+        !world.net.pipes[silent].closed_by_accessory,
+        "nothing needed its slot"
+    );
+    let newcomer = world.net.connect();
+    world.poll(Duration::from_millis(1));
+    assert!(world.net.pipes[silent].closed_by_accessory, "evicted");
+    assert!(!world.net.pipes[newcomer].closed_by_accessory, "accepted");
+    assert!(!world.net.pipes[verified].closed_by_accessory);
+    assert_eq!(world.accessory.server().connection_count(), 2);
+
+    // Another at once: the newcomer has not been idle 60 s, but the verified one has.
+    let last = world.net.connect();
     world.poll(Duration::from_millis(1));
     assert!(
-        world.net.pipes[pipe].closed_by_accessory,
-        "closed at the deadline"
+        world.net.pipes[verified].closed_by_accessory,
+        "idle longest"
     );
-    assert_eq!(world.accessory.server().connection_count(), 0);
-    assert_eq!(world.next, None);
+    assert!(!world.net.pipes[newcomer].closed_by_accessory);
+    assert!(!world.net.pipes[last].closed_by_accessory);
+
+    // And one more: nobody has been idle long enough, so it is refused.
+    let refused = world.net.connect();
+    world.poll(idle_eviction - Duration::from_secs(1));
+    assert!(world.net.pipes[refused].closed_by_accessory);
+    assert!(!world.net.pipes[newcomer].closed_by_accessory);
+    assert!(!world.net.pipes[last].closed_by_accessory);
+    assert_eq!(world.accessory.server().connection_count(), 2);
 }
 
 #[test]

@@ -52,7 +52,7 @@ use async_io::{Async, Timer};
 use atomic_waker::AtomicWaker;
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Connection, Event};
-use hap_std::host::{connection_buffers, SharedHost};
+use hap_std::host::SharedHost;
 use hap_std::{Host, Options, Setup, StartError};
 use smol::channel::{self, Receiver, Sender};
 use smol::future::{self, FutureExt as _};
@@ -82,7 +82,6 @@ pub async fn serve(
     let listener = Async::<TcpListener>::bind(address).map_err(bind_error)?;
     let local_addr = listener.get_ref().local_addr().map_err(bind_error)?;
     let (event_sender, events) = channel::unbounded();
-    let max_request_len = options.config.max_request_len;
     let host = setup.into_host(
         database,
         options,
@@ -98,12 +97,7 @@ pub async fn serve(
         local_addr,
         stop,
     };
-    let acceptor = smol::spawn(accept_loop(
-        handle.host.clone(),
-        listener,
-        stopped,
-        max_request_len,
-    ));
+    let acceptor = smol::spawn(accept_loop(handle.host.clone(), listener, stopped));
     Ok(Running {
         handle,
         events,
@@ -177,12 +171,7 @@ impl Handle {
     }
 }
 
-async fn accept_loop(
-    host: SharedHost,
-    listener: Async<TcpListener>,
-    stopped: Receiver<()>,
-    max_request_len: usize,
-) {
+async fn accept_loop(host: SharedHost, listener: Async<TcpListener>, stopped: Receiver<()>) {
     let mut connections: Vec<Task<()>> = Vec::new();
     loop {
         let accepted = async { Some(listener.accept().await) }
@@ -198,11 +187,9 @@ async fn accept_loop(
         let Some(accepted) = accepted else { break };
         connections.retain(|c| !c.is_finished());
         match accepted {
-            Ok((stream, _)) => connections.push(smol::spawn(serve_connection(
-                host.clone(),
-                stream,
-                max_request_len,
-            ))),
+            Ok((stream, _)) => {
+                connections.push(smol::spawn(serve_connection(host.clone(), stream)))
+            }
             // Out of descriptors, or the peer gave up before accept: keep serving.
             Err(e) => {
                 log::warn!("accept failed: {e}");
@@ -256,13 +243,13 @@ enum Wake {
     Due,
 }
 
-async fn serve_connection(host: SharedHost, stream: Async<TcpStream>, max_request_len: usize) {
+async fn serve_connection(host: SharedHost, stream: Async<TcpStream>) {
     let peer = stream.get_ref().peer_addr().ok();
     // Events are small and must not wait for the peer's delayed acknowledgement.
     let _ = stream.get_ref().set_nodelay(true);
     let woken = Arc::new(WakeSignal::default());
     let wake = woken.clone();
-    let mut buffers = connection_buffers(max_request_len);
+    let mut buffers = host.lock().connection_buffers();
     let accepted = host
         .lock()
         .accept(buffers.borrow(), Box::new(move || wake.wake()));

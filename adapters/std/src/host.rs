@@ -21,10 +21,7 @@ use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::mdns::{Advertisement, Responder};
 use hap_core::persist::Snapshot;
 pub use hap_core::server::OwnedBuffers;
-use hap_core::server::{
-    AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server, MIN_INPUT_LEN,
-    MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
-};
+use hap_core::server::{AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server};
 use hap_core::setup::{SetupCode, SetupId};
 use hap_core::time::Instant;
 use hap_core::ConnectionId;
@@ -36,22 +33,6 @@ use crate::store::{Store, StoreError};
 /// input, so that a peer pipelining requests cannot make the host build a huge reply
 /// while it holds the lock.
 pub const TRANSMIT_LIMIT: usize = 64 * 1024;
-
-/// How many characteristics one connection may subscribe to.
-pub const SUBSCRIPTIONS_PER_CONNECTION: usize = 256;
-
-/// Memory for one connection, owned by the task or thread that serves it: large enough
-/// for a request of `max_request_len` bytes.
-pub fn connection_buffers(max_request_len: usize) -> OwnedBuffers {
-    // The input holds a whole request plus one decrypted frame.
-    let input = MIN_INPUT_LEN.max(max_request_len + MIN_SCRATCH_LEN);
-    OwnedBuffers::new(
-        input,
-        MIN_SCRATCH_LEN,
-        MIN_OUTPUT_LEN,
-        SUBSCRIPTIONS_PER_CONNECTION,
-    )
-}
 
 /// Publishes the advertisement; any [`Responder`] whose error can be shown is one.
 pub trait Announcer: Send {
@@ -101,7 +82,8 @@ pub struct Options {
     pub model: String,
     /// The category advertised over mDNS and in the setup URI.
     pub category: u8,
-    /// The core's limits and timeouts.
+    /// The core's limits and timeouts ([`Config::host`]: 32 connections, requests of up
+    /// to 32 KiB).
     pub config: Config,
     /// The mDNS responder, or `None` to advertise nothing.
     pub announcer: Option<Box<dyn Announcer>>,
@@ -116,7 +98,7 @@ impl Options {
             name: name.to_owned(),
             model: model.to_owned(),
             category,
-            config: Config::default(),
+            config: Config::host(),
             announcer: None,
         }
     }
@@ -367,8 +349,17 @@ impl Host {
         self.shutting_down
     }
 
-    /// Opens a connection, or refuses it when the connection limit is reached.
-    /// `wake` is called when the connection has something to send unprompted.
+    /// Memory for one connection, owned by the task or thread that serves it: enough for
+    /// the largest request the configuration allows and a subscription to every evented
+    /// characteristic ([`OwnedBuffers::for_database`]).
+    pub fn connection_buffers(&self) -> OwnedBuffers {
+        OwnedBuffers::for_database(self.server.config(), self.server.database())
+    }
+
+    /// Opens a connection, or refuses it when the connection limit is reached and no
+    /// connection has been idle long enough to make room ([`Server::make_room`]; the
+    /// evicted one is woken and closes). `wake` is called when the connection has
+    /// something to send unprompted.
     pub fn accept<'b>(
         &mut self,
         buffers: ConnectionBuffers<'b>,
@@ -380,6 +371,15 @@ impl Host {
         self.next_id = self.next_id.wrapping_add(1);
         let id = ConnectionId(self.next_id);
         let now = self.now();
+        if !self.server.has_room() {
+            if let Some(evicted) = self.server.make_room(now) {
+                log::info!(
+                    "closing connection {} to make room: idle longest",
+                    evicted.0
+                );
+                self.wake(evicted);
+            }
+        }
         let conn = self.server.accept(id, buffers, now)?;
         self.wakers.push((id, wake));
         Ok(conn)
@@ -532,6 +532,12 @@ impl Host {
     fn forget(&mut self, conn: &Connection<'_>) {
         let id = conn.id();
         self.wakers.retain(|(other, _)| *other != id);
+    }
+
+    fn wake(&self, id: ConnectionId) {
+        for (_, wake) in self.wakers.iter().filter(|(other, _)| *other == id) {
+            wake();
+        }
     }
 
     fn wake_all(&self) {

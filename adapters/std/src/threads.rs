@@ -14,7 +14,7 @@ use std::time::Instant;
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Event};
 
-use crate::host::{connection_buffers, Host, Options, Setup, SharedHost, StartError};
+use crate::host::{Host, Options, Setup, SharedHost, StartError};
 
 /// How many received bytes a connection buffers before its reader waits.
 const MAILBOX_LIMIT: usize = 16 * 1024;
@@ -36,7 +36,6 @@ pub fn serve(
     let listener = TcpListener::bind(address).map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
     let (sender, events) = mpsc::channel();
-    let max_request_len = options.config.max_request_len;
     let host = setup.into_host(
         database,
         options,
@@ -53,7 +52,7 @@ pub fn serve(
     let accepting = handle.clone();
     let acceptor = thread::Builder::new()
         .name("hap-accept".into())
-        .spawn(move || accept_loop(&accepting, &listener, max_request_len))
+        .spawn(move || accept_loop(&accepting, &listener))
         .map_err(|source| StartError::Bind { address, source })?;
     Ok(Running {
         handle,
@@ -133,7 +132,7 @@ impl Handle {
     }
 }
 
-fn accept_loop(handle: &Handle, listener: &TcpListener, max_request_len: usize) {
+fn accept_loop(handle: &Handle, listener: &TcpListener) {
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     for stream in listener.incoming() {
         if handle.host.lock().is_shutting_down() {
@@ -145,7 +144,7 @@ fn accept_loop(handle: &Handle, listener: &TcpListener, max_request_len: usize) 
                 let host = handle.host.clone();
                 match thread::Builder::new()
                     .name("hap-connection".into())
-                    .spawn(move || serve_connection(&host, stream, max_request_len))
+                    .spawn(move || serve_connection(&host, stream))
                 {
                     Ok(thread) => connections.push(thread),
                     Err(e) => log::error!("cannot start a connection thread: {e}"),
@@ -217,14 +216,14 @@ impl Mailbox {
     }
 }
 
-fn serve_connection(host: &SharedHost, stream: TcpStream, max_request_len: usize) {
+fn serve_connection(host: &SharedHost, stream: TcpStream) {
     let peer = stream.peer_addr().ok();
     // Events are small and must not wait for the peer's delayed acknowledgement; a peer
     // that stops reading must not hold the connection forever.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mailbox = Arc::new(Mailbox::default());
-    let mut buffers = connection_buffers(max_request_len);
+    let mut buffers = host.lock().connection_buffers();
     let waker = {
         let mailbox = mailbox.clone();
         Box::new(move || mailbox.wake())

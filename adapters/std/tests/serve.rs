@@ -65,6 +65,6 @@ fn extra_connection_is_refused_cleanly() {
 }
 
 #[test]
-fn idle_unverified_connection_is_closed() {
-    scenarios::idle_unverified_connection_is_closed::<Threads>();
+fn idle_connection_is_evicted_only_for_a_newcomer() {
+    scenarios::idle_connection_is_evicted_only_for_a_newcomer::<Threads>();
 }

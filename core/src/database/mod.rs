@@ -641,6 +641,22 @@ impl<'d> Database<'d> {
         &self.entries
     }
 
+    /// How many characteristics there are, in all accessories.
+    pub fn characteristic_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// How many characteristics controllers may subscribe to (`ev`): the subscriptions
+    /// one connection needs to follow everything, as iOS does.
+    pub fn evented_count(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|entry| {
+                matches!(entry, Entry::Characteristic(c) if c.perms.contains(Perms::EVENTS))
+            })
+            .count()
+    }
+
     /// The shape's digest, for the configuration number.
     pub fn shape(&self) -> config::ShapeDigest {
         let mut shape = config::ShapeDigest::new();

@@ -151,8 +151,8 @@ impl PairingHarness {
         let sender = usize::from(header & header::SENDER);
         let conn = ConnectionId(sender as u32);
         if header & header::LATER != 0 {
+            // Long enough for another connection's M1 to take over the attempt.
             self.now = self.now + core::time::Duration::from_secs(31);
-            self.setup.handle_timeout(self.now);
         }
         if header & header::RECONNECT != 0 {
             self.setup.connection_closed(conn);

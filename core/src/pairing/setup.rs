@@ -2,8 +2,11 @@
 //!
 //! [`PairSetup`] is the accessory's side. There is one per accessory, because only one
 //! controller may run pair-setup at a time; the connection that sent M1 holds a lock
-//! until it completes, fails, restarts with a new M1, closes, or stays silent for
-//! [`SETUP_TIMEOUT`]. [`PairSetupClient`] is the controller's side.
+//! until it completes, fails, restarts with a new M1 or closes. There is no inactivity
+//! timer: iOS sends M1 and only then asks its user for the setup code, which a person may
+//! take a minute to type. As in HomeKitADK (`HAPPairingPairSetup.c`), an attempt is
+//! abandoned only when another connection sends M1 and [`SETUP_TAKEOVER_AFTER`] has passed
+//! since the attempt started. [`PairSetupClient`] is the controller's side.
 //!
 //! Answers follow HomeKitADK: Unavailable, MaxTries and Busy at M2 (checked in that
 //! order), Authentication at M4 for a wrong code and at M6 for a bad signature, MaxPeers
@@ -34,8 +37,9 @@ use crate::time::Instant;
 use crate::tlv::{Tlv, TlvWriter};
 use crate::ConnectionId;
 
-/// How long a pair-setup may stay silent before another controller may start one.
-pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long after an attempt started another connection's M1 may take its place; before
+/// that, the other connection is told Busy. HomeKitADK's value (`HAPPairingPairSetup.c`).
+pub const SETUP_TAKEOVER_AFTER: Duration = Duration::from_secs(30);
 /// A buffer this large holds any pair-setup message.
 pub const MAX_SETUP_MESSAGE_LEN: usize = 512;
 
@@ -172,7 +176,8 @@ pub struct PairSetup {
 #[derive(Debug)]
 struct Lock {
     owner: ConnectionId,
-    last_activity: Instant,
+    /// When the owner's M1 arrived.
+    started: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -229,7 +234,6 @@ impl PairSetup {
         rng: &mut R,
         out: &mut [u8],
     ) -> Result<SetupOutput, PairingError> {
-        self.handle_timeout(now);
         let result = self.dispatch(now, conn, request, state, rng, out);
         // Any error from the lock holder ends its attempt, as in HomeKitADK, unless its
         // reply is waiting for storage.
@@ -259,8 +263,8 @@ impl PairSetup {
         }
         match number {
             1 => self.m1(now, conn, &message, state, rng, out),
-            3 if owner => self.m3(now, &message, state, out),
-            5 if owner => self.m5(now, &message, state, out),
+            3 if owner => self.m3(&message, state, out),
+            5 if owner => self.m5(&message, state, out),
             other => Err(PairingError::UnexpectedState(other)),
         }
     }
@@ -301,7 +305,11 @@ impl PairSetup {
             Some(ErrorCode::Unavailable)
         } else if state.failed_attempts >= MAX_FAILED_ATTEMPTS {
             Some(ErrorCode::MaxTries)
-        } else if self.lock.is_some() {
+        } else if self
+            .lock
+            .as_ref()
+            .is_some_and(|lock| !self.may_take_over(lock, now))
+        {
             Some(ErrorCode::Busy)
         } else {
             None
@@ -330,7 +338,7 @@ impl PairSetup {
         let len = writer.len();
         self.lock = Some(Lock {
             owner: conn,
-            last_activity: now,
+            started: now,
         });
         self.stage = Stage::AwaitingM3 {
             srp: Box::new(srp),
@@ -341,7 +349,6 @@ impl PairSetup {
 
     fn m3(
         &mut self,
-        now: Instant,
         message: &Tlv<'_>,
         state: &mut AccessoryState,
         out: &mut [u8],
@@ -349,7 +356,6 @@ impl PairSetup {
         let Stage::AwaitingM3 { srp, transient } = core::mem::take(&mut self.stage) else {
             return Err(PairingError::UnexpectedState(3));
         };
-        self.touch(now);
         let public_key = message
             .get(tlv_type::PUBLIC_KEY)
             .ok_or(PairingError::MissingItem(tlv_type::PUBLIC_KEY))?;
@@ -407,7 +413,6 @@ impl PairSetup {
 
     fn m5(
         &mut self,
-        now: Instant,
         message: &Tlv<'_>,
         state: &mut AccessoryState,
         out: &mut [u8],
@@ -415,7 +420,6 @@ impl PairSetup {
         let Stage::AwaitingM5 { session_key } = core::mem::take(&mut self.stage) else {
             return Err(PairingError::UnexpectedState(5));
         };
-        self.touch(now);
         let refuse = |this: &mut Self, out: &mut [u8], code| {
             this.release();
             Ok(SetupOutput::Reply(write_error(out, 6, code)?))
@@ -551,19 +555,10 @@ impl PairSetup {
         }
     }
 
-    /// When the current attempt will time out, if one is waiting for its controller.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        match (&self.lock, &self.stage) {
-            (_, Stage::Persisting(_)) | (None, _) => None,
-            (Some(lock), _) => Some(lock.last_activity + SETUP_TIMEOUT),
-        }
-    }
-
-    /// Ends an attempt whose controller has been silent for [`SETUP_TIMEOUT`].
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
-            self.release();
-        }
+    /// Whether another connection's M1 at `now` may end the attempt under `lock`: it
+    /// started [`SETUP_TAKEOVER_AFTER`] ago or more, and no reply of it waits for storage.
+    fn may_take_over(&self, lock: &Lock, now: Instant) -> bool {
+        !matches!(self.stage, Stage::Persisting(_)) && now >= lock.started + SETUP_TAKEOVER_AFTER
     }
 
     /// Whether a pair-setup is in progress.
@@ -573,12 +568,6 @@ impl PairSetup {
 
     fn is_owner(&self, conn: ConnectionId) -> bool {
         self.lock.as_ref().is_some_and(|lock| lock.owner == conn)
-    }
-
-    fn touch(&mut self, now: Instant) {
-        if let Some(lock) = &mut self.lock {
-            lock.last_activity = now;
-        }
     }
 
     fn release(&mut self) {

@@ -543,17 +543,6 @@ impl Server<'_> {
     }
 }
 
-impl Job {
-    /// Whether the response has begun, so nothing else may be written until it ends.
-    pub(super) fn is_answering(self) -> bool {
-        match self {
-            Job::Accessories(stream) => stream.started,
-            Job::Read { answer, .. } => answer.is_some_and(|(_, s)| s.started),
-            Job::Write { answer, .. } => answer.is_some_and(|s| s.started),
-        }
-    }
-}
-
 /// Ends a job: done when its response is complete, and a connection that cannot be
 /// answered closes.
 fn finish(conn: &mut Connection<'_>, result: Result<bool, ()>) -> Progress {

@@ -98,6 +98,22 @@ impl OwnedBuffers {
         }
     }
 
+    /// Buffers that serve anything `config` allows on `database`: input for a request of
+    /// `max_request_len` plus one decrypted frame, scratch with a status byte for every
+    /// characteristic, and a subscription for every evented one (HomeKitADK keeps one
+    /// subscription slot per characteristic). Output is the minimum, since responses are
+    /// streamed. With [`Config::host`](super::Config::host) and a 150-accessory bridge
+    /// of 600 evented characteristics, that is about 34 KiB of input and 29 KiB of
+    /// subscriptions per connection.
+    pub fn for_database(config: &super::Config, database: &crate::database::Database<'_>) -> Self {
+        Self::new(
+            MIN_INPUT_LEN.max(config.max_request_len + MAX_FRAME_PLAINTEXT),
+            MIN_SCRATCH_LEN.max(database.characteristic_count()),
+            MIN_OUTPUT_LEN,
+            database.evented_count().max(1),
+        )
+    }
+
     /// The buffers as [`Server::accept`](super::Server::accept) takes them.
     pub fn borrow(&mut self) -> ConnectionBuffers<'_> {
         ConnectionBuffers {
@@ -158,7 +174,6 @@ pub struct Connection<'b> {
     pub(super) events: Deque<Event, 4>,
     pub(super) awaiting: Option<AwaitingStorage>,
     pub(super) persist_requested: bool,
-    pub(super) opened: Instant,
     /// The request at the front of the input that is being answered over several polls.
     pub(super) job: Option<Job>,
     /// How many of `buffers.subscriptions` are in use.
@@ -172,13 +187,12 @@ pub struct Connection<'b> {
 }
 
 impl<'b> Connection<'b> {
-    /// A connection accepted at `now`, identified by `id` (unique among open ones), or an
-    /// error naming a buffer below its minimum. Made through [`Server::accept`](super::Server::accept),
+    /// A connection identified by `id` (unique among open ones), or an error naming a
+    /// buffer below its minimum. Made through [`Server::accept`](super::Server::accept),
     /// which counts connections.
     pub(super) fn new(
         id: ConnectionId,
         buffers: ConnectionBuffers<'b>,
-        now: Instant,
     ) -> Result<Self, BuffersTooSmall> {
         for (buffer, len, minimum) in [
             ("input", buffers.input.len(), MIN_INPUT_LEN),
@@ -203,7 +217,6 @@ impl<'b> Connection<'b> {
             events: Deque::new(),
             awaiting: None,
             persist_requested: false,
-            opened: now,
             job: None,
             subscribed: 0,
             button_cursor: 0,
@@ -277,6 +290,21 @@ impl<'b> Connection<'b> {
             || self.persist_requested
             || self.output_room() < MIN_OUTPUT_LEN
             || self.events.is_full()
+    }
+
+    /// Whether no request is in progress: none is being answered or waits for storage,
+    /// and no byte of the next one has arrived, not even part of a frame. Events go out
+    /// only then, as in HomeKitADK (`HAPIPAccessoryServer.c` sends them only to a
+    /// session that is reading with an empty inbound buffer) and HAP-NodeJS: a
+    /// controller never finds an EVENT where it expects its response.
+    pub(super) fn is_idle(&self) -> bool {
+        self.input_len == 0
+            && self.job.is_none()
+            && self.awaiting.is_none()
+            && !self
+                .session
+                .as_ref()
+                .is_some_and(|session| session.inbound.is_mid_frame())
     }
 
     /// Free space in the output buffer.

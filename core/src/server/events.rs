@@ -166,11 +166,14 @@ pub(super) fn subscribe(
 
 impl Server<'_> {
     /// Writes an EVENT message for `conn` with what changed since it was last told, if
-    /// anything is due.
+    /// anything is due and the connection is idle.
     pub(super) fn write_events(&self, conn: &mut Connection<'_>, now: Instant) {
         let verified = conn.controller.is_some();
-        let streaming = conn.job.is_some_and(|job| job.is_answering());
-        if !verified || streaming || conn.closing.is_some() || conn.output_room() < MIN_OUTPUT_LEN {
+        if !verified
+            || !conn.is_idle()
+            || conn.closing.is_some()
+            || conn.output_room() < MIN_OUTPUT_LEN
+        {
             return;
         }
         if !self.buttons.covers(conn.button_cursor) {

@@ -71,10 +71,15 @@ pub struct Config {
     /// The largest request accepted, head and body (8 KiB); also bounded by the input
     /// buffer.
     pub max_request_len: usize,
-    /// How long a connection may stay without completing pair-verify (60 s).
-    pub unverified_timeout: Duration,
-    /// How many connections [`Server::accept`] allows at once (16, HAP's minimum).
+    /// How many connections [`Server::accept`] allows at once (16; at most
+    /// [`MAX_CONNECTIONS`], and values above count as that). When all are taken,
+    /// [`Server::make_room`] evicts one that has been idle for `idle_eviction`.
     pub max_connections: usize,
+    /// How long a connection must have been idle, with no byte received or sent, before
+    /// [`Server::make_room`] may close it for a new one (60 s, as HomeKitADK). Idle
+    /// connections are never closed while there is room: a Home hub keeps one open for
+    /// days.
+    pub idle_eviction: Duration,
     /// After an event for a characteristic, how long further changes wait and coalesce
     /// into one event with the latest value (1 s, as HomeKitADK). The first change goes
     /// out at once; button presses are never coalesced.
@@ -89,12 +94,30 @@ pub struct Config {
     pub pair_setup_tables: bool,
 }
 
+impl Config {
+    /// The limits the host adapters (hap-std, hap-smol) use by default, for machines with
+    /// memory to spare: requests of up to 32 KiB, HomeKitADK's inbound buffer, so that
+    /// iOS can subscribe to every characteristic of a 150-accessory bridge in one PUT;
+    /// and 32 connections. The rest as [`Config::default`], which suits a
+    /// microcontroller.
+    pub fn host() -> Self {
+        Self {
+            max_request_len: HOST_MAX_REQUEST_LEN,
+            max_connections: 32,
+            ..Self::default()
+        }
+    }
+}
+
+/// The request limit of [`Config::host`]: 32 KiB.
+pub const HOST_MAX_REQUEST_LEN: usize = 32 * 1024;
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             max_request_len: http::DEFAULT_MAX_REQUEST_LEN,
-            unverified_timeout: Duration::from_secs(60),
             max_connections: 16,
+            idle_eviction: Duration::from_secs(60),
             event_window: Duration::from_secs(1),
             read_timeout: Duration::from_secs(9),
             pair_setup_tables: true,
@@ -102,10 +125,19 @@ impl Default for Config {
     }
 }
 
+/// The most connections one server tracks: the ceiling of [`Config::max_connections`].
+/// The server keeps 24 bytes per connection for choosing whom to evict (1.7 KiB for all).
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// Room in the server's table for connections that [`Server::make_room`] has evicted but
+/// that have not closed yet, on top of [`MAX_CONNECTIONS`].
+const EVICTIONS_IN_FLIGHT: usize = 8;
+
 /// Why [`Server::accept`] refused a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AcceptError {
-    /// [`Config::max_connections`] are open; close the socket.
+    /// [`Config::max_connections`] are open and none has been evicted to make room (see
+    /// [`Server::make_room`]); close the socket.
     TooManyConnections,
     /// A buffer is too small.
     Buffers(BuffersTooSmall),
@@ -172,8 +204,9 @@ pub enum CloseReason {
     Http(HttpError),
     /// A frame failed decryption or framing.
     Frame(FrameError),
-    /// The connection did not complete pair-verify in time.
-    UnverifiedTimeout,
+    /// All connection slots were taken and this one had been idle longest; see
+    /// [`Server::make_room`].
+    Evicted,
     /// The controller's pairing was removed.
     PairingRemoved,
     /// A response did not fit the output buffer, the state could not be stored, or the
@@ -189,7 +222,8 @@ pub struct Server<'d> {
     state: AccessoryState,
     database: Database<'d>,
     buttons: events::ButtonLog,
-    connections: usize,
+    /// The open connections, for eviction.
+    peers: heapless::Vec<Peer, { MAX_CONNECTIONS + EVICTIONS_IN_FLIGHT }>,
     /// Pair-setup needs SRP and so a heap; without one, `/pair-setup` answers 500.
     #[cfg(feature = "alloc")]
     setup: PairSetup,
@@ -199,6 +233,19 @@ pub struct Server<'d> {
     /// Whether the accessory is paired, if that changed since [`Server::poll_event`]
     /// last reported it.
     pairing_change: Option<bool>,
+}
+
+/// What the server knows of an open connection to choose whom to evict.
+#[derive(Clone, Copy, Debug)]
+struct Peer {
+    id: crate::ConnectionId,
+    /// When a byte was last received or sent: HomeKitADK's idle clock
+    /// (`HAPIPAccessoryServer.c` refreshes it on every I/O).
+    last_io: Instant,
+    /// Whether it completed pair-verify.
+    verified: bool,
+    /// Whether [`Server::make_room`] chose it; it closes on its next poll.
+    evicted: bool,
 }
 
 /// A reply held until the state it depends on is stored.
@@ -220,7 +267,7 @@ impl<'d> Server<'d> {
             state,
             database,
             buttons: events::ButtonLog::default(),
-            connections: 0,
+            peers: heapless::Vec::new(),
             #[cfg(feature = "alloc")]
             setup: PairSetup::new(config.pair_setup_tables),
             config,
@@ -269,32 +316,97 @@ impl<'d> Server<'d> {
     }
 
     /// Opens a connection accepted at `now`, identified by `id` (unique among open
-    /// ones), or refuses it: when [`Config::max_connections`] are open, or when a buffer
-    /// is below its minimum. It counts until [`Output::Close`] or
-    /// [`Server::connection_lost`].
+    /// ones), or refuses it: when [`Config::max_connections`] are open (not counting
+    /// those [`Server::make_room`] evicted), or when a buffer is below its minimum. It
+    /// counts until [`Output::Close`] or [`Server::connection_lost`].
     pub fn accept<'b>(
         &mut self,
         id: crate::ConnectionId,
         buffers: ConnectionBuffers<'b>,
         now: Instant,
     ) -> Result<Connection<'b>, AcceptError> {
-        if self.connections >= self.config.max_connections {
+        if !self.has_room() || self.peers.is_full() {
             return Err(AcceptError::TooManyConnections);
         }
-        let mut conn = Connection::new(id, buffers, now).map_err(AcceptError::Buffers)?;
+        let mut conn = Connection::new(id, buffers).map_err(AcceptError::Buffers)?;
+        let peer = Peer {
+            id,
+            last_io: now,
+            verified: false,
+            evicted: false,
+        };
+        // Checked above.
+        let _ = self.peers.push(peer);
         conn.counted = true;
-        self.connections += 1;
         Ok(conn)
     }
 
-    /// How many connections are open.
+    /// How many connections are open, including evicted ones that have not closed yet.
     pub fn connection_count(&self) -> usize {
-        self.connections
+        self.peers.len()
+    }
+
+    /// Whether [`Server::accept`] would take another connection now.
+    pub fn has_room(&self) -> bool {
+        let evicted = self.peers.iter().filter(|peer| peer.evicted).count();
+        self.peers.len() - evicted < self.config.max_connections.min(MAX_CONNECTIONS)
+    }
+
+    /// Lowers [`Config::max_connections`] to `slots`, for an adapter that has buffers for
+    /// only that many connections, so that [`Server::has_room`] and
+    /// [`Server::make_room`] count the adapter's slots. Never raises it.
+    pub fn limit_connections(&mut self, slots: usize) {
+        self.config.max_connections = self.config.max_connections.min(slots);
+    }
+
+    /// Makes room for a new connection when every slot is taken, as HomeKitADK does
+    /// (`HAPIPAccessoryServer.c`): closes the connection idle longest, if it has been
+    /// idle for at least [`Config::idle_eviction`]. Connections that never completed
+    /// pair-verify go first. Returns the evicted connection: poll it, and it yields
+    /// [`Output::Close`] (after any reply waiting for storage). [`Server::accept`] counts
+    /// it out at once, so the caller may accept the new connection before the evicted
+    /// one has closed if it has the buffers.
+    ///
+    /// Returns `None`, and closes nothing, while there is room or when every connection
+    /// is busier than that: then refuse the new one. An idle connection is never closed
+    /// while there is room, so a Home hub's session lasts as long as the hub wants.
+    pub fn make_room(&mut self, now: Instant) -> Option<crate::ConnectionId> {
+        if self.has_room() {
+            return None;
+        }
+        let idle_eviction = self.config.idle_eviction;
+        let victim = self
+            .peers
+            .iter_mut()
+            .filter(|peer| !peer.evicted && now >= peer.last_io + idle_eviction)
+            .min_by_key(|peer| (peer.verified, peer.last_io))?;
+        victim.evicted = true;
+        Some(victim.id)
+    }
+
+    fn peer(&mut self, id: crate::ConnectionId) -> Option<&mut Peer> {
+        self.peers.iter_mut().find(|peer| peer.id == id)
+    }
+
+    /// Restarts `conn`'s idle clock.
+    fn touch(&mut self, conn: &Connection<'_>, now: Instant) {
+        if let Some(peer) = self.peer(conn.id) {
+            peer.last_io = now;
+        }
+    }
+
+    /// Closes `conn` if [`Server::make_room`] chose it.
+    fn close_if_evicted(&mut self, conn: &mut Connection<'_>) {
+        if self.peer(conn.id).is_some_and(|peer| peer.evicted) {
+            conn.close(CloseReason::Evicted);
+        }
     }
 
     fn release(&mut self, conn: &mut Connection<'_>) {
         if core::mem::take(&mut conn.counted) {
-            self.connections -= 1;
+            if let Some(index) = self.peers.iter().position(|peer| peer.id == conn.id) {
+                self.peers.swap_remove(index);
+            }
         }
     }
 
@@ -312,6 +424,10 @@ impl<'d> Server<'d> {
         bytes: &[u8],
         rng: &mut R,
     ) -> usize {
+        self.close_if_evicted(conn);
+        if !bytes.is_empty() {
+            self.touch(conn, now);
+        }
         // Take what fits, answer what is complete, and repeat: pipelined requests may
         // add up to more than the input buffer holds.
         let mut taken = 0;
@@ -366,6 +482,7 @@ impl<'d> Server<'d> {
         }
         if conn.awaiting.is_none() {
             self.close_if_unpaired(conn);
+            self.close_if_evicted(conn);
         }
         if conn.output_len == 0 {
             self.process(conn, now, rng);
@@ -380,6 +497,7 @@ impl<'d> Server<'d> {
             return Some(Output::Event(event));
         }
         if conn.output_len > 0 {
+            self.touch(conn, now);
             let len = core::mem::take(&mut conn.output_len);
             return Some(Output::Transmit(&conn.buffers.output[..len]));
         }
@@ -492,32 +610,21 @@ impl<'d> Server<'d> {
         if conn.closing.is_some() {
             return None;
         }
-        // Transient sessions are encrypted without a controller; only plaintext
-        // connections are held to the pair-verify deadline.
-        let unverified = conn
-            .session
-            .is_none()
-            .then(|| conn.opened + self.config.unverified_timeout);
-        #[cfg(feature = "alloc")]
-        let setup = self.setup.poll_timeout();
-        #[cfg(not(feature = "alloc"))]
-        let setup = None;
+        // No idle timer: idle connections close only to make room (`make_room`), and a
+        // pair-setup waits for its person as long as nobody else wants to pair.
         let job = Self::job_deadline(conn);
         let event = self.event_deadline(conn);
-        [unverified, setup, job, event].into_iter().flatten().min()
+        [job, event].into_iter().flatten().min()
     }
 
     /// Applies timeouts that have passed by `now`. Reads and writes waiting for the
-    /// application are answered on the next [`Server::poll_output`].
+    /// application, and coalesced events, are answered on the next
+    /// [`Server::poll_output`].
     pub fn handle_timeout(&mut self, conn: &mut Connection<'_>, now: Instant) {
-        #[cfg(feature = "alloc")]
-        self.setup.handle_timeout(now);
-        if conn.session.is_none()
-            && conn.closing.is_none()
-            && now >= conn.opened + self.config.unverified_timeout
-        {
-            conn.close(CloseReason::UnverifiedTimeout);
-        }
+        // Everything due is found by the next poll; this is where a connection an
+        // adapter was told to poll learns that it was evicted.
+        let _ = now;
+        self.close_if_evicted(conn);
     }
 
     /// The largest request `conn` accepts: the configured limit, or what its input buffer
@@ -700,6 +807,9 @@ impl<'d> Server<'d> {
                     &reply[..reply_len],
                 );
                 self.enter_session(conn, keys, controller.clone());
+                if let Some(peer) = self.peer(conn.id) {
+                    peer.verified = true;
+                }
                 conn.push_event(Event::Verified { controller });
             }
             Err(error) => conn.respond_to_pairing_error(error),

@@ -16,6 +16,7 @@ use crate::session::{FrameEncryptor, Role, Session};
 use crate::ConnectionId;
 
 mod attributes;
+mod sessions;
 
 const CODE: &str = "518-08-582";
 
@@ -40,7 +41,7 @@ impl Buffers {
     }
 
     fn connection(&mut self, id: u32) -> Connection<'_> {
-        Connection::new(ConnectionId(id), self.0.borrow(), Instant::from_millis(0)).unwrap()
+        Connection::new(ConnectionId(id), self.0.borrow()).unwrap()
     }
 }
 
@@ -657,35 +658,6 @@ fn removing_a_pairing_closes_that_controllers_sessions_after_the_reply() {
 }
 
 #[test]
-fn unverified_connections_time_out() {
-    let mut harness = Harness::new();
-    let mut buffers = Buffers::new();
-    let mut conn = buffers.connection(1);
-    let deadline = harness.server.poll_timeout(&conn).unwrap();
-    assert_eq!(
-        deadline,
-        Instant::from_millis(0) + Config::default().unverified_timeout
-    );
-    harness
-        .server
-        .handle_timeout(&mut conn, Instant::from_millis(deadline.as_millis() - 1));
-    assert_eq!(
-        harness
-            .server
-            .poll_output(&mut conn, deadline, &mut harness.rng),
-        None
-    );
-    harness.server.handle_timeout(&mut conn, deadline);
-    assert_eq!(
-        harness
-            .server
-            .poll_output(&mut conn, deadline, &mut harness.rng),
-        Some(Output::Close)
-    );
-    assert_eq!(conn.close_reason(), Some(CloseReason::UnverifiedTimeout));
-}
-
-#[test]
 fn a_failed_store_answers_500_and_keeps_nothing() {
     let mut harness = Harness::new();
     let mut buffers = Buffers::new();
@@ -891,13 +863,24 @@ fn a_connection_lost_while_its_pairing_is_stored_keeps_or_undoes_it_and_sends_no
 }
 
 #[test]
-fn a_timeout_while_storing_closes_only_after_the_store_is_resolved() {
+fn an_eviction_while_storing_closes_only_after_the_store_is_resolved() {
     let mut harness = Harness::new();
+    harness.server = Server::new(
+        harness.server.state().clone(),
+        light(),
+        Config {
+            max_connections: 1,
+            ..Config::default()
+        },
+    );
     let mut buffers = Buffers::new();
-    let mut conn = buffers.connection(1);
+    let t0 = Instant::from_millis(0);
+    let mut conn = harness
+        .server
+        .accept(ConnectionId(1), buffers.0.borrow(), t0)
+        .unwrap();
     let mut owner = Controller::new("owner", 7);
     let m5 = m5_request(&mut harness, &mut conn, &mut owner);
-    let t0 = Instant::from_millis(0);
     harness
         .server
         .handle_input(&mut conn, t0, &m5, &mut harness.rng);
@@ -905,7 +888,8 @@ fn a_timeout_while_storing_closes_only_after_the_store_is_resolved() {
         harness.server.poll_output(&mut conn, t0, &mut harness.rng),
         Some(Output::Persist)
     );
-    let late = t0 + Config::default().unverified_timeout;
+    let late = t0 + Config::default().idle_eviction;
+    assert_eq!(harness.server.make_room(late), Some(ConnectionId(1)));
     harness.server.handle_timeout(&mut conn, late);
     assert_eq!(
         harness
@@ -1051,7 +1035,7 @@ fn undersized_buffers_are_refused_up_front() {
         output: &mut output,
         subscriptions: &mut [],
     };
-    let error = Connection::new(ConnectionId(1), buffers, Instant::from_millis(0)).unwrap_err();
+    let error = Connection::new(ConnectionId(1), buffers).unwrap_err();
     assert_eq!(
         error,
         BuffersTooSmall {
