@@ -52,7 +52,11 @@ fn add_pairing_m1(id: &[u8], public_key: &[u8; 32], admin: bool) -> Vec<u8> {
 
 /// Remove Pairing M1: State 1, Method 4 (Remove Pairing), Identifier.
 fn remove_pairing_m1(id: &[u8]) -> Vec<u8> {
-    [&[0x06, 0x01, 0x01, 0x00, 0x01, 0x04, 0x01, id.len() as u8][..], id].concat()
+    [
+        &[0x06, 0x01, 0x01, 0x00, 0x01, 0x04, 0x01, id.len() as u8][..],
+        id,
+    ]
+    .concat()
 }
 
 fn pairings(body: &[u8]) -> Vec<u8> {
@@ -82,11 +86,10 @@ fn listed_ids(body: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// iOS 17 reads a List Pairings answer as one pairing per run of items between
-/// separators (type 0xFF, length 0). HAP-python wrote every pairing back to back, so
-/// iOS 17 saw a single pairing with merged items: pairing failed and shared users could
-/// not use the accessory. HAP-python PR #456 put a separator between pairings, none
-/// after the last.
+/// A List Pairings answer holds one pairing per run of items between separators (type
+/// 0xFF, length 0). HAP-python listed pairings back to back without them, which confused
+/// iOS 17: pairing failed, and shared users could not use the accessory. HAP-python PR
+/// #456 put a separator between pairings, none after the last.
 #[test]
 fn list_pairings_separates_shared_users_each_with_its_permissions() {
     for how in FEEDS {
@@ -112,8 +115,12 @@ fn list_pairings_separates_shared_users_each_with_its_permissions() {
             assert_eq!(outcome.persisted, 1);
         }
 
-        let (replies, _) =
-            harness.exchange(&mut owner_conn, &mut owner, &pairings(LIST_PAIRINGS_M1), how);
+        let (replies, _) = harness.exchange(
+            &mut owner_conn,
+            &mut owner,
+            &pairings(LIST_PAIRINGS_M1),
+            how,
+        );
         let expected = [
             &[0x06, 0x01, 0x02][..],
             &listed(&owner, true),
@@ -198,12 +205,20 @@ fn controller_ids_are_listed_byte_for_byte_as_they_were_added() {
             let (replies, _) = harness.exchange(&mut owner_conn, &mut owner, &pairings(&add), how);
             assert_eq!(replies, [(200, PAIRINGS_M2_OK.to_vec())]);
         }
-        let (replies, _) =
-            harness.exchange(&mut owner_conn, &mut owner, &pairings(LIST_PAIRINGS_M1), how);
+        let (replies, _) = harness.exchange(
+            &mut owner_conn,
+            &mut owner,
+            &pairings(LIST_PAIRINGS_M1),
+            how,
+        );
         assert_eq!(replies[0].0, 200);
         assert_eq!(
             listed_ids(&replies[0].1),
-            [OWNER_ID.to_vec(), LOWER_CASE_ID.to_vec(), MIXED_CASE_ID.to_vec()],
+            [
+                OWNER_ID.to_vec(),
+                LOWER_CASE_ID.to_vec(),
+                MIXED_CASE_ID.to_vec()
+            ],
             "{how:?}"
         );
 
@@ -223,8 +238,12 @@ fn controller_ids_are_listed_byte_for_byte_as_they_were_added() {
         );
         assert_eq!(replies, [(200, PAIRINGS_M2_OK.to_vec())]);
         assert_eq!(outcome.persisted, 1, "the removal was stored");
-        let (replies, _) =
-            harness.exchange(&mut owner_conn, &mut owner, &pairings(LIST_PAIRINGS_M1), how);
+        let (replies, _) = harness.exchange(
+            &mut owner_conn,
+            &mut owner,
+            &pairings(LIST_PAIRINGS_M1),
+            how,
+        );
         assert_eq!(
             listed_ids(&replies[0].1),
             [OWNER_ID.to_vec(), LOWER_CASE_ID.to_vec()]
@@ -285,10 +304,9 @@ impl VerifyStarted {
     }
 }
 
-/// Since iOS 16.2's new Home architecture, a home hub tries pair-verify with one set of
-/// keys and, if the accessory answers M4 with the TLV error Authentication, tries the
-/// other. Bouke/HAP answered HTTP 400 instead, and iOS marked the accessory unreachable
-/// (Bouke/HAP PR #153). An unknown controller, a wrong signature, data that fails to
+/// With iOS 16.2's new Home architecture, a home hub learns which keys the accessory
+/// holds from a pair-verify M4 carrying the TLV error Authentication. Bouke/HAP answered
+/// HTTP 400 instead, and iOS marked the accessory unreachable (Bouke/HAP PR #153). An unknown controller, a wrong signature, data that fails to
 /// decrypt and a proof without its signature (HAP-python PR #456) all get 200 with
 /// State 4 and Error 2, leave the connection open, and a new M1 starts afresh.
 #[test]
@@ -307,9 +325,10 @@ fn a_failed_pair_verify_is_answered_with_a_tlv_authentication_error_over_200() {
             ("an unknown controller", |started, _, stranger| {
                 started.m3(&started.proof(SHARED_USER_ID, stranger))
             }),
-            ("the owner's identifier with another key", |started, _, stranger| {
-                started.m3(&started.proof(OWNER_ID, stranger))
-            }),
+            (
+                "the owner's identifier with another key",
+                |started, _, stranger| started.m3(&started.proof(OWNER_ID, stranger)),
+            ),
             ("data that fails to decrypt", |started, owner, _| {
                 let mut m3 = started.m3(&started.proof(OWNER_ID, owner));
                 m3[5] ^= 0x01;
@@ -343,7 +362,8 @@ fn a_failed_pair_verify_is_answered_with_a_tlv_authentication_error_over_200() {
         let mut plain = Controller::new(core::str::from_utf8(OWNER_ID).unwrap(), 7);
         harness.verify(&mut conn, &mut plain, &accessory, how);
         assert!(conn.is_encrypted());
-        let (replies, _) = harness.exchange(&mut conn, &mut plain, &pairings(LIST_PAIRINGS_M1), how);
+        let (replies, _) =
+            harness.exchange(&mut conn, &mut plain, &pairings(LIST_PAIRINGS_M1), how);
         assert_eq!(listed_ids(&replies[0].1), [OWNER_ID.to_vec()]);
     }
 }
@@ -449,9 +469,7 @@ fn sf_stays_set_through_pair_setup_and_flips_once_the_pairing_is_stored() {
             .handle_input(&mut conn, now, last, &mut harness.rng);
         assert_eq!(taken, 1);
         assert_eq!(
-            harness
-                .server
-                .poll_output(&mut conn, now, &mut harness.rng),
+            harness.server.poll_output(&mut conn, now, &mut harness.rng),
             Some(Output::Persist)
         );
         assert_eq!(harness.server.poll_event(), None, "not stored yet");
@@ -525,18 +543,18 @@ fn pairings_changed_is_reported_only_after_m6_is_handed_out() {
         .server
         .handle_input(&mut conn, now, &m5, &mut harness.rng);
     assert_eq!(
-        harness
-            .server
-            .poll_output(&mut conn, now, &mut harness.rng),
+        harness.server.poll_output(&mut conn, now, &mut harness.rng),
         Some(Output::Persist)
     );
     harness
         .server
         .state_persisted(&mut conn, now, true, &mut harness.rng);
-    assert_eq!(harness.server.poll_event(), None, "M6 has not been handed out");
-    let Some(Output::Transmit(m6)) = harness
-        .server
-        .poll_output(&mut conn, now, &mut harness.rng)
+    assert_eq!(
+        harness.server.poll_event(),
+        None,
+        "M6 has not been handed out"
+    );
+    let Some(Output::Transmit(m6)) = harness.server.poll_output(&mut conn, now, &mut harness.rng)
     else {
         panic!("no M6")
     };
