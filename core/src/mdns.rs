@@ -6,7 +6,9 @@
 //! [`Responder`] publishes it. Publish again whenever [`Advertisement::txt`] changes: when
 //! the accessory is paired or unpaired
 //! ([`Event::PairingsChanged`](crate::server::Event::PairingsChanged)) and when the
-//! configuration number changes.
+//! configuration number changes. Send the bytes of the exchange that paired the accessory
+//! before announcing its new `sf`: iOS abandons a pair-setup whose `sf` clears before M6
+//! arrives (HAP-Java #95, HAP-python #246).
 
 use core::fmt::Write as _;
 

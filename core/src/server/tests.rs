@@ -16,6 +16,7 @@ use crate::session::{FrameEncryptor, Role, Session};
 use crate::ConnectionId;
 
 mod attributes;
+mod quirks;
 mod sessions;
 
 const CODE: &str = "518-08-582";
