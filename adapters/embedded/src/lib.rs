@@ -716,6 +716,7 @@ where
         if let Err(end) = self.exchange(slot) {
             self.teardown(slot, end);
         }
+        self.server_events();
     }
 
     fn exchange(&mut self, slot: &mut Slot<'_, T::TcpSocket>) -> Result<(), End> {
@@ -870,6 +871,12 @@ where
             .state_persisted(conn, self.now, stored, self.rng);
         // A change to the pairings may close other controllers' sessions.
         self.poll_all = true;
+        self.server_events();
+    }
+
+    /// Passes on server-wide events: a change of the paired state, reported once the
+    /// controller that made it has its reply (after its next input or its end).
+    fn server_events(&mut self) {
         // One pairing change is reported at a time; the bound is only a guard.
         for _ in 0..4 {
             let Some(event) = self.server.poll_event() else {

@@ -127,9 +127,10 @@ fn runs_pairs_and_restarts_as_a_new_user_would() {
 
     let mut setup = Controller::connect(address, 1);
     let pairing = setup.pair_setup(&code);
-    light.until("Paired");
     let mut home = Controller::connect(address, 1);
     home.pair_verify(&pairing);
+    // Reported once the controller surely has M6: here, when it verifies.
+    light.until("Paired");
     let accessories = home.get("/accessories").text();
     // The On characteristic of the lightbulb; find its iid in the JSON.
     let on = iid_of(&accessories, "25");

@@ -448,14 +448,6 @@ impl Host {
                         .state_persisted(conn, now, stored, &mut self.rng);
                     // A removed pairing closes other controllers' sessions.
                     wake_others = true;
-                    while let Some(event) = self.server.poll_event() {
-                        if let Event::PairingsChanged { .. } = event {
-                            if let Err(e) = self.announce() {
-                                log::warn!("{e}");
-                            }
-                        }
-                        (self.events)(event);
-                    }
                 }
                 Some(Output::Event(event)) => {
                     // A written value may be news to other subscribers.
@@ -467,6 +459,16 @@ impl Host {
                     break;
                 }
             }
+        }
+        // A change of the paired state is reported once its controller has the reply,
+        // which this connection's input or end may have just shown.
+        while let Some(event) = self.server.poll_event() {
+            if let Event::PairingsChanged { .. } = event {
+                if let Err(e) = self.announce() {
+                    log::warn!("{e}");
+                }
+            }
+            (self.events)(event);
         }
         if self.shutting_down && !drained.close {
             self.server.connection_lost(conn);

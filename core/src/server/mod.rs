@@ -233,6 +233,10 @@ pub struct Server<'d> {
     /// Whether the accessory is paired, if that changed since [`Server::poll_event`]
     /// last reported it.
     pairing_change: Option<bool>,
+    /// A change of the paired state whose reply is on its way to the controller that
+    /// made it: reported once that controller surely has the reply, so that mDNS `sf`
+    /// does not change while a pairing is in progress.
+    change_after_reply: Option<(crate::ConnectionId, bool)>,
 }
 
 /// What the server knows of an open connection to choose whom to evict.
@@ -273,6 +277,7 @@ impl<'d> Server<'d> {
             config,
             stored_paired: paired,
             pairing_change: None,
+            change_after_reply: None,
         }
     }
 
@@ -402,7 +407,18 @@ impl<'d> Server<'d> {
         }
     }
 
+    /// Reports a change of the paired state that waited for `id`'s reply to arrive.
+    fn report_after_reply(&mut self, id: crate::ConnectionId) {
+        if let Some((_, paired)) = self
+            .change_after_reply
+            .take_if(|(waiting, _)| *waiting == id)
+        {
+            self.pairing_change = Some(paired);
+        }
+    }
+
     fn release(&mut self, conn: &mut Connection<'_>) {
+        self.report_after_reply(conn.id);
         if core::mem::take(&mut conn.counted) {
             if let Some(index) = self.peers.iter().position(|peer| peer.id == conn.id) {
                 self.peers.swap_remove(index);
@@ -427,6 +443,8 @@ impl<'d> Server<'d> {
         self.close_if_evicted(conn);
         if !bytes.is_empty() {
             self.touch(conn, now);
+            // It sent something after its reply, so it has the reply.
+            self.report_after_reply(conn.id);
         }
         // Take what fits, answer what is complete, and repeat: pipelined requests may
         // add up to more than the input buffer holds.
@@ -512,9 +530,15 @@ impl<'d> Server<'d> {
         None
     }
 
-    /// Server-wide events, not tied to a connection: [`Event::PairingsChanged`] once a
-    /// change of the paired state is stored (update mDNS `sf` then). Drain it after
-    /// handling an [`Output::Persist`].
+    /// Server-wide events, not tied to a connection: [`Event::PairingsChanged`] when the
+    /// paired state changed (update mDNS `sf` then). Drain it after each
+    /// [`Server::handle_input`] and after draining [`Server::poll_output`].
+    ///
+    /// A change is reported once it is stored and the controller that made it surely has
+    /// its reply: when that connection sends its next bytes or ends, or when any
+    /// connection completes pair-verify. Announcing `sf=0` before iOS has read M6 makes
+    /// it think another controller took the accessory, and it abandons the pairing (iOS
+    /// 13; HAP-Java #95, HAP-python #246).
     pub fn poll_event(&mut self) -> Option<Event> {
         self.pairing_change
             .take()
@@ -580,7 +604,12 @@ impl<'d> Server<'d> {
         };
         if self.state.is_paired() != self.stored_paired {
             self.stored_paired = self.state.is_paired();
-            self.pairing_change = Some(self.stored_paired);
+            self.report_after_reply(conn.id);
+            if conn.closing.is_some() || reply.is_none() {
+                self.pairing_change = Some(self.stored_paired);
+            } else {
+                self.change_after_reply = Some((conn.id, self.stored_paired));
+            }
         }
         if conn.closing.is_some() {
             return;
@@ -809,6 +838,10 @@ impl<'d> Server<'d> {
                 self.enter_session(conn, keys, controller.clone());
                 if let Some(peer) = self.peer(conn.id) {
                     peer.verified = true;
+                }
+                // A controller verifying has its pairing's reply, wherever it came from.
+                if let Some((waiting, _)) = self.change_after_reply {
+                    self.report_after_reply(waiting);
                 }
                 conn.push_event(Event::Verified { controller });
             }

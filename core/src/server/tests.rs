@@ -77,7 +77,13 @@ fn drain(
             }
             Some(Output::Event(event)) => outcome.events.push(event),
             Some(Output::Close) => outcome.closed = true,
-            None => return outcome,
+            None => {
+                // As an adapter does: server-wide events may follow any exchange.
+                outcome
+                    .events
+                    .extend(core::iter::from_fn(|| server.poll_event()));
+                return outcome;
+            }
         }
     }
     panic!("poll_output never settled");
@@ -453,7 +459,7 @@ fn identify_works_only_while_unpaired() {
 }
 
 #[test]
-fn pairing_emits_pairings_changed_once_stored() {
+fn pairing_emits_pairings_changed_once_stored_and_received() {
     let mut harness = Harness::new();
     let mut buffers = Buffers::new();
     let mut conn = buffers.connection(1);
@@ -477,7 +483,13 @@ fn pairing_emits_pairings_changed_once_stored() {
             body = out[..len].to_vec();
         }
     }
-    assert_eq!(events, [Event::PairingsChanged { paired: true }]);
+    assert!(
+        events.is_empty(),
+        "not before the controller has M6: {events:?}"
+    );
+    // Its next bytes show it has M6.
+    let (_, outcome) = harness.exchange(&mut conn, &mut owner, &get("/x"), Feed::Whole);
+    assert_eq!(outcome.events, [Event::PairingsChanged { paired: true }]);
 }
 
 #[test]

@@ -478,9 +478,7 @@ fn sf_stays_set_through_pair_setup_and_flips_once_the_pairing_is_stored() {
             .server
             .state_persisted(&mut conn, now, true, &mut harness.rng);
         let stored: Vec<Event> = core::iter::from_fn(|| harness.server.poll_event()).collect();
-        adapter.saw(&stored);
-        assert_eq!(adapter.changes, [true], "{how:?}");
-        assert_eq!(sf(&harness, adapter.paired), "0");
+        assert!(stored.is_empty(), "stored, but M6 is not sent yet");
         let rest = drain(
             &mut harness.server,
             &mut conn,
@@ -497,6 +495,31 @@ fn sf_stays_set_through_pair_setup_and_flips_once_the_pairing_is_stored() {
         else {
             panic!("M6 did not complete pair-setup")
         };
+
+        adapter.saw(&rest.events);
+        assert!(
+            adapter.changes.is_empty(),
+            "M6 is sent, but iOS may not have it yet"
+        );
+        assert_eq!(sf(&harness, adapter.paired), "1");
+
+        // The controller's next request shows that it has M6: now `sf` goes to 0.
+        let (verify_m1, _) = {
+            let mut m1 = [0u8; 64];
+            let (client, len) =
+                crate::pairing::verify::PairVerifyClient::start(&mut owner.rng, &mut m1).unwrap();
+            (m1[..len].to_vec(), client)
+        };
+        let (replies, outcome) = harness.exchange(
+            &mut conn,
+            &mut owner,
+            &post("/pair-verify", "application/pairing+tlv8", &verify_m1),
+            how,
+        );
+        assert_eq!(replies[0].0, 200);
+        adapter.saw(&outcome.events);
+        assert_eq!(adapter.changes, [true], "{how:?}");
+        assert_eq!(sf(&harness, adapter.paired), "0");
 
         // Verifying, and adding and removing another controller, leave `sf` alone.
         harness.verify(&mut conn, &mut owner, &accessory, how);
@@ -526,12 +549,9 @@ fn sf_stays_set_through_pair_setup_and_flips_once_the_pairing_is_stored() {
 }
 
 /// The rest of HAP-Java PR #95 and HAP-python PR #246: the announcement of `sf` = 0
-/// must not reach iOS before M6 does. Today [`Server::poll_event`] reports the change as
-/// soon as [`Server::state_persisted`] is called, before [`Server::poll_output`] hands
-/// out M6, and the adapters announce at once, so the announcement leaves first.
+/// must not reach iOS before M6 does. [`Server::poll_event`] reports the change only once
+/// the controller surely has M6: its next bytes, the connection's end, or any pair-verify.
 #[test]
-#[ignore = "needs server/mod.rs to report PairingsChanged only after the reply is handed \
-            out (issue 19)"]
 fn pairings_changed_is_reported_only_after_m6_is_handed_out() {
     let mut harness = Harness::new();
     let mut buffers = Buffers::new();
@@ -561,6 +581,14 @@ fn pairings_changed_is_reported_only_after_m6_is_handed_out() {
     assert_eq!(responses(m6)[0].0, 200);
     assert_eq!(
         harness.server.poll_event(),
+        None,
+        "handed out is not yet received"
+    );
+    // The connection ends (aiohomekit pairs on one connection and verifies on another).
+    harness.server.connection_lost(&mut conn);
+    assert_eq!(
+        harness.server.poll_event(),
         Some(Event::PairingsChanged { paired: true })
     );
+    assert_eq!(harness.server.poll_event(), None, "once");
 }
