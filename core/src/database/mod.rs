@@ -229,12 +229,14 @@ impl OwnedValue {
         })
     }
 
-    /// Checks the value against a characteristic's constraints, without clamping.
-    pub fn check(&self, constraints: &Constraints) -> Result<(), ValueError> {
+    /// Checks the value against a characteristic's constraints, without clamping, and
+    /// rounds a float within tolerance of a step onto the step, as
+    /// [`Constraints::check`] does for a controller's write.
+    pub fn check(&mut self, constraints: &Constraints) -> Result<(), ValueError> {
         if self.format() != constraints.format {
             return Err(ValueError::WrongType);
         }
-        let number = match self {
+        let number = match &*self {
             OwnedValue::Bool(v) => Value::Bool(*v),
             OwnedValue::Uint8(v) => Value::Uint8(*v),
             OwnedValue::Uint16(v) => Value::Uint16(*v),
@@ -252,7 +254,10 @@ impl OwnedValue {
                 };
             }
         };
-        constraints.check(&number)
+        if let Value::Float(rounded) = constraints.check(&number)? {
+            *self = OwnedValue::Float(rounded);
+        }
+        Ok(())
     }
 
     /// The value a characteristic starts with: false, zero, or the smallest allowed
@@ -726,17 +731,26 @@ impl<'d> Database<'d> {
 
     /// Sets a value from the application, checking it as a controller's write would be
     /// checked (and names as iOS checks them). Returns whether it changed.
-    pub fn set(&mut self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
+    ///
+    /// A float within tolerance of a step is stored rounded onto it, as a write would be
+    /// ([`Constraints::check`]).
+    pub fn set(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        mut value: OwnedValue,
+    ) -> Result<bool, SetValueError> {
         let at = self.find(aid, iid).ok_or(SetValueError::NotFound)?;
-        self.check(at, &value)?;
+        self.check(at, &mut value)?;
         Ok(self.store(at, value, None))
     }
 
-    /// Checks a value from the application for the characteristic at `at`.
+    /// Checks a value from the application for the characteristic at `at`, rounding a
+    /// float onto its step.
     pub(crate) fn check(
         &self,
         at: CharacteristicRef,
-        value: &OwnedValue,
+        value: &mut OwnedValue,
     ) -> Result<(), SetValueError> {
         let def = self.definition(at);
         value

@@ -610,7 +610,7 @@ impl WriteContext<'_, '_> {
         let mut decoded = [0u8; VALUE_CAPACITY * 4 / 3 + 4];
         let value = scalar(token, &mut decoded)
             .and_then(|scalar| coerce(scalar, def.kind.format))
-            .and_then(|value| def.constraints.check(&value).map(|()| value))
+            .and_then(|value| def.constraints.check(&value))
             .and_then(|value| OwnedValue::from_value(&value));
         let Ok(value) = value else {
             return HapStatus::InvalidValue;

@@ -297,19 +297,20 @@ impl<'d> Server<'d> {
     }
 
     /// Sets a characteristic's value from the application, as
-    /// [`Database::set`] checks it. A changed value, or any button press, is told to
-    /// subscribers: poll every connection afterwards. Also answers [`Event::Read`].
+    /// [`Database::set`] checks it (a float near a step is rounded onto it). A changed
+    /// value, or any button press, is told to subscribers: poll every connection
+    /// afterwards. Also answers [`Event::Read`].
     pub fn set_value(
         &mut self,
         aid: u64,
         iid: u64,
-        value: OwnedValue,
+        mut value: OwnedValue,
     ) -> Result<bool, SetValueError> {
         let at = self
             .database
             .find(aid, iid)
             .ok_or(SetValueError::NotFound)?;
-        self.database.check(at, &value)?;
+        self.database.check(at, &mut value)?;
         Ok(events::store(
             &mut self.database,
             &mut self.buttons,

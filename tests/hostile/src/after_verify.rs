@@ -236,7 +236,7 @@ fn malformed_json_and_types(context: &Context) -> String {
     let wrong_types = put(
         &mut controller,
         &format!(
-            r#"{{"aid":{aid},"iid":{on},"value":"yes"}},{{"aid":{aid},"iid":{brightness},"value":true}},{{"aid":{aid},"iid":{brightness},"value":[1]}}"#
+            r#"{{"aid":{aid},"iid":{on},"value":"yes"}},{{"aid":{aid},"iid":{brightness},"value":"50"}},{{"aid":{aid},"iid":{brightness},"value":[1]}}"#
         ),
     );
     assert_eq!(item_statuses(&wrong_types), [-70410; 3], "wrong types");

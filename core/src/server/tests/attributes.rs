@@ -17,6 +17,8 @@ use crate::database::OwnedValue;
 use crate::database::fixture::ids::{BRIGHTNESS, CONTROL, ON, SWITCH_EVENT, TEMPERATURE, VAULT};
 use crate::database::fixture::{gadget as fixture, VENDOR};
 
+mod values;
+
 /// One message from the accessory: a response or an event.
 #[derive(Debug, Clone, PartialEq)]
 struct Message {
