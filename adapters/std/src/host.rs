@@ -22,8 +22,8 @@ use hap_core::mdns::{Advertisement, Responder};
 use hap_core::persist::Snapshot;
 pub use hap_core::server::OwnedBuffers;
 use hap_core::server::{
-    AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server, MIN_INPUT_LEN,
-    EVENT_OUTPUT_LEN, MIN_SCRATCH_LEN,
+    AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server, EVENT_OUTPUT_LEN,
+    MIN_INPUT_LEN, MIN_SCRATCH_LEN,
 };
 use hap_core::setup::{SetupCode, SetupId};
 use hap_core::time::Instant;
@@ -42,7 +42,7 @@ pub const SUBSCRIPTIONS_PER_CONNECTION: usize = 256;
 
 /// Memory for one connection, owned by the task or thread that serves it: large enough
 /// for a request of `max_request_len` bytes, and with [`EVENT_OUTPUT_LEN`] bytes of
-/// output (5,789), so that an event can carry any value, up to a 4 KiB TLV8 value. That
+/// output (5,788), so that an event can carry any value, up to a 4 KiB TLV8 value. That
 /// is 3.7 KiB a connection more than the core's minimum output.
 pub fn connection_buffers(max_request_len: usize) -> OwnedBuffers {
     // The input holds a whole request plus one decrypted frame.

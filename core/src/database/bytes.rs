@@ -142,7 +142,10 @@ pub struct TooManyBytes;
 
 impl core::fmt::Display for TooManyBytes {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "a TLV8 or data value holds at most {BYTES_CAPACITY} bytes")
+        write!(
+            f,
+            "a TLV8 or data value holds at most {BYTES_CAPACITY} bytes"
+        )
     }
 }
 
@@ -168,15 +171,29 @@ mod tests {
         assert!(empty.is_empty());
         assert_eq!(empty, ValueBytes::default());
         assert_eq!(ValueBytes::from_slice(&[]), Some(empty));
-        assert_eq!(std::format!("{:?}", ValueBytes::from_slice(&[1, 2])), "Some([1, 2])");
+        assert_eq!(
+            std::format!("{:?}", ValueBytes::from_slice(&[1, 2])),
+            "Some([1, 2])"
+        );
     }
 
     #[cfg(feature = "alloc")]
     #[test]
     fn the_host_capacity_covers_adaptive_lightings_curve() {
         const { assert!(BYTES_CAPACITY >= 1024) };
-        // Only the pointer is inline; the string variant sets the value's size.
-        assert_eq!(core::mem::size_of::<ValueBytes>(), 2 * core::mem::size_of::<usize>());
+        // Only the pointer is inline.
+        assert_eq!(
+            core::mem::size_of::<ValueBytes>(),
+            2 * core::mem::size_of::<usize>()
+        );
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_value_is_as_large_as_its_inline_string_in_either_build() {
+        use crate::database::OwnedValue;
+        assert_eq!(core::mem::size_of::<OwnedValue>(), 272);
+        assert!(core::mem::size_of::<ValueBytes>() <= 264);
     }
 
     #[test]

@@ -144,6 +144,9 @@ impl<T> From<alloc::vec::Vec<T>> for TableMut<'_, T> {
 
 /// A characteristic's value. TLV8 and data values are raw bytes here ([`ValueBytes`],
 /// held on the heap only with `alloc`); they travel base64-encoded.
+// Strings stay inline at HAP's maximum, in every build, so that no read, write or event
+// of one needs a heap; TLV8 and data move to the heap when there is one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum OwnedValue {
     /// `bool`.

@@ -184,7 +184,8 @@ impl<'b> JsonWriter<'b> {
             let at = window.seen.len;
             window.seen.len += bytes.len();
             for byte in bytes {
-                window.seen.digest = (window.seen.digest ^ u32::from(*byte)).wrapping_mul(FNV_PRIME);
+                window.seen.digest =
+                    (window.seen.digest ^ u32::from(*byte)).wrapping_mul(FNV_PRIME);
             }
             let kept = &bytes[window.skip.saturating_sub(at).min(bytes.len())..];
             let take = kept.len().min(self.buf.len() - self.len);

@@ -64,7 +64,7 @@ pub const DEFAULT_SUBSCRIPTIONS: usize = 16;
 /// plus its input, scratch, output and subscriptions. This is all the core needs per
 /// connection without `alloc`; an adapter adds its own socket buffers.
 ///
-/// The defaults suit one accessory on a microcontroller (11,028 bytes with Rust 1.95 on a
+/// The defaults suit one accessory on a microcontroller (11,044 bytes with Rust 1.95 on a
 /// 64-bit target; HomeKitADK's default is 64 KiB). A bridge should give more: input and
 /// scratch for its largest writes (iOS writes a scene's values in one request), and a
 /// subscription per evented characteristic.

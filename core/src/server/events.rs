@@ -42,7 +42,7 @@ const EVENT_BODY_LEN: usize = MAX_RESPONSE_LEN - EVENT_HEAD_LEN;
 const MAX_EVENT_BODY_LEN: usize =
     r#"{"characteristics":[{"aid":,"iid":,"value":""}]}"#.len() + 2 * 20 + ENCODED_BYTES_CAPACITY;
 
-/// The output buffer that can carry an EVENT for any value, framed: 5,789 bytes with
+/// The output buffer that can carry an EVENT for any value, framed: 5,788 bytes with
 /// `alloc` (a 4 KiB TLV8 value is 5,464 bytes of base64), [`MIN_OUTPUT_LEN`] without,
 /// where every value fits the largest response. The host adapters give every connection
 /// this much output; a smaller buffer (down to [`MIN_OUTPUT_LEN`]) carries events for

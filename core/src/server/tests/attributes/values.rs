@@ -248,7 +248,10 @@ fn an_event_too_long_for_the_output_buffer_is_left_untold_and_the_others_go_out(
     );
 
     home.advance(2000);
-    home.set((1, tlv8), OwnedValue::tlv8(&tlv8_of(BYTES_CAPACITY, 2)).unwrap());
+    home.set(
+        (1, tlv8),
+        OwnedValue::tlv8(&tlv8_of(BYTES_CAPACITY, 2)).unwrap(),
+    );
     home.set((1, on), OwnedValue::Bool(true));
     let outcome = drain(
         &mut home.harness.server,
@@ -286,7 +289,10 @@ fn a_long_value_changed_while_it_is_half_sent_closes_the_connection() {
     let mut storage = vec![Buffers::sized(MIN_OUTPUT_LEN, 8)];
     let mut conns = connections(&mut storage);
     let mut home = Home::with(database, &mut conns, Config::default());
-    home.set((1, tlv8), OwnedValue::tlv8(&tlv8_of(BYTES_CAPACITY, 1)).unwrap());
+    home.set(
+        (1, tlv8),
+        OwnedValue::tlv8(&tlv8_of(BYTES_CAPACITY, 1)).unwrap(),
+    );
 
     let query = std::format!("/characteristics?id=1.{tlv8}");
     let wire = home.controllers[0].wrap(&get(&query));
