@@ -26,8 +26,9 @@ use crate::catalog::value::ValueError;
 /// heap, at its length), 256 without (held inline).
 ///
 /// 4 KiB is four times the longest value known in use, Adaptive Lighting's transition
-/// curve (about 1 KiB), and still fits a value's base64 in one of the host adapters'
-/// event buffers. Writes of longer values fail with -70410 whatever the
+/// curve (about 1 KiB), and an event for it fits the host adapters' output buffers
+/// ([`EVENT_OUTPUT_LEN`](crate::server::EVENT_OUTPUT_LEN)). Writes of longer values fail
+/// with -70410 whatever the
 /// characteristic's `maxDataLen` says; the application's own longer values are refused
 /// by [`ValueBytes::from_slice`].
 #[cfg(feature = "alloc")]

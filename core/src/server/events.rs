@@ -45,9 +45,14 @@ const MAX_EVENT_BODY_LEN: usize =
 /// The output buffer that can carry an EVENT for any value, framed: 5,788 bytes with
 /// `alloc` (a 4 KiB TLV8 value is 5,464 bytes of base64), [`MIN_OUTPUT_LEN`] without,
 /// where every value fits the largest response. The host adapters give every connection
-/// this much output; a smaller buffer (down to [`MIN_OUTPUT_LEN`]) carries events for
-/// TLV8 and data values of up to about 1.3 KiB, and leaves longer ones untold (see the
-/// [module docs](self)).
+/// this much output, 3.7 KiB more than the minimum.
+///
+/// Events for several changes share one message built on the stack; a value too long to
+/// share (over about 1.3 KiB) goes out alone, built on the heap. A smaller output buffer
+/// (down to [`MIN_OUTPUT_LEN`]) carries events for TLV8 and data values of up to about
+/// 1.3 KiB; a longer value's change is then not told to that connection, whose other
+/// events still go out and which stays open. Its controller sees the value when it next
+/// reads it.
 pub const EVENT_OUTPUT_LEN: usize = {
     let largest = FrameEncryptor::sealed_len(EVENT_HEAD_LEN + MAX_EVENT_BODY_LEN);
     if largest > MIN_OUTPUT_LEN {
