@@ -77,6 +77,26 @@
 //! buffer at once). [`SlotStorage`] holds all of them in one value.
 //!
 //! When a connection ends, its buffers are wiped and the slot serves the next one.
+//!
+//! # Value limits
+//!
+//! Without a heap (this crate asks `hap-core` for no `alloc`), every value is held
+//! inline, so the limits are smaller than on a host:
+//!
+//! - strings: up to [`STRING_CAPACITY`](hap_core::database::STRING_CAPACITY) (256)
+//!   bytes, as everywhere;
+//! - TLV8 and data values: up to [`BYTES_CAPACITY`](hap_core::database::BYTES_CAPACITY),
+//!   256 bytes here (4096 with `alloc`). A longer write fails with -70410, and
+//!   [`OwnedValue::tlv8`] refuses a longer value from the application.
+//!
+//! Each value costs 272 bytes (on 64-bit targets; a little less on 32-bit ones) in each
+//! database slot, in each of a connection's four queued [`Event`]s, and in each of the
+//! server's 16 logged button presses, whatever its format, and no more: a value's base64
+//! (344 bytes at most) fits one chunk of a read and one EVENT at the core's minimum
+//! output, so no slot needs more than [`MIN_OUTPUT_LEN`] of output for it. A write
+//! decodes through 600 bytes of stack. Raising the limit would raise the size of every
+//! value, which is why it stays at HAP's string maximum here; a build that enables
+//! `alloc` gets the host's limit, held on the heap.
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -7,8 +7,10 @@
 //! services, each followed by its characteristics. It never changes while a server runs,
 //! so it can be a `static` table on a microcontroller. Values live apart from it, in one
 //! [`Slot`] per characteristic, in a table the caller provides (or a `Vec` with `alloc`).
-//! A slot holds values up to [`VALUE_CAPACITY`] bytes, HAP's largest `maxLen`, so no read,
-//! write or event needs a heap.
+//! A slot holds strings up to [`STRING_CAPACITY`] bytes, HAP's largest `maxLen`, inline,
+//! and TLV8 and data values up to [`BYTES_CAPACITY`] bytes as [`ValueBytes`]: inline
+//! without `alloc`, so no read, write or event needs a heap, and on the heap with it,
+//! where they may be longer (see [`bytes`] for what each costs).
 //!
 //! With `alloc`, [`builder::DatabaseBuilder`] assembles both from catalog types and takes
 //! ids from the stable [`ids::IdMap`]. Without it, write the entries with fixed ids, as
@@ -26,6 +28,7 @@ use crate::ConnectionId;
 
 #[cfg(feature = "alloc")]
 pub mod builder;
+pub mod bytes;
 // The accessory the server tests and the fuzz harness share.
 pub mod config;
 #[cfg(all(feature = "alloc", any(test, feature = "fuzzing")))]
@@ -35,11 +38,17 @@ pub mod ids;
 
 /// The most accessories one server exposes: a bridge and 149 bridged accessories.
 pub const MAX_ACCESSORIES: usize = 150;
-/// The largest string, TLV8 or data value a slot holds, in bytes (HAP's largest `maxLen`).
-pub const VALUE_CAPACITY: usize = 256;
+pub use bytes::{ValueBytes, BYTES_CAPACITY};
+
+/// The longest string a slot holds, in bytes: HAP's largest `maxLen`
+/// ([`MAX_MAX_LEN`](crate::catalog::value::MAX_MAX_LEN)). Strings are held inline in
+/// every [`OwnedValue`], so this sets its size (272 bytes on 64-bit targets), and so that
+/// of every slot, queued [`Event`](crate::server::Event) and logged button press.
+pub const STRING_CAPACITY: usize = 256;
 /// The most JSON one characteristic may take in `/accessories`, with every field and its
-/// largest value: responses are streamed a characteristic at a time through a buffer of
-/// this size.
+/// largest string value: responses are streamed a characteristic at a time through a
+/// buffer of this size. TLV8 and data values are not counted: one too long for the
+/// buffer is split across as many as it takes.
 pub const MAX_CHARACTERISTIC_JSON: usize = 1800;
 
 /// A list the database reads: borrowed (a `static` table, say) or, with `alloc`, owned.
@@ -133,8 +142,11 @@ impl<T> From<alloc::vec::Vec<T>> for TableMut<'_, T> {
     }
 }
 
-/// A characteristic's value, held without a heap. TLV8 and data values are raw bytes
-/// here; they travel base64-encoded.
+/// A characteristic's value. TLV8 and data values are raw bytes here ([`ValueBytes`],
+/// held on the heap only with `alloc`); they travel base64-encoded.
+// Strings stay inline at HAP's maximum, in every build, so that no read, write or event
+// of one needs a heap; TLV8 and data move to the heap when there is one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum OwnedValue {
     /// `bool`.
@@ -152,29 +164,29 @@ pub enum OwnedValue {
     /// `float`.
     Float(f64),
     /// `string`.
-    String(heapless::String<VALUE_CAPACITY>),
+    String(heapless::String<STRING_CAPACITY>),
     /// `tlv8`, decoded.
-    Tlv8(heapless::Vec<u8, VALUE_CAPACITY>),
+    Tlv8(ValueBytes),
     /// `data`, decoded.
-    Data(heapless::Vec<u8, VALUE_CAPACITY>),
+    Data(ValueBytes),
 }
 
 impl OwnedValue {
-    /// A string value, or `None` if longer than [`VALUE_CAPACITY`].
+    /// A string value, or `None` if longer than [`STRING_CAPACITY`].
     pub fn string(text: &str) -> Option<Self> {
         heapless::String::try_from(text)
             .ok()
             .map(OwnedValue::String)
     }
 
-    /// A TLV8 value from its bytes, or `None` if longer than [`VALUE_CAPACITY`].
+    /// A TLV8 value from its bytes, or `None` if longer than [`BYTES_CAPACITY`].
     pub fn tlv8(bytes: &[u8]) -> Option<Self> {
-        heapless::Vec::from_slice(bytes).ok().map(OwnedValue::Tlv8)
+        ValueBytes::from_slice(bytes).map(OwnedValue::Tlv8)
     }
 
-    /// A data value from its bytes, or `None` if longer than [`VALUE_CAPACITY`].
+    /// A data value from its bytes, or `None` if longer than [`BYTES_CAPACITY`].
     pub fn data(bytes: &[u8]) -> Option<Self> {
-        heapless::Vec::from_slice(bytes).ok().map(OwnedValue::Data)
+        ValueBytes::from_slice(bytes).map(OwnedValue::Data)
     }
 
     /// The format this value has.
@@ -194,27 +206,9 @@ impl OwnedValue {
     }
 
     /// Converts a checked request value, decoding base64. Fails with
-    /// [`ValueError::TooLong`] when the value does not fit a slot.
+    /// [`ValueError::TooLong`] when the value does not fit a slot: a string over
+    /// [`STRING_CAPACITY`] or TLV8 or data over [`BYTES_CAPACITY`] bytes.
     pub fn from_value(value: &Value<'_>) -> Result<Self, ValueError> {
-        use base64::Engine as _;
-        let decode = |encoded: &str| -> Result<heapless::Vec<u8, VALUE_CAPACITY>, ValueError> {
-            let mut bytes = heapless::Vec::new();
-            // Base64 is a third longer than its bytes; anything longer cannot fit.
-            if encoded.len() > VALUE_CAPACITY.div_ceil(3) * 4 {
-                return Err(ValueError::TooLong);
-            }
-            bytes
-                .resize_default(VALUE_CAPACITY)
-                .map_err(|_| ValueError::TooLong)?;
-            let len = base64::engine::general_purpose::STANDARD
-                .decode_slice(encoded, &mut bytes)
-                .map_err(|error| match error {
-                    base64::DecodeSliceError::OutputSliceTooSmall => ValueError::TooLong,
-                    base64::DecodeSliceError::DecodeError(_) => ValueError::BadEncoding,
-                })?;
-            bytes.truncate(len);
-            Ok(bytes)
-        };
         Ok(match *value {
             Value::Bool(v) => OwnedValue::Bool(v),
             Value::Uint8(v) => OwnedValue::Uint8(v),
@@ -224,8 +218,8 @@ impl OwnedValue {
             Value::Int(v) => OwnedValue::Int(v),
             Value::Float(v) => OwnedValue::Float(v),
             Value::String(text) => OwnedValue::string(text).ok_or(ValueError::TooLong)?,
-            Value::Tlv8(encoded) => OwnedValue::Tlv8(decode(encoded)?),
-            Value::Data(encoded) => OwnedValue::Data(decode(encoded)?),
+            Value::Tlv8(encoded) => OwnedValue::Tlv8(ValueBytes::from_base64(encoded)?),
+            Value::Data(encoded) => OwnedValue::Data(ValueBytes::from_base64(encoded)?),
         })
     }
 
@@ -280,8 +274,8 @@ impl OwnedValue {
             Format::Int => OwnedValue::Int(constraints.min_value.map_or(0, |min| min as i32)),
             Format::Float => OwnedValue::Float(constraints.min_value.map_or(0.0, |m| m.max(0.0))),
             Format::String => OwnedValue::String(heapless::String::new()),
-            Format::Tlv8 => OwnedValue::Tlv8(heapless::Vec::new()),
-            Format::Data => OwnedValue::Data(heapless::Vec::new()),
+            Format::Tlv8 => OwnedValue::Tlv8(ValueBytes::new()),
+            Format::Data => OwnedValue::Data(ValueBytes::new()),
         }
     }
 }
@@ -492,7 +486,9 @@ pub enum DatabaseError {
         /// The characteristic's iid.
         iid: u64,
     },
-    /// A characteristic's `maxLen` is over [`VALUE_CAPACITY`].
+    /// A characteristic's `maxLen` is over [`STRING_CAPACITY`]. (A `maxDataLen` over
+    /// [`BYTES_CAPACITY`] is allowed, as HAP's default of 2 MiB is: writes of values
+    /// longer than the capacity fail with -70410.)
     MaxLenTooLarge {
         /// The accessory.
         aid: u64,
@@ -553,7 +549,7 @@ impl core::fmt::Display for DatabaseError {
             ),
             DatabaseError::MaxLenTooLarge { aid, iid } => write!(
                 f,
-                "characteristic {aid}.{iid} allows values over {VALUE_CAPACITY} bytes"
+                "characteristic {aid}.{iid} allows strings over {STRING_CAPACITY} bytes"
             ),
             DatabaseError::SlotCount { expected, given } => write!(
                 f,
@@ -878,7 +874,7 @@ fn check_accessory(aid: u64, entries: &[Entry<'_>]) -> Result<(), DatabaseError>
                 }
             }
             Entry::Characteristic(c) => {
-                if usize::from(c.constraints.max_len) > VALUE_CAPACITY {
+                if usize::from(c.constraints.max_len) > STRING_CAPACITY {
                     return Err(DatabaseError::MaxLenTooLarge { aid, iid: c.iid });
                 }
                 if c.constraints.format != c.kind.format {
@@ -896,16 +892,13 @@ fn check_accessory(aid: u64, entries: &[Entry<'_>]) -> Result<(), DatabaseError>
 
 /// An upper bound on the JSON of one characteristic: the fixed fields at their longest,
 /// the description with every byte escaped, the valid values at ten digits each, and
-/// the largest value. Strings hold no control characters (writes of them are refused),
-/// so their escapes double them at most.
+/// the largest value, but for TLV8 and data values, which the server splits across
+/// chunks when they need it. Strings hold no control characters (writes of them are
+/// refused), so their escapes double them at most.
 fn json_bound(c: &CharacteristicDef<'_>) -> usize {
     const FIXED: usize = 500;
     let value = match c.kind.format {
         Format::String => 2 * usize::from(c.constraints.max_len) + 2,
-        Format::Tlv8 | Format::Data => {
-            let bytes = VALUE_CAPACITY.min(c.constraints.max_data_len as usize);
-            bytes.div_ceil(3) * 4 + 2
-        }
         _ => 30,
     };
     FIXED + value + 6 * c.description.map_or(0, str::len) + 11 * c.constraints.valid_values.len()

@@ -3,6 +3,11 @@
 //! Responses are assembled piece by piece into fixed buffers. Every method either writes
 //! all of its piece or reports [`Full`], leaving the position where the piece started
 //! untouched by later pieces only if the caller rolls back with [`JsonWriter::truncate`].
+//!
+//! A piece longer than any buffer (a long TLV8 value, say) is written through a
+//! [window](JsonWriter::window) instead: the piece is written whole each time, and the
+//! writer keeps the part from a given offset that fits, so the piece goes out over as
+//! many buffers as it needs.
 
 use core::fmt::{self, Write as _};
 
@@ -21,15 +26,60 @@ impl fmt::Display for Full {
 pub struct JsonWriter<'b> {
     buf: &'b mut [u8],
     len: usize,
+    window: Option<Window>,
 }
+
+/// What a [windowed](JsonWriter::window) writer has seen: every byte written to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// How many bytes were written, kept or not.
+    pub len: usize,
+    /// Their FNV-1a hash, to tell whether a piece written again came out the same.
+    pub digest: u32,
+}
+
+#[derive(Debug)]
+struct Window {
+    skip: usize,
+    seen: Extent,
+}
+
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
 
 impl<'b> JsonWriter<'b> {
     /// A writer that fills `buf` from its start.
     pub fn new(buf: &'b mut [u8]) -> Self {
-        Self { buf, len: 0 }
+        Self {
+            buf,
+            len: 0,
+            window: None,
+        }
     }
 
-    /// How many bytes have been written.
+    /// A writer that keeps, of everything written to it, the bytes from offset `skip`
+    /// on, as many as fit `buf`, and counts the rest in its [`extent`](Self::extent). It
+    /// never reports [`Full`]. An empty `buf` measures a piece without keeping any.
+    pub fn window(buf: &'b mut [u8], skip: usize) -> Self {
+        Self {
+            buf,
+            len: 0,
+            window: Some(Window {
+                skip,
+                seen: Extent {
+                    len: 0,
+                    digest: FNV_OFFSET,
+                },
+            }),
+        }
+    }
+
+    /// For a [windowed](Self::window) writer, everything written so far.
+    pub fn extent(&self) -> Option<Extent> {
+        self.window.as_ref().map(|window| window.seen)
+    }
+
+    /// How many bytes have been written (kept, for a windowed writer).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -83,11 +133,14 @@ impl<'b> JsonWriter<'b> {
     pub fn base64(&mut self, bytes: &[u8]) -> Result<(), Full> {
         use base64::Engine as _;
         self.raw("\"")?;
-        let rest = &mut self.buf[self.len..];
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(bytes, rest)
-            .map_err(|_| Full)?;
-        self.len += written;
+        // Whole groups of three bytes, so only the last piece is padded.
+        let mut text = [0u8; 64];
+        for group in bytes.chunks(48) {
+            let len = base64::engine::general_purpose::STANDARD
+                .encode_slice(group, &mut text)
+                .map_err(|_| Full)?;
+            self.bytes(&text[..len])?;
+        }
         self.raw("\"")
     }
 
@@ -127,6 +180,19 @@ impl<'b> JsonWriter<'b> {
     }
 
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), Full> {
+        if let Some(window) = &mut self.window {
+            let at = window.seen.len;
+            window.seen.len += bytes.len();
+            for byte in bytes {
+                window.seen.digest =
+                    (window.seen.digest ^ u32::from(*byte)).wrapping_mul(FNV_PRIME);
+            }
+            let kept = &bytes[window.skip.saturating_sub(at).min(bytes.len())..];
+            let take = kept.len().min(self.buf.len() - self.len);
+            self.buf[self.len..self.len + take].copy_from_slice(&kept[..take]);
+            self.len += take;
+            return Ok(());
+        }
         let end = self.len + bytes.len();
         let dest = self.buf.get_mut(self.len..end).ok_or(Full)?;
         dest.copy_from_slice(bytes);
@@ -171,6 +237,35 @@ mod tests {
         assert_eq!(written(|w| w.uint(u64::MAX)), "18446744073709551615");
         assert_eq!(written(|w| w.int(-2_147_483_648)), "-2147483648");
         assert_eq!(written(|w| w.base64(b"\x01\x02\x03\x04")), "\"AQIDBA==\"");
+    }
+
+    #[test]
+    fn windows_cut_a_long_piece_into_buffers() {
+        let piece = |w: &mut JsonWriter<'_>| {
+            w.raw("{\"value\":")?;
+            w.base64(&[7u8; 150])?;
+            w.raw("}")
+        };
+        let whole = written(|w| piece(w));
+        let mut measure = JsonWriter::window(&mut [], 0);
+        piece(&mut measure).unwrap();
+        let extent = measure.extent().unwrap();
+        assert_eq!(extent.len, whole.len());
+        assert_eq!(JsonWriter::new(&mut [0u8; 1]).extent(), None);
+        let mut joined = std::vec::Vec::new();
+        while joined.len() < extent.len {
+            let mut buf = [0u8; 37];
+            let mut w = JsonWriter::window(&mut buf, joined.len());
+            piece(&mut w).unwrap();
+            assert_eq!(w.extent(), Some(extent), "the same piece, the same extent");
+            joined.extend_from_slice(w.written());
+        }
+        assert_eq!(joined, whole.as_bytes());
+        let mut other = JsonWriter::window(&mut [], 0);
+        other.raw("{\"value\":").unwrap();
+        other.base64(&[8u8; 150]).unwrap();
+        other.raw("}").unwrap();
+        assert_ne!(other.extent().unwrap().digest, extent.digest);
     }
 
     #[test]

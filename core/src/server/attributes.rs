@@ -8,7 +8,10 @@
 //! needs values on demand raises [`Event::Read`]s and waits for the answers or the read
 //! timeout. Responses are written piece by piece: with a Content-Length when the whole
 //! body fits one chunk, and otherwise in chunks as output room allows, so no response is
-//! ever built whole in memory.
+//! ever built whole in memory. A piece too long for a chunk (a characteristic with a long
+//! TLV8 or data value) is written again for each chunk it spans, each time keeping the
+//! next part; should it come out different (the value changed between two polls), the
+//! parts sent cannot be mended and the connection closes.
 
 use super::connection::Outbox;
 use super::events::{subscribe, subscribed, Subscription};
@@ -17,7 +20,8 @@ use super::requests::{parse_prepare, scalar, ReadQuery, WriteBody, WriteItem};
 use super::{CloseReason, Connection, Event, Server, MAX_RESPONSE_LEN};
 use crate::catalog::value::coerce;
 use crate::catalog::Perms;
-use crate::database::{Database, OwnedValue, MAX_CHARACTERISTIC_JSON, VALUE_CAPACITY};
+use crate::database::bytes::ENCODED_BYTES_CAPACITY;
+use crate::database::{Database, OwnedValue, MAX_CHARACTERISTIC_JSON, STRING_CAPACITY};
 use crate::http::{content_type, parse_request, write_chunked_head, write_head, StatusCode};
 use crate::json::{Full, JsonWriter};
 use crate::session::FrameEncryptor;
@@ -64,6 +68,18 @@ pub(crate) enum Progress {
 pub(crate) struct Stream<C> {
     cursor: C,
     started: bool,
+    /// The piece at `cursor`, when it is too long for one chunk: how far it has got.
+    split: Option<Split>,
+}
+
+/// How much of a piece too long for one chunk has been sent, and what the whole piece
+/// looked like, to check that it comes out the same each time. Counts fit `u32`: a piece
+/// is one characteristic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Split {
+    sent: u32,
+    len: u32,
+    digest: u32,
 }
 
 /// A chunk's payload: room for the largest characteristic and its item's extra fields.
@@ -82,21 +98,12 @@ fn pump<C: Copy>(
 ) -> Result<bool, ()> {
     while out.room() >= FrameEncryptor::sealed_len(MAX_RESPONSE_LEN) {
         let mut data = [0u8; CHUNK_DATA];
-        let mut w = JsonWriter::new(&mut data);
-        let finished = loop {
-            let (mark, saved) = (w.len(), stream.cursor);
-            match piece(&mut w, &mut stream.cursor) {
-                Ok(true) => {}
-                Ok(false) => break true,
-                Err(Full) if mark == 0 => return Err(()),
-                Err(Full) => {
-                    w.truncate(mark);
-                    stream.cursor = saved;
-                    break false;
-                }
-            }
+        let (len, finished) = if stream.split.is_some() {
+            (split_piece(&mut data, stream, &mut piece)?, false)
+        } else {
+            whole_pieces(&mut data, stream, &mut piece)?
         };
-        let body = w.written();
+        let body = &data[..len];
         let mut head = [0u8; 128];
         if !stream.started && finished {
             let len = write_head(
@@ -136,6 +143,78 @@ fn pump<C: Copy>(
         }
     }
     Ok(false)
+}
+
+/// Fills `data` with whole pieces, and returns how much it holds and whether the body is
+/// complete. A piece too long for the whole of `data` starts a split instead.
+fn whole_pieces<C: Copy>(
+    data: &mut [u8],
+    stream: &mut Stream<C>,
+    piece: &mut impl FnMut(&mut JsonWriter<'_>, &mut C) -> Result<bool, Full>,
+) -> Result<(usize, bool), ()> {
+    let mut w = JsonWriter::new(data);
+    loop {
+        let (mark, saved) = (w.len(), stream.cursor);
+        match piece(&mut w, &mut stream.cursor) {
+            Ok(true) => {}
+            Ok(false) => return Ok((w.len(), true)),
+            Err(Full) if mark == 0 => {
+                stream.cursor = saved;
+                return split_piece(data, stream, piece).map(|len| (len, false));
+            }
+            Err(Full) => {
+                stream.cursor = saved;
+                return Ok((mark, false));
+            }
+        }
+    }
+}
+
+/// Writes the next part of the piece at the cursor, one too long for a chunk, into
+/// `data`, and returns its length. The cursor moves past the piece with its last part.
+/// Fails if the piece is not what it was when its first part went out.
+fn split_piece<C: Copy>(
+    data: &mut [u8],
+    stream: &mut Stream<C>,
+    piece: &mut impl FnMut(&mut JsonWriter<'_>, &mut C) -> Result<bool, Full>,
+) -> Result<usize, ()> {
+    let sent = stream.split.map_or(0, |split| split.sent as usize);
+    let mut cursor = stream.cursor;
+    let mut w = JsonWriter::window(data, sent);
+    if piece(&mut w, &mut cursor) != Ok(true) {
+        return Err(());
+    }
+    let kept = w.len();
+    let extent = w.extent().ok_or(())?;
+    let len = u32::try_from(extent.len).map_err(|_| ())?;
+    if stream
+        .split
+        .is_some_and(|split| (split.len, split.digest) != (len, extent.digest))
+    {
+        return Err(());
+    }
+    let sent = sent + kept;
+    if sent >= extent.len {
+        stream.cursor = cursor;
+        stream.split = None;
+    } else {
+        stream.split = Some(Split {
+            // Below `len`, which fits.
+            sent: sent as u32,
+            len,
+            digest: extent.digest,
+        });
+    }
+    Ok(kept)
+}
+
+/// The larger of two lengths, for array sizes.
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
 }
 
 /// The status of reading `aid`.`iid` for a controller, once on-demand values had their
@@ -605,9 +684,10 @@ impl WriteContext<'_, '_> {
         if def.perms.contains(Perms::TIMED_WRITE) && !self.timed {
             return HapStatus::InvalidValue;
         }
-        // Escapes make a string shorter, never longer; base64 for a full slot is
-        // a third longer than the slot.
-        let mut decoded = [0u8; VALUE_CAPACITY * 4 / 3 + 4];
+        // Escapes make a string shorter, never longer; the base64 of the longest TLV8
+        // or data value is a third longer than the value (5,464 bytes of stack with
+        // `alloc`, 344 without).
+        let mut decoded = [0u8; max(STRING_CAPACITY, ENCODED_BYTES_CAPACITY)];
         let value = scalar(token, &mut decoded)
             .and_then(|scalar| coerce(scalar, def.kind.format))
             .and_then(|value| def.constraints.check(&value))

@@ -8,19 +8,63 @@
 //! counts, so each is logged with a sequence number and told to every subscriber, never
 //! coalesced. A connection too slow to take its presses before the log wraps is closed
 //! rather than told a wrong story.
+//!
+//! An EVENT carries a Content-Length, so each is built whole: changes go out together in
+//! a buffer of [`MAX_RESPONSE_LEN`] on the stack, as many as fit. A value too long for it
+//! (only a TLV8 or data value with `alloc`, over about 1.3 KiB) goes out alone, in an
+//! event built on the heap, as long as the connection's output buffer can hold it:
+//! [`EVENT_OUTPUT_LEN`] bytes hold any. With a smaller output buffer, that change is
+//! not told to that connection (its controller sees the value when it next reads it);
+//! the connection stays open and its other events go out as usual.
 
 use heapless::Deque;
 
 use super::render::{self, HapStatus};
 use super::{CloseReason, Connection, Server, MAX_RESPONSE_LEN, MIN_OUTPUT_LEN};
+use crate::database::bytes::ENCODED_BYTES_CAPACITY;
 use crate::database::{CharacteristicRef, Database, OwnedValue};
 use crate::http::{content_type, write_head, StatusCode};
-use crate::json::JsonWriter;
+use crate::json::{Full, JsonWriter};
+use crate::session::FrameEncryptor;
 use crate::time::Instant;
 use crate::ConnectionId;
 
 /// How many button presses are kept for connections that have not been told yet.
 pub const BUTTON_LOG_LEN: usize = 16;
+
+/// The room an EVENT's head may take.
+const EVENT_HEAD_LEN: usize = 128;
+/// The room for the body of events built on the stack.
+const EVENT_BODY_LEN: usize = MAX_RESPONSE_LEN - EVENT_HEAD_LEN;
+/// The longest EVENT body: one TLV8 or data value of
+/// [`BYTES_CAPACITY`](crate::database::BYTES_CAPACITY) bytes, with the longest aid and
+/// iid.
+const MAX_EVENT_BODY_LEN: usize =
+    r#"{"characteristics":[{"aid":,"iid":,"value":""}]}"#.len() + 2 * 20 + ENCODED_BYTES_CAPACITY;
+
+/// The output buffer that can carry an EVENT for any value, framed: 5,788 bytes with
+/// `alloc` (a 4 KiB TLV8 value is 5,464 bytes of base64), [`MIN_OUTPUT_LEN`] without,
+/// where every value fits the largest response. The host adapters give every connection
+/// this much output, 3.7 KiB more than the minimum.
+///
+/// Events for several changes share one message built on the stack; a value too long to
+/// share (over about 1.3 KiB) goes out alone, built on the heap. A smaller output buffer
+/// (down to [`MIN_OUTPUT_LEN`]) carries events for TLV8 and data values of up to about
+/// 1.3 KiB; a longer value's change is then not told to that connection, whose other
+/// events still go out and which stays open. Its controller sees the value when it next
+/// reads it.
+pub const EVENT_OUTPUT_LEN: usize = {
+    let largest = FrameEncryptor::sealed_len(EVENT_HEAD_LEN + MAX_EVENT_BODY_LEN);
+    if largest > MIN_OUTPUT_LEN {
+        largest
+    } else {
+        MIN_OUTPUT_LEN
+    }
+};
+
+// Without a heap there is nowhere to build a longer event: every value must fit.
+#[cfg(not(feature = "alloc"))]
+const _: () = assert!(MAX_EVENT_BODY_LEN <= EVENT_BODY_LEN);
 
 /// One connection's subscription to a characteristic's events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,33 +235,24 @@ impl Server<'_> {
         let db = &self.database;
         let window = self.config.event_window;
         let id = conn.id;
-        let mut body = [0u8; MAX_RESPONSE_LEN - 128];
+        let (room, capacity) = (conn.output_room(), conn.buffers.output.len());
+        let mut body = [0u8; EVENT_BODY_LEN];
         let mut w = JsonWriter::new(&mut body);
         let mut items = 0;
         let mut item = |w: &mut JsonWriter<'_>, aid: u64, iid: u64, value: &OwnedValue| {
             let mark = w.len();
-            let written = (|| {
-                w.raw(if items == 0 {
-                    "{\"characteristics\":["
-                } else {
-                    ","
-                })?;
-                w.raw("{\"aid\":")?;
-                w.uint(aid)?;
-                w.raw(",\"iid\":")?;
-                w.uint(iid)?;
-                w.raw(",\"value\":")?;
-                render::event_value(w, value)?;
-                w.raw("}")
-            })();
+            let written = event_item(w, items == 0, aid, iid, value);
             // Leave room to close the document.
-            if written.is_err() || w.len() + 2 > MAX_RESPONSE_LEN - 128 {
+            if written.is_err() || w.len() + 2 > EVENT_BODY_LEN {
                 w.truncate(mark);
                 return false;
             }
             items += 1;
             true
         };
+        // An event for one value too long for `body`, built on the heap.
+        #[cfg(feature = "alloc")]
+        let mut alone: Option<alloc::vec::Vec<u8>> = None;
         let mut cursor = conn.button_cursor;
         for press in self.buttons.since(conn.button_cursor) {
             let wanted =
@@ -242,11 +277,31 @@ impl Server<'_> {
             if sub.last_sent.is_some_and(|sent| now < sent + window) {
                 continue;
             }
-            if !item(&mut w, sub.at.aid, sub.iid, &slot.value) {
+            if item(&mut w, sub.at.aid, sub.iid, &slot.value) {
+                sub.seen = slot.version;
+                sub.last_sent = Some(now);
+                continue;
+            }
+            if !w.is_empty() {
+                // The next message, then.
                 break;
             }
-            sub.seen = slot.version;
-            sub.last_sent = Some(now);
+            match alone_event(sub.at.aid, sub.iid, &slot.value, room, capacity) {
+                #[cfg(feature = "alloc")]
+                Alone::Waits => break,
+                Alone::Untold => sub.seen = slot.version,
+                #[cfg(feature = "alloc")]
+                Alone::Ready(bytes) => {
+                    sub.seen = slot.version;
+                    sub.last_sent = Some(now);
+                    alone = Some(bytes);
+                    break;
+                }
+            }
+        }
+        #[cfg(feature = "alloc")]
+        if let Some(alone) = alone {
+            return queue_event(conn, &alone);
         }
         if items == 0 {
             return;
@@ -254,24 +309,7 @@ impl Server<'_> {
         if w.raw("]}").is_err() {
             return conn.close(CloseReason::Resources);
         }
-        let mut head = [0u8; 128];
-        let Ok(head_len) = write_head(
-            &mut head,
-            "EVENT/1.0",
-            StatusCode::Ok,
-            Some(content_type::HAP_JSON),
-            w.len(),
-        ) else {
-            return conn.close(CloseReason::Resources);
-        };
-        if conn
-            .split()
-            .out
-            .queue(&[&head[..head_len], w.written()])
-            .is_err()
-        {
-            conn.close(CloseReason::Resources);
-        }
+        queue_event(conn, w.written());
     }
 
     /// The earliest time a coalesced event of `conn` falls due.
@@ -283,5 +321,86 @@ impl Server<'_> {
             .filter_map(|sub| sub.last_sent)
             .map(|sent| sent + self.config.event_window)
             .min()
+    }
+}
+
+/// Writes one item of an EVENT body, opening the body first if it is the first.
+fn event_item(
+    w: &mut JsonWriter<'_>,
+    first: bool,
+    aid: u64,
+    iid: u64,
+    value: &OwnedValue,
+) -> Result<(), Full> {
+    w.raw(if first { "{\"characteristics\":[" } else { "," })?;
+    w.raw("{\"aid\":")?;
+    w.uint(aid)?;
+    w.raw(",\"iid\":")?;
+    w.uint(iid)?;
+    w.raw(",\"value\":")?;
+    render::event_value(w, value)?;
+    w.raw("}")
+}
+
+/// What becomes of a change too long to share an event.
+enum Alone {
+    /// Its event, built.
+    #[cfg(feature = "alloc")]
+    Ready(alloc::vec::Vec<u8>),
+    /// The output has too little room now, but will have enough.
+    #[cfg(feature = "alloc")]
+    Waits,
+    /// No event for it fits the output buffer (or, without a heap, `body`).
+    Untold,
+}
+
+/// Builds the EVENT body for one change too long for the stack buffer, if its message
+/// fits `room`, the free output, and waits if it only fits the whole output buffer,
+/// `capacity` bytes.
+#[cfg_attr(not(feature = "alloc"), allow(unused_variables))]
+fn alone_event(aid: u64, iid: u64, value: &OwnedValue, room: usize, capacity: usize) -> Alone {
+    #[cfg(feature = "alloc")]
+    {
+        let write = |w: &mut JsonWriter<'_>| {
+            event_item(w, true, aid, iid, value)?;
+            w.raw("]}")
+        };
+        let mut measure = JsonWriter::window(&mut [], 0);
+        let len = match (write(&mut measure), measure.extent()) {
+            (Ok(()), Some(extent)) => extent.len,
+            _ => return Alone::Untold,
+        };
+        let sealed = FrameEncryptor::sealed_len(EVENT_HEAD_LEN + len);
+        if sealed > capacity {
+            return Alone::Untold;
+        }
+        if sealed > room {
+            return Alone::Waits;
+        }
+        let mut bytes = alloc::vec![0u8; len];
+        let mut w = JsonWriter::new(&mut bytes);
+        if write(&mut w).is_err() {
+            return Alone::Untold;
+        }
+        Alone::Ready(bytes)
+    }
+    #[cfg(not(feature = "alloc"))]
+    Alone::Untold
+}
+
+/// Queues an EVENT message with `body`, closing the connection if it cannot.
+fn queue_event(conn: &mut Connection<'_>, body: &[u8]) {
+    let mut head = [0u8; EVENT_HEAD_LEN];
+    let Ok(head_len) = write_head(
+        &mut head,
+        "EVENT/1.0",
+        StatusCode::Ok,
+        Some(content_type::HAP_JSON),
+        body.len(),
+    ) else {
+        return conn.close(CloseReason::Resources);
+    };
+    if conn.split().out.queue(&[&head[..head_len], body]).is_err() {
+        conn.close(CloseReason::Resources);
     }
 }

@@ -58,7 +58,7 @@ pub use connection::{
     DEFAULT_INPUT_LEN, DEFAULT_OUTPUT_LEN, DEFAULT_SCRATCH_LEN, DEFAULT_SUBSCRIPTIONS,
     MAX_RESPONSE_LEN, MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
 };
-pub use events::{Subscription, BUTTON_LOG_LEN};
+pub use events::{Subscription, BUTTON_LOG_LEN, EVENT_OUTPUT_LEN};
 pub use render::HapStatus;
 
 // The scenarios pair first, which needs SRP and so a heap.

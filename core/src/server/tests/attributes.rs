@@ -1106,3 +1106,6 @@ fn an_event_waits_for_a_streamed_response_to_end() {
         json!({"characteristics":[{"aid":2,"iid":9,"value":true}]})
     );
 }
+
+// Long TLV8 and data values, end to end.
+mod capacity;
