@@ -167,6 +167,27 @@ mod tests {
     }
 
     #[test]
+    fn the_firmware_revision_is_part_of_the_digest() {
+        let with = |revision: &str| {
+            let mut shape = light(false);
+            shape.firmware_revision(revision);
+            shape
+        };
+        let mut config = ConfigNumber::default();
+        config.observe(with("1.0"));
+        assert!(!config.observe(with("1.0")));
+        assert!(config.observe(with("1.0.1")));
+        assert_eq!(config.number, 2);
+        // Its length is hashed too: "1.0" then "1" differs from "1.01".
+        let mut split = light(false);
+        split.firmware_revision("1.0");
+        split.firmware_revision("1");
+        let mut joined = light(false);
+        joined.firmware_revision("1.01");
+        assert_ne!(split.finish(), joined.finish());
+    }
+
+    #[test]
     fn the_number_wraps_from_65535_to_1() {
         let mut config = ConfigNumber {
             number: u16::MAX,
