@@ -252,7 +252,11 @@ fn primary_accessory_must_have_aid_1() {
 
     let mut bridge = std::vec::Vec::from(light_entries());
     bridge.extend(bridged_light(2));
-    assert_eq!(refusal(bridge), None, "aid 1 first, then a bridged accessory");
+    assert_eq!(
+        refusal(bridge),
+        None,
+        "aid 1 first, then a bridged accessory"
+    );
     assert_eq!(
         std::format!("{}", DatabaseError::PrimaryAid(2)),
         "the primary (first) accessory has aid 2; HomeKit requires aid 1"
@@ -279,14 +283,20 @@ fn accessory_information_must_be_first_at_iid_1() {
     ];
     second.extend_from_slice(&light[1..8]);
     second.extend_from_slice(&light[10..]);
-    assert_eq!(refusal(second), Some(DatabaseError::NoAccessoryInformation(1)));
+    assert_eq!(
+        refusal(second),
+        Some(DatabaseError::NoAccessoryInformation(1))
+    );
 
     // A bridged accessory is held to the same rule.
     let mut bridge = std::vec::Vec::from(light_entries());
     let mut bridged = bridged_light(2);
     bridged.drain(1..8);
     bridge.extend(bridged);
-    assert_eq!(refusal(bridge), Some(DatabaseError::NoAccessoryInformation(2)));
+    assert_eq!(
+        refusal(bridge),
+        Some(DatabaseError::NoAccessoryInformation(2))
+    );
 }
 
 #[cfg(feature = "alloc")]
@@ -294,10 +304,7 @@ fn accessory_information_must_be_first_at_iid_1() {
 fn protocol_information_is_required_and_its_version_fixed() {
     let mut without = std::vec::Vec::from(light_entries());
     without.truncate(10);
-    assert_eq!(
-        refusal(without),
-        Some(DatabaseError::NoProtocolInformation)
-    );
+    assert_eq!(refusal(without), Some(DatabaseError::NoProtocolInformation));
 
     let mut no_version = std::vec::Vec::from(light_entries());
     no_version.pop();
@@ -327,7 +334,10 @@ fn protocol_information_is_required_and_its_version_fixed() {
         db.set(1, 11, OwnedValue::string("1.0").unwrap()),
         Err(SetValueError::ProtocolVersion)
     );
-    assert_eq!(db.set(1, 11, OwnedValue::string("1.1.0").unwrap()), Ok(false));
+    assert_eq!(
+        db.set(1, 11, OwnedValue::string("1.1.0").unwrap()),
+        Ok(false)
+    );
 }
 
 #[cfg(feature = "alloc")]
@@ -449,8 +459,20 @@ fn ids_stored_before_protocol_information_stay_as_they_were() {
     let (before, after) = (ids(&fresh), ids(&upgraded));
     assert_eq!(before.len(), after.len());
     assert_eq!(before[..before.len() - 2], after[..after.len() - 2]);
-    assert_eq!(after[after.len() - 2..], [(11, "ProtocolInformation"), (12, "Version")]);
-    assert_eq!(before[7..], [(8, "Lightbulb"), (9, "On"), (10, "Brightness"), (11, "ProtocolInformation"), (12, "Version")]);
+    assert_eq!(
+        after[after.len() - 2..],
+        [(11, "ProtocolInformation"), (12, "Version")]
+    );
+    assert_eq!(
+        before[7..],
+        [
+            (8, "Lightbulb"),
+            (9, "On"),
+            (10, "Brightness"),
+            (11, "ProtocolInformation"),
+            (12, "Version")
+        ]
+    );
 
     // And the next start changes nothing.
     let again = build(&mut stored);
