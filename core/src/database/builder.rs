@@ -134,8 +134,9 @@ impl<'m> DatabaseBuilder<'m> {
     }
 
     /// Starts an accessory keyed by `key` (stable across restarts: a serial number, say)
-    /// with its Accessory Information, and returns its aid. Add the bridge first, so that
-    /// it gets aid 1.
+    /// with its Accessory Information, and returns its aid. Add the bridge (or the only
+    /// accessory) first, so that it gets aid 1: [`DatabaseBuilder::build`] refuses a
+    /// first accessory with another aid ([`DatabaseError::PrimaryAid`]).
     pub fn accessory(&mut self, key: &str, info: &AccessoryInfo<'_>) -> u64 {
         let aid = self.ids.aid(key);
         self.entries.push(Entry::Accessory(aid));
