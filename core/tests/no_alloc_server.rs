@@ -24,7 +24,7 @@ use hap_core::ConnectionId;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-static LIGHT: [Entry<'static>; 10] = [
+static LIGHT: [Entry<'static>; 12] = [
     Entry::Accessory(1),
     Entry::Service(ServiceDef::new(1, &s::ACCESSORY_INFORMATION)),
     Entry::Characteristic(CharacteristicDef::new(2, &c::IDENTIFY)),
@@ -35,6 +35,9 @@ static LIGHT: [Entry<'static>; 10] = [
     Entry::Characteristic(CharacteristicDef::new(7, &c::FIRMWARE_REVISION)),
     Entry::Service(ServiceDef::new(8, &s::LIGHTBULB)),
     Entry::Characteristic(CharacteristicDef::new(9, &c::ON)),
+    // The primary accessory's HAP Protocol Information, which iOS expects.
+    Entry::Service(ServiceDef::new(10, &s::PROTOCOL_INFORMATION)),
+    Entry::Characteristic(CharacteristicDef::new(11, &c::VERSION)),
 ];
 
 /// One controller: its identity, and its session once verified.
@@ -169,7 +172,7 @@ fn verify(
 
 #[test]
 fn reads_writes_and_events_allocate_nothing_on_a_verified_session() {
-    let mut slots = [Slot::EMPTY; 7];
+    let mut slots = [Slot::EMPTY; 8];
     let database = Database::new(&LIGHT[..], &mut slots[..]).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let accessory_keys = Ed25519KeyPair::from_seed(&[1; 32]);

@@ -536,8 +536,11 @@ fn accessory_opens_every_frame_aiohomekit_sent() {
 
 /// HAP-python's light as the capture tool built it, with the same aid and iids: the
 /// information service (Identify, then Manufacturer, Model, Name, SerialNumber and
-/// FirmwareRevision) and a Lightbulb with On and Brightness.
-static HAP_PYTHON_LIGHT: [Entry<'static>; 11] = [
+/// FirmwareRevision) and a Lightbulb with On and Brightness. Then the HAP Protocol
+/// Information service that `hap-core` requires of the primary accessory, as HomeKitADK
+/// and HAP-NodeJS add it, but HAP-python 5.0.0 does not: it takes the next ids, 11 and
+/// 12, so every id HAP-python used stays as it was.
+static HAP_PYTHON_LIGHT: [Entry<'static>; 13] = [
     Entry::Accessory(1),
     Entry::Service(ServiceDef::new(1, &s::ACCESSORY_INFORMATION)),
     Entry::Characteristic(CharacteristicDef::new(2, &c::IDENTIFY)),
@@ -549,6 +552,8 @@ static HAP_PYTHON_LIGHT: [Entry<'static>; 11] = [
     Entry::Service(ServiceDef::new(8, &s::LIGHTBULB)),
     Entry::Characteristic(CharacteristicDef::new(9, &c::ON)),
     Entry::Characteristic(CharacteristicDef::new(10, &c::BRIGHTNESS)),
+    Entry::Service(ServiceDef::new(11, &s::PROTOCOL_INFORMATION)),
+    Entry::Characteristic(CharacteristicDef::new(12, &c::VERSION)),
 ];
 
 /// One HTTP response or EVENT.
@@ -636,7 +641,7 @@ struct SessionReplay {
 /// in the recording, the light turns on after the subscription, for the EVENT.
 fn replay_session() -> SessionReplay {
     let recording = recording("session");
-    let mut slots = vec![Slot::EMPTY; 8];
+    let mut slots = vec![Slot::EMPTY; 9];
     let database = Database::new(&HAP_PYTHON_LIGHT[..], &mut slots[..]).unwrap();
     let mut server = Server::new(paired_state(&recording), database, Config::default());
     for (iid, text) in [(5, "Light"), (6, "default")] {
@@ -766,14 +771,31 @@ fn is_default(key: &str, value: &Value) -> bool {
     }
 }
 
+/// Takes the HAP Protocol Information service (A2) out of an `/accessories` document,
+/// checking that it is the last service of aid 1 with Version 1.1.0.
+fn without_protocol_information(mut document: Value) -> Value {
+    let services = document["accessories"][0]["services"]
+        .as_array_mut()
+        .expect("services");
+    let a2 = services.pop().expect("a last service");
+    assert_eq!(a2["type"], "A2");
+    assert_eq!(a2["iid"], 11);
+    assert_eq!(a2["characteristics"][0]["type"], "37");
+    assert_eq!(a2["characteristics"][0]["iid"], 12);
+    assert_eq!(a2["characteristics"][0]["value"], "1.1.0");
+    document
+}
+
 #[test]
 fn accessory_server_serves_hap_pythons_accessories_json() {
     let replay = replay_session();
     let (label, ours, theirs) = &replay.answers[0];
     assert_eq!(label, "GET /accessories");
     assert_same_head(ours, theirs);
+    // Apart from the Protocol Information service (see HAP_PYTHON_LIGHT), the document
+    // is HAP-python's, ids included.
     assert_eq!(
-        without_defaults(ours.json()),
+        without_defaults(without_protocol_information(ours.json())),
         without_defaults(theirs.json())
     );
 }

@@ -391,6 +391,14 @@ async def case_pair_setup(world: World) -> str:
     return f"wrong code refused with Authentication; paired with {accessory_id}"
 
 
+# Where aiohomekit's table is known to disagree with both Apple's catalog (HAP-NodeJS) and
+# HomeKitADK, what those two say instead. Version (HAP Protocol Information) is readable
+# only in both; aiohomekit adds "ev".
+AIOHOMEKIT_DIFFERS = {
+    apple("Version"): {"perms": ["pr"]},
+}
+
+
 def check_against_catalog(accessories: list[dict]) -> list[str]:
     """Every service and characteristic of an Apple type agrees with Apple's catalog, as
     HAP-NodeJS publishes it (the server's own source) and as aiohomekit has it."""
@@ -438,6 +446,9 @@ def check_against_catalog(accessories: list[dict]) -> list[str]:
                         problems.append(f"{where}: {key} {c.get(key)!r} != {spec[key]!r}")
                 theirs = AIOHOMEKIT_CHARACTERISTICS.get(c["type"])
                 if theirs:
+                    known = AIOHOMEKIT_DIFFERS.get(c["type"])
+                    if known:
+                        theirs = {**theirs, **known}
                     # aiohomekit's own table, from another source: formats (it says int32
                     # for HAP's int) and permissions. Its ranges predate some of Apple's
                     # (CurrentTemperature from 0, not -270), so they are not compared.
@@ -457,11 +468,44 @@ def check_against_catalog(accessories: list[dict]) -> list[str]:
     return problems
 
 
+def check_ios_rules(accessories: list[dict]) -> list[str]:
+    """The rules HomeKitADK enforces before it starts (HAPAccessoryValidation.c), which
+    hap-core enforces when the database is built: the primary accessory, listed first, has
+    aid 1 and HAP Protocol Information with Version 1.1.0; every accessory starts with
+    Accessory Information at iid 1; every Firmware Revision is x[.y[.z]]."""
+    problems = []
+    if not accessories or accessories[0]["aid"] != 1:
+        problems.append("the first accessory does not have aid 1")
+    for accessory in accessories:
+        aid = accessory["aid"]
+        services = accessory["services"]
+        first = services[0] if services else {}
+        if first.get("type") != apple("AccessoryInformation", "services") or first.get("iid") != 1:
+            problems.append(f"aid {aid}: the first service is not Accessory Information at iid 1")
+        for service in services:
+            for c in service["characteristics"]:
+                if c["type"] == apple("FirmwareRevision"):
+                    value = str(c.get("value"))
+                    parts = value.split(".")
+                    if not 1 <= len(parts) <= 3 or not all(p.isascii() and p.isdigit() for p in parts):
+                        problems.append(f"aid {aid}: Firmware Revision {value!r} is not x[.y[.z]]")
+    primary = next((a for a in accessories if a["aid"] == 1), {"services": []})
+    versions = [
+        c.get("value")
+        for s in primary["services"] if s["type"] == apple("ProtocolInformation", "services")
+        for c in s["characteristics"] if c["type"] == apple("Version")
+    ]
+    if versions != ["1.1.0"]:
+        problems.append(f"aid 1: HAP Protocol Information (A2) Versions {versions}, "
+                        "expected one, 1.1.0")
+    return problems
+
+
 async def case_accessories(world: World) -> str:
     assert world.admin, "needs case 1's pairing"
     accessories = await world.admin.list_accessories_and_characteristics()
     world.accessories = accessories
-    problems = check_against_catalog(accessories)
+    problems = check_against_catalog(accessories) + check_ios_rules(accessories)
     primaries = sorted(
         SERVICES_BY_UUID[s["type"]][0]
         for a in accessories for s in a["services"] if s.get("primary") and s["type"] in SERVICES_BY_UUID
@@ -480,7 +524,8 @@ async def case_accessories(world: World) -> str:
     assert not problems, "; ".join(problems)
     count = sum(len(s["characteristics"]) for a in accessories for s in a["services"])
     return (f"{len(accessories)} accessories, {count} characteristics, all as Apple's catalog "
-            f"says; primary services {', '.join(primaries)}")
+            f"says; aid 1 first, with Protocol Information 1.1.0; "
+            f"primary services {', '.join(primaries)}")
 
 
 async def case_read_write(world: World) -> str:

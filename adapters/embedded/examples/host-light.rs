@@ -28,7 +28,7 @@ use hap_embedded::{Accessory, SlotStorage};
 use rand_core::OsRng;
 
 /// The light, as a microcontroller would hold it: a `static` table.
-static LIGHT: [Entry<'static>; 11] = [
+static LIGHT: [Entry<'static>; 13] = [
     Entry::Accessory(1),
     Entry::Service(ServiceDef::new(1, &s::ACCESSORY_INFORMATION)),
     Entry::Characteristic(CharacteristicDef::new(2, &c::IDENTIFY)),
@@ -40,9 +40,13 @@ static LIGHT: [Entry<'static>; 11] = [
     Entry::Service(ServiceDef::new(8, &s::LIGHTBULB).as_primary()),
     Entry::Characteristic(CharacteristicDef::new(9, &c::ON)),
     Entry::Characteristic(CharacteristicDef::new(10, &c::BRIGHTNESS)),
+    // HAP Protocol Information, which iOS expects on the primary accessory; the database
+    // fills in its Version, 1.1.0.
+    Entry::Service(ServiceDef::new(11, &s::PROTOCOL_INFORMATION)),
+    Entry::Characteristic(CharacteristicDef::new(12, &c::VERSION)),
 ];
 /// One value slot per characteristic of [`LIGHT`].
-const LIGHT_SLOTS: usize = 8;
+const LIGHT_SLOTS: usize = 9;
 const AID: u64 = 1;
 const ON: u64 = 9;
 const BRIGHTNESS: u64 = 10;

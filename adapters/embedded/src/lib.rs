@@ -226,7 +226,11 @@ pub struct ServiceInfo<'a> {
     pub model: &'a str,
     /// The accessory category, advertised as `ci` (5 for a lightbulb, 2 for a bridge).
     pub category: u8,
-    /// The configuration number, advertised as `c#`.
+    /// The configuration number, advertised as `c#`. Raise it whenever the database's
+    /// shape or a Firmware Revision changes (a firmware update, say): controllers re-read
+    /// `/accessories` only then. With 18 bytes of flash,
+    /// [`ConfigNumber::observe`](hap_core::database::config::ConfigNumber::observe) on
+    /// [`Database::shape`](hap_core::database::Database::shape) does it.
     pub config_number: u16,
     /// The setup id, from which `sh` is derived.
     pub setup_id: Option<SetupId>,

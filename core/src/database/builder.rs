@@ -1,5 +1,16 @@
 //! Builds a [`Database`] from catalog types, with ids from the stable [`IdMap`].
 //!
+//! The builder adds what HomeKit requires and the application may leave out: the
+//! characteristics each service type requires, the Accessory Information service (first,
+//! at iid 1) of each accessory, and the HAP Protocol Information service (type `A2`, its
+//! Version `1.1.0`) of the primary accessory, the first one added, which gets aid 1 from
+//! a new [`IdMap`]. [`DatabaseBuilder::build`] then checks the rules of the
+//! [database docs](super), including the form of the Firmware Revision (`x[.y[.z]]`).
+//!
+//! Protocol Information is added last, with ids taken when the database is built, so
+//! that an accessory whose ids were stored before the builder added it keeps every id it
+//! had and only the new service and characteristic get fresh ones.
+//!
 //! ```
 //! use hap_core::catalog::{characteristic as c, service as s};
 //! use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
@@ -38,7 +49,8 @@ pub struct AccessoryInfo<'a> {
     pub model: &'a str,
     /// The serial number.
     pub serial_number: &'a str,
-    /// The firmware revision, such as `1.0.0`.
+    /// The firmware revision: `x[.y[.z]]` of decimal numbers, such as `1.0.0` (see
+    /// [`super::revision`]). Changing it raises the configuration number.
     pub firmware_revision: &'a str,
 }
 
@@ -122,8 +134,9 @@ impl<'m> DatabaseBuilder<'m> {
     }
 
     /// Starts an accessory keyed by `key` (stable across restarts: a serial number, say)
-    /// with its Accessory Information, and returns its aid. Add the bridge first, so that
-    /// it gets aid 1.
+    /// with its Accessory Information, and returns its aid. Add the bridge (or the only
+    /// accessory) first, so that it gets aid 1: [`DatabaseBuilder::build`] refuses a
+    /// first accessory with another aid ([`DatabaseError::PrimaryAid`]).
     pub fn accessory(&mut self, key: &str, info: &AccessoryInfo<'_>) -> u64 {
         let aid = self.ids.aid(key);
         self.entries.push(Entry::Accessory(aid));
@@ -187,11 +200,14 @@ impl<'m> DatabaseBuilder<'m> {
         service
     }
 
-    /// Checks everything and builds the database.
-    pub fn build(self) -> Result<Database<'static>, BuildError> {
+    /// Adds the HAP Protocol Information service to the primary accessory, unless the
+    /// application did, and checks everything (see the [module docs](self)) to build the
+    /// database.
+    pub fn build(mut self) -> Result<Database<'static>, BuildError> {
         if let Some(error) = self.error {
             return Err(error);
         }
+        self.add_protocol_information();
         let slots = self
             .entries
             .iter()
@@ -205,6 +221,43 @@ impl<'m> DatabaseBuilder<'m> {
                 .map_err(|error| BuildError::Value { aid, iid, error })?;
         }
         Ok(database)
+    }
+}
+
+impl DatabaseBuilder<'_> {
+    /// Appends the HAP Protocol Information service, with its Version, to the primary
+    /// accessory if it lacks one. Its ids come from the map now, after every other id of
+    /// the accessory was asked for: a map stored before the service existed gives them
+    /// fresh ids and changes no other.
+    fn add_protocol_information(&mut self) {
+        let Some(Entry::Accessory(aid)) = self.entries.first() else {
+            return;
+        };
+        let aid = *aid;
+        let end = self.entries[1..]
+            .iter()
+            .position(|e| matches!(e, Entry::Accessory(_)))
+            .map_or(self.entries.len(), |p| 1 + p);
+        let present = self.entries[1..end].iter().any(
+            |e| matches!(e, Entry::Service(def) if def.kind.uuid == s::PROTOCOL_INFORMATION.uuid),
+        );
+        if present {
+            return;
+        }
+        let kind = s::PROTOCOL_INFORMATION.uuid;
+        // The accessory exists, so the map has an entry for it.
+        let service = self.ids.iid(aid, kind, "", None).unwrap_or(0);
+        let version = self
+            .ids
+            .iid(aid, kind, "", Some(c::VERSION.uuid))
+            .unwrap_or(0);
+        self.entries.splice(
+            end..end,
+            [
+                Entry::Service(ServiceDef::new(service, &s::PROTOCOL_INFORMATION)),
+                Entry::Characteristic(CharacteristicDef::new(version, &c::VERSION)),
+            ],
+        );
     }
 }
 

@@ -2,9 +2,11 @@
 //!
 //! Controllers re-read `/accessories` when `c#` changes, so it must change whenever the
 //! database's shape does (an accessory, service or characteristic added or removed, or
-//! one's type, format or permissions changed) and never otherwise. The database feeds its
-//! shape into a [`ShapeDigest`]; [`ConfigNumber::observe`] compares the digest with the
-//! stored one and bumps the number when they differ. Both are plain data to persist.
+//! one's type, format or permissions changed) and never otherwise. It also changes with
+//! an accessory's Firmware Revision, as HomeKitADK's does after a firmware update:
+//! controllers cache that value too. The database feeds both into a [`ShapeDigest`];
+//! [`ConfigNumber::observe`] compares the digest with the stored one and bumps the number
+//! when they differ. Both are plain data to persist.
 
 use sha2::{Digest, Sha512};
 
@@ -48,7 +50,8 @@ impl ConfigNumber {
 }
 
 /// Accumulates the shape of a database: every accessory, service and characteristic in
-/// order, with what controllers cache about them. Values are not part of the shape.
+/// order, with what controllers cache about them. Values are not part of the shape, but
+/// for each accessory's Firmware Revision.
 #[derive(Clone, Debug, Default)]
 pub struct ShapeDigest(Sha512);
 
@@ -84,6 +87,14 @@ impl ShapeDigest {
         self.0.update(ty.uuid_bytes());
         self.0.update(format.as_str().as_bytes());
         self.0.update([0, perms.bits()]);
+    }
+
+    /// Adds the Firmware Revision of the last accessory: the one value that is part of
+    /// the digest, so that a firmware update raises the number.
+    pub fn firmware_revision(&mut self, revision: &str) {
+        self.0.update([b'F']);
+        self.0.update((revision.len() as u64).to_le_bytes());
+        self.0.update(revision.as_bytes());
     }
 
     fn finish(self) -> [u8; 16] {
@@ -153,6 +164,27 @@ mod tests {
         visible.accessory(1);
         visible.service(1, s::ACCESSORY_INFORMATION.uuid, false, false);
         assert_ne!(hidden.finish(), visible.finish());
+    }
+
+    #[test]
+    fn the_firmware_revision_is_part_of_the_digest() {
+        let with = |revision: &str| {
+            let mut shape = light(false);
+            shape.firmware_revision(revision);
+            shape
+        };
+        let mut config = ConfigNumber::default();
+        config.observe(with("1.0"));
+        assert!(!config.observe(with("1.0")));
+        assert!(config.observe(with("1.0.1")));
+        assert_eq!(config.number, 2);
+        // Its length is hashed too: "1.0" then "1" differs from "1.01".
+        let mut split = light(false);
+        split.firmware_revision("1.0");
+        split.firmware_revision("1");
+        let mut joined = light(false);
+        joined.firmware_revision("1.01");
+        assert_ne!(split.finish(), joined.finish());
     }
 
     #[test]

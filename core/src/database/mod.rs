@@ -18,6 +18,28 @@
 //! same.
 //!
 //! [`config`] turns the shape into the configuration number.
+//!
+//! # What iOS expects of every database
+//!
+//! [`Database::new`] (and so [`builder::DatabaseBuilder::build`]) refuses a database that
+//! HomeKitADK would refuse to start with (`HAPAccessoryValidation.c`), with a
+//! [`DatabaseError`] naming the rule:
+//!
+//! - The first accessory is the primary one (the bridge, or the only accessory), and its
+//!   aid is 1 ([`DatabaseError::PrimaryAid`]).
+//! - Every accessory's first service is Accessory Information (type `3E`) at iid 1
+//!   ([`DatabaseError::NoAccessoryInformation`]).
+//! - The primary accessory carries the HAP Protocol Information service (type `A2`) with
+//!   its Version characteristic ([`DatabaseError::NoProtocolInformation`]). The database
+//!   fills in Version [`PROTOCOL_VERSION`] itself and refuses any other value. The builder
+//!   adds the service when the application did not, with fresh ids from the
+//!   [`ids::IdMap`], so an accessory that stored its ids before keeps them all.
+//! - Firmware Revision (type `52`) is `x[.y[.z]]` of decimal numbers: [`Database::set`]
+//!   refuses other values ([`SetValueError::FirmwareRevision`]), as does the builder.
+//!   A hand-written table must set it before serving, since it starts empty.
+//!
+//! [`Database::shape`] covers each accessory's Firmware Revision as well as the shape,
+//! so that a firmware update raises the configuration number, as in HomeKitADK.
 
 use core::ops::{Deref, DerefMut};
 
@@ -35,6 +57,9 @@ pub mod config;
 pub(crate) mod fixture;
 #[cfg(feature = "alloc")]
 pub mod ids;
+pub mod revision;
+
+use revision::FirmwareRevisionError;
 
 /// The most accessories one server exposes: a bridge and 149 bridged accessories.
 pub const MAX_ACCESSORIES: usize = 150;
@@ -50,6 +75,9 @@ pub const STRING_CAPACITY: usize = 256;
 /// buffer of this size. TLV8 and data values are not counted: one too long for the
 /// buffer is split across as many as it takes.
 pub const MAX_CHARACTERISTIC_JSON: usize = 1800;
+/// The Version of the HAP Protocol Information service: the HAP version over IP that
+/// HomeKitADK and HAP-NodeJS announce.
+pub const PROTOCOL_VERSION: &str = "1.1.0";
 
 /// A list the database reads: borrowed (a `static` table, say) or, with `alloc`, owned.
 #[derive(Debug)]
@@ -437,6 +465,11 @@ pub enum DatabaseError {
     TooManyAccessories,
     /// An aid is 0 or used twice.
     BadAid(u64),
+    /// The first (primary) accessory's aid, which is not 1: HomeKit addresses the bridge,
+    /// or the only accessory, as aid 1.
+    PrimaryAid(u64),
+    /// The primary accessory lacks the HAP Protocol Information service (type `A2`).
+    NoProtocolInformation,
     /// An iid is 0 or used twice within accessory `aid`.
     BadIid {
         /// The accessory.
@@ -451,7 +484,8 @@ pub enum DatabaseError {
         /// The characteristic's iid.
         iid: u64,
     },
-    /// An accessory lacks the Accessory Information service at iid 1.
+    /// The first service of accessory `aid` is not Accessory Information (type `3E`) at
+    /// iid 1.
     NoAccessoryInformation(u64),
     /// A service lacks a characteristic its type requires.
     MissingCharacteristic {
@@ -512,6 +546,13 @@ impl core::fmt::Display for DatabaseError {
                 write!(f, "more than {MAX_ACCESSORIES} accessories")
             }
             DatabaseError::BadAid(aid) => write!(f, "aid {aid} is zero or used twice"),
+            DatabaseError::PrimaryAid(aid) => write!(
+                f,
+                "the primary (first) accessory has aid {aid}; HomeKit requires aid 1"
+            ),
+            DatabaseError::NoProtocolInformation => f.write_str(
+                "the primary accessory lacks the HAP Protocol Information service (A2) with its Version",
+            ),
             DatabaseError::BadIid { aid, iid } => {
                 write!(f, "iid {iid} of accessory {aid} is zero or used twice")
             }
@@ -521,7 +562,7 @@ impl core::fmt::Display for DatabaseError {
             ),
             DatabaseError::NoAccessoryInformation(aid) => write!(
                 f,
-                "accessory {aid} needs the Accessory Information service at iid 1"
+                "accessory {aid} needs the Accessory Information service as its first service, at iid 1"
             ),
             DatabaseError::MissingCharacteristic {
                 aid,
@@ -568,6 +609,10 @@ pub enum SetValueError {
     Invalid(ValueError),
     /// The value would name something in a way iOS refuses.
     Name(name::NameError),
+    /// A Firmware Revision that is not `x[.y[.z]]`; see [`revision`].
+    FirmwareRevision(FirmwareRevisionError),
+    /// The HAP Protocol Information service's Version is always [`PROTOCOL_VERSION`].
+    ProtocolVersion,
 }
 
 impl core::fmt::Display for SetValueError {
@@ -576,6 +621,11 @@ impl core::fmt::Display for SetValueError {
             SetValueError::NotFound => f.write_str("no such characteristic"),
             SetValueError::Invalid(error) => write!(f, "invalid value: {error:?}"),
             SetValueError::Name(error) => write!(f, "{error}"),
+            SetValueError::FirmwareRevision(error) => write!(f, "{error}"),
+            SetValueError::ProtocolVersion => write!(
+                f,
+                "the HAP Protocol Information Version is always {PROTOCOL_VERSION}"
+            ),
         }
     }
 }
@@ -620,13 +670,23 @@ impl<'d> Database<'d> {
                 given: slots.len(),
             });
         }
+        let mut service = None;
         let defs = entries.iter().filter_map(|e| match e {
-            Entry::Characteristic(def) => Some(def),
-            _ => None,
+            Entry::Service(s) => {
+                service = Some(s.kind.uuid);
+                None
+            }
+            Entry::Characteristic(def) => Some((service, def)),
+            Entry::Accessory(_) => None,
         });
-        for (slot, def) in slots.iter_mut().zip(defs) {
+        for (slot, (service, def)) in slots.iter_mut().zip(defs) {
+            let value = if is_protocol_version(service, def) {
+                OwnedValue::string(PROTOCOL_VERSION)
+            } else {
+                None
+            };
             *slot = Slot {
-                value: OwnedValue::initial(&def.constraints),
+                value: value.unwrap_or_else(|| OwnedValue::initial(&def.constraints)),
                 ..Slot::EMPTY
             };
         }
@@ -658,9 +718,12 @@ impl<'d> Database<'d> {
             .count()
     }
 
-    /// The shape's digest, for the configuration number.
+    /// The digest the configuration number follows: the shape, and each accessory's
+    /// Firmware Revision, since controllers cache it and a firmware update must raise
+    /// the number (as in HomeKitADK).
     pub fn shape(&self) -> config::ShapeDigest {
         let mut shape = config::ShapeDigest::new();
+        let mut slot = 0;
         for entry in self.entries.iter() {
             match entry {
                 Entry::Accessory(aid) => shape.accessory(*aid),
@@ -671,7 +734,15 @@ impl<'d> Database<'d> {
                     }
                 }
                 Entry::Characteristic(c) => {
-                    shape.characteristic(c.iid, c.kind.uuid, c.kind.format, c.perms)
+                    shape.characteristic(c.iid, c.kind.uuid, c.kind.format, c.perms);
+                    if c.kind.uuid == characteristic::FIRMWARE_REVISION.uuid {
+                        if let Some(OwnedValue::String(revision)) =
+                            self.slots.get(slot).map(|s| &s.value)
+                        {
+                            shape.firmware_revision(revision);
+                        }
+                    }
+                    slot += 1;
                 }
             }
         }
@@ -759,7 +830,25 @@ impl<'d> Database<'d> {
                 name::check_name(text).map_err(SetValueError::Name)?;
             }
         }
+        if def.kind.uuid == characteristic::FIRMWARE_REVISION.uuid {
+            if let OwnedValue::String(text) = value {
+                revision::check_firmware_revision(text).map_err(SetValueError::FirmwareRevision)?;
+            }
+        }
+        if is_protocol_version(self.service_of(at.entry), def)
+            && !matches!(value, OwnedValue::String(text) if text.as_str() == PROTOCOL_VERSION)
+        {
+            return Err(SetValueError::ProtocolVersion);
+        }
         Ok(())
+    }
+
+    /// The type of the service the entry at `entry` belongs to.
+    fn service_of(&self, entry: usize) -> Option<crate::catalog::HapType> {
+        self.entries[..entry].iter().rev().find_map(|e| match e {
+            Entry::Service(s) => Some(s.kind.uuid),
+            _ => None,
+        })
     }
 
     /// Stores a checked value, from a connection's write or the application (`None`),
@@ -795,7 +884,18 @@ impl<'d> Database<'d> {
     }
 }
 
-/// Checks ids, nesting, required characteristics, links and capacities.
+/// Whether `def`, of a service of type `service`, is the HAP Protocol Information
+/// service's Version.
+fn is_protocol_version(
+    service: Option<crate::catalog::HapType>,
+    def: &CharacteristicDef<'_>,
+) -> bool {
+    service == Some(service::PROTOCOL_INFORMATION.uuid)
+        && def.kind.uuid == characteristic::VERSION.uuid
+}
+
+/// Checks ids, nesting, required characteristics, links and capacities, and the rules
+/// of the [module docs](self) for the primary accessory.
 fn check_shape(entries: &[Entry<'_>]) -> Result<(), DatabaseError> {
     let mut accessories = 0;
     let mut at = 0;
@@ -817,7 +917,18 @@ fn check_shape(entries: &[Entry<'_>]) -> Result<(), DatabaseError> {
             .iter()
             .position(|e| matches!(e, Entry::Accessory(_)))
             .map_or(entries.len(), |p| at + 1 + p);
+        if accessories == 1 && aid != 1 {
+            return Err(DatabaseError::PrimaryAid(aid));
+        }
         check_accessory(aid, &entries[at + 1..end])?;
+        if accessories == 1 {
+            let protocol_information = entries[at + 1..end].iter().any(
+                |e| matches!(e, Entry::Service(s) if s.kind.uuid == service::PROTOCOL_INFORMATION.uuid),
+            );
+            if !protocol_information {
+                return Err(DatabaseError::NoProtocolInformation);
+            }
+        }
         at = end;
     }
     if accessories == 0 {

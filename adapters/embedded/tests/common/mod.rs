@@ -13,7 +13,7 @@ use hap_core::state::{AccessoryState, SetupVerifier};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-pub(crate) static LIGHT: [Entry<'static>; 10] = [
+pub(crate) static LIGHT: [Entry<'static>; 12] = [
     Entry::Accessory(1),
     Entry::Service(ServiceDef::new(1, &s::ACCESSORY_INFORMATION)),
     Entry::Characteristic(CharacteristicDef::new(2, &c::IDENTIFY)),
@@ -24,10 +24,13 @@ pub(crate) static LIGHT: [Entry<'static>; 10] = [
     Entry::Characteristic(CharacteristicDef::new(7, &c::FIRMWARE_REVISION)),
     Entry::Service(ServiceDef::new(8, &s::LIGHTBULB)),
     Entry::Characteristic(CharacteristicDef::new(9, &c::ON)),
+    // The primary accessory's HAP Protocol Information, which iOS expects.
+    Entry::Service(ServiceDef::new(10, &s::PROTOCOL_INFORMATION)),
+    Entry::Characteristic(CharacteristicDef::new(11, &c::VERSION)),
 ];
 
 /// Value slots for [`LIGHT`].
-pub(crate) const LIGHT_SLOTS: usize = 7;
+pub(crate) const LIGHT_SLOTS: usize = 8;
 
 pub(crate) const DEVICE_ID: DeviceId = DeviceId([1, 2, 3, 4, 5, 6]);
 

@@ -235,9 +235,13 @@ fn accessories_is_streamed_and_parses_whole_bytewise_and_split() {
     let accessory = &documents[0]["accessories"][0];
     assert_eq!(accessory["aid"], 1);
     let services = accessory["services"].as_array().unwrap();
-    assert_eq!(services.len(), 5);
+    // The gadget's five services, and the Protocol Information the builder added.
+    assert_eq!(services.len(), 6);
     assert_eq!(services[0]["type"], "3E");
     assert_eq!(services[0]["iid"], 1);
+    assert_eq!(services[5]["type"], "A2");
+    assert_eq!(services[5]["characteristics"][0]["type"], "37");
+    assert_eq!(services[5]["characteristics"][0]["value"], "1.1.0");
     assert_eq!(services[1]["type"], "43");
     assert_eq!(services[1]["primary"], true);
     assert_eq!(
