@@ -183,8 +183,10 @@ impl core::fmt::Display for PairingError {
     }
 }
 
-/// A controller's or accessory's pairing identifier, compared case-insensitively
-/// because iOS 16 changes the case of identifiers (HAP-python #424).
+/// A controller's or accessory's pairing identifier. It is kept and listed byte for byte
+/// as the controller sent it, because iOS 16 matches the identifiers it reads back
+/// case-sensitively (HAP-python #424). Looking one up ignores ASCII case, as HAP-python
+/// does, which is harmless: no two controllers' UUIDs differ only in case.
 #[derive(Clone, Debug, Default)]
 pub struct PairingId(heapless::Vec<u8, MAX_PAIRING_ID_LEN>);
 

@@ -64,7 +64,7 @@ pub const DEFAULT_SUBSCRIPTIONS: usize = 16;
 /// plus its input, scratch, output and subscriptions. This is all the core needs per
 /// connection without `alloc`; an adapter adds its own socket buffers.
 ///
-/// The defaults suit one accessory on a microcontroller (11,044 bytes with Rust 1.95 on a
+/// The defaults suit one accessory on a microcontroller (11,036 bytes with Rust 1.95 on a
 /// 64-bit target; HomeKitADK's default is 64 KiB). A bridge should give more: input and
 /// scratch for its largest writes (iOS writes a scene's values in one request), and a
 /// subscription per evented characteristic.
@@ -105,7 +105,7 @@ impl OwnedBuffers {
     /// [`EVENT_OUTPUT_LEN`](super::EVENT_OUTPUT_LEN), enough for an event carrying the
     /// longest value; responses are streamed through it. With
     /// [`Config::host`](super::Config::host) and a 150-accessory bridge of 600 evented
-    /// characteristics, that is about 34 KiB of input and 29 KiB of subscriptions per
+    /// characteristics, that is about 33 KiB of input and 33 KiB of subscriptions per
     /// connection.
     pub fn for_database(config: &super::Config, database: &crate::database::Database<'_>) -> Self {
         Self::new(

@@ -16,7 +16,9 @@
 //! 2. Drain [`Server::poll_output`] until it returns `None`, acting on each [`Output`]:
 //!    send [`Output::Transmit`] bytes, store the state on [`Output::Persist`] and report
 //!    the result with [`Server::state_persisted`], pass [`Output::Event`]s to the
-//!    application, and close the socket on [`Output::Close`].
+//!    application, and close the socket on [`Output::Close`]. Then drain
+//!    [`Server::poll_event`], the server-wide events (a change of the paired state: mDNS
+//!    `sf`).
 //! 3. Sleep until [`Server::poll_timeout`], or until more bytes arrive, and then call
 //!    [`Server::handle_timeout`] and drain again.
 //!
@@ -25,6 +27,21 @@
 //! controllers' sessions), after [`Server::set_value`] (subscribers get events), and after
 //! a connection's input changed a value (so do theirs). When a socket closes or fails,
 //! call [`Server::connection_lost`].
+//!
+//! # Connections a home leaves open
+//!
+//! Nothing closes a connection for being idle, verified or not: a Home hub keeps one open
+//! for days, and a person may take minutes to type the setup code between pair-setup's M2
+//! and M3. Instead, as in HomeKitADK (`HAPIPAccessoryServer.c`), slots are reclaimed when
+//! they are needed: before accepting a connection when [`Server::has_room`] is false,
+//! call [`Server::make_room`]. It evicts the connection idle longest, if it has been idle
+//! for [`Config::idle_eviction`], preferring one that never completed pair-verify; poll
+//! that connection and it closes. So an iPhone that left the Wi-Fi without closing its
+//! connection holds a slot only until someone else needs it.
+//!
+//! Events are written only while a connection is idle: no request is being answered and
+//! no byte of the next one has arrived. A controller never finds an EVENT between its
+//! request and the response.
 //!
 //! The application answers [`Event::Read`] (and a write-response's [`Event::Write`]) by
 //! calling [`Server::set_value`] before the server's read timeout; until then, and only
