@@ -11,7 +11,6 @@
 //! something this connection may have to tell its controller.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -30,12 +29,20 @@ use hap_core::time::Instant;
 use hap_core::ConnectionId;
 use rand_core::OsRng;
 
+use crate::socket::Bind;
 use crate::store::{Store, StoreError};
 
 /// How many response bytes one [`Host::exchange`] collects before it stops taking
 /// input, so that a peer pipelining requests cannot make the host build a huge reply
 /// while it holds the lock.
 pub const TRANSMIT_LIMIT: usize = 64 * 1024;
+
+/// How many connections [`Options::new`] serves at once, double the core's default of
+/// 16 (HAP's minimum), which suits a microcontroller: on a host, iPhones, iPads, Macs and
+/// home hubs of a household add up, and a connection that vanished without a FIN holds
+/// its slot until keepalive notices (see [`crate::socket`]). A connection takes about
+/// 11 KiB of buffers with the core's defaults.
+pub const MAX_CONNECTIONS: usize = 32;
 
 /// How many characteristics one connection may subscribe to.
 pub const SUBSCRIPTIONS_PER_CONNECTION: usize = 256;
@@ -91,8 +98,9 @@ pub struct Identity {
 
 /// How to serve an accessory.
 pub struct Options {
-    /// The address to listen on (0.0.0.0).
-    pub bind: IpAddr,
+    /// Where to listen ([`Bind::Any`]: `[::]` for both IPv6 and IPv4, or `0.0.0.0`
+    /// where the machine has no IPv6).
+    pub bind: Bind,
     /// The TCP port (51826); 0 picks a free one.
     pub port: u16,
     /// The name advertised over mDNS.
@@ -101,7 +109,8 @@ pub struct Options {
     pub model: String,
     /// The category advertised over mDNS and in the setup URI.
     pub category: u8,
-    /// The core's limits and timeouts.
+    /// The core's limits and timeouts: the core's defaults, but [`MAX_CONNECTIONS`]
+    /// connections.
     pub config: Config,
     /// The mDNS responder, or `None` to advertise nothing.
     pub announcer: Option<Box<dyn Announcer>>,
@@ -111,12 +120,15 @@ impl Options {
     /// Defaults for an accessory named `name`, of `model` and `category`, without mDNS.
     pub fn new(name: &str, model: &str, category: u8) -> Self {
         Self {
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind: Bind::Any,
             port: 51826,
             name: name.to_owned(),
             model: model.to_owned(),
             category,
-            config: Config::default(),
+            config: Config {
+                max_connections: MAX_CONNECTIONS,
+                ..Config::default()
+            },
             announcer: None,
         }
     }

@@ -15,6 +15,7 @@ use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Event};
 
 use crate::host::{connection_buffers, Host, Options, Setup, SharedHost, StartError};
+use crate::socket;
 
 /// How many received bytes a connection buffers before its reader waits.
 const MAILBOX_LIMIT: usize = 16 * 1024;
@@ -31,10 +32,7 @@ pub fn serve(
     database: Database<'static>,
     options: Options,
 ) -> Result<Running, StartError> {
-    let address = SocketAddr::new(options.bind, options.port);
-    let bind_error = |source| StartError::Bind { address, source };
-    let listener = TcpListener::bind(address).map_err(bind_error)?;
-    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let (listener, local_addr) = socket::listen(options.bind, options.port)?;
     let (sender, events) = mpsc::channel();
     let max_request_len = options.config.max_request_len;
     let host = setup.into_host(
@@ -54,7 +52,10 @@ pub fn serve(
     let acceptor = thread::Builder::new()
         .name("hap-accept".into())
         .spawn(move || accept_loop(&accepting, &listener, max_request_len))
-        .map_err(|source| StartError::Bind { address, source })?;
+        .map_err(|source| StartError::Bind {
+            address: local_addr,
+            source,
+        })?;
     Ok(Running {
         handle,
         events,
@@ -219,9 +220,10 @@ impl Mailbox {
 
 fn serve_connection(host: &SharedHost, stream: TcpStream, max_request_len: usize) {
     let peer = stream.peer_addr().ok();
-    // Events are small and must not wait for the peer's delayed acknowledgement; a peer
-    // that stops reading must not hold the connection forever.
-    let _ = stream.set_nodelay(true);
+    if let Err(e) = socket::configure_accepted(&stream) {
+        log::warn!("cannot set the socket options of {peer:?}: {e}");
+    }
+    // A peer that stops reading must not hold the connection forever.
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mailbox = Arc::new(Mailbox::default());
     let mut buffers = connection_buffers(max_request_len);
