@@ -5,7 +5,7 @@
 //! other threads wake the driver when it has events to send.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -124,13 +124,22 @@ impl Handle {
     /// once; [`Running::wait`] waits for the threads.
     pub fn shut_down(&self) {
         self.host.lock().shut_down();
-        // Unblock the acceptor, which then sees the flag.
-        let wake = match self.local_addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
-            IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
-            ip => ip,
+        // Unblock the acceptor, which then sees the flag. `[::]` may be listening for
+        // IPv4 only in effect: a machine where IPv6 is disabled has no `::1`.
+        let port = self.local_addr.port();
+        let wake: &[IpAddr] = match self.local_addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            IpAddr::V6(ip) if ip.is_unspecified() => &[
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ],
+            ip => &[ip],
         };
-        let _ = TcpStream::connect(SocketAddr::new(wake, self.local_addr.port()));
+        for ip in wake {
+            if TcpStream::connect(SocketAddr::new(*ip, port)).is_ok() {
+                break;
+            }
+        }
     }
 }
 

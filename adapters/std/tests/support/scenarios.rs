@@ -236,8 +236,8 @@ pub fn default_bind_serves_ipv4_and_ipv6<R: Runtime>() {
         home.pair_verify(&pairing);
         assert_eq!(home.get("/accessories").status, 200);
     } else {
-        eprintln!("no IPv6 loopback on this machine: checked the IPv4 fallback only");
-        assert_eq!(address.ip(), IpAddr::from(Ipv4Addr::UNSPECIFIED));
+        // Listening on `[::]` or, without IPv6 at all, on `0.0.0.0`: IPv4 works either way.
+        eprintln!("no IPv6 loopback on this machine: {address} checked over IPv4 only");
     }
     let mut home = Controller::connect(at(Ipv4Addr::LOCALHOST, address), 1);
     home.pair_verify(&pairing);
