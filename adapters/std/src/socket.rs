@@ -59,10 +59,11 @@ pub fn listen(bind: Bind, port: u16) -> Result<(TcpListener, SocketAddr), StartE
             let any6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port);
             match listen_on(any6, false) {
                 Ok(listener) => listener,
-                Err(e) if matches!(
-                    e.kind(),
-                    io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
-                ) =>
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+                    ) =>
                 {
                     return Err(error(any6, e));
                 }
@@ -188,14 +189,14 @@ mod tests {
         let listener = listen(Bind::Any, 0).unwrap();
         if !has_ipv6_loopback() {
             // Listening on `[::]` or, without IPv6 at all, on `0.0.0.0`.
-            eprintln!("no IPv6 loopback here: {} checked over IPv4 only", listener.1);
+            eprintln!(
+                "no IPv6 loopback here: {} checked over IPv4 only",
+                listener.1
+            );
             loopback(&listener, Ipv4Addr::LOCALHOST.into()).unwrap();
             return;
         }
-        assert_eq!(
-            listener.1.ip(),
-            IpAddr::from(Ipv6Addr::UNSPECIFIED)
-        );
+        assert_eq!(listener.1.ip(), IpAddr::from(Ipv6Addr::UNSPECIFIED));
         loopback(&listener, Ipv4Addr::LOCALHOST.into()).expect("IPv4");
         loopback(&listener, Ipv6Addr::LOCALHOST.into()).expect("IPv6");
     }

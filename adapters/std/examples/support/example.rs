@@ -26,7 +26,8 @@ const FLAGS: &str = "[--name NAME] [--pin XXX-XX-XXX] [--setup-id XXXX] [--bind 
        [--port PORT] [--data DIR] [--no-mdns] [--max-connections N] [--log LEVEL]";
 
 /// The defaults that are not obvious from the flags.
-const DEFAULTS: &str = "  --bind ADDR          listen on ADDR only (default: [::] for IPv6 and IPv4 at once,
+const DEFAULTS: &str =
+    "  --bind ADDR          listen on ADDR only (default: [::] for IPv6 and IPv4 at once,
                        or 0.0.0.0 where the machine has no IPv6)
   --port PORT          51826 by default; 0 picks a free port
   --max-connections N  connections served at once (default 32)";

@@ -261,7 +261,10 @@ pub fn an_address_is_the_only_one_served<R: Runtime>() {
         eprintln!("no IPv6 loopback on this machine: ::1 not checked");
     }
     // Unverified, a protected resource answers 470: the connection is served.
-    assert_eq!(Controller::connect(address, 1).get("/accessories").status, 470);
+    assert_eq!(
+        Controller::connect(address, 1).get("/accessories").status,
+        470
+    );
     R::shut_down(running);
 }
 
@@ -272,7 +275,10 @@ pub fn an_address_is_the_only_one_served<R: Runtime>() {
 pub fn accepted_connections_have_keepalive<R: Runtime>() {
     let (running, _, _) = start_on::<R>(Config::default(), Bind::default());
     let address = R::address(&running);
-    for ip in [IpAddr::from(Ipv4Addr::LOCALHOST), Ipv6Addr::LOCALHOST.into()] {
+    for ip in [
+        IpAddr::from(Ipv4Addr::LOCALHOST),
+        Ipv6Addr::LOCALHOST.into(),
+    ] {
         if ip.is_ipv6() && !has_ipv6_loopback() {
             eprintln!("no IPv6 loopback on this machine: ::1 not checked");
             continue;
@@ -291,7 +297,10 @@ pub fn accepted_connections_have_keepalive<R: Runtime>() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let (kind, left) = timer.unwrap_or_else(|| panic!("no socket of {ip} in /proc/net"));
-        assert_eq!(kind, 2, "the keepalive timer runs on the connection from {ip}");
+        assert_eq!(
+            kind, 2,
+            "the keepalive timer runs on the connection from {ip}"
+        );
         let idle = hap_std::socket::KEEPALIVE_IDLE.as_millis() as u64 / 10;
         assert!(
             left > 0 && left <= idle,
@@ -305,31 +314,20 @@ pub fn accepted_connections_have_keepalive<R: Runtime>() {
 /// `server` connected to remote port `client`.
 #[cfg(target_os = "linux")]
 fn accepted_timer(server: u16, client: u16) -> Option<(u8, u64)> {
-    let port = |field: &str| {
-        let hex = field.rsplit(':').next()?;
-        u16::from_str_radix(hex, 16).ok()
-    };
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .into_iter()
-        .filter_map(|file| std::fs::read_to_string(file).ok())
-        .flat_map(|table| {
-            table
-                .lines()
-                .skip(1)
-                .map(|line| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-                .collect::<Vec<_>>()
-        })
-        .find(|row| {
-            row.len() > 5
-                && port(&row[1]) == Some(server)
-                && port(&row[2]) == Some(client)
-                && row[3] == "01"
-        })
-        .and_then(|row| {
-            let (kind, left) = row[5].split_once(':')?;
-            Some((
-                u8::from_str_radix(kind, 16).ok()?,
-                u64::from_str_radix(left, 16).ok()?,
-            ))
-        })
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let table = std::fs::read_to_string(file).unwrap_or_default();
+        for line in table.lines().skip(1) {
+            let row: Vec<&str> = line.split_whitespace().collect();
+            // Slot, local and remote address, state (01: established), queues, timer.
+            if let [_, local, remote, "01", _, timer, ..] = row[..] {
+                if port(local) == Some(server) && port(remote) == Some(client) {
+                    let (kind, left) = timer.split_once(':')?;
+                    let kind = u8::from_str_radix(kind, 16).ok()?;
+                    return Some((kind, u64::from_str_radix(left, 16).ok()?));
+                }
+            }
+        }
+    }
+    None
 }
