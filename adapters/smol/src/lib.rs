@@ -2,10 +2,10 @@
 //!
 //! [`serve`] binds a TCP listener (by default `[::]`, for IPv6 and IPv4 at once: see
 //! [`hap_std::Bind`]) and spawns one task per connection on smol's global executor;
-//! connections get TCP keepalive (see [`hap_std::socket`]). Each task waits for bytes, a wake-up from another connection or the
-//! application, or the core's next deadline (an `async-io` timer), and then drives the
-//! shared [`Host`] from `hap-std`, which owns the state, the store and
-//! the mDNS responder. All protocol logic is in [`hap_core`].
+//! connections get TCP keepalive (see [`hap_std::socket`]). Each task waits for bytes, a
+//! wake-up from another connection or the application, or the core's next deadline (an
+//! `async-io` timer), and then drives the shared [`Host`] from `hap-std`, which owns the
+//! state, the store and the mDNS responder. All protocol logic is in [`hap_core`].
 //!
 //! Two choices keep a request to one thread, as the examples make them:
 //! - handle [`Running::events`] in a task on smol's executor (`smol::spawn`), where the

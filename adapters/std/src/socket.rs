@@ -29,7 +29,7 @@ pub enum Bind {
 
 impl Bind {
     /// The address of the socket tried first: `::` for [`Bind::Any`].
-    pub fn ip(self) -> IpAddr {
+    fn ip(self) -> IpAddr {
         match self {
             Self::Any => Ipv6Addr::UNSPECIFIED.into(),
             Self::Only(ip) => ip,
