@@ -1,10 +1,11 @@
 //! HomeKit accessories on the [smol](https://docs.rs/smol) async runtime.
 //!
-//! [`serve`] binds a TCP listener and spawns one task per connection on smol's global
-//! executor. Each task waits for bytes, a wake-up from another connection or the
-//! application, or the core's next deadline (an `async-io` timer), and then drives the
-//! shared [`Host`] from `hap-std`, which owns the state, the store and
-//! the mDNS responder. All protocol logic is in [`hap_core`].
+//! [`serve`] binds a TCP listener (by default `[::]`, for IPv6 and IPv4 at once: see
+//! [`hap_std::Bind`]) and spawns one task per connection on smol's global executor;
+//! connections get TCP keepalive (see [`hap_std::socket`]). Each task waits for bytes, a
+//! wake-up from another connection or the application, or the core's next deadline (an
+//! `async-io` timer), and then drives the shared [`Host`] from `hap-std`, which owns the
+//! state, the store and the mDNS responder. All protocol logic is in [`hap_core`].
 //!
 //! Two choices keep a request to one thread, as the examples make them:
 //! - handle [`Running::events`] in a task on smol's executor (`smol::spawn`), where the
@@ -53,6 +54,7 @@ use atomic_waker::AtomicWaker;
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Connection, Event};
 use hap_std::host::SharedHost;
+use hap_std::socket;
 use hap_std::{Host, Options, Setup, StartError};
 use smol::channel::{self, Receiver, Sender};
 use smol::future::{self, FutureExt as _};
@@ -77,10 +79,11 @@ pub async fn serve(
     database: Database<'static>,
     options: Options,
 ) -> Result<Running, StartError> {
-    let address = SocketAddr::new(options.bind, options.port);
-    let bind_error = |source| StartError::Bind { address, source };
-    let listener = Async::<TcpListener>::bind(address).map_err(bind_error)?;
-    let local_addr = listener.get_ref().local_addr().map_err(bind_error)?;
+    let (listener, local_addr) = socket::listen(options.bind, options.port)?;
+    let listener = Async::new(listener).map_err(|source| StartError::Bind {
+        address: local_addr,
+        source,
+    })?;
     let (event_sender, events) = channel::unbounded();
     let host = setup.into_host(
         database,
@@ -245,8 +248,9 @@ enum Wake {
 
 async fn serve_connection(host: SharedHost, stream: Async<TcpStream>) {
     let peer = stream.get_ref().peer_addr().ok();
-    // Events are small and must not wait for the peer's delayed acknowledgement.
-    let _ = stream.get_ref().set_nodelay(true);
+    if let Err(e) = socket::configure_accepted(stream.get_ref()) {
+        log::warn!("cannot set the socket options of {peer:?}: {e}");
+    }
     let woken = Arc::new(WakeSignal::default());
     let wake = woken.clone();
     let mut buffers = host.lock().connection_buffers();

@@ -79,3 +79,19 @@ fn extra_connection_is_refused_cleanly() {
 fn idle_connection_is_evicted_only_for_a_newcomer() {
     scenarios::idle_connection_is_evicted_only_for_a_newcomer::<Smol>();
 }
+
+#[test]
+fn default_bind_serves_ipv4_and_ipv6() {
+    scenarios::default_bind_serves_ipv4_and_ipv6::<Smol>();
+}
+
+#[test]
+fn an_address_is_the_only_one_served() {
+    scenarios::an_address_is_the_only_one_served::<Smol>();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn accepted_connections_have_keepalive() {
+    scenarios::accepted_connections_have_keepalive::<Smol>();
+}

@@ -124,6 +124,17 @@ fn runs_pairs_and_restarts_as_a_new_user_would() {
     assert!(qr_rows >= 10, "a QR code is drawn: {banner:#?}");
     assert!(value_after(&banner, "Data:").contains("accessory.json"));
     let address: std::net::SocketAddr = value_after(&banner, "listening on").parse().unwrap();
+    assert_eq!(address.ip(), std::net::Ipv4Addr::LOCALHOST);
+    // `--bind 127.0.0.1` is that address only, not the default `[::]`.
+    let ipv6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, address.port()));
+    if std::net::TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_ok() {
+        let refused = std::net::TcpStream::connect(ipv6).map_err(|e| e.kind());
+        assert_eq!(
+            refused.err(),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "--bind 127.0.0.1 accepted on {ipv6}"
+        );
+    }
 
     let mut setup = Controller::connect(address, 1);
     let pairing = setup.pair_setup(&code);

@@ -11,7 +11,6 @@
 //! something this connection may have to tell its controller.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,12 +26,19 @@ use hap_core::time::Instant;
 use hap_core::ConnectionId;
 use rand_core::OsRng;
 
+use crate::socket::Bind;
 use crate::store::{Store, StoreError};
 
 /// How many response bytes one [`Host::exchange`] collects before it stops taking
 /// input, so that a peer pipelining requests cannot make the host build a huge reply
 /// while it holds the lock.
 pub const TRANSMIT_LIMIT: usize = 64 * 1024;
+
+/// How many connections [`Options::new`] serves at once ([`Config::host`]): double
+/// the core's default of 16 (HAP's minimum), which suits a microcontroller. On a host,
+/// iPhones, iPads, Macs and home hubs of a household add up; when all slots are taken, the
+/// connection idle longest (60 s or more) makes room for a newcomer.
+pub const MAX_CONNECTIONS: usize = hap_core::server::HOST_MAX_CONNECTIONS;
 
 /// Publishes the advertisement; any [`Responder`] whose error can be shown is one.
 pub trait Announcer: Send {
@@ -72,8 +78,9 @@ pub struct Identity {
 
 /// How to serve an accessory.
 pub struct Options {
-    /// The address to listen on (0.0.0.0).
-    pub bind: IpAddr,
+    /// Where to listen ([`Bind::Any`]: `[::]` for both IPv6 and IPv4, or `0.0.0.0`
+    /// where the machine has no IPv6).
+    pub bind: Bind,
     /// The TCP port (51826); 0 picks a free one.
     pub port: u16,
     /// The name advertised over mDNS.
@@ -93,7 +100,7 @@ impl Options {
     /// Defaults for an accessory named `name`, of `model` and `category`, without mDNS.
     pub fn new(name: &str, model: &str, category: u8) -> Self {
         Self {
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind: Bind::Any,
             port: 51826,
             name: name.to_owned(),
             model: model.to_owned(),

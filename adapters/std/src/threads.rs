@@ -5,7 +5,7 @@
 //! other threads wake the driver when it has events to send.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -15,6 +15,7 @@ use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::{AcceptError, Event};
 
 use crate::host::{Host, Options, Setup, SharedHost, StartError};
+use crate::socket;
 
 /// How many received bytes a connection buffers before its reader waits.
 const MAILBOX_LIMIT: usize = 16 * 1024;
@@ -31,10 +32,7 @@ pub fn serve(
     database: Database<'static>,
     options: Options,
 ) -> Result<Running, StartError> {
-    let address = SocketAddr::new(options.bind, options.port);
-    let bind_error = |source| StartError::Bind { address, source };
-    let listener = TcpListener::bind(address).map_err(bind_error)?;
-    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let (listener, local_addr) = socket::listen(options.bind, options.port)?;
     let (sender, events) = mpsc::channel();
     let host = setup.into_host(
         database,
@@ -53,7 +51,10 @@ pub fn serve(
     let acceptor = thread::Builder::new()
         .name("hap-accept".into())
         .spawn(move || accept_loop(&accepting, &listener))
-        .map_err(|source| StartError::Bind { address, source })?;
+        .map_err(|source| StartError::Bind {
+            address: local_addr,
+            source,
+        })?;
     Ok(Running {
         handle,
         events,
@@ -122,13 +123,22 @@ impl Handle {
     /// once; [`Running::wait`] waits for the threads.
     pub fn shut_down(&self) {
         self.host.lock().shut_down();
-        // Unblock the acceptor, which then sees the flag.
-        let wake = match self.local_addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
-            IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
-            ip => ip,
+        // Unblock the acceptor, which then sees the flag. `[::]` may be listening for
+        // IPv4 only in effect: a machine where IPv6 is disabled has no `::1`.
+        let port = self.local_addr.port();
+        let wake: &[IpAddr] = match self.local_addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            IpAddr::V6(ip) if ip.is_unspecified() => &[
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ],
+            ip => &[ip],
         };
-        let _ = TcpStream::connect(SocketAddr::new(wake, self.local_addr.port()));
+        for ip in wake {
+            if TcpStream::connect(SocketAddr::new(*ip, port)).is_ok() {
+                break;
+            }
+        }
     }
 }
 
@@ -218,9 +228,10 @@ impl Mailbox {
 
 fn serve_connection(host: &SharedHost, stream: TcpStream) {
     let peer = stream.peer_addr().ok();
-    // Events are small and must not wait for the peer's delayed acknowledgement; a peer
-    // that stops reading must not hold the connection forever.
-    let _ = stream.set_nodelay(true);
+    if let Err(e) = socket::configure_accepted(&stream) {
+        log::warn!("cannot set the socket options of {peer:?}: {e}");
+    }
+    // A peer that stops reading must not hold the connection forever.
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mailbox = Arc::new(Mailbox::default());
     let mut buffers = host.lock().connection_buffers();

@@ -120,7 +120,7 @@ impl Config {
     pub fn host() -> Self {
         Self {
             max_request_len: HOST_MAX_REQUEST_LEN,
-            max_connections: 32,
+            max_connections: HOST_MAX_CONNECTIONS,
             ..Self::default()
         }
     }
@@ -128,6 +128,9 @@ impl Config {
 
 /// The request limit of [`Config::host`]: 32 KiB.
 pub const HOST_MAX_REQUEST_LEN: usize = 32 * 1024;
+
+/// The connection limit of [`Config::host`]: 32.
+pub const HOST_MAX_CONNECTIONS: usize = 32;
 
 impl Default for Config {
     fn default() -> Self {

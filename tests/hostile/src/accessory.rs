@@ -1,7 +1,7 @@
 //! The accessory under test: one of the virtual-light examples, as a child process.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -21,14 +21,20 @@ pub(crate) struct Target {
     pub(crate) binary: PathBuf,
 }
 
-/// A running virtual light on 127.0.0.1, without mDNS. Killed when dropped.
+/// A running virtual light, on 127.0.0.1 unless started with [`Accessory::start_on`],
+/// without mDNS. Killed when dropped.
 pub(crate) struct Accessory {
     target: Target,
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<String>,
-    /// Where it accepts connections.
+    /// Where to connect to it: the address it printed, with loopback for an unspecified
+    /// one (`::1` for `[::]`).
     pub(crate) address: SocketAddr,
+    /// The address it printed.
+    pub(crate) listening: SocketAddr,
+    /// `--bind`'s value, or `None` for the light's default.
+    bind: Option<String>,
     /// Its data directory.
     pub(crate) data: PathBuf,
     extra: Vec<String>,
@@ -38,8 +44,22 @@ impl Accessory {
     /// Starts `target` on the data in `data` with `extra` flags, and waits until it
     /// listens.
     pub(crate) fn start(target: &Target, data: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(&target.binary)
-            .args(["--no-mdns", "--bind", "127.0.0.1", "--port", "0"])
+        Self::start_on(target, Some("127.0.0.1"), data, extra)
+    }
+
+    /// [`Accessory::start`] with `--bind bind`, or without `--bind` for `None`.
+    pub(crate) fn start_on(
+        target: &Target,
+        bind: Option<&str>,
+        data: &Path,
+        extra: &[&str],
+    ) -> Self {
+        let mut command = Command::new(&target.binary);
+        if let Some(bind) = bind {
+            command.args(["--bind", bind]);
+        }
+        let mut child = command
+            .args(["--no-mdns", "--port", "0"])
             .args(["--pin", SETUP_CODE, "--data"])
             .arg(data)
             .args(extra)
@@ -64,15 +84,26 @@ impl Accessory {
             stdin,
             lines,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listening: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bind: bind.map(str::to_owned),
             data: data.to_owned(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
         let line = accessory.wait_for_line("listening on", Duration::from_secs(20));
-        accessory.address = line
+        accessory.listening = line
             .rsplit(' ')
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
+        accessory.address = match accessory.listening.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), accessory.listening.port())
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), accessory.listening.port())
+            }
+            _ => accessory.listening,
+        };
         accessory
     }
 
@@ -112,7 +143,7 @@ impl Accessory {
     pub(crate) fn restart(mut self) -> Self {
         self.kill();
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
-        Self::start(&self.target, &self.data, &extra)
+        Self::start_on(&self.target, self.bind.as_deref(), &self.data, &extra)
     }
 
     /// The stored state, read as the accessory reads it at start-up.

@@ -23,7 +23,7 @@ pub(crate) const CASES: &[Case] = &[
 ];
 
 fn twenty_concurrent(context: &Context) -> String {
-    // The core's default is 16 connections; this light takes 20.
+    // Exactly as many connections as the light takes.
     let paired = context.paired_with(&["--max-connections", "20"]);
     let (aid, on) = paired.ids.on;
     let path = format!("/characteristics?id={aid}.{on}");
@@ -65,28 +65,31 @@ fn twenty_concurrent(context: &Context) -> String {
     )
 }
 
+/// The host adapters' default connection limit (`hap_std::host::MAX_CONNECTIONS`).
+const LIMIT: usize = hap_std::host::MAX_CONNECTIONS;
+
 fn connection_limit(context: &Context) -> String {
-    // The core's default: 16.
+    // The default limit.
     let paired = context.paired();
     let address = paired.accessory.address;
-    // 17 connections at once. The std light takes each on its own thread, so which one
-    // finds the slots full depends on scheduling: exactly one must be closed, at once,
-    // before anything is served on it.
-    let mut open: Vec<Controller> = (0..17)
+    // One connection more than the limit, at once. The std light takes each on its own
+    // thread, so which one finds the slots full depends on scheduling: exactly one must
+    // be closed, at once, before anything is served on it.
+    let mut open: Vec<Controller> = (0..=LIMIT)
         .map(|_| Controller::connect(address, ADMIN))
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let closed: Vec<usize> = (0..open.len())
         .filter(|&n| open[n].closed_within(Duration::from_millis(100)))
         .collect();
-    assert_eq!(closed.len(), 1, "closed of 17: {closed:?}");
+    assert_eq!(closed.len(), 1, "closed of {}: {closed:?}", LIMIT + 1);
     open.remove(closed[0]);
-    // The 16 are still served.
+    // The others are still served.
     for controller in &mut open {
         controller.pair_verify(&paired.pairing);
     }
     // Closing four frees four slots.
-    open.truncate(12);
+    open.truncate(LIMIT - 4);
     std::thread::sleep(Duration::from_millis(200));
     let mut later: Vec<Controller> = (0..4)
         .map(|_| Controller::connect(address, ADMIN))
@@ -99,7 +102,8 @@ fn connection_limit(context: &Context) -> String {
     drop(later);
     std::thread::sleep(Duration::from_millis(200));
     format!(
-        "17 at once: one closed at once, the other 16 verified; 4 closed, 4 new ones verified and read; {}",
+        "{} at once: one closed at once, the other {LIMIT} verified; 4 closed, 4 new ones verified and read; {}",
+        LIMIT + 1,
         paired.check_served()
     )
 }

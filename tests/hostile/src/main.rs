@@ -1,8 +1,8 @@
 //! The hostile-input, crash-safety and soak suite.
 //!
 //! It starts the `hap-smol` and `hap-std` virtual lights as child processes on 127.0.0.1
-//! and attacks them over TCP with a controller built on `hap-core`'s controller role and
-//! raw sockets. Every case prints PASS or FAIL with what it saw, and checks afterwards
+//! (one case on their default `[::]`, over `::1`) and attacks them over TCP with a
+//! controller built on `hap-core`'s controller role and raw sockets. Every case prints PASS or FAIL with what it saw, and checks afterwards
 //! that the accessory still serves a fresh controller. The run ends with an
 //! `N passed, M failed` line and exits non-zero if anything failed.
 //!
@@ -18,6 +18,7 @@ mod before_pairing;
 mod crash;
 mod harness;
 mod load;
+mod network;
 mod soak;
 
 use std::path::PathBuf;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         before_pairing::CASES,
         after_verify::CASES,
         load::CASES,
+        network::CASES,
         crash::CASES,
         soak::CASES,
     ]

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +16,7 @@ use hap_core::server::Event;
 use hap_core::setup::{setup_uri, SetupCode, SetupFlags, SetupId};
 use hap_std::host::Announcer;
 use hap_std::store::FileStore;
-use hap_std::{Options, Setup};
+use hap_std::{Bind, Options, Setup};
 
 /// The lightbulb category, for mDNS `ci` and the setup URI.
 pub(crate) const LIGHTBULB: u8 = 5;
@@ -24,6 +24,13 @@ pub(crate) const LIGHTBULB: u8 = 5;
 /// The flags every example takes.
 const FLAGS: &str = "[--name NAME] [--pin XXX-XX-XXX] [--setup-id XXXX] [--bind ADDR]
        [--port PORT] [--data DIR] [--no-mdns] [--max-connections N] [--log LEVEL]";
+
+/// The defaults that are not obvious from the flags.
+const DEFAULTS: &str =
+    "  --bind ADDR          listen on ADDR only (default: [::] for IPv6 and IPv4 at once,
+                       or 0.0.0.0 where the machine has no IPv6)
+  --port PORT          51826 by default; 0 picks a free port
+  --max-connections N  connections served at once (default 32)";
 
 /// What an example is called and how it starts: see [`Args::parse`].
 pub(crate) struct Program<'a> {
@@ -82,11 +89,13 @@ pub(crate) struct Args {
     pub(crate) name: String,
     pub(crate) pin: Option<SetupCode>,
     pub(crate) setup_id: Option<SetupId>,
-    pub(crate) bind: IpAddr,
+    /// `--bind ADDR` listens on that address only; by default, IPv6 and IPv4 at once.
+    pub(crate) bind: Bind,
     pub(crate) port: u16,
     pub(crate) data: PathBuf,
     pub(crate) mdns: bool,
-    /// How many connections are served at once; `None` keeps the core's default.
+    /// How many connections are served at once; `None` keeps the host's default, 32
+    /// ([`hap_std::host::MAX_CONNECTIONS`]).
     pub(crate) max_connections: Option<usize>,
     pub(crate) log: Option<log::LevelFilter>,
     /// The values of the example's own flags, as given.
@@ -103,13 +112,13 @@ impl Args {
         for (flag, what) in program.extra_flags {
             usage += &format!("\n       [{flag} {what}]");
         }
-        usage += &format!("\n\n{}", program.help);
+        usage += &format!("\n\n{DEFAULTS}\n\n{}", program.help);
         let usage = usage.as_str();
         let mut parsed = Args {
             name: program.name.into(),
             pin: None,
             setup_id: None,
-            bind: IpAddr::from([0, 0, 0, 0]),
+            bind: Bind::Any,
             port: 51826,
             data: program.data.into(),
             mdns: true,
@@ -142,9 +151,10 @@ impl Args {
                 }
                 "--bind" => {
                     let text = value("an address")?;
-                    parsed.bind = text
-                        .parse()
-                        .map_err(|e| bad("--bind", format!("{text:?}: {e}")))?;
+                    parsed.bind = Bind::Only(
+                        text.parse()
+                            .map_err(|e| bad("--bind", format!("{text:?}: {e}")))?,
+                    );
                 }
                 "--port" => {
                     let text = value("a port")?;

@@ -2,7 +2,7 @@
 //! controller. Each adapter's test file implements [`Runtime`] and calls these.
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use hap_core::catalog::{characteristic as c, service as s};
@@ -10,7 +10,7 @@ use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
 use hap_core::database::OwnedValue;
 use hap_core::server::{Config, Event};
 use hap_std::store::MemoryStore;
-use hap_std::{Options, Setup};
+use hap_std::{Bind, Options, Setup};
 
 use super::controller::Controller;
 
@@ -35,6 +35,11 @@ pub trait Runtime {
 /// A light on 127.0.0.1 with a fresh in-memory store. Returns the On characteristic's
 /// aid and iid.
 pub fn start<R: Runtime>(config: Config) -> (R::Running, u64, u64) {
+    start_on::<R>(config, Bind::Only(Ipv4Addr::LOCALHOST.into()))
+}
+
+/// [`start`], listening where `bind` says.
+pub fn start_on<R: Runtime>(config: Config, bind: Bind) -> (R::Running, u64, u64) {
     let store = MemoryStore::default();
     let mut setup =
         Setup::load_or_create(Box::new(store), Some(CODE.parse().unwrap()), None).unwrap();
@@ -51,7 +56,7 @@ pub fn start<R: Runtime>(config: Config) -> (R::Running, u64, u64) {
         .unwrap();
     let database = builder.build().unwrap();
     let mut options = Options::new("Test Light", "L1", 5);
-    options.bind = [127, 0, 0, 1].into();
+    options.bind = bind;
     options.port = 0;
     options.config = config;
     (R::serve(setup, database, options), aid, on)
@@ -208,4 +213,124 @@ pub fn idle_connection_is_evicted_only_for_a_newcomer<R: Runtime>() {
     );
     assert!(!dribbling.closed_within(Duration::from_millis(100)));
     R::shut_down(running);
+}
+
+/// Whether this machine has `::1`; without it the IPv6 halves of the scenarios below are
+/// skipped, and say so.
+fn has_ipv6_loopback() -> bool {
+    TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
+}
+
+/// `address`'s port on `ip`.
+fn at(ip: impl Into<IpAddr>, address: SocketAddr) -> SocketAddr {
+    SocketAddr::new(ip.into(), address.port())
+}
+
+/// By default the light listens on `[::]` for both families: a controller pairs over
+/// IPv4 and then verifies and reads over IPv6.
+pub fn default_bind_serves_ipv4_and_ipv6<R: Runtime>() {
+    let (running, _, _) = start_on::<R>(Config::default(), Bind::default());
+    let address = R::address(&running);
+    let mut setup = Controller::connect(at(Ipv4Addr::LOCALHOST, address), 1);
+    let pairing = setup.pair_setup(CODE);
+    if has_ipv6_loopback() {
+        assert_eq!(address.ip(), IpAddr::from(Ipv6Addr::UNSPECIFIED));
+        let mut home = Controller::connect(at(Ipv6Addr::LOCALHOST, address), 1);
+        home.pair_verify(&pairing);
+        assert_eq!(home.get("/accessories").status, 200);
+    } else {
+        // Listening on `[::]` or, without IPv6 at all, on `0.0.0.0`: IPv4 works either way.
+        eprintln!("no IPv6 loopback on this machine: {address} checked over IPv4 only");
+    }
+    let mut home = Controller::connect(at(Ipv4Addr::LOCALHOST, address), 1);
+    home.pair_verify(&pairing);
+    assert_eq!(home.get("/accessories").status, 200);
+    R::shut_down(running);
+}
+
+/// Bound to an address, the light listens on that one only: 127.0.0.1 refuses `::1`.
+pub fn an_address_is_the_only_one_served<R: Runtime>() {
+    let (running, _, _) = start::<R>(Config::default());
+    let address = R::address(&running);
+    assert_eq!(address.ip(), IpAddr::from(Ipv4Addr::LOCALHOST));
+    if has_ipv6_loopback() {
+        let refused = TcpStream::connect(at(Ipv6Addr::LOCALHOST, address));
+        assert_eq!(
+            refused.map_err(|e| e.kind()).err(),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "::1 is refused"
+        );
+    } else {
+        eprintln!("no IPv6 loopback on this machine: ::1 not checked");
+    }
+    // Unverified, a protected resource answers 470: the connection is served.
+    assert_eq!(
+        Controller::connect(address, 1).get("/accessories").status,
+        470
+    );
+    R::shut_down(running);
+}
+
+/// The accepted socket has keepalive with `hap_std::socket`'s idle time: Linux shows its
+/// keepalive timer in `/proc/net/tcp` and `/proc/net/tcp6` (timer 2, the time left in
+/// hundredths of a second), and the system default would leave two hours.
+#[cfg(target_os = "linux")]
+pub fn accepted_connections_have_keepalive<R: Runtime>() {
+    let (running, _, _) = start_on::<R>(Config::default(), Bind::default());
+    let address = R::address(&running);
+    for ip in [
+        IpAddr::from(Ipv4Addr::LOCALHOST),
+        Ipv6Addr::LOCALHOST.into(),
+    ] {
+        if ip.is_ipv6() && !has_ipv6_loopback() {
+            eprintln!("no IPv6 loopback on this machine: ::1 not checked");
+            continue;
+        }
+        let mut controller = Controller::connect(at(ip, address), 1);
+        // Answered, so the adapter has set the socket up.
+        assert_eq!(controller.get("/accessories").status, 470);
+        let client = controller.socket().local_addr().unwrap().port();
+        let mut timer = None;
+        for _ in 0..100 {
+            timer = accepted_timer(address.port(), client);
+            // Until the answer is acknowledged the retransmission timer shows instead.
+            if timer.is_some_and(|(kind, _)| kind == 2) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (kind, left) = timer.unwrap_or_else(|| panic!("no socket of {ip} in /proc/net"));
+        assert_eq!(
+            kind, 2,
+            "the keepalive timer runs on the connection from {ip}"
+        );
+        let idle = hap_std::socket::KEEPALIVE_IDLE.as_millis() as u64 / 10;
+        assert!(
+            left > 0 && left <= idle,
+            "{left} hundredths of a second left, more than the idle time"
+        );
+    }
+    R::shut_down(running);
+}
+
+/// The timer (kind, hundredths of a second left) of the established socket on local port
+/// `server` connected to remote port `client`.
+#[cfg(target_os = "linux")]
+fn accepted_timer(server: u16, client: u16) -> Option<(u8, u64)> {
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let table = std::fs::read_to_string(file).unwrap_or_default();
+        for line in table.lines().skip(1) {
+            let row: Vec<&str> = line.split_whitespace().collect();
+            // Slot, local and remote address, state (01: established), queues, timer.
+            if let [_, local, remote, "01", _, timer, ..] = row[..] {
+                if port(local) == Some(server) && port(remote) == Some(client) {
+                    let (kind, left) = timer.split_once(':')?;
+                    let kind = u8::from_str_radix(kind, 16).ok()?;
+                    return Some((kind, u64::from_str_radix(left, 16).ok()?));
+                }
+            }
+        }
+    }
+    None
 }
