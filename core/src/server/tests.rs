@@ -277,18 +277,32 @@ impl Harness {
         controller: &mut Controller,
         how: Feed,
     ) -> AccessoryPairing {
+        self.pair_pausing(conn, controller, how, |_, _| {})
+    }
+
+    /// Pairs as [`Harness::pair`] does, calling `pause` after each reply (M2 is the
+    /// first), as a controller whose user takes their time would.
+    fn pair_pausing(
+        &mut self,
+        conn: &mut Connection<'_>,
+        controller: &mut Controller,
+        how: Feed,
+        mut pause: impl FnMut(&mut Self, &mut Connection<'_>),
+    ) -> AccessoryPairing {
         let mut out = [0u8; 1024];
         let (mut client, len) = PairSetupClient::start(CODE.parse().unwrap(), 0, &mut out).unwrap();
         let mut body = out[..len].to_vec();
         loop {
-            let (replies, _) = self.exchange(
+            let (replies, outcome) = self.exchange(
                 conn,
                 controller,
                 &post("/pair-setup", "application/pairing+tlv8", &body),
                 how,
             );
+            assert!(!outcome.closed);
             assert_eq!(replies.len(), 1);
             assert_eq!(replies[0].0, 200);
+            pause(self, conn);
             match client
                 .handle_response(
                     &replies[0].1,

@@ -552,7 +552,7 @@ fn sf_stays_set_through_pair_setup_and_flips_once_the_pairing_is_stored() {
 /// must not reach iOS before M6 does. [`Server::poll_event`] reports the change only once
 /// the controller surely has M6: its next bytes, the connection's end, or any pair-verify.
 #[test]
-fn pairings_changed_is_reported_only_after_m6_is_handed_out() {
+fn pairings_changed_waits_until_the_controller_surely_has_m6() {
     let mut harness = Harness::new();
     let mut buffers = Buffers::new();
     let mut conn = buffers.connection(1);

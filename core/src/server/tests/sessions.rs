@@ -45,6 +45,25 @@ fn harness_with(max_connections: usize) -> Harness {
     harness
 }
 
+/// A connection accepted by the harness's server at its current time, counted for
+/// eviction.
+fn accept<'b>(harness: &mut Harness, buffers: &'b mut Buffers, id: u32) -> Connection<'b> {
+    harness
+        .server
+        .accept(ConnectionId(id), buffers.0.borrow(), harness.now)
+        .unwrap()
+}
+
+/// Pairs and verifies the owner on `conn`, subscribed to the light's On.
+fn subscribed_owner(harness: &mut Harness, conn: &mut Connection<'_>) -> Controller {
+    let mut owner = Controller::new("owner", 7);
+    let pairing = harness.pair(conn, &mut owner, Feed::Whole);
+    harness.verify(conn, &mut owner, &pairing, Feed::Whole);
+    let (replies, _) = harness.exchange(conn, &mut owner, &subscribe_to_on(), Feed::Whole);
+    assert_eq!(replies[0].0, 204);
+    owner
+}
+
 /// Drains `conn` at the harness's time and returns the plaintext the server sent.
 fn drained(
     harness: &mut Harness,
@@ -70,48 +89,25 @@ fn a_slow_person_pairs_with_m3_45_s_and_90_s_after_m2() {
         for how in FEEDS {
             let mut harness = Harness::new();
             let mut buffers = Buffers::new();
-            let mut conn = harness
-                .server
-                .accept(ConnectionId(1), buffers.0.borrow(), harness.now)
-                .unwrap();
+            let mut conn = accept(&mut harness, &mut buffers, 1);
             let mut owner = Controller::new("owner", 7);
-            let mut out = [0u8; 1024];
-            let (mut client, len) =
-                PairSetupClient::start(CODE.parse().unwrap(), 0, &mut out).unwrap();
-            let mut body = out[..len].to_vec();
-            let pairing = loop {
-                let (replies, outcome) = harness.exchange(
-                    &mut conn,
-                    &mut owner,
-                    &post("/pair-setup", "application/pairing+tlv8", &body),
-                    how,
+            let pairing = harness.pair_pausing(&mut conn, &mut owner, how, |harness, conn| {
+                if harness.now != at(0) {
+                    return;
+                }
+                // M2 is in; the person now looks for the code.
+                assert_eq!(harness.server.poll_timeout(conn), None, "no timer runs");
+                harness.now = at(delay);
+                harness.server.handle_timeout(conn, harness.now);
+                let idle = drain(
+                    &mut harness.server,
+                    conn,
+                    harness.now,
+                    &mut harness.rng,
+                    &mut harness.stored,
                 );
-                assert!(!outcome.closed);
-                assert_eq!(replies.len(), 1, "{delay} s, {how:?}");
-                assert_eq!(replies[0].0, 200);
-                let output = client
-                    .handle_response(&replies[0].1, &owner.identity, &mut owner.rng, &mut out)
-                    .unwrap();
-                match output {
-                    SetupClientOutput::Send(len) => body = out[..len].to_vec(),
-                    SetupClientOutput::Paired(pairing) => break pairing,
-                    SetupClientOutput::Transient(_) => unreachable!(),
-                }
-                if harness.now == at(0) {
-                    // M2 is in; the person now looks for the code.
-                    assert_eq!(harness.server.poll_timeout(&conn), None, "no timer runs");
-                    harness.now = at(delay);
-                    harness.server.handle_timeout(&mut conn, harness.now);
-                    let idle = drain(
-                        &mut harness.server,
-                        &mut conn,
-                        harness.now,
-                        &mut harness.rng,
-                        &mut harness.stored,
-                    );
-                    assert_eq!(idle, Outcome::default(), "nothing happens while they type");
-                }
-            };
+                assert_eq!(idle, Outcome::default(), "nothing happens while they type");
+            });
             assert!(harness.server.state().is_paired(), "{delay} s, {how:?}");
             harness.verify(&mut conn, &mut owner, &pairing, how);
         }
@@ -157,19 +153,9 @@ fn another_controller_takes_over_an_attempt_only_once_it_is_30_s_old() {
 fn idle_sessions_are_kept_while_slots_are_free() {
     let mut harness = harness_with(3);
     let (mut hub_buffers, mut quiet_buffers) = (Buffers::new(), Buffers::new());
-    let mut hub = harness
-        .server
-        .accept(ConnectionId(1), hub_buffers.0.borrow(), at(0))
-        .unwrap();
-    let mut quiet = harness
-        .server
-        .accept(ConnectionId(2), quiet_buffers.0.borrow(), at(0))
-        .unwrap();
-    let mut owner = Controller::new("owner", 7);
-    let pairing = harness.pair(&mut hub, &mut owner, Feed::Whole);
-    harness.verify(&mut hub, &mut owner, &pairing, Feed::Whole);
-    let (replies, _) = harness.exchange(&mut hub, &mut owner, &subscribe_to_on(), Feed::Whole);
-    assert_eq!(replies[0].0, 204);
+    let mut hub = accept(&mut harness, &mut hub_buffers, 1);
+    let mut quiet = accept(&mut harness, &mut quiet_buffers, 2);
+    let mut owner = subscribed_owner(&mut harness, &mut hub);
     // Three days later.
     harness.now = at(3 * 24 * 3600);
     assert_eq!(harness.server.poll_timeout(&hub), None);
@@ -321,15 +307,8 @@ fn eviction_only_when_slots_are_full_and_unverified_first() {
 fn the_idle_clock_restarts_on_every_byte_received_or_sent() {
     let mut harness = harness_with(1);
     let mut buffers = Buffers::new();
-    let mut hub = harness
-        .server
-        .accept(ConnectionId(1), buffers.0.borrow(), at(0))
-        .unwrap();
-    let mut owner = Controller::new("owner", 7);
-    let pairing = harness.pair(&mut hub, &mut owner, Feed::Whole);
-    harness.verify(&mut hub, &mut owner, &pairing, Feed::Whole);
-    let (replies, _) = harness.exchange(&mut hub, &mut owner, &subscribe_to_on(), Feed::Whole);
-    assert_eq!(replies[0].0, 204);
+    let mut hub = accept(&mut harness, &mut buffers, 1);
+    let mut owner = subscribed_owner(&mut harness, &mut hub);
     harness.now = at(50);
     harness
         .server
@@ -354,11 +333,7 @@ fn no_event_while_a_request_is_half_received() {
         let mut harness = Harness::new();
         let mut buffers = Buffers::new();
         let mut conn = buffers.connection(1);
-        let mut owner = Controller::new("owner", 7);
-        let pairing = harness.pair(&mut conn, &mut owner, Feed::Whole);
-        harness.verify(&mut conn, &mut owner, &pairing, Feed::Whole);
-        let (replies, _) = harness.exchange(&mut conn, &mut owner, &subscribe_to_on(), Feed::Whole);
-        assert_eq!(replies[0].0, 204);
+        let mut owner = subscribed_owner(&mut harness, &mut conn);
 
         // The first part of the request reaches the accessory.
         let rest = if split_in_frame {
