@@ -78,6 +78,22 @@
 //!
 //! When a connection ends, its buffers are wiped and the slot serves the next one.
 //!
+//! # Connections and limits
+//!
+//! The accessory serves as many connections at once as it has slots, or fewer if the
+//! server's [`Config::max_connections`](hap_core::server::Config::max_connections) is
+//! lower; HAP asks for at least 8, and the core's default is 16. When every slot is
+//! taken, a new connection takes the place of the one idle longest if that one has been
+//! idle for [`Config::idle_eviction`](hap_core::server::Config::idle_eviction) (60 s),
+//! unverified ones first, as HomeKitADK does; otherwise it is closed at once. No timer
+//! closes idle connections otherwise, so a home hub's connection lasts.
+//!
+//! A slot's buffers bound what one connection can do, at the core's minimums: requests of
+//! up to 1 KiB (a write of about 25 values), and as many subscriptions as the slot has
+//! entries (56 bytes each). A bridge needs larger `input` and `scratch` for iOS's large
+//! writes and one subscription per evented characteristic; the host adapters give 32 KiB
+//! requests.
+//!
 //! # Value limits
 //!
 //! Without a heap (this crate asks `hap-core` for no `alloc`), every value is held

@@ -74,6 +74,12 @@ pub(crate) const CASES: &[Case] = &[
     },
 ];
 
+/// Cases that wait in real time; `main` runs them alongside each other.
+pub(crate) const WAITING: &[Case] = &[Case {
+    name: "before/slow-hands-m3-after-45-s",
+    run: slow_hands,
+}];
+
 const PAIR_SETUP: &str = "/pair-setup";
 
 /// Whether the accessory closes a connection that sent `bytes` (and maybe stopped
@@ -531,5 +537,48 @@ fn verify_bad_signature(context: &Context) -> String {
     format!(
         "the admin's id with a wrong key: Authentication at M4; {}",
         paired.check_served()
+    )
+}
+
+/// How long the person takes to type the code, between M2 and M3.
+const TYPING: Duration = Duration::from_secs(45);
+
+/// When, into the typing, another controller tries to start pair-setup: well before the
+/// 30 s after which HomeKitADK lets a new M1 take the attempt over.
+const INTERLOPER_AT: Duration = Duration::from_secs(10);
+
+fn slow_hands(context: &Context) -> String {
+    let accessory = context.unpaired();
+    let mut slow = Controller::connect(accessory.address, ADMIN);
+    let (mut client, m2) = setup_m1(&mut slow, SETUP_CODE);
+    let m2_at = Instant::now();
+    // HomeKitADK (`HAPPairingPairSetup.c`) keeps the attempt for as long as its
+    // connection lives; only another controller's M1, 30 s on, would abandon it.
+    std::thread::sleep(INTERLOPER_AT);
+    let mut other = Controller::connect(accessory.address, 54);
+    let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
+    let (_, len) = PairSetupClient::start(SETUP_CODE.parse().unwrap(), 0, &mut out).unwrap();
+    let busy = other.request("POST", PAIR_SETUP, TLV, &out[..len]);
+    let interloper_at = m2_at.elapsed();
+    assert_eq!(
+        state_and_error(&busy),
+        (Some(2), Some(7)),
+        "another controller's M1 {interloper_at:?} after M2"
+    );
+    drop(other);
+    if let Some(left) = TYPING.checked_sub(m2_at.elapsed()) {
+        std::thread::sleep(left);
+    }
+    let m3_at = m2_at.elapsed();
+    let pairing = finish_setup(&mut slow, &mut client, m2)
+        .unwrap_or_else(|error| panic!("M3 {m3_at:?} after M2: error {error}"));
+    let mut verified = Controller::connect(accessory.address, ADMIN);
+    verified.pair_verify(&pairing);
+    let reply = verified.get("/accessories");
+    assert_eq!(reply.status, 200, "/accessories: {}", reply.text());
+    format!(
+        "M3 {:.1} s after M2, then M5: paired; another controller's M1 {:.1} s after M2: Busy; the slow controller then verified and read /accessories",
+        m3_at.as_secs_f64(),
+        interloper_at.as_secs_f64()
     )
 }

@@ -305,8 +305,32 @@ pub(crate) fn join<T>(handle: JoinHandle<T>) -> T {
 // ---------------------------------------------------------------------------------------
 // Running a case.
 
-/// The first panic message of the running case, from any of its threads.
-static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+/// The first panic message of each running case, from any of its threads. A case run on
+/// a thread named by [`case_thread_name`] keeps its own; panics on other threads (the
+/// case running on the main thread, and threads a case spawns) share the unnamed slot.
+/// A waiting case's own threads still pass their message on through [`join`].
+static PANIC_MESSAGES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// The name of the thread that runs `case` against `target` alongside other cases.
+pub(crate) fn case_thread_name(target: &str, case: &str) -> String {
+    format!("case {target} {case}")
+}
+
+/// The panic slot of the current thread: its name if it runs a case of its own.
+fn panic_slot() -> String {
+    std::thread::current()
+        .name()
+        .filter(|name| name.starts_with("case "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Takes the first panic message kept for `slot`.
+fn take_panic_message(slot: &str) -> Option<String> {
+    let mut messages = PANIC_MESSAGES.lock().unwrap_or_else(|e| e.into_inner());
+    let index = messages.iter().position(|(s, _)| s == slot)?;
+    Some(messages.swap_remove(index).1)
+}
 
 /// Keeps panic messages for the case's FAIL line instead of printing them.
 pub(crate) fn capture_panics() {
@@ -323,20 +347,22 @@ pub(crate) fn capture_panics() {
             .location()
             .map(|l| format!(" ({}:{})", l.file(), l.line()))
             .unwrap_or_default();
-        let mut first = PANIC_MESSAGE.lock().unwrap_or_else(|e| e.into_inner());
-        first.get_or_insert(message + &at);
+        let slot = panic_slot();
+        let mut messages = PANIC_MESSAGES.lock().unwrap_or_else(|e| e.into_inner());
+        if !messages.iter().any(|(s, _)| *s == slot) {
+            messages.push((slot, message + &at));
+        }
     }));
 }
 
 /// Runs `case`, returning what it saw, or why it failed.
 pub(crate) fn run(case: &Case, context: &Context) -> Result<String, String> {
-    *PANIC_MESSAGE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    let slot = panic_slot();
+    let _ = take_panic_message(&slot);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| (case.run)(context)));
+    let first = take_panic_message(&slot);
     outcome.map_err(|payload: Box<dyn Any + Send>| {
-        PANIC_MESSAGE
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        first
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic".into())
     })

@@ -1,4 +1,5 @@
-//! Load: many controllers at once, and the connection limit.
+//! Load: many controllers at once, the connection limit, and who makes room when every
+//! slot is taken.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +22,16 @@ pub(crate) const CASES: &[Case] = &[
         run: stuck_reader,
     },
 ];
+
+/// Cases that wait in real time; `main` runs them alongside each other.
+pub(crate) const WAITING: &[Case] = &[Case {
+    name: "load/16-silent-sessions-then-a-newcomer",
+    run: silent_sessions_then_a_newcomer,
+}];
+
+/// The limit the eviction case starts the lights with: 16 silent sessions, as the issue
+/// that asked for it describes a home.
+const SILENT_LIMIT: usize = 16;
 
 fn twenty_concurrent(context: &Context) -> String {
     // Exactly as many connections as the light takes.
@@ -66,30 +77,36 @@ fn twenty_concurrent(context: &Context) -> String {
 }
 
 /// The host adapters' default connection limit (`hap_std::host::MAX_CONNECTIONS`).
-const LIMIT: usize = hap_std::host::MAX_CONNECTIONS;
+const DEFAULT_LIMIT: usize = hap_std::host::MAX_CONNECTIONS;
 
 fn connection_limit(context: &Context) -> String {
     // The default limit.
     let paired = context.paired();
     let address = paired.accessory.address;
-    // One connection more than the limit, at once. The std light takes each on its own
-    // thread, so which one finds the slots full depends on scheduling: exactly one must
-    // be closed, at once, before anything is served on it.
-    let mut open: Vec<Controller> = (0..=LIMIT)
+    // One connection more than the limit, at once. Nobody has been idle 60 s, so nobody
+    // is evicted to make room. The std light takes each on its own thread, so which one
+    // finds the slots full depends on scheduling: exactly one must be closed, at once,
+    // before anything is served on it.
+    let mut open: Vec<Controller> = (0..=DEFAULT_LIMIT)
         .map(|_| Controller::connect(address, ADMIN))
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let closed: Vec<usize> = (0..open.len())
         .filter(|&n| open[n].closed_within(Duration::from_millis(100)))
         .collect();
-    assert_eq!(closed.len(), 1, "closed of {}: {closed:?}", LIMIT + 1);
+    assert_eq!(
+        closed.len(),
+        1,
+        "closed of {}: {closed:?}",
+        DEFAULT_LIMIT + 1
+    );
     open.remove(closed[0]);
     // The others are still served.
     for controller in &mut open {
         controller.pair_verify(&paired.pairing);
     }
     // Closing four frees four slots.
-    open.truncate(LIMIT - 4);
+    open.truncate(DEFAULT_LIMIT - 4);
     std::thread::sleep(Duration::from_millis(200));
     let mut later: Vec<Controller> = (0..4)
         .map(|_| Controller::connect(address, ADMIN))
@@ -102,8 +119,8 @@ fn connection_limit(context: &Context) -> String {
     drop(later);
     std::thread::sleep(Duration::from_millis(200));
     format!(
-        "{} at once: one closed at once, the other {LIMIT} verified; 4 closed, 4 new ones verified and read; {}",
-        LIMIT + 1,
+        "{} at once: one closed at once, the other {DEFAULT_LIMIT} verified; 4 closed, 4 new ones verified and read; {}",
+        DEFAULT_LIMIT + 1,
         paired.check_served()
     )
 }
@@ -148,6 +165,109 @@ fn stuck_reader(context: &Context) -> String {
     format!(
         "a connection pipelined 400,000 GET /accessories (21 MB) and read nothing, its write blocked: another verified and read 200 times, the slowest in {} ms; RSS {rss_before} -> {rss_during} KiB; {}",
         slowest.as_millis(),
+        paired.check_served()
+    )
+}
+
+/// How long a connection must have been idle before a newcomer may evict it (HomeKitADK,
+/// `HAPIPAccessoryServer.c`).
+const IDLE_EVICTION: Duration = Duration::from_secs(60);
+
+/// How long the silent connections stay silent before the newcomer: 10 s of margin over
+/// [`IDLE_EVICTION`] for a loaded machine.
+const SILENCE: Duration = Duration::from_secs(IDLE_EVICTION.as_secs() + 10);
+
+/// Whether the accessory has closed `controller`'s connection, seen without sending or
+/// taking anything: a peek that finds the end of the stream (or a reset). A silent
+/// connection with no subscription must not be sent anything either.
+fn closed_by_accessory(controller: &Controller) -> bool {
+    let socket = controller.socket();
+    socket.set_nonblocking(true).expect("a non-blocking socket");
+    let peeked = socket.peek(&mut [0u8; 1]);
+    socket.set_nonblocking(false).expect("a blocking socket");
+    match peeked {
+        Ok(0) => true,
+        Ok(_) => panic!("the accessory sent something on a silent connection"),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(_) => true,
+    }
+}
+
+/// The silent connections the accessory has closed, by index.
+fn closed_of(silent: &[Controller]) -> Vec<usize> {
+    (0..silent.len())
+        .filter(|&n| closed_by_accessory(&silent[n]))
+        .collect()
+}
+
+fn silent_sessions_then_a_newcomer(context: &Context) -> String {
+    let paired = context.paired_with(&["--max-connections", &SILENT_LIMIT.to_string()]);
+    let address = paired.accessory.address;
+    // The connections that paired and read the ids must be gone before the slots fill.
+    std::thread::sleep(Duration::from_millis(300));
+    // 16 admin connections verify one after another, then say nothing: the first is idle
+    // longest. The gaps keep their idle clocks clearly apart.
+    let mut silent: Vec<Controller> = Vec::with_capacity(SILENT_LIMIT);
+    for _ in 0..SILENT_LIMIT {
+        silent.push(paired.verified(ADMIN));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let silent_since = Instant::now();
+    // Full, and nobody idle 60 s yet: a 17th is closed at once, without an answer.
+    let mut refused = Controller::connect(address, ADMIN);
+    let knocked = Instant::now();
+    assert!(
+        refused.ends_without_answer(Duration::from_secs(2)),
+        "a 17th connection with every slot taken and nobody idle 60 s: not closed within 2 s"
+    );
+    let refused_in = knocked.elapsed();
+    drop(refused);
+    let closed = closed_of(&silent);
+    assert!(
+        closed.is_empty(),
+        "silent ones closed by the 17th: {closed:?}"
+    );
+    // Wait in silence until every one of the 16 has been idle past 60 s.
+    if let Some(left) = SILENCE.checked_sub(silent_since.elapsed()) {
+        std::thread::sleep(left);
+    }
+    let closed = closed_of(&silent);
+    assert!(
+        closed.is_empty(),
+        "silent ones closed while nobody needed their slot: {closed:?}"
+    );
+    // A newcomer is served: the idle-longest connection makes room for it.
+    let newcomer_at = silent_since.elapsed();
+    let mut newcomer = Controller::connect(address, ADMIN);
+    newcomer.pair_verify(&paired.pairing);
+    let (aid, on) = paired.ids.on;
+    let reply = newcomer.get(&format!("/characteristics?id={aid}.{on}"));
+    assert_eq!(reply.status, 200, "the newcomer's read: {}", reply.text());
+    // The evicted one closes once the accessory gets to it: wait for a first, then a
+    // little longer for any other.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while closed_of(&silent).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let closed = closed_of(&silent);
+    assert_eq!(
+        closed,
+        [0],
+        "closed of the 16 silent ones (0 verified first, so was idle longest)"
+    );
+    // The other 15 still answer.
+    for controller in &mut silent[1..] {
+        let reply = controller.get(&format!("/characteristics?id={aid}.{on}"));
+        assert_eq!(reply.status, 200, "a silent one's read: {}", reply.text());
+    }
+    drop(silent);
+    drop(newcomer);
+    std::thread::sleep(Duration::from_millis(300));
+    format!(
+        "16 verified and went silent: a 17th was closed in {} ms without an answer; {:.1} s on, a newcomer verified and read, the one idle longest was closed, the other 15 stayed open and then answered reads; {}",
+        refused_in.as_millis(),
+        newcomer_at.as_secs_f64(),
         paired.check_served()
     )
 }

@@ -23,6 +23,7 @@ mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use accessory::Target;
@@ -58,29 +59,27 @@ fn main() -> ExitCode {
     .into_iter()
     .flatten()
     .collect();
+    let waiting: Vec<&Case> = [before_pairing::WAITING, load::WAITING]
+        .into_iter()
+        .flatten()
+        .filter(|c| c.name.contains(&settings.only))
+        .collect();
     let started = Instant::now();
-    let (mut passed, mut failed) = (0, 0);
+    let mut tally = Tally::default();
     harness::capture_panics();
+    // Cases that mostly wait in real time run first, all at once, each on its own light.
+    run_waiting(&settings, &waiting, &mut tally);
     for target in &settings.targets {
         for case in cases.iter().filter(|c| c.name.contains(&settings.only)) {
             let context = Context::new(&settings, target, case.name);
             let case_started = Instant::now();
             let outcome = harness::run(case, &context);
-            let took = case_started.elapsed().as_secs_f64();
-            match outcome {
-                Ok(saw) => {
-                    passed += 1;
-                    println!("PASS {:5} {} ({took:.1} s): {saw}", target.name, case.name);
-                }
-                Err(why) => {
-                    failed += 1;
-                    println!("FAIL {:5} {} ({took:.1} s): {why}", target.name, case.name);
-                }
-            }
+            tally.report(&target.name, case.name, case_started.elapsed(), outcome);
             context.clean_up();
         }
     }
     let _ = std::fs::remove_dir(&settings.work);
+    let Tally { passed, failed } = tally;
     println!(
         "\nhostile: {passed} passed, {failed} failed ({:.0} s)",
         started.elapsed().as_secs_f64()
@@ -89,6 +88,82 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Counts outcomes, printing each.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn report(
+        &mut self,
+        target: &str,
+        case: &str,
+        took: Duration,
+        outcome: Result<String, String>,
+    ) {
+        let took = took.as_secs_f64();
+        match outcome {
+            Ok(saw) => {
+                self.passed += 1;
+                println!("PASS {target:5} {case} ({took:.1} s): {saw}");
+            }
+            Err(why) => {
+                self.failed += 1;
+                println!("FAIL {target:5} {case} ({took:.1} s): {why}");
+            }
+        }
+    }
+}
+
+/// Runs every waiting case against every target at once, one thread each, and reports
+/// each as it ends. They sleep most of the time, so they barely compete for the CPU.
+fn run_waiting(settings: &Settings, cases: &[&'static Case], tally: &mut Tally) {
+    let (send, results) = mpsc::channel();
+    let mut running = 0;
+    for target in &settings.targets {
+        for &case in cases {
+            let context = Context::new(settings, target, case.name);
+            let send = send.clone();
+            let spawned = std::thread::Builder::new()
+                .name(harness::case_thread_name(&target.name, case.name))
+                .spawn(move || {
+                    let case_started = Instant::now();
+                    let outcome = harness::run(case, &context);
+                    let took = case_started.elapsed();
+                    context.clean_up();
+                    let _ = send.send((context.target.name.clone(), case.name, took, outcome));
+                });
+            match spawned {
+                Ok(_) => running += 1,
+                Err(e) => tally.report(
+                    &target.name,
+                    case.name,
+                    Duration::ZERO,
+                    Err(format!("no thread: {e}")),
+                ),
+            }
+        }
+    }
+    drop(send);
+    // Each case ends by itself (its waits are bounded); a thread that died without a
+    // word ends the channel instead.
+    let mut reported = 0;
+    for (target, case, took, outcome) in results.iter().take(running) {
+        tally.report(&target, case, took, outcome);
+        reported += 1;
+    }
+    for _ in reported..running {
+        tally.report(
+            "?",
+            "a waiting case",
+            Duration::ZERO,
+            Err("its thread ended without a result".into()),
+        );
     }
 }
 
