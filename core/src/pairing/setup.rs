@@ -566,6 +566,11 @@ impl PairSetup {
         self.lock.is_some()
     }
 
+    /// The connection whose pair-setup is in progress, if any.
+    pub fn owner(&self) -> Option<ConnectionId> {
+        self.lock.as_ref().map(|lock| lock.owner)
+    }
+
     fn is_owner(&self, conn: ConnectionId) -> bool {
         self.lock.as_ref().is_some_and(|lock| lock.owner == conn)
     }

@@ -313,7 +313,12 @@ impl Server<'_> {
     }
 
     /// The earliest time a coalesced event of `conn` falls due.
+    /// None while the connection is not idle: events wait for the request in progress,
+    /// and the poll that ends it writes them, so there is no timeout to wait for.
     pub(super) fn event_deadline(&self, conn: &Connection<'_>) -> Option<Instant> {
+        if !conn.is_idle() {
+            return None;
+        }
         let db = &self.database;
         conn.subscriptions()
             .iter()

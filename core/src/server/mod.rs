@@ -256,13 +256,15 @@ pub struct Server<'d> {
     /// A change of the paired state whose reply is on its way to the controller that
     /// made it: reported once that controller surely has the reply, so that mDNS `sf`
     /// does not change while a pairing is in progress.
-    change_after_reply: Option<(crate::ConnectionId, bool)>,
+    change_after_reply: Option<(crate::ConnectionId, bool, Instant)>,
 }
 
 /// What the server knows of an open connection to choose whom to evict.
 #[derive(Clone, Copy, Debug)]
 struct Peer {
     id: crate::ConnectionId,
+    /// When it was accepted.
+    opened: Instant,
     /// When a byte was last received or sent: HomeKitADK's idle clock
     /// (`HAPIPAccessoryServer.c` refreshes it on every I/O).
     last_io: Instant,
@@ -357,6 +359,7 @@ impl<'d> Server<'d> {
         let mut conn = Connection::new(id, buffers).map_err(AcceptError::Buffers)?;
         let peer = Peer {
             id,
+            opened: now,
             last_io: now,
             verified: false,
             evicted: false,
@@ -387,11 +390,16 @@ impl<'d> Server<'d> {
 
     /// Makes room for a new connection when every slot is taken, as HomeKitADK does
     /// (`HAPIPAccessoryServer.c`): closes the connection idle longest, if it has been
-    /// idle for at least [`Config::idle_eviction`]. Connections that never completed
-    /// pair-verify go first. Returns the evicted connection: poll it, and it yields
-    /// [`Output::Close`] (after any reply waiting for storage). [`Server::accept`] counts
-    /// it out at once, so the caller may accept the new connection before the evicted
-    /// one has closed if it has the buffers.
+    /// idle for at least [`Config::idle_eviction`]. Returns the evicted connection: poll
+    /// it, and it yields [`Output::Close`] (after any reply waiting for storage).
+    /// [`Server::accept`] counts it out at once, so the caller may accept the new
+    /// connection before the evicted one has closed if it has the buffers.
+    ///
+    /// Among the candidates, connections that never completed pair-verify go first, and
+    /// the one running pair-setup goes last (its user may be typing the code). An
+    /// unverified connection open for `idle_eviction` is a candidate even if it keeps
+    /// sending bytes, unless it runs pair-setup: otherwise a host trickling a byte a
+    /// minute on every slot would lock every controller out.
     ///
     /// Returns `None`, and closes nothing, while there is room or when every connection
     /// is busier than that: then refuse the new one. An idle connection is never closed
@@ -401,11 +409,22 @@ impl<'d> Server<'d> {
             return None;
         }
         let idle_eviction = self.config.idle_eviction;
+        #[cfg(feature = "alloc")]
+        let pairing = self.setup.owner();
+        #[cfg(not(feature = "alloc"))]
+        let pairing: Option<crate::ConnectionId> = None;
         let victim = self
             .peers
             .iter_mut()
-            .filter(|peer| !peer.evicted && now >= peer.last_io + idle_eviction)
-            .min_by_key(|peer| (peer.verified, peer.last_io))?;
+            .filter(|peer| !peer.evicted)
+            .filter(|peer| {
+                let idle = now >= peer.last_io + idle_eviction;
+                let stale = !peer.verified
+                    && pairing != Some(peer.id)
+                    && now >= peer.opened + idle_eviction;
+                idle || stale
+            })
+            .min_by_key(|peer| (pairing == Some(peer.id), peer.verified, peer.last_io))?;
         victim.evicted = true;
         Some(victim.id)
     }
@@ -430,9 +449,9 @@ impl<'d> Server<'d> {
 
     /// Reports a change of the paired state that waited for `id`'s reply to arrive.
     fn report_after_reply(&mut self, id: crate::ConnectionId) {
-        if let Some((_, paired)) = self
+        if let Some((_, paired, _)) = self
             .change_after_reply
-            .take_if(|(waiting, _)| *waiting == id)
+            .take_if(|(waiting, ..)| *waiting == id)
         {
             self.pairing_change = Some(paired);
         }
@@ -556,8 +575,9 @@ impl<'d> Server<'d> {
     /// [`Server::handle_input`] and after draining [`Server::poll_output`].
     ///
     /// A change is reported once it is stored and the controller that made it surely has
-    /// its reply: when that connection sends its next bytes or ends, or when any
-    /// connection completes pair-verify. Announcing `sf=0` before iOS has read M6 makes
+    /// its reply: when that connection sends its next bytes or ends, when any connection
+    /// completes pair-verify, or 10 s after the reply (a deadline of that connection's
+    /// [`Server::poll_timeout`]). Announcing `sf=0` before iOS has read M6 makes
     /// it think another controller took the accessory, and it abandons the pairing (iOS
     /// 13; HAP-Java #95, HAP-python #246).
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -629,7 +649,8 @@ impl<'d> Server<'d> {
             if conn.closing.is_some() || reply.is_none() {
                 self.pairing_change = Some(self.stored_paired);
             } else {
-                self.change_after_reply = Some((conn.id, self.stored_paired));
+                let deadline = now + REPLY_RECEIVED_WITHIN;
+                self.change_after_reply = Some((conn.id, self.stored_paired, deadline));
             }
         }
         if conn.closing.is_some() {
@@ -664,16 +685,25 @@ impl<'d> Server<'d> {
         // pair-setup waits for its person as long as nobody else wants to pair.
         let job = Self::job_deadline(conn);
         let event = self.event_deadline(conn);
-        [job, event].into_iter().flatten().min()
+        let reported = self
+            .change_after_reply
+            .filter(|(waiting, ..)| *waiting == conn.id)
+            .map(|(.., deadline)| deadline);
+        [job, event, reported].into_iter().flatten().min()
     }
 
     /// Applies timeouts that have passed by `now`. Reads and writes waiting for the
     /// application, and coalesced events, are answered on the next
     /// [`Server::poll_output`].
     pub fn handle_timeout(&mut self, conn: &mut Connection<'_>, now: Instant) {
-        // Everything due is found by the next poll; this is where a connection an
-        // adapter was told to poll learns that it was evicted.
-        let _ = now;
+        // Everything else due is found by the next poll; this is also where a connection
+        // an adapter was told to poll learns that it was evicted.
+        if self
+            .change_after_reply
+            .is_some_and(|(waiting, _, deadline)| waiting == conn.id && now >= deadline)
+        {
+            self.report_after_reply(conn.id);
+        }
         self.close_if_evicted(conn);
     }
 
@@ -710,6 +740,15 @@ impl<'d> Server<'d> {
             self.close_if_unpaired(conn);
             if conn.closing.is_some() {
                 return;
+            }
+            // Empty lines before a request line are ignored (RFC 9112 §2.2); left in the
+            // input they would keep the connection from being idle, and its events.
+            let blank = conn.buffers.input[..conn.input_len]
+                .iter()
+                .take_while(|byte| matches!(byte, b'\r' | b'\n'))
+                .count();
+            if blank > 0 && conn.job.is_none() {
+                conn.consume_input(blank);
             }
             let limit = self.request_limit(conn);
             let input = &conn.buffers.input[..conn.input_len];
@@ -861,7 +900,7 @@ impl<'d> Server<'d> {
                     peer.verified = true;
                 }
                 // A controller verifying has its pairing's reply, wherever it came from.
-                if let Some((waiting, _)) = self.change_after_reply {
+                if let Some((waiting, ..)) = self.change_after_reply {
                     self.report_after_reply(waiting);
                 }
                 conn.push_event(Event::Verified { controller });
@@ -902,6 +941,10 @@ impl<'d> Server<'d> {
         }
     }
 }
+
+/// How long after a reply that changed the paired state its controller surely has it, if
+/// it neither sends more nor closes: iOS gives each pairing step about 10 s.
+const REPLY_RECEIVED_WITHIN: Duration = Duration::from_secs(10);
 
 /// HAP's body for a 500 answer: out of resources (-70407).
 const OUT_OF_RESOURCES: &[u8] = b"{\"status\":-70407}";

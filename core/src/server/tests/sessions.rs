@@ -406,6 +406,12 @@ fn no_event_while_a_read_waits_for_the_application() {
     ));
     let (replies, _) = harness.exchange(&mut conn, &mut owner, &subscribe, Feed::Whole);
     assert_eq!(replies[0].0, 204);
+    // An event goes out now, so the next change is coalesced: due 1 s later.
+    harness
+        .server
+        .set_value(ON.0, ON.1, crate::database::OwnedValue::Bool(true))
+        .unwrap();
+    assert!(drained(&mut harness, &mut conn, &mut owner).starts_with(b"EVENT/1.0"));
 
     let (aid, iid) = TEMPERATURE;
     let wire = owner.wrap(&get(&format!("/characteristics?id={aid}.{iid}")));
@@ -422,10 +428,16 @@ fn no_event_while_a_read_waits_for_the_application() {
     assert!(outcome.events.contains(&Event::Read { aid, iid }));
     harness
         .server
-        .set_value(ON.0, ON.1, crate::database::OwnedValue::Bool(true))
+        .set_value(ON.0, ON.1, crate::database::OwnedValue::Bool(false))
         .unwrap();
+    // The coalesced event is due at 1 s but waits for the read: the deadline is the
+    // read's, not one in the past that would have the adapter spin.
+    let read_deadline = Some(at(0) + Config::default().read_timeout);
+    assert_eq!(harness.server.poll_timeout(&conn), read_deadline);
     harness.now = at(3);
+    harness.server.handle_timeout(&mut conn, harness.now);
     assert!(drained(&mut harness, &mut conn, &mut owner).is_empty());
+    assert_eq!(harness.server.poll_timeout(&conn), read_deadline);
     harness
         .server
         .set_value(aid, iid, crate::database::OwnedValue::Float(21.5))
@@ -435,7 +447,95 @@ fn no_event_while_a_read_waits_for_the_application() {
     let event_at = text
         .find("EVENT/1.0")
         .expect("the event follows the response");
-    assert!(text[event_at..].contains(r#""value":true"#), "{text}");
+    assert!(text[event_at..].contains(r#""value":false"#), "{text}");
+}
+
+/// Blank lines between requests are ignored (RFC 9112 §2.2): left in the input they would
+/// keep the connection from being idle, and its events from going out.
+#[test]
+fn a_stray_crlf_after_a_request_does_not_hold_events_back() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut owner = subscribed_owner(&mut harness, &mut conn);
+    let mut request = get("/characteristics?id=1.9");
+    request.extend_from_slice(b"\r\n");
+    let (replies, _) = harness.exchange(&mut conn, &mut owner, &request, Feed::Whole);
+    assert_eq!(replies[0].0, 200);
+    harness
+        .server
+        .set_value(1, 9, crate::database::OwnedValue::Bool(true))
+        .unwrap();
+    assert!(drained(&mut harness, &mut conn, &mut owner).starts_with(b"EVENT/1.0"));
+    let (replies, _) = harness.exchange(&mut conn, &mut owner, &get("/x"), Feed::Whole);
+    assert_eq!(
+        replies,
+        [(404, Vec::new())],
+        "the next request is read as usual"
+    );
+}
+
+/// Item 2, against a hostile host: unverified connections that trickle a byte now and
+/// then cannot hold the slots for ever. Once open for `idle_eviction` they may be evicted
+/// whatever they send, except the one running pair-setup, which goes last.
+#[test]
+fn trickling_unverified_connections_are_evicted_but_a_pairing_goes_last() {
+    let mut harness = harness_with(2);
+    let (mut a, mut b) = (Buffers::new(), Buffers::new());
+    let mut pairing = accept(&mut harness, &mut a, 1);
+    let mut trickler = accept(&mut harness, &mut b, 2);
+    let m1 = post(
+        "/pair-setup",
+        "application/pairing+tlv8",
+        &[0x00, 1, 0, 0x06, 1, 1],
+    );
+    let mut person = Controller::new("person", 1);
+    let (replies, _) = harness.exchange(&mut pairing, &mut person, &m1, Feed::Whole);
+    assert_eq!(replies[0].0, 200, "M2");
+    for second in (10..=120).step_by(10) {
+        harness.now = at(second);
+        let taken = harness
+            .server
+            .handle_input(&mut trickler, harness.now, b"G", &mut harness.rng);
+        assert_eq!(taken, 1);
+        if second == 50 {
+            assert_eq!(harness.server.make_room(harness.now), None, "nobody yet");
+        }
+    }
+    // 120 s in: the trickler has been open 120 s; the person, idle 120 s, types on.
+    assert_eq!(harness.server.make_room(harness.now), Some(ConnectionId(2)));
+    harness.server.handle_timeout(&mut trickler, harness.now);
+    assert_eq!(
+        harness
+            .server
+            .poll_output(&mut trickler, harness.now, &mut harness.rng),
+        Some(Output::Close)
+    );
+    // Still full? No: one slot is free, and the person's attempt is intact.
+    assert_eq!(harness.server.make_room(harness.now), None);
+    assert!(harness.server.setup.is_busy());
+}
+
+/// `sf` must not stay 1 for ever after a pairing whose controller keeps its connection
+/// open and silent: 10 s after the reply, it surely has it.
+#[test]
+fn a_pairing_change_is_reported_10_s_after_the_reply_at_the_latest() {
+    let mut harness = Harness::new();
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut owner = Controller::new("owner", 7);
+    harness.pair(&mut conn, &mut owner, Feed::Whole);
+    assert_eq!(harness.server.poll_event(), None);
+    let due = at(10);
+    assert_eq!(harness.server.poll_timeout(&conn), Some(due));
+    harness.server.handle_timeout(&mut conn, at(9));
+    assert_eq!(harness.server.poll_event(), None);
+    harness.server.handle_timeout(&mut conn, due);
+    assert_eq!(
+        harness.server.poll_event(),
+        Some(Event::PairingsChanged { paired: true })
+    );
+    assert_eq!(harness.server.poll_timeout(&conn), None);
 }
 
 /// Item 7: at the host adapters' defaults ([`Config::host`] and
