@@ -97,6 +97,7 @@ pub mod setup;
 #[cfg(feature = "alloc")]
 pub mod srp;
 pub mod state;
+pub mod status;
 pub mod time;
 pub mod tlv;
 

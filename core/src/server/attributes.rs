@@ -221,15 +221,15 @@ const fn max(a: usize, b: usize) -> usize {
 /// chance: those not supplied since `epoch` have timed out.
 fn read_status(db: &Database<'_>, aid: u64, iid: u64, admin: bool, epoch: u64) -> HapStatus {
     let Some(at) = db.find(aid, iid) else {
-        return HapStatus::DoesNotExist;
+        return HapStatus::ResourceDoesNotExist;
     };
     let def = db.definition(at);
     if !def.perms.contains(Perms::READ) {
-        HapStatus::WriteOnly
+        HapStatus::WriteOnlyCharacteristic
     } else if def.kind.admin_only.contains(Perms::READ) && !admin {
         HapStatus::InsufficientPrivileges
     } else if def.read_on_demand && db.slot(at.slot).supplied <= epoch {
-        HapStatus::TimedOut
+        HapStatus::OperationTimedOut
     } else {
         HapStatus::Success
     }
@@ -471,7 +471,7 @@ impl Server<'_> {
             // Ask for the values on demand, as event room allows.
             for (aid, iid) in query.ids().skip(*asked) {
                 // Only a permitted read of a value on demand waits for the application.
-                let waits = read_status(db, aid, iid, admin, epoch) == HapStatus::TimedOut;
+                let waits = read_status(db, aid, iid, admin, epoch) == HapStatus::OperationTimedOut;
                 if waits && parts.events.push_back(Event::Read { aid, iid }).is_err() {
                     return Progress::Waiting;
                 }
@@ -482,7 +482,7 @@ impl Server<'_> {
                     .ids()
                     .map(|(aid, iid)| read_status(db, aid, iid, admin, epoch))
             };
-            let pending = statuses().any(|s| s == HapStatus::TimedOut);
+            let pending = statuses().any(|s| s == HapStatus::OperationTimedOut);
             if pending && now < deadline {
                 return Progress::Waiting;
             }
@@ -539,7 +539,7 @@ impl Server<'_> {
                 return Progress::Waiting;
             }
             let status = if timed == Some(false) {
-                HapStatus::InvalidValue
+                HapStatus::InvalidValueInRequest
             } else {
                 let context = WriteContext {
                     db: &mut self.database,
@@ -575,7 +575,7 @@ impl Server<'_> {
             }
             for (item, status) in body.items().zip(statuses.iter_mut()) {
                 if awaits_answer(&item, *status) {
-                    *status = HapStatus::TimedOut as u8;
+                    *status = HapStatus::OperationTimedOut as u8;
                 }
             }
             let all_plain = body
@@ -655,11 +655,11 @@ impl WriteContext<'_, '_> {
         events: &mut heapless::Deque<Event, 4>,
     ) -> HapStatus {
         let Some(at) = self.db.find(item.aid, item.iid) else {
-            return HapStatus::DoesNotExist;
+            return HapStatus::ResourceDoesNotExist;
         };
         let def = *self.db.definition(at);
         if item.value.is_none() && item.ev.is_none() {
-            return HapStatus::InvalidValue;
+            return HapStatus::InvalidValueInRequest;
         }
         let mut status = HapStatus::Success;
         if let Some(ev) = item.ev {
@@ -679,10 +679,10 @@ impl WriteContext<'_, '_> {
             return HapStatus::InsufficientPrivileges;
         }
         if !def.perms.contains(Perms::WRITE) {
-            return HapStatus::ReadOnly;
+            return HapStatus::ReadOnlyCharacteristic;
         }
         if def.perms.contains(Perms::TIMED_WRITE) && !self.timed {
-            return HapStatus::InvalidValue;
+            return HapStatus::InvalidValueInRequest;
         }
         // Escapes make a string shorter, never longer; the base64 of the longest TLV8
         // or data value is a third longer than the value (5,464 bytes of stack with
@@ -693,7 +693,7 @@ impl WriteContext<'_, '_> {
             .and_then(|value| def.constraints.check(&value))
             .and_then(|value| OwnedValue::from_value(&value));
         let Ok(value) = value else {
-            return HapStatus::InvalidValue;
+            return HapStatus::InvalidValueInRequest;
         };
         super::events::store(
             self.db,

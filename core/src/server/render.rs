@@ -5,67 +5,7 @@
 use crate::catalog::{Format, Perms};
 use crate::database::{CharacteristicDef, Database, Entry, OwnedValue};
 use crate::json::{Full, JsonWriter};
-
-/// A HAP status code, as HomeKitADK uses them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum HapStatus {
-    /// 0: success.
-    Success = 0,
-    /// -70401: the controller lacks the privileges (it is not an admin).
-    InsufficientPrivileges = 1,
-    /// -70402: the accessory could not perform the operation.
-    UnableToPerform = 2,
-    /// -70403: the resource is busy.
-    Busy = 3,
-    /// -70404: a write to a read-only characteristic.
-    ReadOnly = 4,
-    /// -70405: a read of a write-only characteristic.
-    WriteOnly = 5,
-    /// -70406: the characteristic does not support events.
-    NotificationNotSupported = 6,
-    /// -70407: out of resources.
-    OutOfResources = 7,
-    /// -70408: the operation timed out.
-    TimedOut = 8,
-    /// -70409: no such characteristic.
-    DoesNotExist = 9,
-    /// -70410: an invalid value in a write.
-    InvalidValue = 10,
-    /// -70411: insufficient authorization.
-    InsufficientAuthorization = 11,
-}
-
-impl HapStatus {
-    /// The number in HAP's JSON.
-    pub const fn code(self) -> i32 {
-        match self {
-            HapStatus::Success => 0,
-            other => -70400 - other as i32,
-        }
-    }
-
-    /// The status stored as `byte` by `self as u8`.
-    pub(crate) fn from_byte(byte: u8) -> HapStatus {
-        const ALL: [HapStatus; 12] = [
-            HapStatus::Success,
-            HapStatus::InsufficientPrivileges,
-            HapStatus::UnableToPerform,
-            HapStatus::Busy,
-            HapStatus::ReadOnly,
-            HapStatus::WriteOnly,
-            HapStatus::NotificationNotSupported,
-            HapStatus::OutOfResources,
-            HapStatus::TimedOut,
-            HapStatus::DoesNotExist,
-            HapStatus::InvalidValue,
-            HapStatus::InsufficientAuthorization,
-        ];
-        ALL.get(usize::from(byte))
-            .copied()
-            .unwrap_or(HapStatus::UnableToPerform)
-    }
-}
+pub use crate::status::HapStatus;
 
 /// Writes a value as HAP's JSON has it: TLV8 and data in base64, and `null` for what is
 /// only ever told by events.
@@ -306,7 +246,7 @@ mod tests {
     fn status_codes_match_homekitadk() {
         assert_eq!(HapStatus::Success.code(), 0);
         assert_eq!(HapStatus::InsufficientPrivileges.code(), -70401);
-        assert_eq!(HapStatus::TimedOut.code(), -70408);
+        assert_eq!(HapStatus::OperationTimedOut.code(), -70408);
         assert_eq!(HapStatus::InsufficientAuthorization.code(), -70411);
         for byte in 0..12 {
             assert_eq!(HapStatus::from_byte(byte) as u8, byte);
