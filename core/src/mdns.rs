@@ -12,6 +12,7 @@
 
 use core::fmt::Write as _;
 
+use crate::catalog::Category;
 use crate::setup::{setup_hash_base64, DeviceId, SetupId};
 
 /// The DNS-SD service type of HAP over IP.
@@ -48,8 +49,8 @@ pub struct Advertisement<'a> {
     pub device_id: DeviceId,
     /// The configuration number, advertised as `c#`.
     pub config_number: u16,
-    /// The accessory category, advertised as `ci` (5 for a lightbulb, 2 for a bridge).
-    pub category: u8,
+    /// The accessory category, advertised as `ci` by its number.
+    pub category: Category,
     /// Whether a controller is paired; `sf` is 1 while unpaired.
     pub paired: bool,
     /// The setup id, from which `sh` is derived; without it `sh` is left out.
@@ -76,7 +77,7 @@ impl Advertisement<'_> {
         // The state number is 1 and never changes over IP.
         add("s#", format_args!("1"));
         add("sf", format_args!("{}", u8::from(!self.paired)));
-        add("ci", format_args!("{}", self.category));
+        add("ci", format_args!("{}", self.category.number()));
         if let Some(setup_id) = &self.setup_id {
             add(
                 "sh",
@@ -138,7 +139,7 @@ mod tests {
             model: "VirtualLight",
             device_id: "12:34:56:78:9A:BC".parse().unwrap(),
             config_number: 3,
-            category: 5,
+            category: Category::LIGHTBULB,
             paired,
             setup_id: Some("7OSX".parse().unwrap()),
         }

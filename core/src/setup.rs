@@ -7,6 +7,8 @@ use core::str::FromStr;
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha512};
 
+use crate::catalog::Category;
+
 /// A setup code string was malformed or is one that HomeKit refuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetupCodeError {
@@ -284,14 +286,14 @@ pub struct SetupFlags {
 pub fn setup_uri(
     code: &SetupCode,
     setup_id: &SetupId,
-    category: u8,
+    category: Category,
     flags: SetupFlags,
 ) -> heapless::String<20> {
     let mut payload = u64::from(code.to_number())
         | u64::from(flags.paired) << 27
         | u64::from(flags.ip) << 28
         | u64::from(flags.ble) << 29
-        | u64::from(category) << 31;
+        | u64::from(category.number()) << 31;
     let mut digits = [b'0'; 9];
     for digit in digits.iter_mut().rev() {
         *digit = BASE36[(payload % 36) as usize];
@@ -424,7 +426,7 @@ mod tests {
                 ble: case["ble"].as_bool().unwrap(),
             };
             let id: SetupId = case["setup_id"].as_str().unwrap().parse().unwrap();
-            let category = case["category"].as_u64().unwrap() as u8;
+            let category = Category::new(case["category"].as_u64().unwrap() as u8);
             assert_eq!(
                 setup_uri(&code, &id, category, flags).as_str(),
                 case["uri"].as_str().unwrap()

@@ -119,6 +119,7 @@
 use core::time::Duration;
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
+use hap_core::catalog::Category;
 use hap_core::database::{OwnedValue, SetValueError};
 use hap_core::mdns::{Advertisement, NoResponder, Responder};
 use hap_core::server::{
@@ -240,8 +241,8 @@ pub struct ServiceInfo<'a> {
     pub name: &'a str,
     /// The model, advertised as `md`.
     pub model: &'a str,
-    /// The accessory category, advertised as `ci` (5 for a lightbulb, 2 for a bridge).
-    pub category: u8,
+    /// The accessory category, advertised as `ci`, such as [`Category::LIGHTBULB`].
+    pub category: Category,
     /// The configuration number, advertised as `c#`. Raise it whenever the database's
     /// shape or a Firmware Revision changes (a firmware update, say): controllers re-read
     /// `/accessories` only then. With 18 bytes of flash,

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use common::{value_of, Message, Peer, Transport, LIGHT, LIGHT_SLOTS};
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
+use hap_core::catalog::Category;
 use hap_core::database::{Database, OwnedValue, Slot};
 use hap_core::mdns::{Advertisement, Responder};
 use hap_core::server::{Config, Event, Server};
@@ -30,7 +31,7 @@ use rand_chacha::ChaCha20Rng;
 const INFO: ServiceInfo<'static> = ServiceInfo {
     name: "Host Light",
     model: "HostLight1,1",
-    category: 5,
+    category: Category::LIGHTBULB,
     config_number: 1,
     setup_id: None,
 };

@@ -12,13 +12,10 @@ use std::io::BufRead as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hap_core::catalog::{characteristic as c, service as s};
+use hap_core::catalog::{characteristic as c, service as s, Category};
 use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
 use hap_core::database::OwnedValue;
 use hap_core::server::Event;
-
-/// The bridge category, for mDNS `ci` and the setup URI.
-const BRIDGE: u8 = 2;
 
 const HELP: &str = "Type light on|off|toggle|brightness N, switch on|off, temperature C, \
                     or press|double|long (the button), and Enter.";
@@ -113,10 +110,14 @@ async fn run(args: &example::Args) -> Result<(), String> {
     }
     let database = builder.build().map_err(|e| format!("{e:?}"))?;
 
-    print!("{}", example::banner(&args.name, BRIDGE, &setup));
-    let running = hap_smol::serve(setup, database, args.options("VirtualBridge", BRIDGE)?)
-        .await
-        .map_err(|e| e.to_string())?;
+    print!("{}", example::banner(&args.name, Category::BRIDGE, &setup));
+    let running = hap_smol::serve(
+        setup,
+        database,
+        args.options("VirtualBridge", Category::BRIDGE)?,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let handle = running.handle();
     example::print_listening(handle.local_addr());
 

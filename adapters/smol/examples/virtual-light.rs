@@ -9,6 +9,8 @@ mod example;
 use std::io::BufRead as _;
 use std::process::ExitCode;
 
+use hap_core::catalog::Category;
+
 fn main() -> ExitCode {
     example::main(&example::VIRTUAL_LIGHT, |args| {
         smol::future::block_on(run(args))
@@ -19,9 +21,9 @@ async fn run(args: &example::Args) -> Result<(), String> {
     let (setup, database, lamp) = args.prepare_light()?;
     print!(
         "{}",
-        example::banner(&args.name, example::LIGHTBULB, &setup)
+        example::banner(&args.name, Category::LIGHTBULB, &setup)
     );
-    let options = args.options("VirtualLight", example::LIGHTBULB)?;
+    let options = args.options("VirtualLight", Category::LIGHTBULB)?;
     let running = hap_smol::serve(setup, database, options)
         .await
         .map_err(|e| e.to_string())?;

@@ -24,12 +24,13 @@
 //! #     builder.service(&hap_core::catalog::service::LIGHTBULB).primary();
 //! #     builder.build().unwrap()
 //! # }
+//! use hap_core::catalog::Category;
 //! use hap_std::{store::MemoryStore, Options, Setup};
 //!
 //! smol::future::block_on(async {
 //!     let mut setup = Setup::load_or_create(Box::new(MemoryStore::default()), None, None)?;
 //!     let database = database(setup.ids());
-//!     let running = hap_smol::serve(setup, database, Options::new("Light", "L1", 5)).await?;
+//!     let running = hap_smol::serve(setup, database, Options::new("Light", "L1", Category::LIGHTBULB)).await?;
 //!     let events = running.events().clone();
 //!     smol::spawn(async move {
 //!         while let Ok(event) = events.recv().await {

@@ -8,6 +8,8 @@ mod example;
 use std::io::BufRead;
 use std::process::ExitCode;
 
+use hap_core::catalog::Category;
+
 fn main() -> ExitCode {
     example::main(&example::VIRTUAL_LIGHT, run)
 }
@@ -16,9 +18,9 @@ fn run(args: &example::Args) -> Result<(), String> {
     let (setup, database, lamp) = args.prepare_light()?;
     print!(
         "{}",
-        example::banner(&args.name, example::LIGHTBULB, &setup)
+        example::banner(&args.name, Category::LIGHTBULB, &setup)
     );
-    let options = args.options("VirtualLight", example::LIGHTBULB)?;
+    let options = args.options("VirtualLight", Category::LIGHTBULB)?;
     let running = hap_std::serve(setup, database, options).map_err(|e| e.to_string())?;
     let handle = running.handle();
     example::print_listening(handle.local_addr());

@@ -14,6 +14,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use hap_core::catalog::Category;
 use hap_core::database::config::ConfigNumber;
 use hap_core::database::ids::IdMap;
 use hap_core::database::{Database, OwnedValue, SetValueError};
@@ -71,7 +72,7 @@ pub struct Identity {
     /// The model, `md`.
     pub model: String,
     /// The category, `ci`.
-    pub category: u8,
+    pub category: Category,
     /// The TCP port.
     pub port: u16,
 }
@@ -88,7 +89,7 @@ pub struct Options {
     /// The model advertised over mDNS.
     pub model: String,
     /// The category advertised over mDNS and in the setup URI.
-    pub category: u8,
+    pub category: Category,
     /// The core's limits and timeouts ([`Config::host`]: 32 connections, requests of up
     /// to 32 KiB).
     pub config: Config,
@@ -97,8 +98,9 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults for an accessory named `name`, of `model` and `category`, without mDNS.
-    pub fn new(name: &str, model: &str, category: u8) -> Self {
+    /// Defaults for an accessory named `name`, of `model` and `category` (such as
+    /// [`Category::LIGHTBULB`]), without mDNS.
+    pub fn new(name: &str, model: &str, category: Category) -> Self {
         Self {
             bind: Bind::Any,
             port: 51826,

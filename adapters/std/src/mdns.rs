@@ -681,7 +681,7 @@ mod tests {
             model: "VirtualLight",
             device_id: "12:34:56:78:9A:BC".parse().unwrap(),
             config_number,
-            category: 5,
+            category: hap_core::catalog::Category::LIGHTBULB,
             paired,
             setup_id: Some("7OSX".parse().unwrap()),
         }

@@ -56,7 +56,7 @@ fn advertisement(paired: bool, config_number: u16) -> Advertisement<'static> {
         model: "VirtualLight",
         device_id: DEVICE_ID.parse().unwrap(),
         config_number,
-        category: 5,
+        category: hap_core::catalog::Category::LIGHTBULB,
         paired,
         setup_id: Some(SETUP_ID.parse().unwrap()),
     }

@@ -2,7 +2,7 @@
 //! revision, and an accessory whose ids were stored before the builder added the HAP
 //! Protocol Information service keeps every id it had.
 
-use hap_core::catalog::{characteristic as c, service as s};
+use hap_core::catalog::{characteristic as c, service as s, Category};
 use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
 use hap_core::database::{Database, Entry};
 use hap_core::persist::Snapshot;
@@ -28,7 +28,7 @@ fn start(store: &MemoryStore, firmware: &str) -> (Ids, Snapshot) {
         .characteristic(&c::BRIGHTNESS);
     let database = builder.build().unwrap();
     let ids = ids(&database);
-    let options = Options::new("Light", "L1", 5);
+    let options = Options::new("Light", "L1", Category::LIGHTBULB);
     let host = setup
         .into_host(database, options, 0, Box::new(|_| {}))
         .unwrap();

@@ -8,13 +8,17 @@
 //!
 //! Vendor types are built with the same structs and a full 128-bit [`HapType::Custom`]
 //! UUID.
+//!
+//! [`Category`] is the accessory category that mDNS and the setup URI carry.
 
 use core::fmt;
 
+mod category;
 #[rustfmt::skip]
 mod generated;
 pub mod name;
 pub mod value;
+pub use category::Category;
 pub use generated::{characteristic, service, CHARACTERISTICS, SERVICES};
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hap_core::catalog::{characteristic as c, service as s};
+use hap_core::catalog::{characteristic as c, service as s, Category};
 use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
 use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::server::Event;
@@ -17,9 +17,6 @@ use hap_core::setup::{setup_uri, SetupCode, SetupFlags, SetupId};
 use hap_std::host::Announcer;
 use hap_std::store::FileStore;
 use hap_std::{Bind, Options, Setup};
-
-/// The lightbulb category, for mDNS `ci` and the setup URI.
-pub(crate) const LIGHTBULB: u8 = 5;
 
 /// The flags every example takes.
 const FLAGS: &str = "[--name NAME] [--pin XXX-XX-XXX] [--setup-id XXXX] [--bind ADDR]
@@ -229,7 +226,7 @@ impl Args {
     }
 
     /// How to serve: the flags' address, port and mDNS choice.
-    pub(crate) fn options(&self, model: &str, category: u8) -> Result<Options, String> {
+    pub(crate) fn options(&self, model: &str, category: Category) -> Result<Options, String> {
         let mut options = Options::new(&self.name, model, category);
         options.bind = self.bind;
         options.port = self.port;
@@ -357,7 +354,7 @@ impl Light {
 }
 
 /// The start-up banner: name, setup code, URI, QR code and where the data lives.
-pub(crate) fn banner(name: &str, category: u8, setup: &Setup) -> String {
+pub(crate) fn banner(name: &str, category: Category, setup: &Setup) -> String {
     let stored = setup.snapshot();
     let (code, setup_id) = (stored.setup_code.as_ref(), stored.setup_id.as_ref());
     let paired = stored.state.is_paired();

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use hap_core::catalog::{characteristic as c, service as s};
+use hap_core::catalog::{characteristic as c, service as s, Category};
 use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
 use hap_core::database::OwnedValue;
 use hap_core::server::{Config, Event};
@@ -55,7 +55,7 @@ pub fn start_on<R: Runtime>(config: Config, bind: Bind) -> (R::Running, u64, u64
         .iid_of(&c::ON)
         .unwrap();
     let database = builder.build().unwrap();
-    let mut options = Options::new("Test Light", "L1", 5);
+    let mut options = Options::new("Test Light", "L1", Category::LIGHTBULB);
     options.bind = bind;
     options.port = 0;
     options.config = config;

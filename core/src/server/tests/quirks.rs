@@ -376,7 +376,7 @@ fn sf(harness: &Harness, paired: bool) -> String {
         model: "L1",
         device_id: harness.server.state().device_id,
         config_number: 1,
-        category: 5,
+        category: crate::catalog::Category::LIGHTBULB,
         paired,
         setup_id: None,
     };
