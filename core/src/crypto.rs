@@ -33,6 +33,8 @@ impl core::fmt::Display for BadTag {
     }
 }
 
+impl core::error::Error for BadTag {}
+
 /// A 32-byte symmetric key, zeroized on drop and compared in constant time.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Key([u8; KEY_LEN]);

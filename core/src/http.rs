@@ -20,6 +20,7 @@ pub const MAX_HEADERS: usize = 16;
 
 /// Why a request cannot be served; the connection closes without an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HttpError {
     /// The bytes are not an HTTP/1.1 request.
     Malformed,
@@ -47,6 +48,8 @@ impl core::fmt::Display for HttpError {
         }
     }
 }
+
+impl core::error::Error for HttpError {}
 
 /// Whether a whole request is present yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

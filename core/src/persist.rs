@@ -73,6 +73,7 @@ pub struct Snapshot {
 
 /// Why stored bytes could not be read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The bytes are not a JSON document of the expected shape.
     Syntax {

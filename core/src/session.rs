@@ -23,6 +23,7 @@ pub const MAX_FRAME_LEN: usize = MAX_FRAME_PLAINTEXT + FRAME_OVERHEAD;
 
 /// A framing failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// A frame failed authentication: tampered, replayed, reordered, or under the wrong
     /// key. Fatal.
@@ -62,6 +63,8 @@ impl core::fmt::Display for FrameError {
         }
     }
 }
+
+impl core::error::Error for FrameError {}
 
 /// The two keys of a session, named by direction.
 #[derive(Clone, Debug, PartialEq, Eq)]

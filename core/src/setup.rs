@@ -11,6 +11,7 @@ use crate::catalog::Category;
 
 /// A setup code string was malformed or is one that HomeKit refuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SetupCodeError {
     /// Not of the form `XXX-XX-XXX` with decimal digits.
     Format,
@@ -30,6 +31,8 @@ impl fmt::Display for SetupCodeError {
         }
     }
 }
+
+impl core::error::Error for SetupCodeError {}
 
 /// An 8-digit setup code, kept in its `XXX-XX-XXX` form, which is also SRP's password.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,6 +153,8 @@ impl fmt::Display for SetupIdError {
     }
 }
 
+impl core::error::Error for SetupIdError {}
+
 const BASE36: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// The four-character setup id that ties a setup URI to the `sh` hash in mDNS.
@@ -207,6 +212,8 @@ impl fmt::Display for DeviceIdError {
         f.write_str("device id must look like 1A:2B:3C:4D:5E:6F")
     }
 }
+
+impl core::error::Error for DeviceIdError {}
 
 /// The accessory's pairing identifier: six random bytes shown as `XX:XX:XX:XX:XX:XX`.
 ///

@@ -80,6 +80,7 @@ const fn hex_array<const LEN: usize>(hex: &[u8]) -> [u8; LEN] {
 
 /// Why an SRP exchange failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SrpError {
     /// The peer's public key is 0 modulo N, longer than N, or makes u zero.
     IllegalPublicKey,
@@ -95,6 +96,8 @@ impl core::fmt::Display for SrpError {
         }
     }
 }
+
+impl core::error::Error for SrpError {}
 
 fn hash(parts: &[&[u8]]) -> [u8; HASH_LEN] {
     let mut hasher = Sha512::new();

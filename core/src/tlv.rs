@@ -20,6 +20,7 @@ pub const MAX_FRAGMENT_LEN: usize = 255;
 
 /// A malformed TLV8 message, or a buffer too small for the operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlvError {
     /// The item starting at `offset` runs past the end of the input.
     Truncated {
@@ -57,6 +58,8 @@ impl core::fmt::Display for TlvError {
         }
     }
 }
+
+impl core::error::Error for TlvError {}
 
 /// One item as it appears on the wire: type, value, and the bytes after it.
 type RawItem<'a> = (u8, &'a [u8], &'a [u8]);

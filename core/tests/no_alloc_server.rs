@@ -106,7 +106,7 @@ fn drain(
                 }
             }
             Some(Output::Event(_)) => received.app_events += 1,
-            Some(Output::Persist | Output::Close) => panic!("unexpected output"),
+            Some(other) => panic!("unexpected output {other:?}"),
             None => break,
         }
     }

@@ -83,6 +83,7 @@ fn drive(pieces: &[Vec<u8>], cuts: &[usize], store_ok: bool) -> Vec<u8> {
                         assert!(!closed, "Close twice");
                         closed = true;
                     }
+                    Some(other) => panic!("an output this test does not know: {other:?}"),
                     None => break,
                 }
             }

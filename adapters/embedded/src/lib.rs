@@ -255,6 +255,7 @@ pub struct ServiceInfo<'a> {
 
 /// Why the accessory could not start, or why the listening socket failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error<E> {
     /// The stack failed to open, bind or listen on the listening socket, or to accept on
     /// it. From [`Accessory::poll`] the connections have still been served; poll again.
@@ -278,7 +279,15 @@ impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
     }
 }
 
-impl<E: core::fmt::Debug> core::error::Error for Error<E> {}
+impl<E: core::fmt::Debug> core::error::Error for Error<E> {
+    // The stack's error type only promises `Debug`, so it cannot be a source.
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Error::Buffers { too_small, .. } => Some(too_small),
+            Error::Stack(_) => None,
+        }
+    }
+}
 
 /// A HomeKit accessory serving up to `N` connections at a time on a
 /// [`TcpFullStack`], announced through the responder `M` (none by default).
@@ -848,6 +857,9 @@ where
                     (self.events)(event);
                 }
                 Output::Close => return Err(End::Closed),
+                // hap-embedded is built with the hap-core it depends on, so an output it
+                // does not know is a bug; closing is the safe answer.
+                _ => return Err(End::Closed),
             }
         }
         self.again = true;
@@ -947,7 +959,8 @@ where
             match self.server.poll_output(&mut conn, self.now, self.rng) {
                 Some(Output::Persist) => self.store(&mut conn),
                 Some(Output::Event(event)) => (self.events)(event),
-                Some(Output::Transmit(_) | Output::Close) => {}
+                // Nothing can be sent, and the connection is closing anyway.
+                Some(_) => {}
                 None => break,
             }
         }

@@ -265,8 +265,8 @@ async fn serve_connection(host: SharedHost, stream: Async<TcpStream>) {
             let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
             return;
         }
-        Err(AcceptError::Buffers(e)) => {
-            log::error!("connection buffers too small: {e:?}");
+        Err(e) => {
+            log::error!("refused {peer:?}: {e}");
             return;
         }
     };

@@ -115,6 +115,7 @@ impl Options {
 
 /// Why an accessory could not start.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StartError {
     /// The store could not be read or written.
     Store(StoreError),
@@ -464,6 +465,12 @@ impl Host {
                     (self.events)(event);
                 }
                 Some(Output::Close) => {
+                    drained.close = true;
+                    break;
+                }
+                Some(other) => {
+                    // hap-std is built with the hap-core it depends on, so this is a bug.
+                    log::error!("closing on an output hap-std does not know: {other:?}");
                     drained.close = true;
                     break;
                 }

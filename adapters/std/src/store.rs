@@ -58,6 +58,7 @@ impl<S: Store + ?Sized> Store for Box<S> {
 /// Why a store could not load or save. Every variant names the file (or directory)
 /// concerned.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The operating system refused an operation.
     Io {

@@ -247,8 +247,8 @@ fn serve_connection(host: &SharedHost, stream: TcpStream) {
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }
-        Err(AcceptError::Buffers(e)) => {
-            log::error!("connection buffers too small: {e:?}");
+        Err(e) => {
+            log::error!("refused {peer:?}: {e}");
             return;
         }
     };

@@ -10,6 +10,7 @@ use super::value::DEFAULT_MAX_LEN;
 
 /// Why iOS would refuse a name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NameError {
     /// The name is empty.
     Empty,
@@ -39,6 +40,8 @@ impl core::fmt::Display for NameError {
         }
     }
 }
+
+impl core::error::Error for NameError {}
 
 /// Checks that iOS will accept `name` for an accessory or service.
 pub fn check_name(name: &str) -> Result<(), NameError> {

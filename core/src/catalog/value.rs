@@ -82,6 +82,7 @@ impl Value<'_> {
 
 /// Why a value was refused. Every case answers -70410 (invalid value in request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ValueError {
     /// The JSON type does not fit the format, such as a string for a bool.
     WrongType,
@@ -101,6 +102,23 @@ pub enum ValueError {
     /// A string with a control character, which no controller can show.
     ControlCharacter,
 }
+
+impl core::fmt::Display for ValueError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ValueError::WrongType => "the value is of the wrong JSON type for the format",
+            ValueError::OutOfFormatRange => "the number does not fit the format or is not finite",
+            ValueError::OutOfRange => "the value is below minValue or above maxValue",
+            ValueError::OffStep => "the value is not a whole number of minSteps from minValue",
+            ValueError::NotValid => "the value is not among the valid values",
+            ValueError::TooLong => "the value is longer than maxLen or maxDataLen",
+            ValueError::BadEncoding => "the data is not valid base64",
+            ValueError::ControlCharacter => "the string contains a control character",
+        })
+    }
+}
+
+impl core::error::Error for ValueError {}
 
 /// Converts a JSON scalar to a value of `format`, without any rounding or clamping.
 ///

@@ -75,6 +75,7 @@ impl<'a> AccessoryInfo<'a> {
 
 /// Why [`DatabaseBuilder::build`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BuildError {
     /// A service was added before any accessory.
     ServiceBeforeAccessory,
@@ -101,6 +102,16 @@ impl core::fmt::Display for BuildError {
             BuildError::Value { aid, iid, error } => {
                 write!(f, "initial value of {aid}.{iid}: {error}")
             }
+        }
+    }
+}
+
+impl core::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            BuildError::Database(error) => Some(error),
+            BuildError::Value { error, .. } => Some(error),
+            BuildError::ServiceBeforeAccessory => None,
         }
     }
 }

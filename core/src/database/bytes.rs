@@ -150,6 +150,8 @@ impl core::fmt::Display for TooManyBytes {
     }
 }
 
+impl core::error::Error for TooManyBytes {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -458,6 +458,7 @@ impl Slot {
 
 /// Why [`Database::new`] refused a shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DatabaseError {
     /// There is no accessory, or something comes before the first one.
     NoAccessory,
@@ -600,8 +601,11 @@ impl core::fmt::Display for DatabaseError {
     }
 }
 
+impl core::error::Error for DatabaseError {}
+
 /// Why a value was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SetValueError {
     /// No characteristic has this aid and iid.
     NotFound,
@@ -619,13 +623,24 @@ impl core::fmt::Display for SetValueError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SetValueError::NotFound => f.write_str("no such characteristic"),
-            SetValueError::Invalid(error) => write!(f, "invalid value: {error:?}"),
+            SetValueError::Invalid(error) => write!(f, "invalid value: {error}"),
             SetValueError::Name(error) => write!(f, "{error}"),
             SetValueError::FirmwareRevision(error) => write!(f, "{error}"),
             SetValueError::ProtocolVersion => write!(
                 f,
                 "the HAP Protocol Information Version is always {PROTOCOL_VERSION}"
             ),
+        }
+    }
+}
+
+impl core::error::Error for SetValueError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            SetValueError::Invalid(error) => Some(error),
+            SetValueError::Name(error) => Some(error),
+            SetValueError::FirmwareRevision(error) => Some(error),
+            SetValueError::NotFound | SetValueError::ProtocolVersion => None,
         }
     }
 }

@@ -72,6 +72,8 @@ impl core::fmt::Display for FirmwareRevisionError {
     }
 }
 
+impl core::error::Error for FirmwareRevisionError {}
+
 /// Checks that `text` is `x[.y[.z]]`: one to three parts of ASCII digits, each at most
 /// 4294967295, separated by single dots.
 pub fn check_firmware_revision(text: &str) -> Result<(), FirmwareRevisionError> {

@@ -26,6 +26,7 @@ pub struct JsonError {
 
 /// What was wrong with JSON input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum JsonErrorKind {
     /// The input ended inside a value.
     UnexpectedEnd,
@@ -42,6 +43,30 @@ pub enum JsonErrorKind {
     /// A decoded string does not fit the caller's buffer.
     BufferTooSmall,
 }
+
+impl core::fmt::Display for JsonErrorKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            JsonErrorKind::UnexpectedEnd => f.write_str("the input ends inside a value"),
+            JsonErrorKind::UnexpectedByte => f.write_str("unexpected byte"),
+            JsonErrorKind::BadNumber => f.write_str("malformed number"),
+            JsonErrorKind::BadString => f.write_str("malformed string or escape"),
+            JsonErrorKind::TooDeep => write!(f, "nested deeper than {MAX_DEPTH} levels"),
+            JsonErrorKind::TrailingData => f.write_str("data after the top-level value"),
+            JsonErrorKind::BufferTooSmall => {
+                f.write_str("a decoded string does not fit the buffer")
+            }
+        }
+    }
+}
+
+impl core::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "invalid JSON at byte {}: {}", self.offset, self.kind)
+    }
+}
+
+impl core::error::Error for JsonError {}
 
 /// A string token, borrowed from the input, escapes still encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,6 +21,8 @@ impl fmt::Display for Full {
     }
 }
 
+impl core::error::Error for Full {}
+
 /// Writes JSON text into a byte buffer.
 #[derive(Debug)]
 pub struct JsonWriter<'b> {

@@ -74,6 +74,7 @@ pub mod flags {
 /// The error codes a pairing response carries (`kTLVError_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// A generic failure.
     Unknown = 1,
@@ -106,6 +107,21 @@ impl ErrorCode {
     }
 }
 
+impl core::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let text = match self {
+            ErrorCode::Unknown => "unknown error",
+            ErrorCode::Authentication => "authentication failed",
+            ErrorCode::Backoff => "retry later",
+            ErrorCode::MaxPeers => "no room for more pairings",
+            ErrorCode::MaxTries => "too many failed pair-setup attempts",
+            ErrorCode::Unavailable => "already paired",
+            ErrorCode::Busy => "another pair-setup is in progress",
+        };
+        write!(f, "{text} (kTLVError {})", *self as u8)
+    }
+}
+
 /// How many pairings the accessory keeps.
 pub const MAX_PAIRINGS: usize = 16;
 /// Failed pair-setup attempts after which pair-setup answers MaxTries for good.
@@ -116,6 +132,7 @@ pub const MAX_PAIRING_ID_LEN: usize = 64;
 
 /// Why a pairing message could not be handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PairingError {
     /// The peer sent a malformed TLV body.
     Tlv(TlvError),
@@ -173,12 +190,21 @@ impl core::fmt::Display for PairingError {
                 write!(f, "pairing message has an invalid TLV type {ty:#04x}")
             }
             PairingError::UnexpectedState(state) => write!(f, "unexpected pairing state M{state}"),
-            PairingError::Rejected(code) => write!(f, "accessory answered with error {code:?}"),
+            PairingError::Rejected(code) => write!(f, "accessory answered with error: {code}"),
             PairingError::Authentication => f.write_str("accessory failed authentication"),
             PairingError::BufferTooSmall { required } => {
                 write!(f, "buffer too small: {required} bytes needed")
             }
             PairingError::NotPending => f.write_str("no pairing reply is waiting for storage"),
+        }
+    }
+}
+
+impl core::error::Error for PairingError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            PairingError::Tlv(error) => Some(error),
+            _ => None,
         }
     }
 }

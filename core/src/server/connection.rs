@@ -158,6 +158,8 @@ impl core::fmt::Display for BuffersTooSmall {
     }
 }
 
+impl core::error::Error for BuffersTooSmall {}
+
 /// One connection's state. Create one per accepted TCP connection and drive it through
 /// the [`Server`](super::Server).
 #[derive(Debug)]

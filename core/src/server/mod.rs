@@ -155,6 +155,7 @@ const EVICTIONS_IN_FLIGHT: usize = 8;
 
 /// Why [`Server::accept`] refused a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AcceptError {
     /// [`Config::max_connections`] are open and none has been evicted to make room (see
     /// [`Server::make_room`]); close the socket.
@@ -163,10 +164,34 @@ pub enum AcceptError {
     Buffers(BuffersTooSmall),
 }
 
+impl core::fmt::Display for AcceptError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AcceptError::TooManyConnections => {
+                f.write_str("all connection slots are taken and none was freed")
+            }
+            AcceptError::Buffers(error) => write!(f, "cannot accept the connection: {error}"),
+        }
+    }
+}
+
+impl core::error::Error for AcceptError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            AcceptError::Buffers(error) => Some(error),
+            AcceptError::TooManyConnections => None,
+        }
+    }
+}
+
 /// Something the application should know about.
+///
+/// New kinds of events may be added; an application ignores (or logs) those it does not
+/// know.
 // A written value is carried inline: without a heap there is nowhere to box it.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// An unpaired accessory was asked to identify itself (POST `/identify`).
     Identify,
@@ -204,8 +229,13 @@ pub enum Event {
 }
 
 /// What the caller should do next for a connection; see the [module docs](self).
+///
+/// Marked `#[non_exhaustive]` so that new outputs can be added without breaking
+/// adapters. An adapter that meets one it does not know is older than this crate: that
+/// is a bug, and closing the connection is the safe answer.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Output<'c> {
     /// Send these bytes.
     Transmit(&'c [u8]),
@@ -217,8 +247,10 @@ pub enum Output<'c> {
     Close,
 }
 
-/// Why a connection closes.
+/// Why a connection closes. A reason rather than an error (a peer that disconnects has
+/// done nothing wrong), so it implements `Display` but not `Error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The peer sent malformed HTTP.
     Http(HttpError),
@@ -234,6 +266,19 @@ pub enum CloseReason {
     Resources,
     /// The peer disconnected (reported with [`Server::connection_lost`]).
     PeerClosed,
+}
+
+impl core::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CloseReason::Http(error) => write!(f, "the peer sent a bad request: {error}"),
+            CloseReason::Frame(error) => write!(f, "the peer sent a bad frame: {error}"),
+            CloseReason::Evicted => f.write_str("evicted to make room for a new connection"),
+            CloseReason::PairingRemoved => f.write_str("the controller's pairing was removed"),
+            CloseReason::Resources => f.write_str("a local resource limit was reached"),
+            CloseReason::PeerClosed => f.write_str("the peer disconnected"),
+        }
+    }
 }
 
 /// The state shared by all connections of one accessory.
