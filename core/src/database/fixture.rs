@@ -16,6 +16,27 @@ pub(crate) const VENDOR: ServiceType = ServiceType {
     optional: &[],
 };
 
+/// A vendor characteristic of the tests' own UUID family, told apart by `number`:
+/// readable, writable and evented, with no limits. Narrow it with `..vendor(..)`.
+pub(crate) const fn vendor(name: &'static str, number: u8, format: Format) -> CharacteristicType {
+    CharacteristicType {
+        name,
+        uuid: HapType::Custom([
+            0xE8, 0x63, 0x00, number, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44,
+            0x55, 0x66,
+        ]),
+        format,
+        perms: Perms::READ.union(Perms::WRITE).union(Perms::EVENTS),
+        admin_only: Perms::empty(),
+        unit: None,
+        min_value: None,
+        max_value: None,
+        min_step: None,
+        valid_values: &[],
+        max_len: None,
+    }
+}
+
 /// A vendor characteristic that only takes timed writes.
 pub(crate) const VAULT_DOOR: CharacteristicType = CharacteristicType {
     name: "VaultDoor",

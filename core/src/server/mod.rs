@@ -301,7 +301,19 @@ pub struct Server<'d> {
     /// A change of the paired state whose reply is on its way to the controller that
     /// made it: reported once that controller surely has the reply, so that mDNS `sf`
     /// does not change while a pairing is in progress.
-    change_after_reply: Option<(crate::ConnectionId, bool, Instant)>,
+    held_change: Option<HeldChange>,
+}
+
+/// A change of the paired state held until the controller that made it surely has the
+/// reply; see [`Server::poll_event`].
+#[derive(Clone, Copy, Debug)]
+struct HeldChange {
+    /// The connection the reply went to.
+    conn: crate::ConnectionId,
+    /// Whether the accessory is paired now.
+    paired: bool,
+    /// When the controller has the reply at the latest.
+    deadline: Instant,
 }
 
 /// What the server knows of an open connection to choose whom to evict.
@@ -344,7 +356,7 @@ impl<'d> Server<'d> {
             config,
             stored_paired: paired,
             pairing_change: None,
-            change_after_reply: None,
+            held_change: None,
         }
     }
 
@@ -492,13 +504,17 @@ impl<'d> Server<'d> {
         }
     }
 
-    /// Reports a change of the paired state that waited for `id`'s reply to arrive.
+    /// Reports the held change of the paired state, if its reply went to `id`.
     fn report_after_reply(&mut self, id: crate::ConnectionId) {
-        if let Some((_, paired, _)) = self
-            .change_after_reply
-            .take_if(|(waiting, ..)| *waiting == id)
-        {
-            self.pairing_change = Some(paired);
+        if self.held_change.is_some_and(|held| held.conn == id) {
+            self.report_held_change();
+        }
+    }
+
+    /// Reports the held change of the paired state, if any.
+    fn report_held_change(&mut self) {
+        if let Some(held) = self.held_change.take() {
+            self.pairing_change = Some(held.paired);
         }
     }
 
@@ -694,8 +710,11 @@ impl<'d> Server<'d> {
             if conn.closing.is_some() || reply.is_none() {
                 self.pairing_change = Some(self.stored_paired);
             } else {
-                let deadline = now + REPLY_RECEIVED_WITHIN;
-                self.change_after_reply = Some((conn.id, self.stored_paired, deadline));
+                self.held_change = Some(HeldChange {
+                    conn: conn.id,
+                    paired: self.stored_paired,
+                    deadline: now + REPLY_RECEIVED_WITHIN,
+                });
             }
         }
         if conn.closing.is_some() {
@@ -731,9 +750,9 @@ impl<'d> Server<'d> {
         let job = Self::job_deadline(conn);
         let event = self.event_deadline(conn);
         let reported = self
-            .change_after_reply
-            .filter(|(waiting, ..)| *waiting == conn.id)
-            .map(|(.., deadline)| deadline);
+            .held_change
+            .filter(|held| held.conn == conn.id)
+            .map(|held| held.deadline);
         [job, event, reported].into_iter().flatten().min()
     }
 
@@ -744,10 +763,10 @@ impl<'d> Server<'d> {
         // Everything else due is found by the next poll; this is also where a connection
         // an adapter was told to poll learns that it was evicted.
         if self
-            .change_after_reply
-            .is_some_and(|(waiting, _, deadline)| waiting == conn.id && now >= deadline)
+            .held_change
+            .is_some_and(|held| held.conn == conn.id && now >= held.deadline)
         {
-            self.report_after_reply(conn.id);
+            self.report_held_change();
         }
         self.close_if_evicted(conn);
     }
@@ -945,9 +964,7 @@ impl<'d> Server<'d> {
                     peer.verified = true;
                 }
                 // A controller verifying has its pairing's reply, wherever it came from.
-                if let Some((waiting, ..)) = self.change_after_reply {
-                    self.report_after_reply(waiting);
-                }
+                self.report_held_change();
                 conn.push_event(Event::Verified { controller });
             }
             Err(error) => conn.respond_to_pairing_error(error),

@@ -145,6 +145,15 @@ fn post(path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
     request
 }
 
+/// A pair-setup M1 (state 1, method 0) as a request.
+fn pair_setup_m1() -> Vec<u8> {
+    post(
+        "/pair-setup",
+        "application/pairing+tlv8",
+        &[0x06, 1, 1, 0x00, 1, 0],
+    )
+}
+
 fn get(path: &str) -> Vec<u8> {
     std::format!("GET {path} HTTP/1.1\r\nHost: light.local\r\n\r\n").into_bytes()
 }
@@ -783,11 +792,7 @@ fn a_lost_connection_releases_the_pair_setup_lock() {
     let (mut first_buffers, mut second_buffers) = (Buffers::new(), Buffers::new());
     let mut first = first_buffers.connection(1);
     let mut second = second_buffers.connection(2);
-    let m1 = post(
-        "/pair-setup",
-        "application/pairing+tlv8",
-        &[0x06, 1, 1, 0x00, 1, 0],
-    );
+    let m1 = pair_setup_m1();
     let (replies, _) = harness.exchange(&mut first, &mut Controller::new("a", 1), &m1, Feed::Whole);
     assert_eq!(
         crate::tlv::Tlv::parse(&replies[0].1).unwrap().get_u8(0x07),

@@ -9,13 +9,12 @@ use std::vec::Vec;
 use serde_json::{json, Value as Json};
 
 use super::*;
-use crate::catalog::Perms;
-use crate::catalog::{characteristic as c, service as s, CharacteristicType, Format, HapType};
+use crate::catalog::{characteristic as c, service as s, CharacteristicType, Format};
 use crate::database::builder::{AccessoryInfo, DatabaseBuilder};
 use crate::database::OwnedValue;
 
 use crate::database::fixture::ids::{BRIGHTNESS, CONTROL, ON, SWITCH_EVENT, TEMPERATURE, VAULT};
-use crate::database::fixture::{gadget as fixture, VENDOR};
+use crate::database::fixture::{gadget as fixture, vendor, VENDOR};
 
 mod values;
 
@@ -944,20 +943,8 @@ fn requests_queue_behind_a_read_that_waits() {
 
 /// A vendor string of HAP's largest length.
 const LONG_TEXT: CharacteristicType = CharacteristicType {
-    name: "LongText",
-    uuid: HapType::Custom([
-        0xE8, 0x63, 0x00, 0x04, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
-    format: Format::String,
-    perms: Perms::READ.union(Perms::WRITE).union(Perms::EVENTS),
-    admin_only: Perms::empty(),
-    unit: None,
-    min_value: None,
-    max_value: None,
-    min_step: None,
-    valid_values: &[],
     max_len: Some(256),
+    ..vendor("LongText", 0x04, Format::String)
 };
 
 #[test]

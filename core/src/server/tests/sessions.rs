@@ -123,11 +123,7 @@ fn another_controller_takes_over_an_attempt_only_once_it_is_30_s_old() {
     let (mut first_buffers, mut second_buffers) = (Buffers::new(), Buffers::new());
     let mut first = first_buffers.connection(1);
     let mut second = second_buffers.connection(2);
-    let m1 = post(
-        "/pair-setup",
-        "application/pairing+tlv8",
-        &[0x00, 1, 0, 0x06, 1, 1],
-    );
+    let m1 = pair_setup_m1();
     let mut someone = Controller::new("someone", 1);
     let (replies, _) = harness.exchange(&mut first, &mut someone, &m1, Feed::Whole);
     assert_eq!(replies[0].0, 200);
@@ -484,11 +480,7 @@ fn trickling_unverified_connections_are_evicted_but_a_pairing_goes_last() {
     let (mut a, mut b) = (Buffers::new(), Buffers::new());
     let mut pairing = accept(&mut harness, &mut a, 1);
     let mut trickler = accept(&mut harness, &mut b, 2);
-    let m1 = post(
-        "/pair-setup",
-        "application/pairing+tlv8",
-        &[0x00, 1, 0, 0x06, 1, 1],
-    );
+    let m1 = pair_setup_m1();
     let mut person = Controller::new("person", 1);
     let (replies, _) = harness.exchange(&mut pairing, &mut person, &m1, Feed::Whole);
     assert_eq!(replies[0].0, 200, "M2");

@@ -9,22 +9,7 @@ use crate::database::BYTES_CAPACITY;
 use crate::server::EVENT_OUTPUT_LEN;
 
 /// A vendor TLV8 characteristic with HAP's default `maxDataLen` (2 MiB).
-const LONG_TLV8: CharacteristicType = CharacteristicType {
-    name: "LongTlv8",
-    uuid: HapType::Custom([
-        0xE8, 0x63, 0x00, 0x05, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
-    format: Format::Tlv8,
-    perms: Perms::READ.union(Perms::WRITE).union(Perms::EVENTS),
-    admin_only: Perms::empty(),
-    unit: None,
-    min_value: None,
-    max_value: None,
-    min_step: None,
-    valid_values: &[],
-    max_len: None,
-};
+const LONG_TLV8: CharacteristicType = vendor("LongTlv8", 0x08, Format::Tlv8);
 
 /// A light with a long TLV8 characteristic beside it; returns the database and the
 /// iids of the light's On and of the TLV8 characteristic.

@@ -7,47 +7,26 @@ use crate::catalog::value::ValueError;
 
 /// A vendor float from 10 to 38 in steps of 0.15: the HAP specification's example.
 const SETPOINT: CharacteristicType = CharacteristicType {
-    name: "Setpoint",
-    uuid: HapType::Custom([
-        0xE8, 0x63, 0x00, 0x05, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
-    format: Format::Float,
-    perms: Perms::READ.union(Perms::WRITE).union(Perms::EVENTS),
-    admin_only: Perms::empty(),
-    unit: None,
     min_value: Some(10.0),
     max_value: Some(38.0),
     min_step: Some(0.15),
-    valid_values: &[],
-    max_len: None,
+    ..vendor("Setpoint", 0x05, Format::Float)
 };
 
 /// A vendor float from 0 to 100 in whole steps.
 const LEVEL: CharacteristicType = CharacteristicType {
-    name: "Level",
-    uuid: HapType::Custom([
-        0xE8, 0x63, 0x00, 0x06, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
     min_value: Some(0.0),
     max_value: Some(100.0),
     min_step: Some(1.0),
-    ..SETPOINT
+    ..vendor("Level", 0x06, Format::Float)
 };
 
 /// A vendor uint16 from 0 to 1000 in steps of 5.
 const FIVES: CharacteristicType = CharacteristicType {
-    name: "Fives",
-    uuid: HapType::Custom([
-        0xE8, 0x63, 0x00, 0x07, 0x5C, 0x13, 0x4E, 0x0B, 0x9A, 0x3C, 0x11, 0x22, 0x33, 0x44, 0x55,
-        0x66,
-    ]),
-    format: Format::Uint16,
     min_value: Some(0.0),
     max_value: Some(1000.0),
     min_step: Some(5.0),
-    ..SETPOINT
+    ..vendor("Fives", 0x07, Format::Uint16)
 };
 
 /// The aid and iid of the setpoint, the level and the fives.
