@@ -18,6 +18,8 @@ pub(crate) const VENDOR: ServiceType = ServiceType {
 
 /// A vendor characteristic of the tests' own UUID family, told apart by `number`:
 /// readable, writable and evented, with no limits. Narrow it with `..vendor(..)`.
+// Only the scenario tests define characteristics of their own.
+#[cfg(test)]
 pub(crate) const fn vendor(name: &'static str, number: u8, format: Format) -> CharacteristicType {
     CharacteristicType {
         name,
