@@ -67,6 +67,7 @@ mod connection;
 mod events;
 mod render;
 pub(crate) mod requests;
+mod typed;
 use attributes::Job;
 #[cfg(feature = "alloc")]
 pub use connection::OwnedBuffers;
