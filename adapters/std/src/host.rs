@@ -166,59 +166,24 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Loads the state from `store`, or creates and stores a new accessory.
-    ///
-    /// A new accessory gets `code` or a random valid setup code, and `setup_id` or a
-    /// random one. An existing one keeps its identity and pairings; if `code` differs
-    /// from the stored one, new pairings will need `code` (existing ones are kept). A
-    /// new code does not lift the lockout after too many failed pair-setup attempts:
-    /// as in HomeKitADK, only a reset (a new store) does.
+    /// Loads the state from `store`, or creates and stores a new accessory, by the
+    /// core's state policy ([`Snapshot::load_or_create`]): a new accessory gets `code`
+    /// or a random valid setup code, and `setup_id` or a random one; an existing one
+    /// keeps its identity and pairings, and a `code` that differs from the stored one
+    /// makes a new verifier, so that new pairings need `code`.
     pub fn load_or_create(
         mut store: Box<dyn Store>,
         code: Option<SetupCode>,
         setup_id: Option<SetupId>,
     ) -> Result<Self, StartError> {
-        let mut rng = OsRng;
-        let snapshot = match store.load()? {
-            Some(mut snapshot) => {
-                let mut changed = false;
-                if let Some(code) = code {
-                    if snapshot.setup_code.as_ref() != Some(&code) {
-                        snapshot.state.setup =
-                            hap_core::state::SetupVerifier::generate(&code, &mut rng);
-                        snapshot.setup_code = Some(code);
-                        changed = true;
-                    }
-                }
-                if let Some(id) = setup_id {
-                    if snapshot.setup_id.as_ref() != Some(&id) {
-                        snapshot.setup_id = Some(id);
-                        changed = true;
-                    }
-                }
-                if snapshot.setup_id.is_none() {
-                    snapshot.setup_id = Some(SetupId::generate(&mut rng));
-                    changed = true;
-                }
-                if changed {
-                    store.save(&snapshot)?;
-                }
-                snapshot
-            }
-            None => {
-                let code = code.unwrap_or_else(|| SetupCode::generate(&mut rng));
-                let snapshot = Snapshot {
-                    state: hap_core::state::AccessoryState::generate(&code, &mut rng),
-                    setup_code: Some(code),
-                    setup_id: Some(setup_id.unwrap_or_else(|| SetupId::generate(&mut rng))),
-                    config: ConfigNumber::default(),
-                    ids: IdMap::new(),
-                };
-                store.save(&snapshot)?;
-                snapshot
-            }
-        };
-        Ok(Self { store, snapshot })
+        let loaded = Snapshot::load_or_create(store.load()?, code, setup_id, &mut OsRng);
+        if loaded.must_store {
+            store.save(&loaded.setup)?;
+        }
+        Ok(Self {
+            store,
+            snapshot: loaded.setup,
+        })
     }
 
     /// The id map to build the database with.
