@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use hap_core::database::{Database, OwnedValue, SetValueError};
-use hap_core::server::{AcceptError, Event};
+use hap_core::server::{AcceptError, CompleteError, Event, HapStatus, Token};
 
 use crate::host::{Host, Options, Setup, SharedHost, StartError};
 use crate::socket;
@@ -107,6 +107,28 @@ impl Handle {
     /// [`Event::Read`] too. Returns whether the value changed.
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
         self.host.set_value(aid, iid, value)
+    }
+
+    /// Answers a confirmed write ([`Event::WriteRequest`]) under its token: `Ok(())`
+    /// commits the values (subscribers get events), `Err(status)` fails every item with
+    /// it, such as [`HapStatus::ServiceCommunicationFailure`] for a device that does not
+    /// answer. A stale or unknown token is refused.
+    pub fn complete_write(
+        &self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.host.complete_write(token, result)
+    }
+
+    /// Answers a read on demand ([`Event::Read`]) under its token, with a value or a
+    /// status. A stale or unknown token is refused.
+    pub fn complete_read(
+        &self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.host.complete_read(token, result)
     }
 
     /// A characteristic's current value.
