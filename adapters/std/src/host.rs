@@ -5,9 +5,10 @@
 //! A runtime shares one [`Host`] behind a mutex. For each connection it keeps the
 //! [`ConnectionBuffers`] and the [`Connection`] made by [`Host::accept`], and repeats:
 //! wait for bytes, a wake-up or the [`Host::poll_timeout`]; then, under the lock, call
-//! [`Host::handle_timeout`] if it is due and [`Host::handle_input`], and send what `handle_input`
-//! collected once the lock is released. Wake-ups come from the waker given to
-//! `accept`: the host calls it when another connection or the application changed
+//! [`Host::handle_timeout`] if it is due and [`Host::handle_input`], and send what
+//! `handle_input` collected once the lock is released. Wake-ups come from the waker given to
+//! `accept`: the host calls it for each connection the core names
+//! ([`Server::poll_wake`]) after another connection or the application changed
 //! something this connection may have to tell its controller.
 
 use std::fmt;
