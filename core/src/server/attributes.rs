@@ -441,6 +441,7 @@ impl Server<'_> {
         let Some(mut job) = conn.job else {
             return Progress::Done;
         };
+        let was_full = self.pending.is_full();
         let progress = match &mut job {
             Job::Accessories(stream) => self.stream_accessories(conn, stream),
             Job::Read {
@@ -486,6 +487,10 @@ impl Server<'_> {
         let id = conn.id;
         if let Some(peer) = self.peer(id) {
             peer.waits = progress == Progress::Waiting && waits;
+        }
+        if was_full && !self.pending.is_full() {
+            // Requests elsewhere may wait for the room this job made.
+            self.wake_waiting();
         }
         conn.job = (progress == Progress::Waiting).then_some(job);
         progress
