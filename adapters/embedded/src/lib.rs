@@ -12,8 +12,11 @@
 //! sends what is waiting, reads what arrived, feeds it to the core, passes events to the
 //! application, and applies time-outs. `embedded-nal` reports no readiness, so poll on a
 //! regular tick (a few milliseconds while connections are open) and no later than the
-//! instant `poll` returns. Answer [`Event::Read`] and write responses with
-//! [`Accessory::set_value`]; the next poll tells subscribers.
+//! instant `poll` returns. Answer [`Event::WriteRequest`] with
+//! [`Accessory::complete_write`], [`Event::Read`] with [`Accessory::complete_read`] (or
+//! [`Accessory::set_value`]), and write responses with [`Accessory::set_value`]; the next
+//! poll drains the connections the core names ([`Server::poll_wake`]) and tells
+//! subscribers.
 //!
 //! ```
 //! use embedded_nal::TcpFullStack;
@@ -49,6 +52,34 @@
 //!     }
 //! }
 //! ```
+//!
+//! # Starting up
+//!
+//! What the device stores is its [`AccessoryState`] (through [`Persist`]), its setup code
+//! and setup id if it shows them, and its [`ConfigNumber`]. The core decides what to do
+//! with what storage held, as the host adapters do: [`Provisioning::load_or_create`]
+//! creates a new accessory when nothing is stored and makes a new verifier when the setup
+//! code changed (it needs `alloc`, for SRP; a device without a heap ships with its
+//! state made at the factory). The configuration number comes from the database's shape:
+//! pass the stored one in [`ServiceInfo::config`] and store
+//! [`Accessory::config_number`] when it differs.
+//!
+//! ```
+//! use hap_core::setup::{Provisioning, SetupCode};
+//! # use rand_chacha::rand_core::SeedableRng;
+//! # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! # let load_from_flash = || None;
+//! # let mut store_in_flash = |_: &Provisioning| {};
+//! let code: SetupCode = "314-15-926".parse().unwrap();
+//! let provisioned = Provisioning::load_or_create(load_from_flash(), Some(code), None, &mut rng);
+//! if provisioned.must_store {
+//!     store_in_flash(&provisioned.setup);
+//! }
+//! let state = provisioned.setup.state; // for `Server::new`
+//! # let _ = state;
+//! ```
+//!
+//! [`Provisioning::load_or_create`]: hap_core::setup::Provisioning::load_or_create
 //!
 //! # Why `embedded-nal`
 //!
@@ -116,15 +147,14 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use core::time::Duration;
-
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
 use hap_core::catalog::Category;
+use hap_core::database::config::ConfigNumber;
 use hap_core::database::{OwnedValue, SetValueError};
-use hap_core::mdns::{Advertisement, NoResponder, Responder};
+use hap_core::mdns::{Advertisement, Advertiser, NoResponder, Responder};
 use hap_core::server::{
-    BuffersTooSmall, Connection, ConnectionBuffers, Event, Output, Server, Subscription,
-    MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
+    BuffersTooSmall, CompleteError, Connection, ConnectionBuffers, Event, HapStatus, Output,
+    Server, Subscription, Token, MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
 };
 use hap_core::setup::SetupId;
 use hap_core::state::AccessoryState;
@@ -139,11 +169,10 @@ pub const RECEIVE_LEN: usize = 1024;
 const ROUNDS: usize = 8;
 /// How many outputs one drain takes from a connection before moving on.
 const OUTPUTS_PER_DRAIN: usize = 64;
-/// How many times one poll goes over every connection again after a change that
-/// concerns them all.
-const POLL_ALL_ROUNDS: usize = 4;
-/// How long to wait before announcing again after the responder failed.
-const ANNOUNCE_RETRY: Duration = Duration::from_secs(1);
+/// How many times, per slot, one poll drains connections that the core names
+/// ([`Server::poll_wake`]) before it leaves the rest to the next poll: draining one can
+/// name others again (a stored pairing change, a written value).
+const WAKE_ROUNDS: usize = 4;
 
 /// Stores the accessory's state, for example in flash.
 ///
@@ -243,12 +272,14 @@ pub struct ServiceInfo<'a> {
     pub model: &'a str,
     /// The accessory category, advertised as `ci`, such as [`Category::LIGHTBULB`].
     pub category: Category,
-    /// The configuration number, advertised as `c#`. Raise it whenever the database's
-    /// shape or a Firmware Revision changes (a firmware update, say): controllers re-read
-    /// `/accessories` only then. With 18 bytes of flash,
-    /// [`ConfigNumber::observe`](hap_core::database::config::ConfigNumber::observe) on
-    /// [`Database::shape`](hap_core::database::Database::shape) does it.
-    pub config_number: u16,
+    /// The configuration number as last stored (18 bytes of flash), or
+    /// [`ConfigNumber::default`] when nothing is stored. The accessory compares it with
+    /// the database's shape at start, by the same
+    /// [`ConfigNumber::observe`] as the host adapters, and advertises the result as
+    /// `c#`: controllers re-read `/accessories` only when it changes, which it does
+    /// whenever the shape or a Firmware Revision changes (a firmware update, say).
+    /// Store [`Accessory::config_number`] when it differs from this.
+    pub config: ConfigNumber,
     /// The setup id, from which `sh` is derived.
     pub setup_id: Option<SetupId>,
 }
@@ -361,15 +392,20 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
             let _ = stack.close(listener);
             return Err(Error::Stack(error));
         }
+        let config = info.map(|info| {
+            let mut config = info.config;
+            config.observe(server.database().shape());
+            config
+        });
         Ok(Self {
             server,
             listener,
             slots: buffers.map(Slot::new),
             mdns: Mdns {
-                responder,
-                // Announce on the first poll, whatever its time.
-                due: info.map(|_| Instant::from_millis(0)),
+                // Announces on the first poll, whatever its time.
+                advertiser: Advertiser::new(responder),
                 info,
+                config: config.unwrap_or_default(),
                 port,
             },
             next_id: 0,
@@ -393,7 +429,15 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
 
     /// The responder, for example to let it answer queries.
     pub fn responder_mut(&mut self) -> &mut M {
-        &mut self.mdns.responder
+        self.mdns.advertiser.responder_mut()
+    }
+
+    /// The configuration number advertised as `c#`, for the database's shape: from
+    /// [`ServiceInfo::config`], raised if the shape changed since. Store it when it
+    /// differs from what [`ServiceInfo::config`] held, so that the next start agrees.
+    /// Without a responder there is nothing to advertise, and it stays the default.
+    pub fn config_number(&self) -> ConfigNumber {
+        self.mdns.config
     }
 
     /// Sets a characteristic's value from the application (see
@@ -405,12 +449,30 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
         iid: u64,
         value: OwnedValue,
     ) -> Result<bool, SetValueError> {
-        let changed = self.server.set_value(aid, iid, value)?;
-        // Connections waiting for the application may go on now.
-        for slot in &mut self.slots {
-            slot.stalled = false;
-        }
-        Ok(changed)
+        // The core names the connections to poll; the next poll drains them.
+        self.server.set_value(aid, iid, value)
+    }
+
+    /// Answers a confirmed write ([`Event::WriteRequest`]) under its token, as
+    /// [`Server::complete_write`]: `Ok(())` commits the values, `Err(status)` fails every
+    /// item with it (such as [`HapStatus::ServiceCommunicationFailure`] for a device that
+    /// does not answer). The next [`poll`](Self::poll) sends the answer and the events.
+    pub fn complete_write(
+        &mut self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.server.complete_write(token, result)
+    }
+
+    /// Answers a read on demand ([`Event::Read`]) under its token with a value or a
+    /// status, as [`Server::complete_read`]. The next [`poll`](Self::poll) sends it.
+    pub fn complete_read(
+        &mut self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.server.complete_read(token, result)
     }
 
     /// One pass: accepts connections, sends and receives, feeds the core, stores the
@@ -449,9 +511,10 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
             persist,
             events: &mut events,
             mdns,
-            poll_all: false,
             again: false,
         };
+        // Connections the application answered (set_value, completions) may go on.
+        pass.wake(slots);
         // Serve the open connections first, so that slots whose peers left are free
         // for the connections waiting to be accepted.
         for slot in slots.iter_mut() {
@@ -463,22 +526,12 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
                 pass.service(slot);
             }
         }
-        // Something that concerns every connection happened: poll them all again.
-        for _ in 0..POLL_ALL_ROUNDS {
-            if !core::mem::take(&mut pass.poll_all) {
-                break;
-            }
-            for slot in slots.iter_mut() {
-                slot.stalled = false;
-                if let Err(end) = pass.drain(slot) {
-                    pass.teardown(slot, end);
-                }
-            }
-        }
-        let again = pass.again || pass.poll_all;
+        // Other connections may have news from what these did: the core names them.
+        pass.wake(slots);
+        let again = pass.again;
         mdns.run(server.state(), now);
 
-        let mut next = mdns.due;
+        let mut next = mdns.poll_timeout();
         for slot in slots.iter() {
             if let Link::Open { conn, .. } = &slot.link {
                 // A deadline that has passed was handled in this pass; if it is still
@@ -497,7 +550,7 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
     /// Closes every connection and the listening socket, withdraws the mDNS
     /// advertisement, and returns the server. A change still waiting for storage is
     /// stored through `persist`.
-    pub fn shutdown<R, P, E>(
+    pub fn shut_down<R, P, E>(
         self,
         stack: &mut T,
         now: Instant,
@@ -525,14 +578,13 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
             persist,
             events: &mut events,
             mdns: &mut mdns,
-            poll_all: false,
             again: false,
         };
         for slot in slots.iter_mut() {
             pass.teardown(slot, End::Lost);
         }
         if mdns.info.is_some() {
-            let _ = mdns.responder.goodbye();
+            let _ = mdns.advertiser.goodbye();
         }
         let _ = stack.close(listener);
         server
@@ -563,13 +615,13 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// The mDNS side: what to announce, and when.
+/// The mDNS side: what to announce; the core's [`Advertiser`] says when.
 struct Mdns<'a, M> {
-    responder: M,
+    advertiser: Advertiser<M>,
     info: Option<ServiceInfo<'a>>,
+    /// The configuration number for the database's shape.
+    config: ConfigNumber,
     port: u16,
-    /// When to announce (again), if there is something to announce.
-    due: Option<Instant>,
 }
 
 impl<'a, M: Responder> Mdns<'a, M> {
@@ -580,34 +632,25 @@ impl<'a, M: Responder> Mdns<'a, M> {
             port: self.port,
             model: info.model,
             device_id: state.device_id,
-            config_number: info.config_number,
+            config_number: self.config.number,
             category: info.category,
             paired: state.is_paired(),
             setup_id: info.setup_id,
         })
     }
 
-    /// Asks for an announcement on this poll.
-    fn request(&mut self, now: Instant) {
-        if self.info.is_some() {
-            self.due = Some(now);
-        }
+    /// When to announce next, if there is something to announce.
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.info.and(self.advertiser.poll_timeout())
     }
 
-    /// Announces if it is due; after a failure, tries again a little later.
+    /// Announces if it is due; after a failure the advertiser tries again a little
+    /// later.
     fn run(&mut self, state: &AccessoryState, now: Instant) {
-        match self.due {
-            Some(due) if due <= now => {}
-            _ => return,
+        if let Some(advertisement) = self.advertisement(state) {
+            // A failure is retried; a responder without errors to report has no log.
+            let _ = self.advertiser.handle_timeout(now, &advertisement);
         }
-        let Some(advertisement) = self.advertisement(state) else {
-            self.due = None;
-            return;
-        };
-        self.due = match self.responder.announce(&advertisement) {
-            Ok(()) => None,
-            Err(_) => Some(now + ANNOUNCE_RETRY),
-        };
     }
 }
 
@@ -686,8 +729,6 @@ struct Pass<'p, 'd, T, R, P: ?Sized, E, M> {
     persist: &'p mut P,
     events: &'p mut E,
     mdns: &'p mut Mdns<'d, M>,
-    /// Something changed that concerns every connection.
-    poll_all: bool,
     /// Work is left that does not wait for the network.
     again: bool,
 }
@@ -700,6 +741,24 @@ where
     E: FnMut(Event),
     M: Responder,
 {
+    /// Drains the connections the core names ([`Server::poll_wake`]), letting them take
+    /// input they refused before, for a bounded number of rounds; what is left waits
+    /// for the next poll, which is then due at once.
+    fn wake(&mut self, slots: &mut [Slot<'_, T::TcpSocket>]) {
+        for _ in 0..slots.len().max(1) * WAKE_ROUNDS {
+            let Some(id) = self.server.poll_wake() else {
+                return;
+            };
+            if let Some(slot) = slots.iter_mut().find(|slot| slot.id() == Some(id)) {
+                slot.stalled = false;
+                if let Err(end) = self.drain(slot) {
+                    self.teardown(slot, end);
+                }
+            }
+        }
+        self.again = true;
+    }
+
     /// Accepts waiting connections into free slots. When every slot is taken, the
     /// connection idle longest makes room if it has been idle long enough
     /// ([`Server::make_room`], as HomeKitADK); otherwise the newcomer is closed at once.
@@ -849,13 +908,7 @@ where
                     slot.queued = rest.len();
                 }
                 Output::Persist => self.store(conn),
-                Output::Event(event) => {
-                    if matches!(event, Event::Write { .. }) {
-                        // Subscribers on other connections hear of the change.
-                        self.poll_all = true;
-                    }
-                    (self.events)(event);
-                }
+                Output::Event(event) => (self.events)(event),
                 Output::Close => return Err(End::Closed),
                 // hap-embedded is built with the hap-core it depends on, so an output it
                 // does not know is a bug; closing is the safe answer.
@@ -922,8 +975,6 @@ where
         let stored = self.persist.store(self.server.state());
         self.server
             .state_persisted(conn, self.now, stored, self.rng);
-        // A change to the pairings may close other controllers' sessions.
-        self.poll_all = true;
         self.server_events();
     }
 
@@ -935,9 +986,7 @@ where
             let Some(event) = self.server.poll_event() else {
                 break;
             };
-            if matches!(event, Event::PairingsChanged { .. }) {
-                self.mdns.request(self.now);
-            }
+            self.mdns.advertiser.handle_event(&event, self.now);
             (self.events)(event);
         }
     }

@@ -53,7 +53,7 @@ use std::task::Poll;
 use async_io::{Async, Timer};
 use atomic_waker::AtomicWaker;
 use hap_core::database::{Database, OwnedValue, SetValueError};
-use hap_core::server::{AcceptError, Connection, Event};
+use hap_core::server::{AcceptError, CompleteError, Connection, Event, HapStatus, Token};
 use hap_std::host::SharedHost;
 use hap_std::socket;
 use hap_std::{Host, Options, Setup, StartError};
@@ -155,6 +155,28 @@ impl Handle {
     /// [`Event::Read`] too. Returns whether the value changed.
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
         self.host.set_value(aid, iid, value)
+    }
+
+    /// Answers a confirmed write ([`Event::WriteRequest`]) under its token: `Ok(())`
+    /// commits the values (subscribers get events), `Err(status)` fails every item with
+    /// it, such as [`HapStatus::ServiceCommunicationFailure`] for a device that does not
+    /// answer. A stale or unknown token is refused.
+    pub fn complete_write(
+        &self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.host.complete_write(token, result)
+    }
+
+    /// Answers a read on demand ([`Event::Read`]) under its token, with a value or a
+    /// status. A stale or unknown token is refused.
+    pub fn complete_read(
+        &self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.host.complete_read(token, result)
     }
 
     /// A characteristic's current value.
@@ -286,7 +308,7 @@ async fn drive(
     let mut chunk = vec![0u8; 4096];
     // Whether the core refused the bytes in `received` until a wake-up or a timeout.
     let mut stalled = false;
-    let mut deadline = host.lock().deadline(conn);
+    let mut deadline = host.lock().poll_timeout(conn);
     // One timer for the connection's life, moved only when the deadline moves: every
     // registration of a timer wakes the reactor, and the unverified deadline stays put.
     let mut timer = Timer::never();
@@ -333,7 +355,7 @@ async fn drive(
             let mut guard = host.lock();
             match wake {
                 Wake::Received(Ok(0)) | Wake::Received(Err(_)) => {
-                    guard.lost(conn);
+                    guard.connection_lost(conn);
                     return;
                 }
                 Wake::Received(Ok(n)) => received.extend_from_slice(&chunk[..n]),
@@ -343,12 +365,12 @@ async fn drive(
             // Checked on every pass: a peer that keeps sending must not outrun its
             // deadlines.
             if deadline.is_some_and(|at| std::time::Instant::now() >= at) {
-                guard.timeout(conn);
+                guard.handle_timeout(conn);
             }
-            let exchange = guard.exchange(conn, &received, &mut transmit);
+            let exchange = guard.handle_input(conn, &received, &mut transmit);
             received.drain(..exchange.taken);
             stalled = !received.is_empty() && !exchange.close && !exchange.saturated;
-            deadline = guard.deadline(conn);
+            deadline = guard.poll_timeout(conn);
             exchange.close
         };
 
@@ -360,7 +382,7 @@ async fn drive(
                 })
                 .await;
             if !sent {
-                host.lock().lost(conn);
+                host.lock().connection_lost(conn);
                 return;
             }
             transmit.clear();

@@ -4,10 +4,11 @@
 //!
 //! A runtime shares one [`Host`] behind a mutex. For each connection it keeps the
 //! [`ConnectionBuffers`] and the [`Connection`] made by [`Host::accept`], and repeats:
-//! wait for bytes, a wake-up or the [`Host::deadline`]; then, under the lock, call
-//! [`Host::timeout`] if it is due and [`Host::exchange`], and send what `exchange`
-//! collected once the lock is released. Wake-ups come from the waker given to
-//! `accept`: the host calls it when another connection or the application changed
+//! wait for bytes, a wake-up or the [`Host::poll_timeout`]; then, under the lock, call
+//! [`Host::handle_timeout`] if it is due and [`Host::handle_input`], and send what
+//! `handle_input` collected once the lock is released. Wake-ups come from the waker given to
+//! `accept`: the host calls it for each connection the core names
+//! ([`Server::poll_wake`]) after another connection or the application changed
 //! something this connection may have to tell its controller.
 
 use std::fmt;
@@ -18,10 +19,13 @@ use hap_core::catalog::Category;
 use hap_core::database::config::ConfigNumber;
 use hap_core::database::ids::IdMap;
 use hap_core::database::{Database, OwnedValue, SetValueError};
-use hap_core::mdns::{Advertisement, Responder};
+use hap_core::mdns::{Advertisement, Advertiser, Responder};
 use hap_core::persist::Snapshot;
 pub use hap_core::server::OwnedBuffers;
-use hap_core::server::{AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server};
+use hap_core::server::{
+    AcceptError, CompleteError, Config, Connection, ConnectionBuffers, Event, HapStatus, Output,
+    Server, Token,
+};
 use hap_core::setup::{SetupCode, SetupId};
 use hap_core::time::Instant;
 use hap_core::ConnectionId;
@@ -30,7 +34,7 @@ use rand_core::OsRng;
 use crate::socket::Bind;
 use crate::store::{Store, StoreError};
 
-/// How many response bytes one [`Host::exchange`] collects before it stops taking
+/// How many response bytes one [`Host::handle_input`] collects before it stops taking
 /// input, so that a peer pipelining requests cannot make the host build a huge reply
 /// while it holds the lock.
 pub const TRANSMIT_LIMIT: usize = 64 * 1024;
@@ -60,6 +64,19 @@ where
 
     fn goodbye(&mut self) -> Result<(), String> {
         Responder::goodbye(self).map_err(|e| e.to_string())
+    }
+}
+
+/// So that the core's [`Advertiser`] can drive whichever announcer the options hold.
+impl Responder for Box<dyn Announcer> {
+    type Error = String;
+
+    fn announce(&mut self, advertisement: &Advertisement<'_>) -> Result<(), String> {
+        (**self).announce(advertisement)
+    }
+
+    fn goodbye(&mut self) -> Result<(), String> {
+        (**self).goodbye()
     }
 }
 
@@ -166,59 +183,24 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Loads the state from `store`, or creates and stores a new accessory.
-    ///
-    /// A new accessory gets `code` or a random valid setup code, and `setup_id` or a
-    /// random one. An existing one keeps its identity and pairings; if `code` differs
-    /// from the stored one, new pairings will need `code` (existing ones are kept). A
-    /// new code does not lift the lockout after too many failed pair-setup attempts:
-    /// as in HomeKitADK, only a reset (a new store) does.
+    /// Loads the state from `store`, or creates and stores a new accessory, by the
+    /// core's state policy ([`Snapshot::load_or_create`]): a new accessory gets `code`
+    /// or a random valid setup code, and `setup_id` or a random one; an existing one
+    /// keeps its identity and pairings, and a `code` that differs from the stored one
+    /// makes a new verifier, so that new pairings need `code`.
     pub fn load_or_create(
         mut store: Box<dyn Store>,
         code: Option<SetupCode>,
         setup_id: Option<SetupId>,
     ) -> Result<Self, StartError> {
-        let mut rng = OsRng;
-        let snapshot = match store.load()? {
-            Some(mut snapshot) => {
-                let mut changed = false;
-                if let Some(code) = code {
-                    if snapshot.setup_code.as_ref() != Some(&code) {
-                        snapshot.state.setup =
-                            hap_core::state::SetupVerifier::generate(&code, &mut rng);
-                        snapshot.setup_code = Some(code);
-                        changed = true;
-                    }
-                }
-                if let Some(id) = setup_id {
-                    if snapshot.setup_id.as_ref() != Some(&id) {
-                        snapshot.setup_id = Some(id);
-                        changed = true;
-                    }
-                }
-                if snapshot.setup_id.is_none() {
-                    snapshot.setup_id = Some(SetupId::generate(&mut rng));
-                    changed = true;
-                }
-                if changed {
-                    store.save(&snapshot)?;
-                }
-                snapshot
-            }
-            None => {
-                let code = code.unwrap_or_else(|| SetupCode::generate(&mut rng));
-                let snapshot = Snapshot {
-                    state: hap_core::state::AccessoryState::generate(&code, &mut rng),
-                    setup_code: Some(code),
-                    setup_id: Some(setup_id.unwrap_or_else(|| SetupId::generate(&mut rng))),
-                    config: ConfigNumber::default(),
-                    ids: IdMap::new(),
-                };
-                store.save(&snapshot)?;
-                snapshot
-            }
-        };
-        Ok(Self { store, snapshot })
+        let loaded = Snapshot::load_or_create(store.load()?, code, setup_id, &mut OsRng);
+        if loaded.must_store {
+            store.save(&loaded.setup)?;
+        }
+        Ok(Self {
+            store,
+            snapshot: loaded.setup,
+        })
     }
 
     /// The id map to build the database with.
@@ -267,7 +249,7 @@ impl Setup {
         let mut host = Host {
             server: Server::new(state, database, options.config),
             store: self.store,
-            announcer: options.announcer,
+            advertiser: options.announcer.map(Advertiser::new),
             rng: OsRng,
             epoch: std::time::Instant::now(),
             wakers: Vec::new(),
@@ -293,7 +275,7 @@ impl fmt::Debug for Setup {
     }
 }
 
-/// What [`Host::exchange`] did.
+/// What [`Host::handle_input`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Exchange {
     /// How many input bytes the core took.
@@ -314,7 +296,7 @@ struct Drained {
 pub struct Host {
     server: Server<'static>,
     store: Box<dyn Store>,
-    announcer: Option<Box<dyn Announcer>>,
+    advertiser: Option<Advertiser<Box<dyn Announcer>>>,
     rng: OsRng,
     epoch: std::time::Instant,
     wakers: Vec<(ConnectionId, Box<dyn Fn() + Send>)>,
@@ -387,7 +369,7 @@ impl Host {
                     "closing connection {} to make room: idle longest",
                     evicted.0
                 );
-                self.wake(evicted);
+                self.wake_named(None);
             }
         }
         let conn = self.server.accept(id, buffers, now)?;
@@ -398,7 +380,7 @@ impl Host {
     /// Drains the connection, then feeds it `input` for as long as it takes bytes,
     /// draining after each step. The bytes to send are appended to `transmit`. Keep the
     /// bytes not taken and offer them again after a wake-up or a timeout.
-    pub fn exchange(
+    pub fn handle_input(
         &mut self,
         conn: &mut Connection<'_>,
         input: &[u8],
@@ -429,14 +411,14 @@ impl Host {
         }
     }
 
-    /// Applies the timeouts due; follow with [`Host::exchange`].
-    pub fn timeout(&mut self, conn: &mut Connection<'_>) {
+    /// Applies the timeouts due; follow with [`Host::handle_input`].
+    pub fn handle_timeout(&mut self, conn: &mut Connection<'_>) {
         let now = self.now();
         self.server.handle_timeout(conn, now);
     }
 
-    /// When [`Host::timeout`] next has work, if ever.
-    pub fn deadline(&self, conn: &Connection<'_>) -> Option<std::time::Instant> {
+    /// When [`Host::handle_timeout`] next has work, if ever.
+    pub fn poll_timeout(&self, conn: &Connection<'_>) -> Option<std::time::Instant> {
         self.server
             .poll_timeout(conn)
             .map(|at| self.epoch + Duration::from_millis(at.as_millis()))
@@ -446,7 +428,6 @@ impl Host {
     /// `transmit`, storing the state when asked, and passing events to the application.
     fn drain(&mut self, conn: &mut Connection<'_>, transmit: &mut Vec<u8>) -> Drained {
         let mut drained = Drained::default();
-        let mut wake_others = false;
         loop {
             let now = self.now();
             match self.server.poll_output(conn, now, &mut self.rng) {
@@ -456,14 +437,8 @@ impl Host {
                     let stored = self.persist();
                     self.server
                         .state_persisted(conn, now, stored, &mut self.rng);
-                    // A removed pairing closes other controllers' sessions.
-                    wake_others = true;
                 }
-                Some(Output::Event(event)) => {
-                    // A written value may be news to other subscribers.
-                    wake_others |= matches!(event, Event::Write { .. });
-                    (self.events)(event);
-                }
+                Some(Output::Event(event)) => (self.events)(event),
                 Some(Output::Close) => {
                     drained.close = true;
                     break;
@@ -479,12 +454,15 @@ impl Host {
         // A change of the paired state is reported once its controller has the reply,
         // which this connection's input or end may have just shown.
         while let Some(event) = self.server.poll_event() {
-            if let Event::PairingsChanged { .. } = event {
-                if let Err(e) = self.announce() {
-                    log::warn!("{e}");
-                }
+            let now = self.now();
+            if let Some(advertiser) = self.advertiser.as_mut() {
+                advertiser.handle_event(&event, now);
             }
             (self.events)(event);
+        }
+        // Also retries an announcement that failed before.
+        if let Err(e) = self.announce() {
+            log::warn!("{e}");
         }
         if self.shutting_down && !drained.close {
             self.server.connection_lost(conn);
@@ -493,16 +471,14 @@ impl Host {
         if drained.close {
             self.forget(conn);
         }
-        if wake_others {
-            // This connection was drained just now; waking it too would cost its task a
-            // pass that finds nothing to do.
-            self.wake_all_except(conn.id());
-        }
+        // This connection was drained just now; waking it too would cost its task a pass
+        // that finds nothing to do.
+        self.wake_named(Some(conn.id()));
         drained
     }
 
     /// The socket closed or failed; frees what the connection held.
-    pub fn lost(&mut self, conn: &mut Connection<'_>) {
+    pub fn connection_lost(&mut self, conn: &mut Connection<'_>) {
         self.server.connection_lost(conn);
         // A pairing change may still have to be stored.
         let mut ignored = Vec::new();
@@ -510,8 +486,10 @@ impl Host {
         self.forget(conn);
     }
 
-    /// Sets a characteristic's value from the application and wakes the connections,
-    /// whose subscribers get events. Also answers [`Event::Read`].
+    /// Sets a characteristic's value from the application ([`Server::set_value`]) and
+    /// wakes the connections the core names: subscribers get events, and a read on
+    /// demand or a write response waiting for the value is answered. Returns whether the
+    /// value changed.
     pub fn set_value(
         &mut self,
         aid: u64,
@@ -519,13 +497,37 @@ impl Host {
         value: OwnedValue,
     ) -> Result<bool, SetValueError> {
         let changed = self.server.set_value(aid, iid, value)?;
-        // A read on demand may be waiting for this value, changed or not.
-        self.wake_all();
+        self.wake_named(None);
         Ok(changed)
     }
 
+    /// Completes a confirmed write ([`Event::WriteRequest`]) with success or a status
+    /// ([`Server::complete_write`]), and wakes the connections the core names: the
+    /// writer's gets its answer, subscribers their events.
+    pub fn complete_write(
+        &mut self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.server.complete_write(token, result)?;
+        self.wake_named(None);
+        Ok(())
+    }
+
+    /// Completes a read on demand ([`Event::Read`]) with a value or a status
+    /// ([`Server::complete_read`]), and wakes the connections the core names.
+    pub fn complete_read(
+        &mut self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.server.complete_read(token, result)?;
+        self.wake_named(None);
+        Ok(())
+    }
+
     /// Starts shutting down: sends the mDNS goodbye, ends the stream of events, and wakes
-    /// every connection, which closes at its next [`Host::exchange`]. New connections are
+    /// every connection, which closes at its next [`Host::handle_input`]. New connections are
     /// refused.
     pub fn shut_down(&mut self) {
         if self.shutting_down {
@@ -534,8 +536,8 @@ impl Host {
         self.shutting_down = true;
         // Dropping the sink ends the application's stream of events.
         self.events = Box::new(|_| {});
-        if let Some(announcer) = self.announcer.as_mut() {
-            if let Err(e) = announcer.goodbye() {
+        if let Some(advertiser) = self.advertiser.as_mut() {
+            if let Err(e) = advertiser.goodbye() {
                 log::warn!("mDNS goodbye failed: {e}");
             }
         }
@@ -552,20 +554,22 @@ impl Host {
         self.wakers.retain(|(other, _)| *other != id);
     }
 
-    fn wake(&self, id: ConnectionId) {
-        for (_, wake) in self.wakers.iter().filter(|(other, _)| *other == id) {
-            wake();
+    /// Wakes the connections [`Server::poll_wake`] names, but `drained`, which was
+    /// drained just now.
+    fn wake_named(&mut self, drained: Option<ConnectionId>) {
+        while let Some(id) = self.server.poll_wake() {
+            if Some(id) == drained {
+                continue;
+            }
+            for (_, wake) in self.wakers.iter().filter(|(other, _)| *other == id) {
+                wake();
+            }
         }
     }
 
+    /// Wakes every connection, for what the core does not know of: a shutdown.
     fn wake_all(&self) {
         for (_, wake) in &self.wakers {
-            wake();
-        }
-    }
-
-    fn wake_all_except(&self, id: ConnectionId) {
-        for (_, wake) in self.wakers.iter().filter(|(other, _)| *other != id) {
             wake();
         }
     }
@@ -587,8 +591,10 @@ impl Host {
         }
     }
 
+    /// Announces over mDNS if the [`Advertiser`] says it is due.
     fn announce(&mut self) -> Result<(), StartError> {
-        let Some(announcer) = self.announcer.as_mut() else {
+        let now = self.now();
+        let Some(advertiser) = self.advertiser.as_mut() else {
             return Ok(());
         };
         let advertisement = Advertisement {
@@ -601,7 +607,10 @@ impl Host {
             paired: self.server.state().is_paired(),
             setup_id: self.setup_id,
         };
-        announcer.announce(&advertisement).map_err(StartError::Mdns)
+        advertiser
+            .handle_timeout(now, &advertisement)
+            .map(|_| ())
+            .map_err(StartError::Mdns)
     }
 }
 
@@ -637,6 +646,24 @@ impl SharedHost {
     /// demand is answered. Returns whether the value changed.
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
         self.lock().set_value(aid, iid, value)
+    }
+
+    /// [`Host::complete_write`]: answers a confirmed write ([`Event::WriteRequest`]).
+    pub fn complete_write(
+        &self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.lock().complete_write(token, result)
+    }
+
+    /// [`Host::complete_read`]: answers a read on demand ([`Event::Read`]).
+    pub fn complete_read(
+        &self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.lock().complete_read(token, result)
     }
 
     /// A characteristic's current value.

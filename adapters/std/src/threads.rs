@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use hap_core::database::{Database, OwnedValue, SetValueError};
-use hap_core::server::{AcceptError, Event};
+use hap_core::server::{AcceptError, CompleteError, Event, HapStatus, Token};
 
 use crate::host::{Host, Options, Setup, SharedHost, StartError};
 use crate::socket;
@@ -107,6 +107,28 @@ impl Handle {
     /// [`Event::Read`] too. Returns whether the value changed.
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
         self.host.set_value(aid, iid, value)
+    }
+
+    /// Answers a confirmed write ([`Event::WriteRequest`]) under its token: `Ok(())`
+    /// commits the values (subscribers get events), `Err(status)` fails every item with
+    /// it, such as [`HapStatus::ServiceCommunicationFailure`] for a device that does not
+    /// answer. A stale or unknown token is refused.
+    pub fn complete_write(
+        &self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.host.complete_write(token, result)
+    }
+
+    /// Answers a read on demand ([`Event::Read`]) under its token, with a value or a
+    /// status. A stale or unknown token is refused.
+    pub fn complete_read(
+        &self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.host.complete_read(token, result)
     }
 
     /// A characteristic's current value.
@@ -263,7 +285,7 @@ fn serve_connection(host: &SharedHost, stream: TcpStream) {
         Err(_) => None,
     };
     if reader.is_none() {
-        host.lock().lost(&mut conn);
+        host.lock().connection_lost(&mut conn);
         return;
     }
     drive(host, &mailbox, &mut conn, &stream);
@@ -286,7 +308,7 @@ fn drive(
     let mut offer = Vec::new();
     // Bytes the core refused until a wake-up or a timeout.
     let mut stalled = false;
-    let mut deadline = host.lock().deadline(conn);
+    let mut deadline = host.lock().poll_timeout(conn);
     loop {
         // Wait for something to do.
         let eof = {
@@ -317,12 +339,12 @@ fn drive(
 
         let mut host_guard = host.lock();
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            host_guard.timeout(conn);
+            host_guard.handle_timeout(conn);
         }
-        let exchange = host_guard.exchange(conn, &offer, &mut transmit);
+        let exchange = host_guard.handle_input(conn, &offer, &mut transmit);
         let offered = exchange.taken;
         stalled = offered < offer.len() && !exchange.close && !exchange.saturated;
-        deadline = host_guard.deadline(conn);
+        deadline = host_guard.poll_timeout(conn);
         drop(host_guard);
 
         if offered > 0 {
@@ -332,7 +354,7 @@ fn drive(
         }
         if !transmit.is_empty() {
             if stream.write_all(&transmit).is_err() {
-                host.lock().lost(conn);
+                host.lock().connection_lost(conn);
                 return;
             }
             transmit.clear();
@@ -342,7 +364,7 @@ fn drive(
         }
         let unprocessed = offer.len() - offered;
         if eof && (unprocessed == 0 || stalled) {
-            host.lock().lost(conn);
+            host.lock().connection_lost(conn);
             return;
         }
     }
