@@ -1,7 +1,8 @@
 //! The accessory's costs, measured on `hap-core` alone: pair-setup's SRP, pair-verify,
 //! frame sealing and opening next to raw ChaCha20-Poly1305, GET and PUT
-//! `/characteristics` on a verified session, `/accessories` for a 150-accessory bridge,
-//! and one change fanned out to 16 subscribers.
+//! `/characteristics` on a verified session (a PUT also to a confirmed characteristic,
+//! completed by the application), `/accessories` for a 150-accessory bridge, and one
+//! change fanned out to 16 subscribers.
 //!
 //! `cargo bench -p hap-core`. Only the accessory's side is timed: the controller's work
 //! is done outside the measured sections (`iter_custom`).
