@@ -1,7 +1,8 @@
 //! The accessory's costs, measured on `hap-core` alone: pair-setup's SRP, pair-verify,
 //! frame sealing and opening next to raw ChaCha20-Poly1305, GET and PUT
-//! `/characteristics` on a verified session, `/accessories` for a 150-accessory bridge,
-//! and one change fanned out to 16 subscribers.
+//! `/characteristics` on a verified session (a PUT also to a confirmed characteristic,
+//! completed by the application), `/accessories` for a 150-accessory bridge, and one
+//! change fanned out to 16 subscribers.
 //!
 //! `cargo bench -p hap-core`. Only the accessory's side is timed: the controller's work
 //! is done outside the measured sections (`iter_custom`).
@@ -25,7 +26,7 @@ use hap_core::pairing::setup::{
 };
 use hap_core::pairing::verify::{PairVerify, PairVerifyClient, VerifyClientOutput, VerifyOutput};
 use hap_core::pairing::{AccessoryPairing, ControllerIdentity, Pairing, PairingId};
-use hap_core::server::{Config, Connection, Output, OwnedBuffers, Server};
+use hap_core::server::{Config, Connection, Event, Output, OwnedBuffers, Server};
 use hap_core::session::{FrameDecryptor, FrameEncryptor, Role, Session};
 use hap_core::setup::SetupCode;
 use hap_core::state::AccessoryState;
@@ -330,8 +331,9 @@ fn verify(
     }
 }
 
-/// The virtual light: (database, aid, On's iid, Brightness's iid).
-fn light() -> (Database<'static>, u64, u64, u64) {
+/// The virtual light: (database, aid, On's iid, Brightness's iid). With `confirmed`,
+/// writes to Brightness wait for the application.
+fn light(confirmed: bool) -> (Database<'static>, u64, u64, u64) {
     let mut ids = IdMap::default();
     let mut builder = DatabaseBuilder::new(&mut ids);
     let aid = builder.accessory(
@@ -341,7 +343,11 @@ fn light() -> (Database<'static>, u64, u64, u64) {
     let service = builder
         .service(&s::LIGHTBULB)
         .primary()
-        .characteristic(&c::BRIGHTNESS);
+        .characteristic(&c::BRIGHTNESS)
+        .configure(
+            &c::BRIGHTNESS,
+            |d| if confirmed { d.confirmed() } else { d },
+        );
     let (on, brightness) = (
         service.iid_of(&c::ON).unwrap(),
         service.iid_of(&c::BRIGHTNESS).unwrap(),
@@ -371,7 +377,7 @@ fn time_request(
 }
 
 fn characteristics(c: &mut Criterion) {
-    let (database, aid, on, brightness) = light();
+    let (database, aid, on, brightness) = light(false);
     let (mut server, accessory) = server(database);
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let mut buffers = adapter_buffers();
@@ -410,7 +416,74 @@ fn characteristics(c: &mut Criterion) {
             )
         })
     });
+    // The same PUT to a confirmed characteristic: the write reaches the application as
+    // a WriteRequest, which completes it at once, and only then is it stored and answered.
+    let (database, same_aid, _, same_brightness) = light(true);
+    assert_eq!(
+        (same_aid, same_brightness),
+        (aid, brightness),
+        "`write` addresses it"
+    );
+    let (mut confirming, accessory) = self::server(database);
+    let mut confirming_buffers = adapter_buffers();
+    let mut confirming_conn = confirming
+        .accept(
+            ConnectionId(1),
+            confirming_buffers.borrow(),
+            Instant::from_millis(0),
+        )
+        .unwrap();
+    let mut confirming_peer = verify(&mut confirming, &mut confirming_conn, &accessory, &mut rng);
+    group.bench_function("PUT one value, confirmed and completed", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let sealed = confirming_peer.seal(write.as_bytes());
+                let started = Clock::now();
+                confirmed_write(
+                    &mut confirming,
+                    &mut confirming_conn,
+                    &sealed,
+                    &mut confirming_peer.wire,
+                    &mut rng,
+                );
+                total += started.elapsed();
+                assert!(confirming_peer.open().starts_with(b"HTTP/1.1 204"));
+            }
+            total
+        })
+    });
     group.finish();
+}
+
+/// Feeds a PUT of confirmed characteristics, completes its write request with success as
+/// the application would, and collects the answer into `wire`.
+fn confirmed_write(
+    server: &mut Server<'_>,
+    conn: &mut Connection<'_>,
+    bytes: &[u8],
+    wire: &mut Vec<u8>,
+    rng: &mut ChaCha20Rng,
+) {
+    let now = Instant::from_millis(0);
+    assert_eq!(server.handle_input(conn, now, bytes, rng), bytes.len());
+    let mut token = None;
+    while let Some(output) = server.poll_output(conn, now, rng) {
+        match output {
+            Output::Event(Event::WriteRequest { token: t, .. }) => token = Some(t),
+            other => panic!("{other:?}"),
+        }
+    }
+    server.complete_write(token.unwrap(), Ok(())).unwrap();
+    while let Some(id) = server.poll_wake() {
+        assert_eq!(id, conn.id());
+    }
+    while let Some(output) = server.poll_output(conn, now, rng) {
+        match output {
+            Output::Transmit(bytes) => wire.extend_from_slice(bytes),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 fn accessories_of_a_bridge(c: &mut Criterion) {
@@ -454,7 +527,7 @@ fn accessories_of_a_bridge(c: &mut Criterion) {
 
 fn event_fan_out(c: &mut Criterion) {
     const SUBSCRIBERS: usize = 16;
-    let (database, aid, on, _) = light();
+    let (database, aid, on, _) = light(false);
     let (mut server, accessory) = server(database);
     let mut rng = ChaCha20Rng::seed_from_u64(6);
     let mut buffers: Vec<OwnedBuffers> = (0..SUBSCRIBERS).map(|_| adapter_buffers()).collect();
