@@ -1,64 +1,53 @@
-//! A virtual light: the brutella/hap tutorial's accessory, done right, on smol.
-//!
-//! `cargo run -p hap-smol --example virtual-light`, then scan the QR code with the Home
-//! app. Type `on`, `off`, `toggle` or `brightness 75` to flip the "physical switch".
+//! A virtual light on smol: `cargo run -p hap-smol --example virtual-light`, then scan the
+//! QR code with the Home app. Type on, off, toggle or brightness N to flip the "switch".
 
-#[path = "../../std/examples/support/example.rs"]
-mod example;
+use clap::Parser as _;
+use hap_core::catalog::{characteristic as c, service as s, Category};
+use hap_core::database::builder::AccessoryInfo;
+use hap_core::database::OwnedValue;
+use hap_smol::app::{App, Flags};
 
-use std::io::BufRead as _;
-use std::process::ExitCode;
-
-use hap_core::catalog::Category;
-
-fn main() -> ExitCode {
-    example::main(&example::VIRTUAL_LIGHT, |args| {
-        smol::future::block_on(run(args))
-    })
+/// A lightbulb with On, Brightness, Hue and Saturation. Type on, off, toggle or
+/// brightness N (0-100) and Enter to change it locally.
+#[derive(clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    flags: Flags,
 }
 
-async fn run(args: &example::Args) -> Result<(), String> {
-    let (setup, database, lamp) = args.prepare_light()?;
-    print!(
-        "{}",
-        example::banner(&args.name, Category::LIGHTBULB, &setup)
-    );
-    let options = args.options("VirtualLight", Category::LIGHTBULB)?;
-    let running = hap_smol::serve(setup, database, options)
-        .await
-        .map_err(|e| e.to_string())?;
-    let handle = running.handle();
-    example::print_listening(handle.local_addr());
-
-    let on_signal = handle.clone();
-    ctrlc::set_handler(move || on_signal.shut_down())
-        .map_err(|e| format!("cannot handle Ctrl+C: {e}"))?;
-
-    // The "physical switch": commands typed on stdin, read on a thread of its own. smol's
-    // blocking pool would do it too, but keeps an idle thread that wakes twice a second
-    // for as long as the process runs once stdin has ended (as /dev/null does at once).
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-            let value = |aid, iid| handle.value(aid, iid);
-            let set = |aid, iid, value| handle.set_value(aid, iid, value);
-            if let Some(said) = lamp.obey(&line, value, set) {
-                println!("{said}");
+fn main() -> Result<(), hap_smol::app::AppError> {
+    let mut app = App::new(&Args::parse().flags, "Virtual Light", Category::LIGHTBULB)?;
+    let (aid, on, brightness, hue, saturation) = app.build(|b, name| {
+        let info = AccessoryInfo::new(name, "hap-rs", "VirtualLight", "VL-0001", "0.1.0");
+        let aid = b.accessory("virtual-light", &info);
+        let bulb = b.service(&s::LIGHTBULB).primary();
+        let bulb = bulb.characteristic(&c::BRIGHTNESS).characteristic(&c::HUE).characteristic(&c::SATURATION);
+        let iid = |kind| bulb.iid_of(kind).unwrap_or(0);
+        (aid, iid(&c::ON), iid(&c::BRIGHTNESS), iid(&c::HUE), iid(&c::SATURATION))
+    })?;
+    app.on_change_value(aid, on, |v| println!("Light {}", if *v == OwnedValue::Bool(true) { "ON" } else { "OFF" }));
+    app.on_change_value(aid, brightness, |v| if let OwnedValue::Int(n) = v { println!("Brightness {n}%") });
+    app.on_change_value(aid, hue, |v| if let OwnedValue::Float(h) = v { println!("Hue {h}°") });
+    app.on_change_value(aid, saturation, |v| if let OwnedValue::Float(s) = v { println!("Saturation {s}%") });
+    let light = app.device();
+    app.on_line(move |line| {
+        let is_on = light.value(aid, on) == Some(OwnedValue::Bool(true));
+        let (iid, value, said) = match line.split_whitespace().collect::<Vec<_>>()[..] {
+            ["on"] | ["off"] | ["toggle"] => {
+                let lit = line.trim() == "on" || (line.trim() == "toggle" && !is_on);
+                (on, OwnedValue::Bool(lit), format!("Light {}", if lit { "ON" } else { "OFF" }))
             }
+            ["brightness", n] => match n.trim_end_matches('%').parse::<i32>() {
+                Ok(n) if (0..=100).contains(&n) => (brightness, OwnedValue::Int(n), format!("Brightness {n}%")),
+                _ => return println!("brightness must be 0 to 100, not {n:?}"),
+            },
+            [] => return,
+            _ => return println!("commands: on, off, toggle, brightness N"),
+        };
+        match light.set_value(aid, iid, value) {
+            Ok(_) => println!("{said} (local)"),
+            Err(e) => println!("cannot set: {e}"),
         }
     });
-
-    // On the executor's thread, with the connections: an event then costs no wake-up of
-    // another thread.
-    let events = running.events().clone();
-    smol::spawn(async move {
-        while let Ok(event) = events.recv().await {
-            if let Some(line) = lamp.describe(&event) {
-                println!("{line}");
-            }
-        }
-    })
-    .await;
-    running.wait().await;
-    println!("stopped");
-    Ok(())
+    app.run()
 }

@@ -8,11 +8,15 @@
 //!   and the keepalive every accepted connection gets. `hap-smol` uses it too.
 //! - [`store`]: the durable file store and an in-memory one.
 //! - [`mdns`]: the mDNS responder.
+//! - [`app`] (feature `app`, on by default): an application layer over all of these,
+//!   with the standard flags, the start-up banner, signals, handlers and timers.
 //!
 //! All protocol logic is in [`hap_core`]; this crate only moves bytes, keeps time and
 //! stores state.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "app")]
+pub mod app;
 pub mod host;
 pub mod mdns;
 pub mod socket;

@@ -1,0 +1,121 @@
+//! hap-std's application layer ([`hap_std::app`]) on smol: the same [`App`], served by
+//! [`crate::serve`], with the application's loop as a task on smol's executor, where the
+//! connections run, so that handling an event wakes no other thread.
+//!
+//! ```no_run
+//! use clap::Parser as _;
+//! use hap_core::catalog::{characteristic as c, service as s, Category};
+//! use hap_core::database::builder::AccessoryInfo;
+//! use hap_smol::app::{App, Flags};
+//!
+//! #[derive(clap::Parser)]
+//! struct Args {
+//!     #[command(flatten)]
+//!     flags: Flags,
+//! }
+//!
+//! fn main() -> Result<(), hap_smol::app::AppError> {
+//!     let mut app = App::new(&Args::parse().flags, "Fan", Category::FAN)?;
+//!     let (aid, on) = app.build(|b, name| {
+//!         let aid = b.accessory("fan", &AccessoryInfo::new(name, "Acme", "Fan", "1", "1.0"));
+//!         (aid, b.service(&s::FAN).primary().iid_of(&c::ON).unwrap_or(0))
+//!     })?;
+//!     app.on_change_value(aid, on, |value| println!("Fan: {value:?}"));
+//!     app.run()
+//! }
+//! ```
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_io::Timer;
+use smol::future::FutureExt as _;
+
+pub use hap_std::app::{
+    banner, AppError, AppLoop, Backend, Device, DeviceError, Flags, Inbox, Message, Prepared,
+    Runtime, TimerId,
+};
+
+/// An accessory program on smol: [`hap_std::app::App`] served by [`Smol`].
+pub type App = hap_std::app::App<Smol>;
+
+/// Serves an [`App`] with [`crate::serve`]. The main thread waits with
+/// `smol::future::block_on`, so the executor's thread polls the sockets itself (see the
+/// [crate docs](crate)).
+#[derive(Debug)]
+pub struct Smol;
+
+impl Runtime for Smol {
+    fn run(prepared: Prepared) -> Result<(), AppError> {
+        smol::future::block_on(serve(prepared))
+    }
+}
+
+impl Backend for crate::Handle {
+    fn set_value(
+        &self,
+        aid: u64,
+        iid: u64,
+        value: hap_core::database::OwnedValue,
+    ) -> Result<bool, hap_core::database::SetValueError> {
+        crate::Handle::set_value(self, aid, iid, value)
+    }
+
+    fn value(&self, aid: u64, iid: u64) -> Option<hap_core::database::OwnedValue> {
+        crate::Handle::value(self, aid, iid)
+    }
+
+    fn local_addr(&self) -> std::net::SocketAddr {
+        crate::Handle::local_addr(self)
+    }
+
+    fn shut_down(&self) {
+        crate::Handle::shut_down(self);
+    }
+}
+
+async fn serve(prepared: Prepared) -> Result<(), AppError> {
+    let Prepared {
+        setup,
+        database,
+        options,
+        app_loop,
+        ..
+    } = prepared;
+    let running = crate::serve(setup, database, options).await?;
+    app_loop.started(Arc::new(running.handle()))?;
+    let inbox = app_loop.inbox().clone();
+    let events = running.events().clone();
+    let forwarding = smol::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            inbox.post_event(event);
+        }
+        inbox.stop();
+    });
+    smol::spawn(run_loop(app_loop)).await;
+    forwarding.await;
+    running.wait().await;
+    Ok(())
+}
+
+/// [`AppLoop::run_blocking`] as a task: waits for a message or the next timer.
+async fn run_loop(mut app_loop: AppLoop) {
+    let inbox = app_loop.inbox().clone();
+    loop {
+        let deadline = app_loop.next_deadline();
+        let message = async { Some(inbox.recv().await) }
+            .or(async {
+                match deadline {
+                    Some(at) => {
+                        Timer::at(at).await;
+                    }
+                    None => smol::future::pending::<()>().await,
+                }
+                None
+            })
+            .await;
+        if !app_loop.turn(message, Instant::now()) {
+            break;
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! An application layer: what an accessory program needs besides its accessories.
+//!
+//! [`App`] takes care of the parts every accessory program repeats:
+//! - the standard command line ([`Flags`], for `clap`'s derive API, to flatten into
+//!   your own arguments);
+//! - the state at `--data` ([`crate::store::FileStore`]), mDNS unless `--no-mdns`
+//!   ([`crate::mdns`]), logging at `--log`;
+//! - the start-up [`banner`]: name, setup code, setup URI and its QR code; then the line
+//!   `listening on ADDR` once connections are accepted, and `stopped` at the end;
+//! - Ctrl+C and SIGTERM, which send the mDNS goodbye and stop cleanly;
+//! - handlers, run one at a time on the application's loop: for a controller's writes
+//!   ([`App::on_change`]), for lines typed on stdin ([`App::on_line`]) and for identify;
+//! - a [`Device`] to set values from the hardware's side and to start timers
+//!   ([`Device::after`], [`Device::every`]) on the same loop.
+//!
+//! Everything protocol is still [`hap_core`]'s; this is a convenience over
+//! [`crate::serve`] (and `hap_smol::serve`: `hap_smol::app` runs the same [`App`] on
+//! smol). The pairing lines it prints are `Paired`, `Unpaired; ready to pair again` and
+//! `Controller ID connected`.
+//!
+//! ```no_run
+//! use clap::Parser as _;
+//! use hap_core::catalog::{characteristic as c, service as s, Category};
+//! use hap_core::database::builder::AccessoryInfo;
+//! use hap_core::database::OwnedValue;
+//! use hap_std::app::{App, Flags};
+//!
+//! #[derive(clap::Parser)]
+//! struct Args {
+//!     #[command(flatten)]
+//!     flags: Flags,
+//! }
+//!
+//! fn main() -> Result<(), hap_std::app::AppError> {
+//!     let args = Args::parse();
+//!     let mut app: App = App::new(&args.flags, "Desk Lamp", Category::LIGHTBULB)?;
+//!     let on = app.build(|b, name| {
+//!         let aid = b.accessory("lamp", &AccessoryInfo::new(name, "Acme", "Lamp", "1", "1.0"));
+//!         (aid, b.service(&s::LIGHTBULB).primary().iid_of(&c::ON).unwrap_or(0))
+//!     })?;
+//!     app.on_change_value(on.0, on.1, |value| println!("On: {value:?}"));
+//!     let device = app.device();
+//!     app.on_line(move |line| {
+//!         let _ = device.set_value(on.0, on.1, OwnedValue::Bool(line == "on"));
+//!     });
+//!     app.run()
+//! }
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use hap_core::catalog::Category;
+use hap_core::database::builder::{BuildError, DatabaseBuilder};
+use hap_core::database::{Database, OwnedValue};
+
+use crate::host::Announcer;
+use crate::store::{FileStore, StoreError};
+use crate::{Options, Setup, StartError};
+
+mod banner;
+mod device;
+mod dispatch;
+mod flags;
+mod inbox;
+mod timers;
+
+pub use banner::banner;
+pub use device::{Backend, Device, DeviceError};
+pub use dispatch::AppLoop;
+use dispatch::Handlers;
+pub use flags::Flags;
+pub use inbox::{Inbox, Message};
+pub use timers::TimerId;
+
+/// Why an application could not start or run.
+///
+/// Its `Debug` is its `Display`, so that `fn main() -> Result<(), AppError>` prints the
+/// reason as a sentence.
+#[non_exhaustive]
+pub enum AppError {
+    /// The state could not be stored or loaded.
+    Store(StoreError),
+    /// The accessory could not start.
+    Start(StartError),
+    /// The accessories built with [`App::build`] were refused.
+    Build(BuildError),
+    /// [`App::run`] before [`App::build`].
+    NotBuilt,
+    /// mDNS could not start.
+    Mdns(String),
+    /// Ctrl+C and SIGTERM could not be handled.
+    Signals(String),
+    /// A thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Store(e) => write!(f, "{e}"),
+            Self::Start(e) => write!(f, "{e}"),
+            Self::Build(e) => write!(f, "the accessories are not valid: {e}"),
+            Self::NotBuilt => f.write_str("no accessories: call App::build before App::run"),
+            Self::Mdns(e) => write!(f, "cannot start mDNS (use --no-mdns to run without): {e}"),
+            Self::Signals(e) => write!(f, "cannot handle Ctrl+C: {e}"),
+            Self::Thread(e) => write!(f, "cannot start a thread: {e}"),
+        }
+    }
+}
+
+impl fmt::Debug for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Store(e) => Some(e),
+            Self::Start(e) => Some(e),
+            Self::Build(e) => Some(e),
+            Self::Thread(e) => Some(e),
+            Self::NotBuilt | Self::Mdns(_) | Self::Signals(_) => None,
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<StartError> for AppError {
+    fn from(e: StartError) -> Self {
+        Self::Start(e)
+    }
+}
+
+impl From<BuildError> for AppError {
+    fn from(e: BuildError) -> Self {
+        Self::Build(e)
+    }
+}
+
+/// How an [`App`] serves: [`Threads`] here, `hap_smol::app::Smol` on smol.
+pub trait Runtime {
+    /// Serves `prepared` until the accessory shuts down: starts serving, calls
+    /// [`AppLoop::started`], forwards the server's events to [`AppLoop::inbox`] (and
+    /// [`Inbox::stop`] when they end), runs the [`AppLoop`], and waits for the
+    /// connections to close.
+    fn run(prepared: Prepared) -> Result<(), AppError>;
+}
+
+/// What a [`Runtime`] serves: the state, the database, the options and the loop, with
+/// the banner printed already.
+#[non_exhaustive]
+pub struct Prepared {
+    /// The stored state.
+    pub setup: Setup,
+    /// The accessories, with the handlers' characteristics marked.
+    pub database: Database<'static>,
+    /// Where and how to serve, from the flags.
+    pub options: Options,
+    /// The application's loop.
+    pub app_loop: AppLoop,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("setup", &self.setup)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves an [`App`] with [`crate::serve`]: a thread per connection, and the
+/// application's loop on a thread of its own.
+#[derive(Debug)]
+pub struct Threads;
+
+impl Runtime for Threads {
+    fn run(prepared: Prepared) -> Result<(), AppError> {
+        let Prepared {
+            setup,
+            database,
+            options,
+            app_loop,
+        } = prepared;
+        let running = crate::serve(setup, database, options)?;
+        app_loop.started(Arc::new(running.handle()))?;
+        let inbox = app_loop.inbox().clone();
+        let looping = std::thread::Builder::new()
+            .name("hap-app".into())
+            .spawn(move || app_loop.run_blocking())
+            .map_err(AppError::Thread)?;
+        for event in running.events() {
+            inbox.post_event(event);
+        }
+        inbox.stop();
+        if looping.join().is_err() {
+            log::error!("an application handler panicked");
+        }
+        running.wait();
+        Ok(())
+    }
+}
+
+/// An accessory program: see the [module docs](self). `R` is how it serves.
+pub struct App<R: Runtime = Threads> {
+    name: String,
+    model: String,
+    category: Category,
+    flags: Flags,
+    setup: Setup,
+    database: Option<Database<'static>>,
+    handlers: Handlers,
+    inbox: Arc<Inbox>,
+    device: Device,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime> fmt::Debug for App<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.name)
+            .field("category", &self.category)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> App<R> {
+    /// An accessory program of `category`, named `name` unless `--name` says otherwise.
+    /// Starts logging at `--log`, and loads the state from `--data` (by default
+    /// `./NAME-data`, see [`Flags::data_or`]) or creates it with `--pin` and `--setup-id`.
+    /// The model advertised over mDNS is `name` without spaces; see [`App::model`].
+    pub fn new(flags: &Flags, name: &str, category: Category) -> Result<Self, AppError> {
+        if let Some(level) = flags.log {
+            // Another logger may be installed already; it keeps logging.
+            let _ = env_logger::Builder::new().filter_level(level).try_init();
+        }
+        let store = FileStore::open(&flags.data_or(name))?;
+        let setup = Setup::load_or_create(Box::new(store), flags.pin, flags.setup_id)?;
+        let inbox = Arc::new(Inbox::default());
+        Ok(Self {
+            name: flags.name.clone().unwrap_or_else(|| name.to_owned()),
+            model: name.split_whitespace().collect(),
+            category,
+            flags: flags.clone(),
+            setup,
+            database: None,
+            handlers: Handlers::default(),
+            device: Device::new(inbox.clone()),
+            inbox,
+            runtime: PhantomData,
+        })
+    }
+
+    /// The name shown in the Home app: `--name`, or the program's.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sets the model advertised over mDNS (`md`).
+    pub fn model(&mut self, model: &str) -> &mut Self {
+        model.clone_into(&mut self.model);
+        self
+    }
+
+    /// Builds the accessories: `build` gets a builder whose ids stay stable across
+    /// restarts, and the name; what it returns (the ids or handles it wants to keep) is
+    /// returned.
+    pub fn build<T>(
+        &mut self,
+        build: impl FnOnce(&mut DatabaseBuilder<'_>, &str) -> T,
+    ) -> Result<T, AppError> {
+        let mut builder = DatabaseBuilder::new(self.setup.ids());
+        let kept = build(&mut builder, &self.name);
+        self.database = Some(builder.build()?);
+        Ok(kept)
+    }
+
+    /// The device side, to set values and start timers from handlers and threads.
+    pub fn device(&self) -> Device {
+        self.device.clone()
+    }
+
+    /// Calls `handler` with each value a controller writes to characteristic
+    /// `aid`.`iid`, once it is stored.
+    pub fn on_change_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        handler: impl FnMut(&OwnedValue) + Send + 'static,
+    ) -> &mut Self {
+        self.handlers
+            .changes
+            .entry((aid, iid))
+            .or_default()
+            .push(Box::new(handler));
+        self
+    }
+
+    /// Calls `handler` with each line typed on stdin.
+    pub fn on_line(&mut self, handler: impl FnMut(&str) + Send + 'static) -> &mut Self {
+        self.handlers.line = Some(Box::new(handler));
+        self
+    }
+
+    /// Calls `handler` when an unpaired accessory is asked to identify itself; without
+    /// one, `Identify` is printed.
+    pub fn on_identify(&mut self, handler: impl FnMut() + Send + 'static) -> &mut Self {
+        self.handlers.identify = Some(Box::new(handler));
+        self
+    }
+
+    /// Prints the banner, serves until Ctrl+C, SIGTERM or [`Device::shut_down`], and
+    /// prints `stopped`.
+    pub fn run(self) -> Result<(), AppError> {
+        let prepared = self.prepare()?;
+        R::run(prepared)?;
+        println!("stopped");
+        Ok(())
+    }
+
+    /// The banner printed, the options made from the flags: what [`Runtime::run`] gets.
+    fn prepare(mut self) -> Result<Prepared, AppError> {
+        let database = self.database.take().ok_or(AppError::NotBuilt)?;
+        print!("{}", banner(&self.name, self.category, &self.setup));
+        let mut options = Options::new(&self.name, &self.model, self.category);
+        options.bind = self.flags.bind();
+        options.port = self.flags.port;
+        if let Some(max) = self.flags.max_connections {
+            options.config.max_connections = max;
+        }
+        if !self.flags.no_mdns {
+            let responder = crate::mdns::MdnsResponder::new(crate::mdns::MdnsConfig::default())
+                .map_err(|e| AppError::Mdns(e.to_string()))?;
+            options.announcer = Some(Box::new(responder) as Box<dyn Announcer>);
+        }
+        Ok(Prepared {
+            setup: self.setup,
+            database,
+            options,
+            app_loop: AppLoop::new(self.handlers, self.device, self.inbox),
+        })
+    }
+}
