@@ -11,9 +11,12 @@
 //! arrives (HAP-Java #95, HAP-python #246).
 
 use core::fmt::Write as _;
+use core::time::Duration;
 
 use crate::catalog::Category;
+use crate::server::Event;
 use crate::setup::{setup_hash_base64, DeviceId, SetupId};
+use crate::time::Instant;
 
 /// The DNS-SD service type of HAP over IP.
 pub const SERVICE_TYPE: &str = "_hap._tcp.local";
@@ -128,6 +131,107 @@ impl Responder for NoResponder {
     }
 }
 
+/// How long [`Advertiser`] waits before announcing again after the responder failed.
+pub const ANNOUNCE_RETRY: Duration = Duration::from_secs(1);
+
+/// Keeps an accessory's advertisement current through a [`Responder`]: the one
+/// re-announce path every adapter uses.
+///
+/// It announces at the first [`Advertiser::handle_timeout`], again whenever a server
+/// event says the paired state changed ([`Advertiser::handle_event`]), and again
+/// [`ANNOUNCE_RETRY`] after a failure. The caller builds the [`Advertisement`] when it
+/// is due (from its name, model, category, port, configuration number, setup id and
+/// the server's state), so that the advertiser borrows nothing.
+///
+/// ```
+/// use hap_core::mdns::{Advertisement, Advertiser, NoResponder};
+/// use hap_core::server::Event;
+/// use hap_core::time::Instant;
+///
+/// let mut advertiser = Advertiser::new(NoResponder);
+/// # let advertisement = Advertisement {
+/// #     name: "Light", port: 51826, model: "L1", device_id: "12:34:56:78:9A:BC".parse().unwrap(),
+/// #     config_number: 1, category: hap_core::catalog::Category::LIGHTBULB, paired: false, setup_id: None,
+/// # };
+/// let now = Instant::from_millis(0);
+/// assert_eq!(advertiser.poll_timeout(), Some(now), "announce at start");
+/// assert_eq!(advertiser.handle_timeout(now, &advertisement), Ok(true));
+/// assert_eq!(advertiser.poll_timeout(), None);
+/// // For every event from `Server::poll_event`:
+/// advertiser.handle_event(&Event::PairingsChanged { paired: true }, now);
+/// assert_eq!(advertiser.poll_timeout(), Some(now), "sf changed: announce again");
+/// ```
+#[derive(Debug)]
+pub struct Advertiser<R> {
+    responder: R,
+    /// When to announce (again), if there is something new to announce.
+    due: Option<Instant>,
+}
+
+impl<R: Responder> Advertiser<R> {
+    /// An advertiser that announces through `responder` at its first
+    /// [`Advertiser::handle_timeout`].
+    pub fn new(responder: R) -> Self {
+        Self {
+            responder,
+            due: Some(Instant::from_millis(0)),
+        }
+    }
+
+    /// Looks at an event from [`Server::poll_event`](crate::server::Server::poll_event):
+    /// a change of the paired state (`sf`) makes an announcement due at `now`.
+    pub fn handle_event(&mut self, event: &Event, now: Instant) {
+        if let Event::PairingsChanged { .. } = event {
+            self.request(now);
+        }
+    }
+
+    /// Makes an announcement due at `now`, for a change the server does not report,
+    /// such as a new configuration number.
+    pub fn request(&mut self, now: Instant) {
+        self.due = Some(self.due.map_or(now, |due| due.min(now)));
+    }
+
+    /// When [`Advertiser::handle_timeout`] next has work, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// Announces `advertisement` if an announcement is due at `now`; returns whether it
+    /// announced. On failure the error is returned (to log) and the announcement is due
+    /// again [`ANNOUNCE_RETRY`] later.
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        advertisement: &Advertisement<'_>,
+    ) -> Result<bool, R::Error> {
+        if !self.due.is_some_and(|due| due <= now) {
+            return Ok(false);
+        }
+        match self.responder.announce(advertisement) {
+            Ok(()) => {
+                self.due = None;
+                Ok(true)
+            }
+            Err(error) => {
+                self.due = Some(now + ANNOUNCE_RETRY);
+                Err(error)
+            }
+        }
+    }
+
+    /// Withdraws the advertisement, and announces nothing more.
+    pub fn goodbye(&mut self) -> Result<(), R::Error> {
+        self.due = None;
+        self.responder.goodbye()
+    }
+
+    /// The responder, for example to let it answer queries.
+    pub fn responder_mut(&mut self) -> &mut R {
+        &mut self.responder
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +302,69 @@ mod tests {
         let md = ad.txt().into_iter().find(|e| e.key == "md").unwrap();
         assert_eq!(md.value.len(), 64);
         assert!(model.starts_with(md.value.as_str()));
+    }
+
+    /// Counts announcements, and fails while `failing`.
+    #[derive(Default)]
+    struct Counting {
+        announced: usize,
+        goodbyes: usize,
+        failing: bool,
+    }
+
+    impl Responder for Counting {
+        type Error = ();
+
+        fn announce(&mut self, _: &Advertisement<'_>) -> Result<(), ()> {
+            if self.failing {
+                return Err(());
+            }
+            self.announced += 1;
+            Ok(())
+        }
+
+        fn goodbye(&mut self) -> Result<(), ()> {
+            self.goodbyes += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_advertiser_announces_at_start_and_after_a_pairing_change_only() {
+        let mut advertiser = Advertiser::new(Counting::default());
+        let ad = advertisement(false);
+        let at = Instant::from_millis;
+        assert_eq!(advertiser.handle_timeout(at(5), &ad), Ok(true));
+        assert_eq!(advertiser.handle_timeout(at(6), &ad), Ok(false));
+        advertiser.handle_event(&Event::Identify, at(7));
+        assert_eq!(advertiser.poll_timeout(), None, "not a pairing change");
+        advertiser.handle_event(&Event::PairingsChanged { paired: true }, at(8));
+        assert_eq!(advertiser.poll_timeout(), Some(at(8)));
+        assert_eq!(
+            advertiser.handle_timeout(at(8), &advertisement(true)),
+            Ok(true)
+        );
+        assert_eq!(advertiser.responder_mut().announced, 2);
+        advertiser.request(at(9));
+        assert_eq!(advertiser.goodbye(), Ok(()));
+        assert_eq!(advertiser.poll_timeout(), None, "nothing after the goodbye");
+        assert_eq!(advertiser.responder_mut().goodbyes, 1);
+    }
+
+    #[test]
+    fn a_failed_announcement_is_retried_later() {
+        let mut advertiser = Advertiser::new(Counting {
+            failing: true,
+            ..Counting::default()
+        });
+        let ad = advertisement(false);
+        let at = Instant::from_millis;
+        assert_eq!(advertiser.handle_timeout(at(0), &ad), Err(()));
+        let retry = at(ANNOUNCE_RETRY.as_millis() as u64);
+        assert_eq!(advertiser.poll_timeout(), Some(retry));
+        advertiser.responder_mut().failing = false;
+        assert_eq!(advertiser.handle_timeout(at(1), &ad), Ok(false), "not yet");
+        assert_eq!(advertiser.handle_timeout(retry, &ad), Ok(true));
+        assert_eq!(advertiser.poll_timeout(), None);
     }
 }

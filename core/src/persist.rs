@@ -40,6 +40,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
+use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::HapType;
@@ -47,7 +48,7 @@ use crate::crypto::Ed25519KeyPair;
 use crate::database::config::ConfigNumber;
 use crate::database::ids::{AccessoryIds, IdMap, InstanceKey};
 use crate::pairing::{Pairing, PairingId, Pairings, MAX_PAIRINGS};
-use crate::setup::{SetupCode, SetupId};
+use crate::setup::{Provisioned, Provisioning, SetupCode, SetupId};
 use crate::state::{AccessoryState, SetupVerifier};
 
 /// The value of the `format` field.
@@ -166,6 +167,41 @@ struct StoredInstance {
 }
 
 impl Snapshot {
+    /// Starts from the snapshot storage held, or a new accessory when it held none, by
+    /// the one state policy, [`Provisioning::load_or_create`]. A new accessory starts
+    /// with configuration number 1 and no ids; a loaded one keeps its own.
+    pub fn load_or_create<R: RngCore + CryptoRng>(
+        stored: Option<Self>,
+        code: Option<SetupCode>,
+        setup_id: Option<SetupId>,
+        rng: &mut R,
+    ) -> Provisioned<Self> {
+        let (provisioning, config, ids) = match stored {
+            Some(snapshot) => (
+                Some(Provisioning {
+                    state: snapshot.state,
+                    setup_code: snapshot.setup_code,
+                    setup_id: snapshot.setup_id,
+                }),
+                snapshot.config,
+                snapshot.ids,
+            ),
+            None => (None, ConfigNumber::default(), IdMap::new()),
+        };
+        let Provisioned { setup, must_store } =
+            Provisioning::load_or_create(provisioning, code, setup_id, rng);
+        Provisioned {
+            setup: Self {
+                state: setup.state,
+                setup_code: setup.setup_code,
+                setup_id: setup.setup_id,
+                config,
+                ids,
+            },
+            must_store,
+        }
+    }
+
     /// The document, as pretty-printed UTF-8 JSON ending in a newline.
     pub fn encode(&self) -> Vec<u8> {
         let state = &self.state;

@@ -341,6 +341,103 @@ pub fn setup_hash_base64(setup_id: &SetupId, device_id: &DeviceId) -> heapless::
     text
 }
 
+/// An accessory's setup as it persists across restarts: the pairing state, and the setup
+/// code and setup id it shows to users.
+///
+/// [`Provisioning::load_or_create`] is the one policy for starting from what storage
+/// held, shared by every adapter; [`Snapshot`](crate::persist::Snapshot) adds the
+/// configuration number and the id map on top.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provisioning {
+    /// Identity, setup verifier, pairings and the failed-attempt counter.
+    pub state: crate::state::AccessoryState,
+    /// The setup code, so it can be shown again; `None` if only the verifier is kept
+    /// (a code printed on a label at the factory, say).
+    pub setup_code: Option<SetupCode>,
+    /// The setup id of the setup URI and of the `sh` TXT value.
+    pub setup_id: Option<SetupId>,
+}
+
+/// What [`Provisioning::load_or_create`] decided: the setup to serve with, and whether
+/// it differs from what storage holds, so that the caller must store it before serving.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a changed setup must be stored before serving"]
+pub struct Provisioned<T> {
+    /// The setup to serve with.
+    pub setup: T,
+    /// Storage does not hold `setup` yet: store it before serving.
+    pub must_store: bool,
+}
+
+impl Provisioning {
+    /// Starts from what storage held (`stored`), or creates a new accessory when it held
+    /// nothing.
+    ///
+    /// A new accessory gets `code` or a random valid setup code, `setup_id` or a random
+    /// one, and a fresh identity. An existing one keeps its identity and pairings; if
+    /// `code` differs from the stored one, its verifier is made anew so that new
+    /// pairings need `code` (existing ones are kept); a `setup_id` given replaces the
+    /// stored one; a missing setup id is generated. A new code does not lift the
+    /// lockout after too many failed pair-setup attempts: as in HomeKitADK, only a reset
+    /// (starting with nothing stored) does.
+    ///
+    /// Needs `alloc`, because making a verifier needs SRP. A device without a heap ships
+    /// with its state, verifier included, made at the factory.
+    ///
+    /// ```
+    /// use hap_core::setup::{Provisioning, SetupCode};
+    /// # use rand_chacha::rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// let code: SetupCode = "314-15-926".parse().unwrap();
+    /// let first = Provisioning::load_or_create(None, Some(code), None, &mut rng);
+    /// assert!(first.must_store, "a new accessory is stored before it is served");
+    /// let again = Provisioning::load_or_create(Some(first.setup.clone()), Some(code), None, &mut rng);
+    /// assert!(!again.must_store, "nothing changed");
+    /// assert_eq!(again.setup, first.setup);
+    /// ```
+    #[cfg(feature = "alloc")]
+    pub fn load_or_create<R: RngCore + CryptoRng>(
+        stored: Option<Self>,
+        code: Option<SetupCode>,
+        setup_id: Option<SetupId>,
+        rng: &mut R,
+    ) -> Provisioned<Self> {
+        use crate::state::{AccessoryState, SetupVerifier};
+
+        let Some(mut setup) = stored else {
+            let code = code.unwrap_or_else(|| SetupCode::generate(rng));
+            let state = AccessoryState::generate(&code, rng);
+            return Provisioned {
+                setup: Self {
+                    state,
+                    setup_code: Some(code),
+                    setup_id: Some(setup_id.unwrap_or_else(|| SetupId::generate(rng))),
+                },
+                must_store: true,
+            };
+        };
+        let mut must_store = false;
+        if let Some(code) = code {
+            if setup.setup_code != Some(code) {
+                setup.state.setup = SetupVerifier::generate(&code, rng);
+                setup.setup_code = Some(code);
+                must_store = true;
+            }
+        }
+        if let Some(id) = setup_id {
+            if setup.setup_id != Some(id) {
+                setup.setup_id = Some(id);
+                must_store = true;
+            }
+        }
+        if setup.setup_id.is_none() {
+            setup.setup_id = Some(SetupId::generate(rng));
+            must_store = true;
+        }
+        Provisioned { setup, must_store }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +445,100 @@ mod tests {
 
     fn vectors() -> serde_json::Value {
         serde_json::from_str(include_str!("../tests/data/reference-vectors.json")).unwrap()
+    }
+
+    /// The state policy; it makes verifiers, which needs SRP and so `alloc`.
+    #[cfg(feature = "alloc")]
+    mod provisioning {
+        use super::*;
+        use crate::state::SetupVerifier;
+
+        fn provisioned(code: &str, setup_id: Option<&str>) -> Provisioning {
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+            let code = code.parse().unwrap();
+            let id = setup_id.map(|id| id.parse().unwrap());
+            let created = Provisioning::load_or_create(None, Some(code), id, &mut rng);
+            assert!(created.must_store, "a new accessory must be stored");
+            assert_eq!(created.setup.setup_code, Some(code));
+            assert!(created.setup.state.pairings.is_empty());
+            created.setup
+        }
+
+        #[test]
+        fn a_new_accessory_gets_a_random_code_and_setup_id_unless_given() {
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+            let created = Provisioning::load_or_create(None, None, None, &mut rng);
+            assert!(created.must_store);
+            let code = created.setup.setup_code.expect("a code is generated");
+            assert!(created.setup.setup_id.is_some(), "a setup id is generated");
+            assert_eq!(
+                created.setup.state.setup,
+                SetupVerifier::new(&code, created.setup.state.setup.salt),
+                "the verifier is the generated code's"
+            );
+            let given: SetupId = "7OSX".parse().unwrap();
+            let created = Provisioning::load_or_create(None, None, Some(given), &mut rng);
+            assert_eq!(created.setup.setup_id, Some(given));
+        }
+
+        #[test]
+        fn the_same_code_keeps_the_stored_setup() {
+            let stored = provisioned("314-15-926", Some("7OSX"));
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+            for (code, id) in [
+                (
+                    Some("314-15-926".parse().unwrap()),
+                    Some("7OSX".parse().unwrap()),
+                ),
+                (None, None),
+            ] {
+                let loaded = Provisioning::load_or_create(Some(stored.clone()), code, id, &mut rng);
+                assert!(!loaded.must_store, "{code:?} {id:?}: nothing changed");
+                assert_eq!(loaded.setup, stored, "identity, verifier and id are kept");
+            }
+        }
+
+        #[test]
+        fn a_new_code_regenerates_the_verifier_and_keeps_the_rest() {
+            let mut stored = provisioned("314-15-926", Some("7OSX"));
+            stored.state.failed_attempts = 3;
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+            let code: SetupCode = "271-82-818".parse().unwrap();
+            let loaded =
+                Provisioning::load_or_create(Some(stored.clone()), Some(code), None, &mut rng);
+            assert!(loaded.must_store);
+            let setup = loaded.setup;
+            assert_eq!(setup.setup_code, Some(code));
+            assert_ne!(setup.state.setup, stored.state.setup);
+            assert_eq!(
+                setup.state.setup,
+                SetupVerifier::new(&code, setup.state.setup.salt),
+                "the verifier is the new code's"
+            );
+            assert_eq!(setup.state.device_id, stored.state.device_id);
+            assert_eq!(setup.state.identity.seed(), stored.state.identity.seed());
+            assert_eq!(setup.setup_id, stored.setup_id);
+            assert_eq!(
+                setup.state.failed_attempts, 3,
+                "a new code does not lift the lockout"
+            );
+        }
+
+        #[test]
+        fn a_missing_setup_id_is_generated_and_a_given_one_replaces_the_stored() {
+            let mut stored = provisioned("314-15-926", None);
+            stored.setup_id = None;
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+            let loaded = Provisioning::load_or_create(Some(stored.clone()), None, None, &mut rng);
+            assert!(loaded.must_store);
+            assert!(loaded.setup.setup_id.is_some());
+            assert_eq!(loaded.setup.state, stored.state, "only the id changed");
+            let given: SetupId = "AB12".parse().unwrap();
+            let loaded =
+                Provisioning::load_or_create(Some(loaded.setup), None, Some(given), &mut rng);
+            assert!(loaded.must_store);
+            assert_eq!(loaded.setup.setup_id, Some(given));
+        }
     }
 
     #[test]

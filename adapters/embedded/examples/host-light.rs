@@ -21,7 +21,7 @@ use embedded_nal::{nb, TcpClientStack, TcpErrorKind, TcpFullStack};
 use hap_core::catalog::{characteristic as c, service as s};
 use hap_core::database::{CharacteristicDef, Database, Entry, OwnedValue, ServiceDef, Slot};
 use hap_core::server::{Config, Event, Server};
-use hap_core::setup::SetupCode;
+use hap_core::setup::{Provisioning, SetupCode};
 use hap_core::state::AccessoryState;
 use hap_core::time::Instant;
 use hap_embedded::{Accessory, SlotStorage};
@@ -105,8 +105,14 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     let mut rng = OsRng;
-    let code = args.pin.unwrap_or_else(|| SetupCode::generate(&mut rng));
-    let state = AccessoryState::generate(&code, &mut rng);
+    // The state policy every adapter shares. Nothing is stored here, so every start
+    // creates a new accessory; a device with flash passes what it loaded instead of
+    // `None`, and stores the result when `must_store` says so.
+    let provisioned = Provisioning::load_or_create(None, args.pin, None, &mut rng);
+    let Provisioning {
+        state, setup_code, ..
+    } = provisioned.setup;
+    let code = setup_code.ok_or("a new accessory always gets a setup code")?;
 
     let mut values = [Slot::EMPTY; LIGHT_SLOTS];
     let mut database =

@@ -50,6 +50,34 @@
 //! }
 //! ```
 //!
+//! # Starting up
+//!
+//! What the device stores is its [`AccessoryState`] (through [`Persist`]), its setup code
+//! and setup id if it shows them, and its [`ConfigNumber`]. The core decides what to do
+//! with what storage held, as the host adapters do: [`Provisioning::load_or_create`]
+//! creates a new accessory when nothing is stored and makes a new verifier when the setup
+//! code changed (it needs `alloc`, for SRP; a device without a heap ships with its
+//! state made at the factory). The configuration number comes from the database's shape:
+//! pass the stored one in [`ServiceInfo::config`] and store
+//! [`Accessory::config_number`] when it differs.
+//!
+//! ```
+//! use hap_core::setup::{Provisioning, SetupCode};
+//! # use rand_chacha::rand_core::SeedableRng;
+//! # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! # let load_from_flash = || None;
+//! # let mut store_in_flash = |_: &Provisioning| {};
+//! let code: SetupCode = "314-15-926".parse().unwrap();
+//! let provisioned = Provisioning::load_or_create(load_from_flash(), Some(code), None, &mut rng);
+//! if provisioned.must_store {
+//!     store_in_flash(&provisioned.setup);
+//! }
+//! let state = provisioned.setup.state; // for `Server::new`
+//! # let _ = state;
+//! ```
+//!
+//! [`Provisioning::load_or_create`]: hap_core::setup::Provisioning::load_or_create
+//!
 //! # Why `embedded-nal`
 //!
 //! [`TcpFullStack`] is non-blocking (`nb`) and covers the whole life of a server socket:
@@ -116,12 +144,11 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use core::time::Duration;
-
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
 use hap_core::catalog::Category;
+use hap_core::database::config::ConfigNumber;
 use hap_core::database::{OwnedValue, SetValueError};
-use hap_core::mdns::{Advertisement, NoResponder, Responder};
+use hap_core::mdns::{Advertisement, Advertiser, NoResponder, Responder};
 use hap_core::server::{
     BuffersTooSmall, Connection, ConnectionBuffers, Event, Output, Server, Subscription,
     MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
@@ -142,8 +169,6 @@ const OUTPUTS_PER_DRAIN: usize = 64;
 /// How many times one poll goes over every connection again after a change that
 /// concerns them all.
 const POLL_ALL_ROUNDS: usize = 4;
-/// How long to wait before announcing again after the responder failed.
-const ANNOUNCE_RETRY: Duration = Duration::from_secs(1);
 
 /// Stores the accessory's state, for example in flash.
 ///
@@ -243,12 +268,14 @@ pub struct ServiceInfo<'a> {
     pub model: &'a str,
     /// The accessory category, advertised as `ci`, such as [`Category::LIGHTBULB`].
     pub category: Category,
-    /// The configuration number, advertised as `c#`. Raise it whenever the database's
-    /// shape or a Firmware Revision changes (a firmware update, say): controllers re-read
-    /// `/accessories` only then. With 18 bytes of flash,
-    /// [`ConfigNumber::observe`](hap_core::database::config::ConfigNumber::observe) on
-    /// [`Database::shape`](hap_core::database::Database::shape) does it.
-    pub config_number: u16,
+    /// The configuration number as last stored (18 bytes of flash), or
+    /// [`ConfigNumber::default`] when nothing is stored. The accessory compares it with
+    /// the database's shape at start, by the same
+    /// [`ConfigNumber::observe`] as the host adapters, and advertises the result as
+    /// `c#`: controllers re-read `/accessories` only when it changes, which it does
+    /// whenever the shape or a Firmware Revision changes (a firmware update, say).
+    /// Store [`Accessory::config_number`] when it differs from this.
+    pub config: ConfigNumber,
     /// The setup id, from which `sh` is derived.
     pub setup_id: Option<SetupId>,
 }
@@ -361,15 +388,20 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
             let _ = stack.close(listener);
             return Err(Error::Stack(error));
         }
+        let config = info.map(|info| {
+            let mut config = info.config;
+            config.observe(server.database().shape());
+            config
+        });
         Ok(Self {
             server,
             listener,
             slots: buffers.map(Slot::new),
             mdns: Mdns {
-                responder,
-                // Announce on the first poll, whatever its time.
-                due: info.map(|_| Instant::from_millis(0)),
+                // Announces on the first poll, whatever its time.
+                advertiser: Advertiser::new(responder),
                 info,
+                config: config.unwrap_or_default(),
                 port,
             },
             next_id: 0,
@@ -393,7 +425,15 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
 
     /// The responder, for example to let it answer queries.
     pub fn responder_mut(&mut self) -> &mut M {
-        &mut self.mdns.responder
+        self.mdns.advertiser.responder_mut()
+    }
+
+    /// The configuration number advertised as `c#`, for the database's shape: from
+    /// [`ServiceInfo::config`], raised if the shape changed since. Store it when it
+    /// differs from what [`ServiceInfo::config`] held, so that the next start agrees.
+    /// Without a responder there is nothing to advertise, and it stays the default.
+    pub fn config_number(&self) -> ConfigNumber {
+        self.mdns.config
     }
 
     /// Sets a characteristic's value from the application (see
@@ -478,7 +518,7 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
         let again = pass.again || pass.poll_all;
         mdns.run(server.state(), now);
 
-        let mut next = mdns.due;
+        let mut next = mdns.poll_timeout();
         for slot in slots.iter() {
             if let Link::Open { conn, .. } = &slot.link {
                 // A deadline that has passed was handled in this pass; if it is still
@@ -497,7 +537,7 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
     /// Closes every connection and the listening socket, withdraws the mDNS
     /// advertisement, and returns the server. A change still waiting for storage is
     /// stored through `persist`.
-    pub fn shutdown<R, P, E>(
+    pub fn shut_down<R, P, E>(
         self,
         stack: &mut T,
         now: Instant,
@@ -532,7 +572,7 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
             pass.teardown(slot, End::Lost);
         }
         if mdns.info.is_some() {
-            let _ = mdns.responder.goodbye();
+            let _ = mdns.advertiser.goodbye();
         }
         let _ = stack.close(listener);
         server
@@ -563,13 +603,13 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// The mDNS side: what to announce, and when.
+/// The mDNS side: what to announce; the core's [`Advertiser`] says when.
 struct Mdns<'a, M> {
-    responder: M,
+    advertiser: Advertiser<M>,
     info: Option<ServiceInfo<'a>>,
+    /// The configuration number for the database's shape.
+    config: ConfigNumber,
     port: u16,
-    /// When to announce (again), if there is something to announce.
-    due: Option<Instant>,
 }
 
 impl<'a, M: Responder> Mdns<'a, M> {
@@ -580,34 +620,25 @@ impl<'a, M: Responder> Mdns<'a, M> {
             port: self.port,
             model: info.model,
             device_id: state.device_id,
-            config_number: info.config_number,
+            config_number: self.config.number,
             category: info.category,
             paired: state.is_paired(),
             setup_id: info.setup_id,
         })
     }
 
-    /// Asks for an announcement on this poll.
-    fn request(&mut self, now: Instant) {
-        if self.info.is_some() {
-            self.due = Some(now);
-        }
+    /// When to announce next, if there is something to announce.
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.info.and(self.advertiser.poll_timeout())
     }
 
-    /// Announces if it is due; after a failure, tries again a little later.
+    /// Announces if it is due; after a failure the advertiser tries again a little
+    /// later.
     fn run(&mut self, state: &AccessoryState, now: Instant) {
-        match self.due {
-            Some(due) if due <= now => {}
-            _ => return,
+        if let Some(advertisement) = self.advertisement(state) {
+            // A failure is retried; a responder without errors to report has no log.
+            let _ = self.advertiser.handle_timeout(now, &advertisement);
         }
-        let Some(advertisement) = self.advertisement(state) else {
-            self.due = None;
-            return;
-        };
-        self.due = match self.responder.announce(&advertisement) {
-            Ok(()) => None,
-            Err(_) => Some(now + ANNOUNCE_RETRY),
-        };
     }
 }
 
@@ -935,9 +966,7 @@ where
             let Some(event) = self.server.poll_event() else {
                 break;
             };
-            if matches!(event, Event::PairingsChanged { .. }) {
-                self.mdns.request(self.now);
-            }
+            self.mdns.advertiser.handle_event(&event, self.now);
             (self.events)(event);
         }
     }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant as StdInstant};
 use common::{value_of, Message, Peer, Transport, LIGHT, LIGHT_SLOTS};
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
 use hap_core::catalog::Category;
+use hap_core::database::config::ConfigNumber;
 use hap_core::database::{Database, OwnedValue, Slot};
 use hap_core::mdns::{Advertisement, Responder};
 use hap_core::server::{Config, Event, Server};
@@ -32,7 +33,10 @@ const INFO: ServiceInfo<'static> = ServiceInfo {
     name: "Host Light",
     model: "HostLight1,1",
     category: Category::LIGHTBULB,
-    config_number: 1,
+    config: ConfigNumber {
+        number: 1,
+        shape: [0; 16],
+    },
     setup_id: None,
 };
 
@@ -256,7 +260,7 @@ fn start<const N: usize>(config: Config, paired: u8) -> Harness {
             }
         }
         let open_at_stop = accessory.server().connection_count();
-        let server = accessory.shutdown(&mut stack, clock(), &mut rng, &mut persist, |_| {});
+        let server = accessory.shut_down(&mut stack, clock(), &mut rng, &mut persist, |_| {});
         Outcome {
             polls,
             open_at_stop,

@@ -10,11 +10,14 @@ use std::time::Duration;
 
 use common::{value_of, Message, Peer, Transport, LIGHT, LIGHT_SLOTS};
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
-use hap_core::database::{Database, OwnedValue, Slot};
+use hap_core::catalog::{characteristic as c, service as s, Category};
+use hap_core::database::config::ConfigNumber;
+use hap_core::database::{CharacteristicDef, Database, Entry, OwnedValue, ServiceDef, Slot};
+use hap_core::mdns::{Advertisement, Responder};
 use hap_core::server::{Config, Event, Server, MIN_OUTPUT_LEN};
 use hap_core::state::AccessoryState;
 use hap_core::time::Instant;
-use hap_embedded::{Accessory, Error, SlotBuffers, SlotStorage};
+use hap_embedded::{Accessory, Error, ServiceInfo, SlotBuffers, SlotStorage};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -461,4 +464,104 @@ fn buffers_below_their_minimum_are_refused() {
         }
         other => panic!("expected a buffer error, got {other:?}"),
     }
+}
+
+/// Records the `c#` of every announcement.
+#[derive(Default)]
+struct ConfigRecorder(Vec<u16>);
+
+impl Responder for ConfigRecorder {
+    type Error = core::convert::Infallible;
+
+    fn announce(&mut self, advertisement: &Advertisement<'_>) -> Result<(), Self::Error> {
+        self.0.push(advertisement.config_number);
+        Ok(())
+    }
+
+    fn goodbye(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// [`LIGHT`] with a Brightness too: another shape.
+static DIMMABLE_LIGHT: [Entry<'static>; 13] = [
+    Entry::Accessory(1),
+    Entry::Service(ServiceDef::new(1, &s::ACCESSORY_INFORMATION)),
+    Entry::Characteristic(CharacteristicDef::new(2, &c::IDENTIFY)),
+    Entry::Characteristic(CharacteristicDef::new(3, &c::MANUFACTURER)),
+    Entry::Characteristic(CharacteristicDef::new(4, &c::MODEL)),
+    Entry::Characteristic(CharacteristicDef::new(5, &c::NAME)),
+    Entry::Characteristic(CharacteristicDef::new(6, &c::SERIAL_NUMBER)),
+    Entry::Characteristic(CharacteristicDef::new(7, &c::FIRMWARE_REVISION)),
+    Entry::Service(ServiceDef::new(8, &s::LIGHTBULB)),
+    Entry::Characteristic(CharacteristicDef::new(9, &c::ON)),
+    Entry::Characteristic(CharacteristicDef::new(12, &c::BRIGHTNESS)),
+    Entry::Service(ServiceDef::new(10, &s::PROTOCOL_INFORMATION)),
+    Entry::Characteristic(CharacteristicDef::new(11, &c::VERSION)),
+];
+
+/// Starts an accessory on `table` with the configuration number `stored`, polls once,
+/// and returns the number it computed and the `c#` values it announced.
+fn start_with_config(
+    table: &'static [Entry<'static>],
+    stored: ConfigNumber,
+) -> (ConfigNumber, Vec<u16>) {
+    let mut values = vec![Slot::EMPTY; table.len() - 4];
+    let database = Database::new(table, &mut values[..]).unwrap();
+    let server = Server::new(common::state(0), database, Config::default());
+    let mut storage: [Storage; 1] = [SlotStorage::new()];
+    let mut net = Net::new(64, 64);
+    let info = ServiceInfo {
+        name: "Light",
+        model: "L1",
+        category: Category::LIGHTBULB,
+        config: stored,
+        setup_id: None,
+    };
+    let mut accessory = Accessory::with_responder(
+        &mut net,
+        51826,
+        server,
+        storage.each_mut().map(SlotStorage::buffers),
+        ConfigRecorder::default(),
+        info,
+    )
+    .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut persist = |_: &AccessoryState| true;
+    accessory
+        .poll(
+            &mut net,
+            Instant::from_millis(5),
+            &mut rng,
+            &mut persist,
+            |_| {},
+        )
+        .unwrap();
+    let config = accessory.config_number();
+    let announced = std::mem::take(&mut accessory.responder_mut().0);
+    (config, announced)
+}
+
+#[test]
+fn the_config_number_comes_from_the_shape() {
+    // A first start: number 1 for the shape, to be stored.
+    let (first, announced) = start_with_config(&LIGHT, ConfigNumber::default());
+    assert_eq!(first.number, 1);
+    assert_ne!(first, ConfigNumber::default(), "the shape was recorded");
+    assert_eq!(announced, [1]);
+    // The same shape after a restart: the same number, nothing to store.
+    let (again, announced) = start_with_config(&LIGHT, first);
+    assert_eq!(again, first);
+    assert_eq!(announced, [1]);
+    // Another shape: the number goes up, and controllers see it.
+    let (dimmable, announced) = start_with_config(&DIMMABLE_LIGHT, again);
+    assert_eq!(dimmable.number, 2);
+    assert_eq!(announced, [2]);
+    let (stable, _) = start_with_config(&DIMMABLE_LIGHT, dimmable);
+    assert_eq!(stable, dimmable);
+    // Back to the first shape: a new number again, as for any change.
+    let (back, announced) = start_with_config(&LIGHT, stable);
+    assert_eq!(back.number, 3);
+    assert_eq!(announced, [3]);
 }

@@ -289,7 +289,7 @@ async fn drive(
     let mut chunk = vec![0u8; 4096];
     // Whether the core refused the bytes in `received` until a wake-up or a timeout.
     let mut stalled = false;
-    let mut deadline = host.lock().deadline(conn);
+    let mut deadline = host.lock().poll_timeout(conn);
     // One timer for the connection's life, moved only when the deadline moves: every
     // registration of a timer wakes the reactor, and the unverified deadline stays put.
     let mut timer = Timer::never();
@@ -336,7 +336,7 @@ async fn drive(
             let mut guard = host.lock();
             match wake {
                 Wake::Received(Ok(0)) | Wake::Received(Err(_)) => {
-                    guard.lost(conn);
+                    guard.connection_lost(conn);
                     return;
                 }
                 Wake::Received(Ok(n)) => received.extend_from_slice(&chunk[..n]),
@@ -346,12 +346,12 @@ async fn drive(
             // Checked on every pass: a peer that keeps sending must not outrun its
             // deadlines.
             if deadline.is_some_and(|at| std::time::Instant::now() >= at) {
-                guard.timeout(conn);
+                guard.handle_timeout(conn);
             }
-            let exchange = guard.exchange(conn, &received, &mut transmit);
+            let exchange = guard.handle_input(conn, &received, &mut transmit);
             received.drain(..exchange.taken);
             stalled = !received.is_empty() && !exchange.close && !exchange.saturated;
-            deadline = guard.deadline(conn);
+            deadline = guard.poll_timeout(conn);
             exchange.close
         };
 
@@ -363,7 +363,7 @@ async fn drive(
                 })
                 .await;
             if !sent {
-                host.lock().lost(conn);
+                host.lock().connection_lost(conn);
                 return;
             }
             transmit.clear();

@@ -4,8 +4,8 @@
 //!
 //! A runtime shares one [`Host`] behind a mutex. For each connection it keeps the
 //! [`ConnectionBuffers`] and the [`Connection`] made by [`Host::accept`], and repeats:
-//! wait for bytes, a wake-up or the [`Host::deadline`]; then, under the lock, call
-//! [`Host::timeout`] if it is due and [`Host::exchange`], and send what `exchange`
+//! wait for bytes, a wake-up or the [`Host::poll_timeout`]; then, under the lock, call
+//! [`Host::handle_timeout`] if it is due and [`Host::handle_input`], and send what `handle_input`
 //! collected once the lock is released. Wake-ups come from the waker given to
 //! `accept`: the host calls it when another connection or the application changed
 //! something this connection may have to tell its controller.
@@ -18,7 +18,7 @@ use hap_core::catalog::Category;
 use hap_core::database::config::ConfigNumber;
 use hap_core::database::ids::IdMap;
 use hap_core::database::{Database, OwnedValue, SetValueError};
-use hap_core::mdns::{Advertisement, Responder};
+use hap_core::mdns::{Advertisement, Advertiser, Responder};
 use hap_core::persist::Snapshot;
 pub use hap_core::server::OwnedBuffers;
 use hap_core::server::{AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server};
@@ -30,7 +30,7 @@ use rand_core::OsRng;
 use crate::socket::Bind;
 use crate::store::{Store, StoreError};
 
-/// How many response bytes one [`Host::exchange`] collects before it stops taking
+/// How many response bytes one [`Host::handle_input`] collects before it stops taking
 /// input, so that a peer pipelining requests cannot make the host build a huge reply
 /// while it holds the lock.
 pub const TRANSMIT_LIMIT: usize = 64 * 1024;
@@ -60,6 +60,19 @@ where
 
     fn goodbye(&mut self) -> Result<(), String> {
         Responder::goodbye(self).map_err(|e| e.to_string())
+    }
+}
+
+/// So that the core's [`Advertiser`] can drive whichever announcer the options hold.
+impl Responder for Box<dyn Announcer> {
+    type Error = String;
+
+    fn announce(&mut self, advertisement: &Advertisement<'_>) -> Result<(), String> {
+        (**self).announce(advertisement)
+    }
+
+    fn goodbye(&mut self) -> Result<(), String> {
+        (**self).goodbye()
     }
 }
 
@@ -166,59 +179,24 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Loads the state from `store`, or creates and stores a new accessory.
-    ///
-    /// A new accessory gets `code` or a random valid setup code, and `setup_id` or a
-    /// random one. An existing one keeps its identity and pairings; if `code` differs
-    /// from the stored one, new pairings will need `code` (existing ones are kept). A
-    /// new code does not lift the lockout after too many failed pair-setup attempts:
-    /// as in HomeKitADK, only a reset (a new store) does.
+    /// Loads the state from `store`, or creates and stores a new accessory, by the
+    /// core's state policy ([`Snapshot::load_or_create`]): a new accessory gets `code`
+    /// or a random valid setup code, and `setup_id` or a random one; an existing one
+    /// keeps its identity and pairings, and a `code` that differs from the stored one
+    /// makes a new verifier, so that new pairings need `code`.
     pub fn load_or_create(
         mut store: Box<dyn Store>,
         code: Option<SetupCode>,
         setup_id: Option<SetupId>,
     ) -> Result<Self, StartError> {
-        let mut rng = OsRng;
-        let snapshot = match store.load()? {
-            Some(mut snapshot) => {
-                let mut changed = false;
-                if let Some(code) = code {
-                    if snapshot.setup_code.as_ref() != Some(&code) {
-                        snapshot.state.setup =
-                            hap_core::state::SetupVerifier::generate(&code, &mut rng);
-                        snapshot.setup_code = Some(code);
-                        changed = true;
-                    }
-                }
-                if let Some(id) = setup_id {
-                    if snapshot.setup_id.as_ref() != Some(&id) {
-                        snapshot.setup_id = Some(id);
-                        changed = true;
-                    }
-                }
-                if snapshot.setup_id.is_none() {
-                    snapshot.setup_id = Some(SetupId::generate(&mut rng));
-                    changed = true;
-                }
-                if changed {
-                    store.save(&snapshot)?;
-                }
-                snapshot
-            }
-            None => {
-                let code = code.unwrap_or_else(|| SetupCode::generate(&mut rng));
-                let snapshot = Snapshot {
-                    state: hap_core::state::AccessoryState::generate(&code, &mut rng),
-                    setup_code: Some(code),
-                    setup_id: Some(setup_id.unwrap_or_else(|| SetupId::generate(&mut rng))),
-                    config: ConfigNumber::default(),
-                    ids: IdMap::new(),
-                };
-                store.save(&snapshot)?;
-                snapshot
-            }
-        };
-        Ok(Self { store, snapshot })
+        let loaded = Snapshot::load_or_create(store.load()?, code, setup_id, &mut OsRng);
+        if loaded.must_store {
+            store.save(&loaded.setup)?;
+        }
+        Ok(Self {
+            store,
+            snapshot: loaded.setup,
+        })
     }
 
     /// The id map to build the database with.
@@ -267,7 +245,7 @@ impl Setup {
         let mut host = Host {
             server: Server::new(state, database, options.config),
             store: self.store,
-            announcer: options.announcer,
+            advertiser: options.announcer.map(Advertiser::new),
             rng: OsRng,
             epoch: std::time::Instant::now(),
             wakers: Vec::new(),
@@ -293,7 +271,7 @@ impl fmt::Debug for Setup {
     }
 }
 
-/// What [`Host::exchange`] did.
+/// What [`Host::handle_input`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Exchange {
     /// How many input bytes the core took.
@@ -314,7 +292,7 @@ struct Drained {
 pub struct Host {
     server: Server<'static>,
     store: Box<dyn Store>,
-    announcer: Option<Box<dyn Announcer>>,
+    advertiser: Option<Advertiser<Box<dyn Announcer>>>,
     rng: OsRng,
     epoch: std::time::Instant,
     wakers: Vec<(ConnectionId, Box<dyn Fn() + Send>)>,
@@ -398,7 +376,7 @@ impl Host {
     /// Drains the connection, then feeds it `input` for as long as it takes bytes,
     /// draining after each step. The bytes to send are appended to `transmit`. Keep the
     /// bytes not taken and offer them again after a wake-up or a timeout.
-    pub fn exchange(
+    pub fn handle_input(
         &mut self,
         conn: &mut Connection<'_>,
         input: &[u8],
@@ -429,14 +407,14 @@ impl Host {
         }
     }
 
-    /// Applies the timeouts due; follow with [`Host::exchange`].
-    pub fn timeout(&mut self, conn: &mut Connection<'_>) {
+    /// Applies the timeouts due; follow with [`Host::handle_input`].
+    pub fn handle_timeout(&mut self, conn: &mut Connection<'_>) {
         let now = self.now();
         self.server.handle_timeout(conn, now);
     }
 
-    /// When [`Host::timeout`] next has work, if ever.
-    pub fn deadline(&self, conn: &Connection<'_>) -> Option<std::time::Instant> {
+    /// When [`Host::handle_timeout`] next has work, if ever.
+    pub fn poll_timeout(&self, conn: &Connection<'_>) -> Option<std::time::Instant> {
         self.server
             .poll_timeout(conn)
             .map(|at| self.epoch + Duration::from_millis(at.as_millis()))
@@ -479,12 +457,15 @@ impl Host {
         // A change of the paired state is reported once its controller has the reply,
         // which this connection's input or end may have just shown.
         while let Some(event) = self.server.poll_event() {
-            if let Event::PairingsChanged { .. } = event {
-                if let Err(e) = self.announce() {
-                    log::warn!("{e}");
-                }
+            let now = self.now();
+            if let Some(advertiser) = self.advertiser.as_mut() {
+                advertiser.handle_event(&event, now);
             }
             (self.events)(event);
+        }
+        // Also retries an announcement that failed before.
+        if let Err(e) = self.announce() {
+            log::warn!("{e}");
         }
         if self.shutting_down && !drained.close {
             self.server.connection_lost(conn);
@@ -502,7 +483,7 @@ impl Host {
     }
 
     /// The socket closed or failed; frees what the connection held.
-    pub fn lost(&mut self, conn: &mut Connection<'_>) {
+    pub fn connection_lost(&mut self, conn: &mut Connection<'_>) {
         self.server.connection_lost(conn);
         // A pairing change may still have to be stored.
         let mut ignored = Vec::new();
@@ -525,7 +506,7 @@ impl Host {
     }
 
     /// Starts shutting down: sends the mDNS goodbye, ends the stream of events, and wakes
-    /// every connection, which closes at its next [`Host::exchange`]. New connections are
+    /// every connection, which closes at its next [`Host::handle_input`]. New connections are
     /// refused.
     pub fn shut_down(&mut self) {
         if self.shutting_down {
@@ -534,8 +515,8 @@ impl Host {
         self.shutting_down = true;
         // Dropping the sink ends the application's stream of events.
         self.events = Box::new(|_| {});
-        if let Some(announcer) = self.announcer.as_mut() {
-            if let Err(e) = announcer.goodbye() {
+        if let Some(advertiser) = self.advertiser.as_mut() {
+            if let Err(e) = advertiser.goodbye() {
                 log::warn!("mDNS goodbye failed: {e}");
             }
         }
@@ -587,8 +568,10 @@ impl Host {
         }
     }
 
+    /// Announces over mDNS if the [`Advertiser`] says it is due.
     fn announce(&mut self) -> Result<(), StartError> {
-        let Some(announcer) = self.announcer.as_mut() else {
+        let now = self.now();
+        let Some(advertiser) = self.advertiser.as_mut() else {
             return Ok(());
         };
         let advertisement = Advertisement {
@@ -601,7 +584,10 @@ impl Host {
             paired: self.server.state().is_paired(),
             setup_id: self.setup_id,
         };
-        announcer.announce(&advertisement).map_err(StartError::Mdns)
+        advertiser
+            .handle_timeout(now, &advertisement)
+            .map(|_| ())
+            .map_err(StartError::Mdns)
     }
 }
 

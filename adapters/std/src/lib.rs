@@ -6,10 +6,14 @@
 //! - [`threads`]: serving with threads ([`serve`]).
 //! - [`socket`]: where the listener binds (by default `[::]` for IPv6 and IPv4 at once)
 //!   and the keepalive every accepted connection gets. `hap-smol` uses it too.
-//! - [`store`]: the durable file store and an in-memory one.
-//! - [`mdns`]: the mDNS responder.
-//! - [`app`] (feature `app`, on by default): an application layer over all of these,
-//!   with the standard flags, the start-up banner, signals, handlers and timers.
+//! - [`store`]: the durable file store (feature `store`) and an in-memory one.
+//! - `mdns`: the mDNS responder (feature `mdns`).
+//! - `app`: an application layer over all of these (feature `app`, with `store` and
+//!   `mdns`): the standard flags, the start-up banner, signals, handlers and timers.
+//!
+//! These features are on by default. `hap-smol` turns them off in its dependency on this
+//! crate and forwards its own `store` and `mdns` features, so that an application that
+//! stores or advertises its own way builds neither.
 //!
 //! All protocol logic is in [`hap_core`]; this crate only moves bytes, keeps time and
 //! stores state.
@@ -18,6 +22,7 @@
 #[cfg(feature = "app")]
 pub mod app;
 pub mod host;
+#[cfg(feature = "mdns")]
 pub mod mdns;
 pub mod socket;
 pub mod store;

@@ -11,21 +11,30 @@
 //!
 //! [`MemoryStore`] keeps the snapshot in memory, for tests, and can be told to fail.
 //!
+//! The file store needs the `store` feature (on by default); without it only the
+//! [`Store`] trait and [`MemoryStore`] remain, for an application that stores the
+//! snapshot its own way.
+//!
 //! The stores only move bytes: the document format is [`Snapshot::encode`] and
 //! [`Snapshot::decode`]'s business.
 
 use std::fmt;
+#[cfg(feature = "store")]
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
+#[cfg(feature = "store")]
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hap_core::persist::{DecodeError, Snapshot};
 
 /// The name of the stored file inside a [`FileStore`]'s directory.
+#[cfg(feature = "store")]
 pub const FILE_NAME: &str = "accessory.json";
 
 /// The name of the temporary file a [`FileStore`] writes before renaming it into place.
+#[cfg(feature = "store")]
 pub const TEMP_FILE_NAME: &str = "accessory.json.tmp";
 
 /// Where an accessory keeps its [`Snapshot`].
@@ -133,6 +142,7 @@ impl std::error::Error for StoreError {
 
 /// The steps of a [`FileStore`] save, in order; for tests that simulate a crash with
 /// [`FileStore::save_until`].
+#[cfg(feature = "store")]
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SaveStep {
@@ -150,6 +160,7 @@ pub enum SaveStep {
     SyncDir,
 }
 
+#[cfg(feature = "store")]
 impl SaveStep {
     /// Every step, in order.
     pub const ALL: [SaveStep; 6] = [
@@ -167,6 +178,7 @@ impl SaveStep {
 /// Saving is atomic and durable (see the [module documentation](self)). On unix the
 /// directory is created with mode 0700 and the file with mode 0600, since it holds the
 /// accessory's secret key.
+#[cfg(feature = "store")]
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
@@ -177,6 +189,7 @@ pub struct FileStore {
     load_failure: Option<String>,
 }
 
+#[cfg(feature = "store")]
 impl FileStore {
     /// A store in `dir`, which is created (with its parents) if missing. Nothing is
     /// read until [`Store::load`].
@@ -298,6 +311,7 @@ impl FileStore {
     }
 }
 
+#[cfg(feature = "store")]
 impl Store for FileStore {
     fn load(&mut self) -> Result<Option<Snapshot>, StoreError> {
         let bytes = match fs::read(&self.file) {
@@ -341,6 +355,7 @@ impl Store for FileStore {
     }
 }
 
+#[cfg(feature = "store")]
 impl FileStore {
     /// Removes a temporary file left by an interrupted save. Only called after a
     /// successful load, so that a damaged store is left entirely as it was found.
@@ -354,6 +369,7 @@ impl FileStore {
     }
 }
 
+#[cfg(feature = "store")]
 fn remove_if_present(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -362,14 +378,14 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 }
 
 /// Makes a rename in `dir` durable.
-#[cfg(unix)]
+#[cfg(all(feature = "store", unix))]
 fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
 /// Directories cannot be opened as files here; the rename is as durable as the
 /// platform makes it.
-#[cfg(not(unix))]
+#[cfg(all(feature = "store", not(unix)))]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }

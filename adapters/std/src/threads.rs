@@ -263,7 +263,7 @@ fn serve_connection(host: &SharedHost, stream: TcpStream) {
         Err(_) => None,
     };
     if reader.is_none() {
-        host.lock().lost(&mut conn);
+        host.lock().connection_lost(&mut conn);
         return;
     }
     drive(host, &mailbox, &mut conn, &stream);
@@ -286,7 +286,7 @@ fn drive(
     let mut offer = Vec::new();
     // Bytes the core refused until a wake-up or a timeout.
     let mut stalled = false;
-    let mut deadline = host.lock().deadline(conn);
+    let mut deadline = host.lock().poll_timeout(conn);
     loop {
         // Wait for something to do.
         let eof = {
@@ -317,12 +317,12 @@ fn drive(
 
         let mut host_guard = host.lock();
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            host_guard.timeout(conn);
+            host_guard.handle_timeout(conn);
         }
-        let exchange = host_guard.exchange(conn, &offer, &mut transmit);
+        let exchange = host_guard.handle_input(conn, &offer, &mut transmit);
         let offered = exchange.taken;
         stalled = offered < offer.len() && !exchange.close && !exchange.saturated;
-        deadline = host_guard.deadline(conn);
+        deadline = host_guard.poll_timeout(conn);
         drop(host_guard);
 
         if offered > 0 {
@@ -332,7 +332,7 @@ fn drive(
         }
         if !transmit.is_empty() {
             if stream.write_all(&transmit).is_err() {
-                host.lock().lost(conn);
+                host.lock().connection_lost(conn);
                 return;
             }
             transmit.clear();
@@ -342,7 +342,7 @@ fn drive(
         }
         let unprocessed = offer.len() - offered;
         if eof && (unprocessed == 0 || stalled) {
-            host.lock().lost(conn);
+            host.lock().connection_lost(conn);
             return;
         }
     }
