@@ -327,6 +327,11 @@ pub struct CharacteristicDef<'d> {
     /// Whether reads ask the application ([`crate::server::Event::Read`]) instead of
     /// answering from the stored value. `/accessories` shows the last value supplied.
     pub read_on_demand: bool,
+    /// Whether writes wait for the application: a write reaches it as an
+    /// [`Event::WriteRequest`](crate::server::Event::WriteRequest) and is stored and
+    /// answered only when it completes it with
+    /// [`Server::complete_write`](crate::server::Server::complete_write).
+    pub confirm_writes: bool,
 }
 
 impl<'d> CharacteristicDef<'d> {
@@ -340,6 +345,7 @@ impl<'d> CharacteristicDef<'d> {
             constraints: Constraints::of(kind),
             description: None,
             read_on_demand: false,
+            confirm_writes: false,
         }
     }
 
@@ -371,6 +377,13 @@ impl<'d> CharacteristicDef<'d> {
     /// Makes reads ask the application.
     pub const fn on_demand(mut self) -> Self {
         self.read_on_demand = true;
+        self
+    }
+
+    /// Makes writes wait for the application, which confirms or fails each; see
+    /// [`CharacteristicDef::confirm_writes`].
+    pub const fn confirmed(mut self) -> Self {
+        self.confirm_writes = true;
         self
     }
 

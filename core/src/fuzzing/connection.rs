@@ -217,7 +217,7 @@ impl Accessory {
             return;
         }
         let (aid, iid, value) = match event {
-            Event::Read { aid, iid } => match self.server.database().get(*aid, *iid) {
+            Event::Read { aid, iid, .. } => match self.server.database().get(*aid, *iid) {
                 Some(value) => (*aid, *iid, value.clone()),
                 None => return,
             },

@@ -15,14 +15,18 @@
 
 use super::connection::Outbox;
 use super::events::{subscribe, subscribed, Subscription};
+use super::pending::{self, Token};
 use super::render::{self, AccessoriesCursor, Fields, HapStatus};
 use super::requests::{parse_prepare, scalar, ReadQuery, WriteBody, WriteItem};
 use super::{CloseReason, Connection, Event, Server, MAX_RESPONSE_LEN};
 use crate::catalog::value::coerce;
 use crate::catalog::Perms;
 use crate::database::bytes::ENCODED_BYTES_CAPACITY;
-use crate::database::{Database, OwnedValue, MAX_CHARACTERISTIC_JSON, STRING_CAPACITY};
+use crate::database::{
+    CharacteristicRef, Database, OwnedValue, MAX_CHARACTERISTIC_JSON, STRING_CAPACITY,
+};
 use crate::http::{content_type, parse_request, write_chunked_head, write_head, StatusCode};
+use crate::json::Token as JsonToken;
 use crate::json::{Full, JsonWriter};
 use crate::session::FrameEncryptor;
 use crate::time::Instant;
@@ -34,6 +38,8 @@ pub(crate) enum Job {
     Accessories(Stream<AccessoriesCursor>),
     /// GET `/characteristics`.
     Read {
+        /// The request's serial, for its [`Token`]s.
+        serial: u64,
         /// Items before this one have been asked of the application if on demand.
         asked: usize,
         /// The database's supply epoch when the request arrived.
@@ -44,7 +50,9 @@ pub(crate) enum Job {
     },
     /// PUT `/characteristics`; item statuses are kept in the scratch buffer.
     Write {
-        /// Items before this one have been applied.
+        /// The request's serial, for its [`Token`]s.
+        serial: u64,
+        /// Items before this one have been applied, or handed to the application.
         applied: usize,
         /// For a timed write, whether its preparation was live and matched when the
         /// request came up: the whole write stands or falls by that moment.
@@ -55,6 +63,21 @@ pub(crate) enum Job {
         answer: Option<Stream<usize>>,
     },
 }
+
+/// Where a read or write job stands when it is driven.
+#[derive(Clone, Copy, Debug)]
+struct Moment {
+    now: Instant,
+    /// The request's serial, for its [`Token`]s.
+    serial: u64,
+    /// The database's supply epoch when the request arrived.
+    epoch: u64,
+    /// When what the application has not answered times out.
+    deadline: Instant,
+}
+
+/// A write item's status byte while the application decides.
+const PENDING: u8 = u8::MAX;
 
 /// Whether a job has finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,8 +282,27 @@ fn list_piece(
     Ok(true)
 }
 
-/// Writes one item of a GET `/characteristics` body.
-#[allow(clippy::too_many_arguments)]
+/// The status of item `index`, `ids`, of a read request, once the application had its
+/// chance: what it answered, if it failed the read.
+fn item_read_status(
+    db: &Database<'_>,
+    table: &pending::Table,
+    conn: crate::ConnectionId,
+    moment: Moment,
+    index: usize,
+    (aid, iid): (u64, u64),
+    admin: bool,
+) -> HapStatus {
+    match read_status(db, aid, iid, admin, moment.epoch) {
+        HapStatus::OperationTimedOut => table
+            .find(conn, moment.serial, index)
+            .and_then(|entry| entry.answer)
+            .unwrap_or(HapStatus::OperationTimedOut),
+        status => status,
+    }
+}
+
+/// Writes one item, with its `status`, of a GET `/characteristics` body.
 fn read_item(
     w: &mut JsonWriter<'_>,
     db: &Database<'_>,
@@ -268,14 +310,12 @@ fn read_item(
     query: &ReadQuery<'_>,
     (aid, iid): (u64, u64),
     multi_status: bool,
-    admin: bool,
-    epoch: u64,
+    status: HapStatus,
 ) -> Result<(), Full> {
     w.raw("{\"aid\":")?;
     w.uint(aid)?;
     w.raw(",\"iid\":")?;
     w.uint(iid)?;
-    let status = read_status(db, aid, iid, admin, epoch);
     if multi_status {
         w.raw(",\"status\":")?;
         w.int(i64::from(status.code()))?;
@@ -337,6 +377,7 @@ impl Server<'_> {
     ) -> Option<Job> {
         let deadline = now + self.config.read_timeout;
         let epoch = self.database.epoch();
+        let serial = self.next_serial;
         let prepared = conn.prepared;
         let limit = self.request_limit(conn);
         let parts = conn.split();
@@ -348,6 +389,7 @@ impl Server<'_> {
             super::Route::Accessories => Some(Job::Accessories(Stream::default())),
             super::Route::ReadCharacteristics => {
                 ReadQuery::parse(request.query).ok().map(|_| Job::Read {
+                    serial,
                     asked: 0,
                     epoch,
                     deadline,
@@ -370,6 +412,7 @@ impl Server<'_> {
                         })
                     });
                     Some(Job::Write {
+                        serial,
                         applied: 0,
                         timed,
                         epoch,
@@ -381,6 +424,9 @@ impl Server<'_> {
             },
             _ => None,
         };
+        if matches!(job, Some(Job::Read { .. } | Job::Write { .. })) {
+            self.next_serial += 1;
+        }
         match job {
             // A preparation serves one timed write, whatever its outcome.
             Some(Job::Write { timed: Some(_), .. }) => conn.prepared = None,
@@ -398,19 +444,49 @@ impl Server<'_> {
         let progress = match &mut job {
             Job::Accessories(stream) => self.stream_accessories(conn, stream),
             Job::Read {
+                serial,
                 asked,
                 epoch,
                 deadline,
                 answer,
-            } => self.drive_read(conn, now, asked, *epoch, *deadline, answer),
+            } => {
+                let at = Moment {
+                    now,
+                    serial: *serial,
+                    epoch: *epoch,
+                    deadline: *deadline,
+                };
+                self.drive_read(conn, at, asked, answer)
+            }
             Job::Write {
+                serial,
                 applied,
                 timed,
                 epoch,
                 deadline,
                 answer,
-            } => self.drive_write(conn, now, applied, *timed, *epoch, *deadline, answer),
+            } => {
+                let at = Moment {
+                    now,
+                    serial: *serial,
+                    epoch: *epoch,
+                    deadline: *deadline,
+                };
+                self.drive_write(conn, at, applied, *timed, answer)
+            }
         };
+        let (serial, waits) = match job {
+            Job::Read { serial, answer, .. } => (Some(serial), answer.is_none()),
+            Job::Write { serial, answer, .. } => (Some(serial), answer.is_none()),
+            Job::Accessories(_) => (None, false),
+        };
+        if let Some(serial) = serial.filter(|_| progress == Progress::Done) {
+            self.pending.forget(conn.id, serial, |_| true);
+        }
+        let id = conn.id;
+        if let Some(peer) = self.peer(id) {
+            peer.waits = progress == Progress::Waiting && waits;
+        }
         conn.job = (progress == Progress::Waiting).then_some(job);
         progress
     }
@@ -447,19 +523,16 @@ impl Server<'_> {
         finish(conn, result)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn drive_read(
-        &self,
+        &mut self,
         conn: &mut Connection<'_>,
-        now: Instant,
+        moment: Moment,
         asked: &mut usize,
-        epoch: u64,
-        deadline: Instant,
         answer: &mut Option<(StatusCode, Stream<usize>)>,
     ) -> Progress {
         let admin = self.is_admin(conn);
         let limit = self.request_limit(conn);
-        let db = &self.database;
+        let id = conn.id;
         let parts = conn.split();
         let Ok(crate::http::Status::Complete(request)) = parse_request(parts.input, limit) else {
             return Progress::Done;
@@ -468,25 +541,62 @@ impl Server<'_> {
             return Progress::Done;
         };
         if answer.is_none() {
-            // Ask for the values on demand, as event room allows.
-            for (aid, iid) in query.ids().skip(*asked) {
+            // Reads answered with a value need their entries no more (the value's supply
+            // epoch tells), which makes room for the rest of a long request.
+            self.pending
+                .forget(id, moment.serial, |e| e.answer == Some(HapStatus::Success));
+            // Ask for the values on demand, as event and table room allow.
+            for (index, (aid, iid)) in query.ids().enumerate().skip(*asked) {
+                let db = &self.database;
                 // Only a permitted read of a value on demand waits for the application.
-                let waits = read_status(db, aid, iid, admin, epoch) == HapStatus::OperationTimedOut;
-                if waits && parts.events.push_back(Event::Read { aid, iid }).is_err() {
-                    return Progress::Waiting;
+                let waits =
+                    read_status(db, aid, iid, admin, moment.epoch) == HapStatus::OperationTimedOut;
+                if waits {
+                    if parts.events.is_full() || self.pending.is_full() {
+                        if moment.now < moment.deadline {
+                            return Progress::Waiting;
+                        }
+                        // Too late to ask: the rest time out.
+                        break;
+                    }
+                    let Some(place) = db.find(aid, iid) else {
+                        break;
+                    };
+                    let token = Token::new(id, moment.serial, index);
+                    self.pending.insert(pending::Entry {
+                        token,
+                        item: index,
+                        kind: pending::Kind::Read,
+                        at: place,
+                        iid,
+                        subscription: HapStatus::Success,
+                        answer: None,
+                    });
+                    // Room was checked above.
+                    let _ = parts.events.push_back(Event::Read { token, aid, iid });
                 }
                 *asked += 1;
             }
-            let statuses = || {
-                query
-                    .ids()
-                    .map(|(aid, iid)| read_status(db, aid, iid, admin, epoch))
-            };
-            let pending = statuses().any(|s| s == HapStatus::OperationTimedOut);
-            if pending && now < deadline {
+            let db = &self.database;
+            let table = &self.pending;
+            let waiting = *asked < query.count
+                || query.ids().enumerate().any(|(index, (aid, iid))| {
+                    read_status(db, aid, iid, admin, moment.epoch) == HapStatus::OperationTimedOut
+                        && table
+                            .find(id, moment.serial, index)
+                            .is_some_and(|e| e.answer.is_none())
+                });
+            if waiting && moment.now < moment.deadline {
                 return Progress::Waiting;
             }
-            let multi = statuses().any(|s| s != HapStatus::Success);
+            // Unanswered reads time out.
+            self.pending
+                .forget(id, moment.serial, |e| e.answer.is_none());
+            let table = &self.pending;
+            let multi = query.ids().enumerate().any(|(index, (aid, iid))| {
+                item_read_status(db, table, id, moment, index, (aid, iid), admin)
+                    != HapStatus::Success
+            });
             let status = if multi {
                 StatusCode::MultiStatus
             } else {
@@ -498,27 +608,27 @@ impl Server<'_> {
             return Progress::Waiting;
         };
         let multi = *status == StatusCode::MultiStatus;
+        let db = &self.database;
+        let table = &self.pending;
         let subs = &parts.subscriptions[..*parts.subscribed];
         let mut out = parts.out;
         let result = pump(&mut out, *status, stream, |w, index| {
             list_piece(w, query.count, index, |w, k| {
                 // `parse` checked every id.
-                let id = query.id(k).ok_or(Full)?;
-                read_item(w, db, subs, &query, id, multi, admin, epoch)
+                let ids = query.id(k).ok_or(Full)?;
+                let status = item_read_status(db, table, id, moment, k, ids, admin);
+                read_item(w, db, subs, &query, ids, multi, status)
             })
         });
         finish(conn, result)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn drive_write(
         &mut self,
         conn: &mut Connection<'_>,
-        now: Instant,
+        moment: Moment,
         applied: &mut usize,
         timed: Option<bool>,
-        epoch: u64,
-        deadline: Instant,
         answer: &mut Option<Stream<usize>>,
     ) -> Progress {
         let admin = self.is_admin(conn);
@@ -534,35 +644,119 @@ impl Server<'_> {
         let Ok(body) = WriteBody::parse(request.body) else {
             return Progress::Done;
         };
+        let mut changed = false;
         for item in body.items().skip(*applied) {
             if parts.events.is_full() {
+                self.wake_after(id, changed);
                 return Progress::Waiting;
             }
+            let index = *applied;
+            let checks = Checks {
+                admin,
+                timed: timed == Some(true),
+            };
             let status = if timed == Some(false) {
-                HapStatus::InvalidValueInRequest
+                HapStatus::InvalidValueInRequest as u8
             } else {
                 let context = WriteContext {
                     db: &mut self.database,
                     buttons: &mut self.buttons,
-                    admin,
-                    timed: timed == Some(true),
+                    checks,
                     writer: id,
                     controller: &controller,
                 };
-                context.apply(&item, parts.subscriptions, parts.subscribed, parts.events)
+                match context.apply(&item, parts.subscriptions, parts.subscribed, parts.events) {
+                    Applied::Done { status, changed: c } => {
+                        changed |= c;
+                        status as u8
+                    }
+                    Applied::Confirm { .. }
+                        if self.pending.is_full() && moment.now < moment.deadline =>
+                    {
+                        // The subscription change is applied again, to the same effect.
+                        self.wake_after(id, changed);
+                        return Progress::Waiting;
+                    }
+                    Applied::Confirm { .. } if self.pending.is_full() => {
+                        HapStatus::OperationTimedOut as u8
+                    }
+                    Applied::Confirm {
+                        place,
+                        value,
+                        subscription,
+                    } => {
+                        let db = &self.database;
+                        let token = self
+                            .pending
+                            .open_batch(id, moment.serial, item.aid)
+                            .unwrap_or(Token::new(id, moment.serial, index));
+                        // The batch's last item is the last of this accessory's items
+                        // that will reach the application.
+                        let last = !body
+                            .items()
+                            .skip(index + 1)
+                            .any(|later| later.aid == item.aid && checks.confirms(db, &later));
+                        self.pending.insert(pending::Entry {
+                            token,
+                            item: index,
+                            kind: pending::Kind::Write(value.clone()),
+                            at: place,
+                            iid: item.iid,
+                            subscription,
+                            answer: None,
+                        });
+                        // Room was checked above.
+                        let _ = parts.events.push_back(Event::WriteRequest {
+                            token,
+                            aid: item.aid,
+                            iid: item.iid,
+                            value,
+                            controller: controller.clone(),
+                            last,
+                        });
+                        PENDING
+                    }
+                }
             };
-            parts.scratch[*applied] = status as u8;
+            parts.scratch[index] = status;
             *applied += 1;
+        }
+        if changed {
+            self.wake_all();
         }
         let db = &self.database;
         if answer.is_none() {
+            // Take the application's answers to confirmed items.
+            let statuses = &mut parts.scratch[..body.count];
+            let mut waiting = false;
+            for (index, status) in statuses.iter_mut().enumerate() {
+                if *status != PENDING {
+                    continue;
+                }
+                match self.pending.find(id, moment.serial, index) {
+                    Some(entry) => match entry.answer {
+                        Some(HapStatus::Success) => *status = entry.subscription as u8,
+                        Some(answer) => *status = answer as u8,
+                        None if moment.now < moment.deadline => waiting = true,
+                        None => *status = HapStatus::OperationTimedOut as u8,
+                    },
+                    // Only a bug loses an entry; the value was not stored.
+                    None => *status = HapStatus::OperationTimedOut as u8,
+                }
+                if *status != PENDING {
+                    self.pending.take(id, moment.serial, index);
+                }
+            }
+            if waiting {
+                return Progress::Waiting;
+            }
             // Write responses of control points wait for the application's answer.
             let awaits_answer = |item: &WriteItem<'_>, status: u8| {
                 status == HapStatus::Success as u8
                     && item.response
                     && db.find(item.aid, item.iid).is_some_and(|at| {
                         db.definition(at).perms.contains(Perms::WRITE_RESPONSE)
-                            && db.slot(at.slot).supplied <= epoch
+                            && db.slot(at.slot).supplied <= moment.epoch
                     })
             };
             let statuses = &mut parts.scratch[..body.count];
@@ -570,7 +764,7 @@ impl Server<'_> {
                 .items()
                 .zip(statuses.iter())
                 .any(|(item, status)| awaits_answer(&item, *status));
-            if waiting && now < deadline {
+            if waiting && moment.now < moment.deadline {
                 return Progress::Waiting;
             }
             for (item, status) in body.items().zip(statuses.iter_mut()) {
@@ -635,35 +829,102 @@ fn finish(conn: &mut Connection<'_>, result: Result<bool, ()>) -> Progress {
     }
 }
 
+/// The checks a write item's value passes, as the request stands.
+#[derive(Clone, Copy, Debug)]
+struct Checks {
+    admin: bool,
+    /// Whether the write is timed, with a live preparation that matched.
+    timed: bool,
+}
+
+impl Checks {
+    /// Checks a written value against the characteristic at `at`, and returns it as
+    /// stored, or the item's status.
+    fn value(
+        self,
+        db: &Database<'_>,
+        at: CharacteristicRef,
+        token: JsonToken<'_>,
+    ) -> Result<OwnedValue, HapStatus> {
+        let def = db.definition(at);
+        if def.kind.admin_only.contains(Perms::WRITE) && !self.admin {
+            return Err(HapStatus::InsufficientPrivileges);
+        }
+        if !def.perms.contains(Perms::WRITE) {
+            return Err(HapStatus::ReadOnlyCharacteristic);
+        }
+        if def.perms.contains(Perms::TIMED_WRITE) && !self.timed {
+            return Err(HapStatus::InvalidValueInRequest);
+        }
+        // Escapes make a string shorter, never longer; the base64 of the longest TLV8
+        // or data value is a third longer than the value (5,464 bytes of stack with
+        // `alloc`, 344 without).
+        let mut decoded = [0u8; max(STRING_CAPACITY, ENCODED_BYTES_CAPACITY)];
+        scalar(token, &mut decoded)
+            .and_then(|scalar| coerce(scalar, def.kind.format))
+            .and_then(|value| def.constraints.check(&value))
+            .and_then(|value| OwnedValue::from_value(&value))
+            .map_err(|_| HapStatus::InvalidValueInRequest)
+    }
+
+    /// Whether `item` writes a valid value to a confirmed characteristic, and so
+    /// reaches the application.
+    fn confirms(self, db: &Database<'_>, item: &WriteItem<'_>) -> bool {
+        let (Some(token), Some(at)) = (item.value, db.find(item.aid, item.iid)) else {
+            return false;
+        };
+        db.definition(at).confirm_writes && self.value(db, at, token).is_ok()
+    }
+}
+
+/// What became of a write item.
+// Short-lived, on the stack; without a heap there is nowhere to box the value.
+#[allow(clippy::large_enum_variant)]
+enum Applied {
+    /// It is settled: stored if valid, and `changed` says whether its value changed.
+    Done { status: HapStatus, changed: bool },
+    /// It is valid, for a confirmed characteristic: the application decides.
+    Confirm {
+        place: CharacteristicRef,
+        value: OwnedValue,
+        /// The status of its subscription change, which stands if the write succeeds.
+        subscription: HapStatus,
+    },
+}
+
 /// What applying one write item needs.
 struct WriteContext<'a, 'd> {
     db: &'a mut Database<'d>,
     buttons: &'a mut super::events::ButtonLog,
-    admin: bool,
-    timed: bool,
+    checks: Checks,
     writer: crate::ConnectionId,
     controller: &'a crate::pairing::PairingId,
 }
 
 impl WriteContext<'_, '_> {
-    /// Applies a subscription change and a value, and returns the item's status.
+    /// Applies a subscription change and, unless the characteristic is confirmed, a
+    /// value (raising [`Event::Write`]).
     fn apply(
         self,
         item: &WriteItem<'_>,
         subscriptions: &mut [Subscription],
         subscribed: &mut usize,
         events: &mut heapless::Deque<Event, 4>,
-    ) -> HapStatus {
+    ) -> Applied {
+        let done = |status| Applied::Done {
+            status,
+            changed: false,
+        };
         let Some(at) = self.db.find(item.aid, item.iid) else {
-            return HapStatus::ResourceDoesNotExist;
+            return done(HapStatus::ResourceDoesNotExist);
         };
         let def = *self.db.definition(at);
         if item.value.is_none() && item.ev.is_none() {
-            return HapStatus::InvalidValueInRequest;
+            return done(HapStatus::InvalidValueInRequest);
         }
         let mut status = HapStatus::Success;
         if let Some(ev) = item.ev {
-            status = if def.kind.admin_only.contains(Perms::READ) && !self.admin {
+            status = if def.kind.admin_only.contains(Perms::READ) && !self.checks.admin {
                 HapStatus::InsufficientPrivileges
             } else if !def.perms.contains(Perms::EVENTS) {
                 HapStatus::NotificationNotSupported
@@ -673,29 +934,20 @@ impl WriteContext<'_, '_> {
             };
         }
         let Some(token) = item.value else {
-            return status;
+            return done(status);
         };
-        if def.kind.admin_only.contains(Perms::WRITE) && !self.admin {
-            return HapStatus::InsufficientPrivileges;
-        }
-        if !def.perms.contains(Perms::WRITE) {
-            return HapStatus::ReadOnlyCharacteristic;
-        }
-        if def.perms.contains(Perms::TIMED_WRITE) && !self.timed {
-            return HapStatus::InvalidValueInRequest;
-        }
-        // Escapes make a string shorter, never longer; the base64 of the longest TLV8
-        // or data value is a third longer than the value (5,464 bytes of stack with
-        // `alloc`, 344 without).
-        let mut decoded = [0u8; max(STRING_CAPACITY, ENCODED_BYTES_CAPACITY)];
-        let value = scalar(token, &mut decoded)
-            .and_then(|scalar| coerce(scalar, def.kind.format))
-            .and_then(|value| def.constraints.check(&value))
-            .and_then(|value| OwnedValue::from_value(&value));
-        let Ok(value) = value else {
-            return HapStatus::InvalidValueInRequest;
+        let value = match self.checks.value(self.db, at, token) {
+            Ok(value) => value,
+            Err(status) => return done(status),
         };
-        super::events::store(
+        if def.confirm_writes {
+            return Applied::Confirm {
+                place: at,
+                value,
+                subscription: status,
+            };
+        }
+        let changed = super::events::store(
             self.db,
             self.buttons,
             at,
@@ -711,6 +963,6 @@ impl WriteContext<'_, '_> {
         };
         // The caller made room.
         let _ = events.push_back(event);
-        status
+        Applied::Done { status, changed }
     }
 }

@@ -12,7 +12,7 @@
 //!    returns how many it took; keep the rest and offer it again after step 2. If it
 //!    took nothing, the connection is waiting (for output to drain, for storage, or for
 //!    the application): stop reading it until a step below produces output, a timeout
-//!    passes, or the application calls [`Server::set_value`].
+//!    passes, or [`Server::poll_wake`] names it.
 //! 2. Drain [`Server::poll_output`] until it returns `None`, acting on each [`Output`]:
 //!    send [`Output::Transmit`] bytes, store the state on [`Output::Persist`] and report
 //!    the result with [`Server::state_persisted`], pass [`Output::Event`]s to the
@@ -22,11 +22,13 @@
 //! 3. Sleep until [`Server::poll_timeout`], or until more bytes arrive, and then call
 //!    [`Server::handle_timeout`] and drain again.
 //!
-//! Some things concern every connection, so after them poll every connection once:
-//! after an [`Output::Persist`] has been handled (a change to the pairings may close other
-//! controllers' sessions), after [`Server::set_value`] (subscribers get events), and after
-//! a connection's input changed a value (so do theirs). When a socket closes or fails,
-//! call [`Server::connection_lost`].
+//! Some things concern other connections than the one being driven: a handled
+//! [`Output::Persist`] (a change to the pairings may close other controllers'
+//! sessions), [`Server::set_value`] (subscribers get events), the application's
+//! completions, an eviction by [`Server::make_room`], and a connection's input that
+//! changed a value (its subscribers get events). So after each step above, and after
+//! the application acted, drain [`Server::poll_wake`] and poll each connection it names.
+//! When a socket closes or fails, call [`Server::connection_lost`].
 //!
 //! # Connections a home leaves open
 //!
@@ -43,9 +45,18 @@
 //! no byte of the next one has arrived. A controller never finds an EVENT between its
 //! request and the response.
 //!
-//! The application answers [`Event::Read`] (and a write-response's [`Event::Write`]) by
-//! calling [`Server::set_value`] before the server's read timeout; until then, and only
-//! then, the connection that asked waits.
+//! # Operations the application completes
+//!
+//! A write to a characteristic marked
+//! [`confirmed`](crate::database::CharacteristicDef::confirmed) reaches the application
+//! as an [`Event::WriteRequest`], with a [`Token`], before anything is stored or
+//! answered; the items of one request for one accessory share the token (see the
+//! event). A read of a characteristic marked read-on-demand comes as an [`Event::Read`].
+//! The application answers with [`Server::complete_write`] or [`Server::complete_read`]
+//! (a value, or a [`HapStatus`] such as -70402 for a device that does not answer), or
+//! the item fails with -70408 at the read timeout. A write-response's value is given
+//! with [`Server::set_value`] (after completing, if the write is confirmed). Until then,
+//! and only then, the connection that asked waits; other connections are served.
 
 use core::time::Duration;
 
@@ -65,6 +76,7 @@ use crate::time::Instant;
 mod attributes;
 mod connection;
 mod events;
+mod pending;
 mod render;
 pub(crate) mod requests;
 use attributes::Job;
@@ -76,6 +88,7 @@ pub use connection::{
     MAX_RESPONSE_LEN, MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
 };
 pub use events::{Subscription, BUTTON_LOG_LEN, EVENT_OUTPUT_LEN};
+pub use pending::{CompleteError, Token, PENDING_OPERATIONS};
 pub use render::HapStatus;
 
 // The scenarios pair first, which needs SRP and so a heap.
@@ -195,8 +208,10 @@ impl core::error::Error for AcceptError {
 pub enum Event {
     /// An unpaired accessory was asked to identify itself (POST `/identify`).
     Identify,
-    /// A controller wrote a value, which is stored already. If the characteristic has
-    /// the write-response permission, answer with [`Server::set_value`].
+    /// A controller wrote a value to a characteristic that is not
+    /// [`confirmed`](crate::database::CharacteristicDef::confirmed); it is stored and
+    /// answered already. If the characteristic has the write-response permission and the
+    /// controller asked for a response, answer with [`Server::set_value`].
     Write {
         /// The accessory.
         aid: u64,
@@ -207,9 +222,37 @@ pub enum Event {
         /// Who wrote it.
         controller: PairingId,
     },
+    /// A controller wrote a value to a [`confirmed`](crate::database::CharacteristicDef::confirmed)
+    /// characteristic. It is checked (permissions, timed write, format and limits) but
+    /// neither stored nor answered: complete it with [`Server::complete_write`] before
+    /// the read timeout ([`Config::read_timeout`]), or its item fails with -70408.
+    ///
+    /// The confirmed items of one PUT that target the same accessory form one batch:
+    /// they come in request order under one token, and the last has `last: true`, so
+    /// the application can act on them together (On and Brightness of a light) and then
+    /// complete the token once. Items that fail their checks are answered with their
+    /// status and never come here. Completing a batch before its last item has come
+    /// answers the items that came; those still to come start a new batch.
+    WriteRequest {
+        /// What [`Server::complete_write`] needs; the same for the whole batch.
+        token: Token,
+        /// The accessory.
+        aid: u64,
+        /// The characteristic.
+        iid: u64,
+        /// The value written.
+        value: OwnedValue,
+        /// Who wrote it.
+        controller: PairingId,
+        /// Whether this is the batch's last item.
+        last: bool,
+    },
     /// A controller reads a characteristic marked read-on-demand: answer with
-    /// [`Server::set_value`] before the read timeout.
+    /// [`Server::complete_read`] (or [`Server::set_value`], which answers every read of
+    /// it) before the read timeout, or its item fails with -70408.
     Read {
+        /// What [`Server::complete_read`] needs.
+        token: Token,
         /// The accessory.
         aid: u64,
         /// The characteristic.
@@ -302,6 +345,10 @@ pub struct Server<'d> {
     /// made it: reported once that controller surely has the reply, so that mDNS `sf`
     /// does not change while a pairing is in progress.
     held_change: Option<HeldChange>,
+    /// Operations waiting for the application.
+    pending: pending::Table,
+    /// The serial of the next request answered as a job, for [`Token`]s.
+    next_serial: u64,
 }
 
 /// A change of the paired state held until the controller that made it surely has the
@@ -329,6 +376,12 @@ struct Peer {
     verified: bool,
     /// Whether [`Server::make_room`] chose it; it closes on its next poll.
     evicted: bool,
+    /// Whether something outside its own poll gave it work: [`Server::poll_wake`] names
+    /// it.
+    wake: bool,
+    /// Whether its request waits for the application, which [`Server::set_value`] may
+    /// answer.
+    waits: bool,
 }
 
 /// A reply held until the state it depends on is stored.
@@ -357,6 +410,8 @@ impl<'d> Server<'d> {
             stored_paired: paired,
             pairing_change: None,
             held_change: None,
+            pending: pending::Table::default(),
+            next_serial: 0,
         }
     }
 
@@ -377,8 +432,9 @@ impl<'d> Server<'d> {
 
     /// Sets a characteristic's value from the application, as
     /// [`Database::set`] checks it (a float near a step is rounded onto it). A changed
-    /// value, or any button press, is told to subscribers: poll every connection
-    /// afterwards. Also answers [`Event::Read`].
+    /// value, or any button press, is told to subscribers. Also answers every
+    /// [`Event::Read`] of it, and gives the response value of a write-response. Drain
+    /// [`Server::poll_wake`] afterwards.
     pub fn set_value(
         &mut self,
         aid: u64,
@@ -390,14 +446,45 @@ impl<'d> Server<'d> {
             .find(aid, iid)
             .ok_or(SetValueError::NotFound)?;
         self.database.check(at, &mut value)?;
-        Ok(events::store(
-            &mut self.database,
-            &mut self.buttons,
-            at,
-            iid,
-            value,
-            None,
-        ))
+        let changed = events::store(&mut self.database, &mut self.buttons, at, iid, value, None);
+        if changed {
+            self.wake_all();
+        } else {
+            // The value may answer a read or a write-response.
+            for peer in self.peers.iter_mut().filter(|peer| peer.waits) {
+                peer.wake = true;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The next connection to poll (drain [`Server::poll_output`]) because something
+    /// happened outside its own poll, or `None` when there is none left. Drain it after
+    /// [`Server::set_value`], [`Server::complete_write`], [`Server::complete_read`],
+    /// [`Server::state_persisted`], [`Server::make_room`], and after any connection's
+    /// [`Server::handle_input`] or [`Server::poll_output`] (its input may have changed a
+    /// value that others subscribe to). Each connection is named once per wake-up,
+    /// however many things happened.
+    pub fn poll_wake(&mut self) -> Option<crate::ConnectionId> {
+        let peer = self.peers.iter_mut().find(|peer| peer.wake)?;
+        peer.wake = false;
+        Some(peer.id)
+    }
+
+    /// Marks every connection for [`Server::poll_wake`].
+    fn wake_all(&mut self) {
+        for peer in self.peers.iter_mut() {
+            peer.wake = true;
+        }
+    }
+
+    /// Marks `id` for [`Server::poll_wake`], and every connection if a value `changed`.
+    fn wake_after(&mut self, id: crate::ConnectionId, changed: bool) {
+        if changed {
+            self.wake_all();
+        } else if let Some(peer) = self.peer(id) {
+            peer.wake = true;
+        }
     }
 
     /// Opens a connection accepted at `now`, identified by `id` (unique among open
@@ -420,6 +507,8 @@ impl<'d> Server<'d> {
             last_io: now,
             verified: false,
             evicted: false,
+            wake: false,
+            waits: false,
         };
         // Checked above.
         let _ = self.peers.push(peer);
@@ -483,6 +572,7 @@ impl<'d> Server<'d> {
             })
             .min_by_key(|peer| (pairing == Some(peer.id), peer.verified, peer.last_io))?;
         victim.evicted = true;
+        victim.wake = true;
         Some(victim.id)
     }
 
@@ -520,6 +610,7 @@ impl<'d> Server<'d> {
 
     fn release(&mut self, conn: &mut Connection<'_>) {
         self.report_after_reply(conn.id);
+        self.pending.release(conn.id);
         if core::mem::take(&mut conn.counted) {
             if let Some(index) = self.peers.iter().position(|peer| peer.id == conn.id) {
                 self.peers.swap_remove(index);
@@ -678,6 +769,8 @@ impl<'d> Server<'d> {
         let Some(awaiting) = conn.awaiting.take() else {
             return;
         };
+        // A change to the pairings may close other controllers' sessions.
+        self.wake_all();
         let mut body = [0u8; crate::pairing::pairings::MAX_PAIRINGS_MESSAGE_LEN];
         let reply = match (awaiting, stored) {
             #[cfg(feature = "alloc")]
