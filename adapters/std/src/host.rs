@@ -21,6 +21,7 @@ use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::mdns::{Advertisement, Advertiser, Responder};
 use hap_core::persist::Snapshot;
 pub use hap_core::server::OwnedBuffers;
+use hap_core::server::{CompleteError, HapStatus, Token};
 use hap_core::server::{AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server};
 use hap_core::setup::{SetupCode, SetupId};
 use hap_core::time::Instant;
@@ -503,6 +504,29 @@ impl Host {
         // A read on demand may be waiting for this value, changed or not.
         self.wake_all();
         Ok(changed)
+    }
+
+    /// Completes a batch of confirmed writes ([`Server::complete_write`]) and wakes the
+    /// connections.
+    pub fn complete_write(
+        &mut self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.server.complete_write(token, result)?;
+        self.wake_all();
+        Ok(())
+    }
+
+    /// Completes a read on demand ([`Server::complete_read`]) and wakes the connections.
+    pub fn complete_read(
+        &mut self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.server.complete_read(token, result)?;
+        self.wake_all();
+        Ok(())
     }
 
     /// Starts shutting down: sends the mDNS goodbye, ends the stream of events, and wakes

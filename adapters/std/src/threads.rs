@@ -114,6 +114,24 @@ impl Handle {
         self.host.value(aid, iid)
     }
 
+    /// Completes a batch of confirmed writes ([`Event::WriteRequest`]).
+    pub fn complete_write(
+        &self,
+        token: hap_core::server::Token,
+        result: Result<(), hap_core::server::HapStatus>,
+    ) -> Result<(), hap_core::server::CompleteError> {
+        self.host.lock().complete_write(token, result)
+    }
+
+    /// Completes a read on demand ([`Event::Read`]).
+    pub fn complete_read(
+        &self,
+        token: hap_core::server::Token,
+        result: Result<OwnedValue, hap_core::server::HapStatus>,
+    ) -> Result<(), hap_core::server::CompleteError> {
+        self.host.lock().complete_read(token, result)
+    }
+
     /// Runs `f` with the host, to read state such as the setup code.
     pub fn with_host<T>(&self, f: impl FnOnce(&Host) -> T) -> T {
         f(&self.host.lock())

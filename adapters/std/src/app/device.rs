@@ -7,6 +7,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hap_core::database::{OwnedValue, SetValueError};
+use hap_core::server::{CompleteError, Token};
+use hap_core::status::HapStatus;
 
 use super::inbox::{Inbox, Inner};
 use super::timers::{Job, TimerId};
@@ -18,6 +20,18 @@ pub trait Backend: Send + Sync {
     fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError>;
     /// A value.
     fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue>;
+    /// Completes a batch of confirmed writes.
+    fn complete_write(
+        &self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError>;
+    /// Completes a read on demand.
+    fn complete_read(
+        &self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError>;
     /// The address connections are accepted on.
     fn local_addr(&self) -> SocketAddr;
     /// Sends the mDNS goodbye, closes every connection and stops accepting.
@@ -31,6 +45,22 @@ impl Backend for crate::Handle {
 
     fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
         crate::Handle::value(self, aid, iid)
+    }
+
+    fn complete_write(
+        &self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        crate::Handle::complete_write(self, token, result)
+    }
+
+    fn complete_read(
+        &self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        crate::Handle::complete_read(self, token, result)
     }
 
     fn local_addr(&self) -> SocketAddr {

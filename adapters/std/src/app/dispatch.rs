@@ -6,8 +6,11 @@ use std::io::{BufRead as _, Write as _};
 use std::sync::Arc;
 use std::time::Instant;
 
-use hap_core::database::OwnedValue;
-use hap_core::server::Event;
+use hap_core::catalog::Perms;
+use hap_core::database::builder::BuildError;
+use hap_core::database::{Database, Entry, OwnedValue, Slot};
+use hap_core::server::{Event, Token};
+use hap_core::status::HapStatus;
 
 use super::inbox::{Inbox, Inner, Message};
 use super::timers::Timers;
@@ -15,17 +18,125 @@ use super::{AppError, Backend, Device};
 
 /// Called with a value a controller wrote, once it is stored.
 pub(crate) type ChangeFn = Box<dyn FnMut(&OwnedValue) + Send>;
+/// Called with a value a controller writes to a confirmed characteristic, before it is
+/// stored; its error fails the write.
+pub(crate) type WriteFn = Box<dyn FnMut(&OwnedValue) -> Result<(), HapStatus> + Send>;
+/// Called with the items of one request for one service, before they are stored.
+pub(crate) type BatchFn = Box<dyn FnMut(&Batch) -> Result<(), HapStatus> + Send>;
+/// Called when a controller reads a characteristic on demand.
+pub(crate) type ReadFn = Box<dyn FnMut() -> Result<OwnedValue, HapStatus> + Send>;
 /// Called with a line typed on stdin.
 pub(crate) type LineFn = Box<dyn FnMut(&str) + Send>;
 /// Called when a controller asks the accessory to identify itself.
 pub(crate) type IdentifyFn = Box<dyn FnMut() + Send>;
 
+/// A service that the application handles as a whole: [`super::App::on_service_write`].
+pub(crate) struct ServiceWrites {
+    pub(crate) aid: u64,
+    pub(crate) service: u64,
+    /// The iids of its writable characteristics, found when the database is marked.
+    pub(crate) members: Vec<u64>,
+    pub(crate) handler: BatchFn,
+}
+
 /// The application's handlers, by characteristic.
 #[derive(Default)]
 pub(crate) struct Handlers {
     pub(crate) changes: HashMap<(u64, u64), Vec<ChangeFn>>,
+    pub(crate) writes: HashMap<(u64, u64), WriteFn>,
+    pub(crate) services: Vec<ServiceWrites>,
+    pub(crate) reads: HashMap<(u64, u64), ReadFn>,
     pub(crate) line: Option<LineFn>,
     pub(crate) identify: Option<IdentifyFn>,
+}
+
+impl Handlers {
+    /// `database` with the characteristics that have write handlers (or belong to a
+    /// service with one) marked [`confirmed`](hap_core::database::CharacteristicDef::confirmed),
+    /// and those with read handlers marked on demand. Rebuilt with the same values only
+    /// if something had to be marked.
+    pub(crate) fn mark(
+        &mut self,
+        database: Database<'static>,
+    ) -> Result<Database<'static>, BuildError> {
+        let mut entries: Vec<Entry<'static>> = database.entries().to_vec();
+        let (mut aid, mut service, mut marked) = (0, 0, false);
+        for entry in &mut entries {
+            match entry {
+                Entry::Accessory(at) => aid = *at,
+                Entry::Service(def) => service = def.iid,
+                Entry::Characteristic(def) => {
+                    let key = (aid, def.iid);
+                    let writable = def.perms.contains(Perms::WRITE);
+                    let mut confirm = self.writes.contains_key(&key);
+                    for whole in &mut self.services {
+                        if writable && whole.aid == aid && whole.service == service {
+                            whole.members.push(def.iid);
+                            confirm = true;
+                        }
+                    }
+                    let on_demand = self.reads.contains_key(&key);
+                    marked |= confirm || on_demand;
+                    def.confirm_writes |= confirm;
+                    def.read_on_demand |= on_demand;
+                }
+            }
+        }
+        if !marked {
+            return Ok(database);
+        }
+        let slots = vec![Slot::EMPTY; database.characteristic_count()];
+        let mut rebuilt = Database::new(entries, slots)?;
+        let mut aid = 0;
+        for entry in database.entries() {
+            match entry {
+                Entry::Accessory(at) => aid = *at,
+                Entry::Characteristic(def) => {
+                    let (old, new) = (database.get(aid, def.iid), rebuilt.get(aid, def.iid));
+                    if let Some(value) = old.filter(|old| Some(*old) != new) {
+                        rebuilt
+                            .set(aid, def.iid, value.clone())
+                            .map_err(|error| BuildError::Value {
+                                aid,
+                                iid: def.iid,
+                                error,
+                            })?;
+                    }
+                }
+                Entry::Service(_) => {}
+            }
+        }
+        Ok(rebuilt)
+    }
+}
+
+/// The items of one controller's write request for one service that the application
+/// handles as a whole ([`super::App::on_service_write`]): On and Brightness of a light,
+/// say. Nothing is stored yet.
+#[derive(Debug)]
+pub struct Batch {
+    aid: u64,
+    items: Vec<(u64, OwnedValue)>,
+}
+
+impl Batch {
+    /// The accessory.
+    pub fn aid(&self) -> u64 {
+        self.aid
+    }
+
+    /// The value written to characteristic `iid`, if the request wrote it.
+    pub fn value(&self, iid: u64) -> Option<&OwnedValue> {
+        self.items
+            .iter()
+            .find(|(at, _)| *at == iid)
+            .map(|(_, value)| value)
+    }
+
+    /// The items, in request order: iid and value.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &OwnedValue)> {
+        self.items.iter().map(|(iid, value)| (*iid, value))
+    }
 }
 
 /// The loop that runs the application's handlers and timers, without the waiting, which
@@ -37,6 +148,8 @@ pub struct AppLoop {
     timers: Timers,
     device: Device,
     inbox: Arc<Inbox>,
+    /// The items of write batches whose last item has not come yet.
+    batches: HashMap<Token, Vec<(u64, u64, OwnedValue)>>,
 }
 
 impl std::fmt::Debug for AppLoop {
@@ -52,6 +165,7 @@ impl AppLoop {
             timers: Timers::default(),
             device,
             inbox,
+            batches: HashMap::new(),
         }
     }
 
@@ -126,6 +240,23 @@ impl AppLoop {
             Event::Write {
                 aid, iid, value, ..
             } => self.changed(aid, iid, &value),
+            Event::WriteRequest {
+                token,
+                aid,
+                iid,
+                value,
+                last,
+                ..
+            } => {
+                let mut items = self.batches.remove(&token).unwrap_or_default();
+                items.push((aid, iid, value));
+                if last {
+                    self.write(token, items);
+                } else {
+                    self.batches.insert(token, items);
+                }
+            }
+            Event::Read { token, aid, iid } => self.read(token, aid, iid),
             Event::Identify => match self.handlers.identify.as_mut() {
                 Some(handler) => handler(),
                 None => println!("Identify"),
@@ -137,6 +268,65 @@ impl AppLoop {
             Event::PairingsChanged { paired: true } => println!("Paired"),
             Event::PairingsChanged { paired: false } => println!("Unpaired; ready to pair again"),
             other => log::debug!("no handler for {other:?}"),
+        }
+    }
+
+    /// Asks the write handlers about a batch, completes it with the first failure or
+    /// success, and on success tells the change handlers.
+    fn write(&mut self, token: Token, items: Vec<(u64, u64, OwnedValue)>) {
+        let mut result = Ok(());
+        for (aid, iid, value) in &items {
+            if let Some(handler) = self.handlers.writes.get_mut(&(*aid, *iid)) {
+                result = handler(value);
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        for whole in &mut self.handlers.services {
+            if result.is_err() {
+                break;
+            }
+            let batch = Batch {
+                aid: whole.aid,
+                items: items
+                    .iter()
+                    .filter(|(aid, iid, _)| *aid == whole.aid && whole.members.contains(iid))
+                    .map(|(_, iid, value)| (*iid, value.clone()))
+                    .collect(),
+            };
+            if !batch.items.is_empty() {
+                result = (whole.handler)(&batch);
+            }
+        }
+        let Some(backend) = self.device.backend() else {
+            return;
+        };
+        match backend.complete_write(token, result) {
+            Ok(()) if result.is_ok() => {
+                for (aid, iid, value) in &items {
+                    self.changed(*aid, *iid, value);
+                }
+            }
+            Ok(()) => {}
+            // Timed out (-70408 was sent) or the controller left.
+            Err(e) => log::info!("write not completed: {e}"),
+        }
+    }
+
+    /// Asks the read handler of `aid`.`iid`, or else answers with the stored value.
+    fn read(&mut self, token: Token, aid: u64, iid: u64) {
+        let Some(backend) = self.device.backend() else {
+            return;
+        };
+        let result = match self.handlers.reads.get_mut(&(aid, iid)) {
+            Some(handler) => handler(),
+            None => backend
+                .value(aid, iid)
+                .ok_or(HapStatus::ResourceDoesNotExist),
+        };
+        if let Err(e) = backend.complete_read(token, result) {
+            log::info!("read not completed: {e}");
         }
     }
 

@@ -8,8 +8,11 @@
 //! - the start-up [`banner`]: name, setup code, setup URI and its QR code; then the line
 //!   `listening on ADDR` once connections are accepted, and `stopped` at the end;
 //! - Ctrl+C and SIGTERM, which send the mDNS goodbye and stop cleanly;
-//! - handlers, run one at a time on the application's loop: for a controller's writes
-//!   ([`App::on_change`]), for lines typed on stdin ([`App::on_line`]) and for identify;
+//! - handlers, run one at a time on the application's loop: for a controller's writes,
+//!   which the application confirms or fails ([`App::on_write_value`],
+//!   [`App::on_service_write`]) or only hears of ([`App::on_change_value`]); for reads
+//!   on demand ([`App::on_read_value`]); for lines typed on stdin ([`App::on_line`]) and
+//!   for identify;
 //! - a [`Device`] to set values from the hardware's side and to start timers
 //!   ([`Device::after`], [`Device::every`]) on the same loop.
 //!
@@ -54,6 +57,7 @@ use std::sync::Arc;
 use hap_core::catalog::Category;
 use hap_core::database::builder::{BuildError, DatabaseBuilder};
 use hap_core::database::{Database, OwnedValue};
+use hap_core::status::HapStatus;
 
 use crate::host::Announcer;
 use crate::store::{FileStore, StoreError};
@@ -68,8 +72,8 @@ mod timers;
 
 pub use banner::banner;
 pub use device::{Backend, Device, DeviceError};
-pub use dispatch::AppLoop;
-use dispatch::Handlers;
+pub use dispatch::{AppLoop, Batch};
+use dispatch::{Handlers, ServiceWrites};
 pub use flags::Flags;
 pub use inbox::{Inbox, Message};
 pub use timers::TimerId;
@@ -304,6 +308,60 @@ impl<R: Runtime> App<R> {
         self
     }
 
+    /// Asks `handler` about each value a controller writes to characteristic
+    /// `aid`.`iid`, before it is stored: `Ok(())` stores it and the write succeeds; an
+    /// error fails the write with that status (-70402,
+    /// [`HapStatus::ServiceCommunicationFailure`], for a device that cannot be reached),
+    /// the value stays and no one hears of it. The characteristic is marked
+    /// [`confirmed`](hap_core::database::CharacteristicDef::confirmed).
+    ///
+    /// When one request writes several characteristics of an accessory, their handlers
+    /// are asked in request order, and the first error fails all of them (those after it
+    /// are not asked). Unanswered within the core's read timeout (9 s), the write fails
+    /// with -70408. After a success, the [`App::on_change_value`] handlers are called.
+    pub fn on_write_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        handler: impl FnMut(&OwnedValue) -> Result<(), HapStatus> + Send + 'static,
+    ) -> &mut Self {
+        self.handlers.writes.insert((aid, iid), Box::new(handler));
+        self
+    }
+
+    /// Asks `handler` about the writes of one request to the writable characteristics of
+    /// service `service` of accessory `aid` (the service's iid, from
+    /// [`ServiceBuilder::iid`](hap_core::database::builder::ServiceBuilder::iid)), all
+    /// at once: HomeSpan's `update()`. As [`App::on_write_value`] otherwise.
+    pub fn on_service_write(
+        &mut self,
+        aid: u64,
+        service: u64,
+        handler: impl FnMut(&Batch) -> Result<(), HapStatus> + Send + 'static,
+    ) -> &mut Self {
+        self.handlers.services.push(ServiceWrites {
+            aid,
+            service,
+            members: Vec::new(),
+            handler: Box::new(handler),
+        });
+        self
+    }
+
+    /// Asks `handler` for the value of characteristic `aid`.`iid` whenever a controller
+    /// reads it: `Ok` answers with the value (stored, so subscribers hear of a change),
+    /// an error fails the read with that status. The characteristic is marked read on
+    /// demand.
+    pub fn on_read_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        handler: impl FnMut() -> Result<OwnedValue, HapStatus> + Send + 'static,
+    ) -> &mut Self {
+        self.handlers.reads.insert((aid, iid), Box::new(handler));
+        self
+    }
+
     /// Calls `handler` with each line typed on stdin.
     pub fn on_line(&mut self, handler: impl FnMut(&str) + Send + 'static) -> &mut Self {
         self.handlers.line = Some(Box::new(handler));
@@ -329,6 +387,7 @@ impl<R: Runtime> App<R> {
     /// The banner printed, the options made from the flags: what [`Runtime::run`] gets.
     fn prepare(mut self) -> Result<Prepared, AppError> {
         let database = self.database.take().ok_or(AppError::NotBuilt)?;
+        let database = self.handlers.mark(database)?;
         print!("{}", banner(&self.name, self.category, &self.setup));
         let mut options = Options::new(&self.name, &self.model, self.category);
         options.bind = self.flags.bind();
