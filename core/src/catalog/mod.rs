@@ -9,6 +9,9 @@
 //! Vendor types are built with the same structs and a full 128-bit [`HapType::Custom`]
 //! UUID.
 //!
+//! [`typed`] pairs each characteristic type with the Rust type of its values, with enums
+//! for the named valid values (door states, heating modes, security system states).
+//!
 //! [`Category`] is the accessory category that mDNS and the setup URI carry.
 
 use core::fmt;
@@ -17,6 +20,7 @@ mod category;
 #[rustfmt::skip]
 mod generated;
 pub mod name;
+pub mod typed;
 pub mod value;
 pub use category::Category;
 pub use generated::{characteristic, service, CHARACTERISTICS, SERVICES};

@@ -32,9 +32,11 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::handle::Handle;
 use super::ids::IdMap;
 use super::{CharacteristicDef, Database, DatabaseError, Entry, OwnedValue, ServiceDef};
 use super::{SetValueError, Slot, Table};
+use crate::catalog::typed::{CharacteristicValue, TypedCharacteristic};
 use crate::catalog::{characteristic as c, service as s, CharacteristicType, ServiceType};
 
 /// The Accessory Information every accessory carries.
@@ -297,6 +299,22 @@ impl ServiceBuilder<'_, '_> {
             Entry::Characteristic(def) => def.iid,
             _ => 0,
         })
+    }
+
+    /// The typed handle of this service's characteristic of type `typed`, if it has
+    /// one; see [`handle`](super::handle).
+    pub fn handle<T: CharacteristicValue>(
+        &self,
+        typed: TypedCharacteristic<T>,
+    ) -> Option<Handle<T>> {
+        self.iid_of(typed.kind())
+            .map(|iid| Handle::new(self.aid, iid))
+    }
+
+    /// Sets the initial value of this service's characteristic of type `typed`, adding
+    /// the characteristic if missing: [`ServiceBuilder::value`] with a Rust value.
+    pub fn initial<T: CharacteristicValue>(self, typed: TypedCharacteristic<T>, value: T) -> Self {
+        self.value(typed.kind(), value.into_owned())
     }
 
     /// Marks the service as the accessory's primary one.

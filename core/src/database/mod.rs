@@ -55,6 +55,7 @@ pub mod bytes;
 pub mod config;
 #[cfg(all(feature = "alloc", any(test, feature = "fuzzing")))]
 pub(crate) mod fixture;
+pub mod handle;
 #[cfg(feature = "alloc")]
 pub mod ids;
 pub mod revision;

@@ -79,6 +79,7 @@ mod events;
 mod pending;
 mod render;
 pub(crate) mod requests;
+mod typed;
 use attributes::Job;
 #[cfg(feature = "alloc")]
 pub use connection::OwnedBuffers;
