@@ -38,8 +38,8 @@ pub use hap_std::app::{
     Runtime, TimerId,
 };
 
-/// An accessory program on smol: [`hap_std::app::App`] served by [`Smol`].
-pub type App = hap_std::app::App<Smol>;
+/// An accessory program on smol: [`hap_std::app::AppOn`] served by [`Smol`].
+pub type App = hap_std::app::AppOn<Smol>;
 
 /// Serves an [`App`] with [`crate::serve`]. The main thread waits with
 /// `smol::future::block_on`, so the executor's thread polls the sockets itself (see the
@@ -54,12 +54,7 @@ impl Runtime for Smol {
 }
 
 impl Backend for crate::Handle {
-    fn set_value(
-        &self,
-        aid: u64,
-        iid: u64,
-        value: OwnedValue,
-    ) -> Result<bool, SetValueError> {
+    fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
         crate::Handle::set_value(self, aid, iid, value)
     }
 

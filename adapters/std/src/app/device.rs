@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use hap_core::catalog::typed::CharacteristicValue;
+use hap_core::database::handle::Handle;
 use hap_core::database::{OwnedValue, SetValueError};
 use hap_core::server::{CompleteError, Token};
 use hap_core::status::HapStatus;
@@ -76,7 +78,7 @@ impl Backend for crate::Handle {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeviceError {
-    /// The accessory is not running yet ([`super::App::run`] has not started it) or has
+    /// The accessory is not running yet ([`super::AppOn::run`] has not started it) or has
     /// shut down.
     NotRunning,
     /// The database refused the value.
@@ -109,7 +111,7 @@ impl From<SetValueError> for DeviceError {
 
 /// The device side of a running accessory: sets values as the hardware changes them,
 /// reads them, and starts timers on the application's loop. Cheap to clone; get one from
-/// [`super::App::device`] before the accessory runs, and move clones into handlers, timers
+/// [`super::AppOn::device`] before the accessory runs, and move clones into handlers, timers
 /// and threads.
 #[derive(Clone)]
 pub struct Device {
@@ -156,15 +158,35 @@ impl Device {
         self.shared.backend.get()
     }
 
-    /// Sets the value of characteristic `aid`.`iid`, as the hardware changed it;
+    /// Sets the value of `characteristic`, as the hardware changed it; subscribed
+    /// controllers get events (and a read on demand waiting for it is answered). Returns
+    /// whether the value changed.
+    pub fn set<T: CharacteristicValue>(
+        &self,
+        characteristic: Handle<T>,
+        value: T,
+    ) -> Result<bool, DeviceError> {
+        self.set_value(
+            characteristic.aid(),
+            characteristic.iid(),
+            value.into_owned(),
+        )
+    }
+
+    /// The value of `characteristic`; `None` if the accessory is not running.
+    pub fn get<T: CharacteristicValue>(&self, characteristic: Handle<T>) -> Option<T> {
+        T::from_owned(&self.value(characteristic.aid(), characteristic.iid())?)
+    }
+
+    /// [`Device::set`] without the type: sets the value of characteristic `aid`.`iid`;
     /// subscribed controllers get events. Returns whether the value changed.
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, DeviceError> {
         let backend = self.backend().ok_or(DeviceError::NotRunning)?;
         Ok(backend.set_value(aid, iid, value)?)
     }
 
-    /// The value of characteristic `aid`.`iid`; `None` if there is none or the accessory
-    /// is not running.
+    /// [`Device::get`] without the type: the value of characteristic `aid`.`iid`; `None`
+    /// if there is none or the accessory is not running.
     pub fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
         self.backend()?.value(aid, iid)
     }
@@ -191,7 +213,7 @@ impl Device {
     }
 
     /// Shuts the accessory down, as Ctrl+C does: the mDNS goodbye, every connection
-    /// closed, and [`super::App::run`] returns.
+    /// closed, and [`super::AppOn::run`] returns.
     pub fn shut_down(&self) {
         match self.backend() {
             Some(backend) => backend.shut_down(),

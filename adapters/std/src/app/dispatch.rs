@@ -6,8 +6,10 @@ use std::io::{BufRead as _, Write as _};
 use std::sync::Arc;
 use std::time::Instant;
 
+use hap_core::catalog::typed::CharacteristicValue;
 use hap_core::catalog::Perms;
 use hap_core::database::builder::BuildError;
+use hap_core::database::handle::Handle;
 use hap_core::database::{Database, Entry, OwnedValue, Slot};
 use hap_core::server::{Event, Token};
 use hap_core::status::HapStatus;
@@ -30,7 +32,7 @@ pub(crate) type LineFn = Box<dyn FnMut(&str) + Send>;
 /// Called when a controller asks the accessory to identify itself.
 pub(crate) type IdentifyFn = Box<dyn FnMut() + Send>;
 
-/// A service that the application handles as a whole: [`super::App::on_service_write`].
+/// A service that the application handles as a whole: [`super::AppOn::on_service_write`].
 pub(crate) struct ServiceWrites {
     pub(crate) aid: u64,
     pub(crate) service: u64,
@@ -94,13 +96,13 @@ impl Handlers {
                 Entry::Characteristic(def) => {
                     let (old, new) = (database.get(aid, def.iid), rebuilt.get(aid, def.iid));
                     if let Some(value) = old.filter(|old| Some(*old) != new) {
-                        rebuilt
-                            .set(aid, def.iid, value.clone())
-                            .map_err(|error| BuildError::Value {
+                        rebuilt.set(aid, def.iid, value.clone()).map_err(|error| {
+                            BuildError::Value {
                                 aid,
                                 iid: def.iid,
                                 error,
-                            })?;
+                            }
+                        })?;
                     }
                 }
                 Entry::Service(_) => {}
@@ -111,7 +113,7 @@ impl Handlers {
 }
 
 /// The items of one controller's write request for one service that the application
-/// handles as a whole ([`super::App::on_service_write`]): On and Brightness of a light,
+/// handles as a whole ([`super::AppOn::on_service_write`]): On and Brightness of a light,
 /// say. Nothing is stored yet.
 #[derive(Debug)]
 pub struct Batch {
@@ -125,7 +127,16 @@ impl Batch {
         self.aid
     }
 
-    /// The value written to characteristic `iid`, if the request wrote it.
+    /// The value written to `characteristic`, if the request wrote it.
+    pub fn get<T: CharacteristicValue>(&self, characteristic: Handle<T>) -> Option<T> {
+        if characteristic.aid() != self.aid {
+            return None;
+        }
+        T::from_owned(self.value(characteristic.iid())?)
+    }
+
+    /// [`Batch::get`] without the type: the value written to characteristic `iid`, if
+    /// the request wrote it.
     pub fn value(&self, iid: u64) -> Option<&OwnedValue> {
         self.items
             .iter()

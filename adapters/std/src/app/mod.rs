@@ -9,9 +9,9 @@
 //!   `listening on ADDR` once connections are accepted, and `stopped` at the end;
 //! - Ctrl+C and SIGTERM, which send the mDNS goodbye and stop cleanly;
 //! - handlers, run one at a time on the application's loop: for a controller's writes,
-//!   which the application confirms or fails ([`App::on_write_value`],
-//!   [`App::on_service_write`]) or only hears of ([`App::on_change_value`]); for reads
-//!   on demand ([`App::on_read_value`]); for lines typed on stdin ([`App::on_line`]) and
+//!   which the application confirms or fails ([`AppOn::on_write_value`],
+//!   [`AppOn::on_service_write`]) or only hears of ([`AppOn::on_change_value`]); for reads
+//!   on demand ([`AppOn::on_read_value`]); for lines typed on stdin ([`AppOn::on_line`]) and
 //!   for identify;
 //! - a [`Device`] to set values from the hardware's side and to start timers
 //!   ([`Device::after`], [`Device::every`]) on the same loop.
@@ -36,7 +36,7 @@
 //!
 //! fn main() -> Result<(), hap_std::app::AppError> {
 //!     let args = Args::parse();
-//!     let mut app: App = App::new(&args.flags, "Desk Lamp", Category::LIGHTBULB)?;
+//!     let mut app = App::new(&args.flags, "Desk Lamp", Category::LIGHTBULB)?;
 //!     let on = app.build(|b, name| {
 //!         let aid = b.accessory("lamp", &AccessoryInfo::new(name, "Acme", "Lamp", "1", "1.0"));
 //!         (aid, b.service(&s::LIGHTBULB).primary().iid_of(&c::ON).unwrap_or(0))
@@ -54,8 +54,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use clap::{Args as _, FromArgMatches as _};
+use hap_core::catalog::typed::CharacteristicValue;
 use hap_core::catalog::Category;
 use hap_core::database::builder::{BuildError, DatabaseBuilder};
+use hap_core::database::handle::Handle;
 use hap_core::database::{Database, OwnedValue};
 use hap_core::status::HapStatus;
 
@@ -88,10 +91,13 @@ pub enum AppError {
     Store(StoreError),
     /// The accessory could not start.
     Start(StartError),
-    /// The accessories built with [`App::build`] were refused.
+    /// The accessories built with [`AppOn::build`] were refused.
     Build(BuildError),
-    /// [`App::run`] before [`App::build`].
+    /// [`AppOn::run`] before [`AppOn::build`].
     NotBuilt,
+    /// [`AppOn::build`]'s closure returned `None`: a characteristic it looked for is not
+    /// there.
+    MissingCharacteristic,
     /// mDNS could not start.
     Mdns(String),
     /// Ctrl+C and SIGTERM could not be handled.
@@ -107,6 +113,9 @@ impl fmt::Display for AppError {
             Self::Start(e) => write!(f, "{e}"),
             Self::Build(e) => write!(f, "the accessories are not valid: {e}"),
             Self::NotBuilt => f.write_str("no accessories: call App::build before App::run"),
+            Self::MissingCharacteristic => {
+                f.write_str("App::build: a characteristic looked for is not there")
+            }
             Self::Mdns(e) => write!(f, "cannot start mDNS (use --no-mdns to run without): {e}"),
             Self::Signals(e) => write!(f, "cannot handle Ctrl+C: {e}"),
             Self::Thread(e) => write!(f, "cannot start a thread: {e}"),
@@ -127,7 +136,7 @@ impl std::error::Error for AppError {
             Self::Start(e) => Some(e),
             Self::Build(e) => Some(e),
             Self::Thread(e) => Some(e),
-            Self::NotBuilt | Self::Mdns(_) | Self::Signals(_) => None,
+            Self::NotBuilt | Self::MissingCharacteristic | Self::Mdns(_) | Self::Signals(_) => None,
         }
     }
 }
@@ -213,8 +222,12 @@ impl Runtime for Threads {
     }
 }
 
-/// An accessory program: see the [module docs](self). `R` is how it serves.
-pub struct App<R: Runtime = Threads> {
+/// An accessory program served by [`Threads`]: see the [module docs](self).
+pub type App = AppOn<Threads>;
+
+/// An accessory program served by runtime `R`: see the [module docs](self). [`App`] is
+/// the one on threads, `hap_smol::app::App` the one on smol.
+pub struct AppOn<R: Runtime> {
     name: String,
     model: String,
     category: Category,
@@ -227,7 +240,7 @@ pub struct App<R: Runtime = Threads> {
     runtime: PhantomData<fn() -> R>,
 }
 
-impl<R: Runtime> fmt::Debug for App<R> {
+impl<R: Runtime> fmt::Debug for AppOn<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("App")
             .field("name", &self.name)
@@ -236,11 +249,11 @@ impl<R: Runtime> fmt::Debug for App<R> {
     }
 }
 
-impl<R: Runtime> App<R> {
+impl<R: Runtime> AppOn<R> {
     /// An accessory program of `category`, named `name` unless `--name` says otherwise.
     /// Starts logging at `--log`, and loads the state from `--data` (by default
     /// `./NAME-data`, see [`Flags::data_or`]) or creates it with `--pin` and `--setup-id`.
-    /// The model advertised over mDNS is `name` without spaces; see [`App::model`].
+    /// The model advertised over mDNS is `name` without spaces; see [`AppOn::model`].
     pub fn new(flags: &Flags, name: &str, category: Category) -> Result<Self, AppError> {
         if let Some(level) = flags.log {
             // Another logger may be installed already; it keeps logging.
@@ -263,6 +276,20 @@ impl<R: Runtime> App<R> {
         })
     }
 
+    /// [`AppOn::new`] with the [`Flags`] of the command line, for a program that has no
+    /// flags of its own; `--help` lists them. A bad flag ends the process with a message
+    /// and exit status 2.
+    pub fn from_args(name: &str, category: Category) -> Result<Self, AppError> {
+        // Usage shows the program's own name: clap takes it from argv[0]. The about is
+        // set after the flags, whose own documentation would replace it.
+        let command = Flags::augment_args(clap::Command::new("accessory"))
+            .about(format!("{name}, a HomeKit accessory."))
+            .long_about(None);
+        let matches = command.get_matches();
+        let flags = Flags::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        Self::new(&flags, name, category)
+    }
+
     /// The name shown in the Home app: `--name`, or the program's.
     pub fn name(&self) -> &str {
         &self.name
@@ -275,14 +302,17 @@ impl<R: Runtime> App<R> {
     }
 
     /// Builds the accessories: `build` gets a builder whose ids stay stable across
-    /// restarts, and the name; what it returns (the ids or handles it wants to keep) is
-    /// returned.
+    /// restarts, and the name. What it returns in `Some` (the handles it wants to keep) is
+    /// returned; `None`, from a [`ServiceBuilder::handle`] that found no such
+    /// characteristic, say, is [`AppError::MissingCharacteristic`].
+    ///
+    /// [`ServiceBuilder::handle`]: hap_core::database::builder::ServiceBuilder::handle
     pub fn build<T>(
         &mut self,
-        build: impl FnOnce(&mut DatabaseBuilder<'_>, &str) -> T,
+        build: impl FnOnce(&mut DatabaseBuilder<'_>, &str) -> Option<T>,
     ) -> Result<T, AppError> {
         let mut builder = DatabaseBuilder::new(self.setup.ids());
-        let kept = build(&mut builder, &self.name);
+        let kept = build(&mut builder, &self.name).ok_or(AppError::MissingCharacteristic)?;
         self.database = Some(builder.build()?);
         Ok(kept)
     }
@@ -292,8 +322,52 @@ impl<R: Runtime> App<R> {
         self.device.clone()
     }
 
+    /// Calls `handler` with each value a controller writes to `characteristic`, once it
+    /// is stored. The write has succeeded already; for a device that may refuse, use
+    /// [`AppOn::on_write`].
+    pub fn on_change<T: CharacteristicValue + 'static>(
+        &mut self,
+        characteristic: Handle<T>,
+        mut handler: impl FnMut(T) + Send + 'static,
+    ) -> &mut Self {
+        self.on_change_value(characteristic.aid(), characteristic.iid(), move |value| {
+            if let Some(value) = T::from_owned(value) {
+                handler(value);
+            }
+        })
+    }
+
+    /// Asks `handler` about each value a controller writes to `characteristic`, before
+    /// it is stored: `Ok(())` stores it and the write succeeds; an error fails the write
+    /// with that status (such as [`HapStatus::ServiceCommunicationFailure`], -70402, for
+    /// a device that cannot be reached), the value stays and no one hears of it.
+    /// [`AppOn::on_write_value`] tells the details.
+    pub fn on_write<T: CharacteristicValue + 'static>(
+        &mut self,
+        characteristic: Handle<T>,
+        mut handler: impl FnMut(T) -> Result<(), HapStatus> + Send + 'static,
+    ) -> &mut Self {
+        self.on_write_value(characteristic.aid(), characteristic.iid(), move |value| {
+            // The core checked the format, so this holds; a refusal is the honest answer.
+            T::from_owned(value).map_or(Err(HapStatus::InvalidValueInRequest), &mut handler)
+        })
+    }
+
+    /// Asks `handler` for the value of `characteristic` whenever a controller reads it:
+    /// `Ok` answers with the value (stored, so subscribers hear of a change), an error
+    /// fails the read with that status. The characteristic is marked read on demand.
+    pub fn on_read<T: CharacteristicValue + 'static>(
+        &mut self,
+        characteristic: Handle<T>,
+        mut handler: impl FnMut() -> Result<T, HapStatus> + Send + 'static,
+    ) -> &mut Self {
+        self.on_read_value(characteristic.aid(), characteristic.iid(), move || {
+            handler().map(T::into_owned)
+        })
+    }
+
     /// Calls `handler` with each value a controller writes to characteristic
-    /// `aid`.`iid`, once it is stored.
+    /// `aid`.`iid`, once it is stored: [`AppOn::on_change`] without the type.
     pub fn on_change_value(
         &mut self,
         aid: u64,
@@ -308,8 +382,8 @@ impl<R: Runtime> App<R> {
         self
     }
 
-    /// Asks `handler` about each value a controller writes to characteristic
-    /// `aid`.`iid`, before it is stored: `Ok(())` stores it and the write succeeds; an
+    /// [`AppOn::on_write`] without the type. Asks `handler` about each value a controller
+    /// writes to characteristic `aid`.`iid`, before it is stored: `Ok(())` stores it and the write succeeds; an
     /// error fails the write with that status (-70402,
     /// [`HapStatus::ServiceCommunicationFailure`], for a device that cannot be reached),
     /// the value stays and no one hears of it. The characteristic is marked
@@ -318,7 +392,7 @@ impl<R: Runtime> App<R> {
     /// When one request writes several characteristics of an accessory, their handlers
     /// are asked in request order, and the first error fails all of them (those after it
     /// are not asked). Unanswered within the core's read timeout (9 s), the write fails
-    /// with -70408. After a success, the [`App::on_change_value`] handlers are called.
+    /// with -70408. After a success, the [`AppOn::on_change_value`] handlers are called.
     pub fn on_write_value(
         &mut self,
         aid: u64,
@@ -332,7 +406,7 @@ impl<R: Runtime> App<R> {
     /// Asks `handler` about the writes of one request to the writable characteristics of
     /// service `service` of accessory `aid` (the service's iid, from
     /// [`ServiceBuilder::iid`](hap_core::database::builder::ServiceBuilder::iid)), all
-    /// at once: HomeSpan's `update()`. As [`App::on_write_value`] otherwise.
+    /// at once: HomeSpan's `update()`. As [`AppOn::on_write_value`] otherwise.
     pub fn on_service_write(
         &mut self,
         aid: u64,
@@ -348,8 +422,8 @@ impl<R: Runtime> App<R> {
         self
     }
 
-    /// Asks `handler` for the value of characteristic `aid`.`iid` whenever a controller
-    /// reads it: `Ok` answers with the value (stored, so subscribers hear of a change),
+    /// [`AppOn::on_read`] without the type. Asks `handler` for the value of characteristic
+    /// `aid`.`iid` whenever a controller reads it: `Ok` answers with the value (stored, so subscribers hear of a change),
     /// an error fails the read with that status. The characteristic is marked read on
     /// demand.
     pub fn on_read_value(

@@ -88,7 +88,9 @@ mod tests {
         let record = seen.clone();
         let once = move |what: &'static str| {
             let record = record.clone();
-            Job::Once(Box::new(move |_: &Device| record.lock().unwrap().push(what)))
+            Job::Once(Box::new(move |_: &Device| {
+                record.lock().unwrap().push(what)
+            }))
         };
         (seen, once)
     }
@@ -118,7 +120,11 @@ mod tests {
         let start = Instant::now();
         let (seen, once) = log();
         let mut timers = Timers::default();
-        timers.add(TimerId(1), start + Duration::from_secs(1), once("cancelled"));
+        timers.add(
+            TimerId(1),
+            start + Duration::from_secs(1),
+            once("cancelled"),
+        );
         timers.add(TimerId(2), start + Duration::from_secs(2), once("kept"));
         timers.cancel(TimerId(1));
         assert_eq!(timers.next_deadline(), Some(start + Duration::from_secs(2)));
@@ -140,13 +146,19 @@ mod tests {
         timers.add(TimerId(7), start + Duration::from_secs(10), every);
         // Run a little late each time: the next deadline stays on the 10 s grid.
         timers.run_due(start + Duration::from_millis(10_300), &device);
-        assert_eq!(timers.next_deadline(), Some(start + Duration::from_secs(20)));
+        assert_eq!(
+            timers.next_deadline(),
+            Some(start + Duration::from_secs(20))
+        );
         timers.run_due(start + Duration::from_millis(20_100), &device);
         assert_eq!(*count.lock().unwrap(), 2);
         // Far behind: once, then a period from now rather than a burst.
         timers.run_due(start + Duration::from_secs(95), &device);
         assert_eq!(*count.lock().unwrap(), 3);
-        assert_eq!(timers.next_deadline(), Some(start + Duration::from_secs(105)));
+        assert_eq!(
+            timers.next_deadline(),
+            Some(start + Duration::from_secs(105))
+        );
         timers.cancel(TimerId(7));
         timers.run_due(start + Duration::from_secs(200), &device);
         assert_eq!(*count.lock().unwrap(), 3);
