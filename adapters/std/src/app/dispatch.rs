@@ -192,8 +192,11 @@ impl AppLoop {
         self.device.attach(backend.clone());
         println!("listening on {}", backend.local_addr());
         let _ = std::io::stdout().flush();
-        ctrlc::set_handler(move || backend.shut_down())
-            .map_err(|e| AppError::Signals(e.to_string()))?;
+        // Only one handler per process: an application that installed its own keeps it,
+        // and shuts down through its Device.
+        if let Err(e) = ctrlc::set_handler(move || backend.shut_down()) {
+            log::warn!("Ctrl+C and SIGTERM are not handled here: {e}");
+        }
         if self.handlers.line.is_some() {
             let inbox = self.inbox.clone();
             // A thread of its own rather than an async runtime's blocking pool, whose idle

@@ -100,8 +100,6 @@ pub enum AppError {
     MissingCharacteristic,
     /// mDNS could not start.
     Mdns(String),
-    /// Ctrl+C and SIGTERM could not be handled.
-    Signals(String),
     /// A thread could not be started.
     Thread(std::io::Error),
 }
@@ -117,7 +115,6 @@ impl fmt::Display for AppError {
                 f.write_str("App::build: a characteristic looked for is not there")
             }
             Self::Mdns(e) => write!(f, "cannot start mDNS (use --no-mdns to run without): {e}"),
-            Self::Signals(e) => write!(f, "cannot handle Ctrl+C: {e}"),
             Self::Thread(e) => write!(f, "cannot start a thread: {e}"),
         }
     }
@@ -136,7 +133,7 @@ impl std::error::Error for AppError {
             Self::Start(e) => Some(e),
             Self::Build(e) => Some(e),
             Self::Thread(e) => Some(e),
-            Self::NotBuilt | Self::MissingCharacteristic | Self::Mdns(_) | Self::Signals(_) => None,
+            Self::NotBuilt | Self::MissingCharacteristic | Self::Mdns(_) => None,
         }
     }
 }
