@@ -3,24 +3,17 @@
 //! connections run, so that handling an event wakes no other thread.
 //!
 //! ```no_run
-//! use clap::Parser as _;
-//! use hap_core::catalog::{characteristic as c, service as s, Category};
+//! use hap_core::catalog::{service as s, typed as t, Category};
 //! use hap_core::database::builder::AccessoryInfo;
-//! use hap_smol::app::{App, Flags};
+//! use hap_smol::app::{App, AppError};
 //!
-//! #[derive(clap::Parser)]
-//! struct Args {
-//!     #[command(flatten)]
-//!     flags: Flags,
-//! }
-//!
-//! fn main() -> Result<(), hap_smol::app::AppError> {
-//!     let mut app = App::new(&Args::parse().flags, "Fan", Category::FAN)?;
-//!     let (aid, on) = app.build(|b, name| {
-//!         let aid = b.accessory("fan", &AccessoryInfo::new(name, "Acme", "Fan", "1", "1.0"));
-//!         (aid, b.service(&s::FAN).primary().iid_of(&c::ON).unwrap_or(0))
+//! fn main() -> Result<(), AppError> {
+//!     let mut app = App::from_args("Fan", Category::FAN)?;
+//!     let on = app.build(|b, name| {
+//!         b.accessory("fan", &AccessoryInfo::new(name, "Acme", "Fan", "1", "1.0"));
+//!         b.service(&s::FAN).primary().handle(t::ON)
 //!     })?;
-//!     app.on_change_value(aid, on, |value| println!("Fan: {value:?}"));
+//!     app.on_change(on, |on| println!("Fan {}", if on { "on" } else { "off" }));
 //!     app.run()
 //! }
 //! ```

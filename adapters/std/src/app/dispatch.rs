@@ -353,3 +353,84 @@ impl AppLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hap_core::catalog::{characteristic as c, service as s};
+    use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
+    use hap_core::database::ids::IdMap;
+
+    use super::*;
+
+    /// A lamp (On, Brightness) with brightness 30, and the iids of its service and both.
+    fn lamp() -> (Database<'static>, u64, u64, u64) {
+        let mut ids = IdMap::new();
+        let mut builder = DatabaseBuilder::new(&mut ids);
+        builder.accessory("lamp", &AccessoryInfo::new("Lamp", "Acme", "L", "1", "1.0"));
+        let bulb = builder
+            .service(&s::LIGHTBULB)
+            .primary()
+            .value(&c::BRIGHTNESS, OwnedValue::Int(30));
+        let (service, on, brightness) = (
+            bulb.iid(),
+            bulb.iid_of(&c::ON).unwrap(),
+            bulb.iid_of(&c::BRIGHTNESS).unwrap(),
+        );
+        (builder.build().unwrap(), service, on, brightness)
+    }
+
+    fn def<'d>(database: &Database<'d>, iid: u64) -> hap_core::database::CharacteristicDef<'d> {
+        *database.characteristic(1, iid).unwrap()
+    }
+
+    #[test]
+    fn nothing_to_mark_keeps_the_database_as_built() {
+        let (database, _, on, _) = lamp();
+        let marked = Handlers::default().mark(database).unwrap();
+        assert!(!def(&marked, on).confirm_writes && !def(&marked, on).read_on_demand);
+    }
+
+    #[test]
+    fn handlers_mark_their_characteristics_and_values_survive() {
+        let (database, _, on, brightness) = lamp();
+        let mut handlers = Handlers::default();
+        handlers.writes.insert((1, on), Box::new(|_| Ok(())));
+        handlers
+            .reads
+            .insert((1, brightness), Box::new(|| Ok(OwnedValue::Int(1))));
+        let marked = handlers.mark(database).unwrap();
+        assert!(def(&marked, on).confirm_writes && !def(&marked, on).read_on_demand);
+        let level = def(&marked, brightness);
+        assert!(level.read_on_demand && !level.confirm_writes);
+        assert_eq!(marked.get(1, brightness), Some(&OwnedValue::Int(30)));
+        // Accessory Information keeps its values too.
+        let name = marked.entries().iter().find_map(|e| match e {
+            Entry::Characteristic(d) if d.kind.uuid == c::NAME.uuid => Some(d.iid),
+            _ => None,
+        });
+        assert_eq!(
+            marked.get(1, name.unwrap()),
+            OwnedValue::string("Lamp").as_ref()
+        );
+    }
+
+    #[test]
+    fn a_service_handler_confirms_its_writable_characteristics_only() {
+        let (database, service, on, brightness) = lamp();
+        let mut handlers = Handlers::default();
+        handlers.services.push(ServiceWrites {
+            aid: 1,
+            service,
+            members: Vec::new(),
+            handler: Box::new(|_| Ok(())),
+        });
+        let marked = handlers.mark(database).unwrap();
+        assert_eq!(handlers.services[0].members, [on, brightness]);
+        assert!(def(&marked, on).confirm_writes && def(&marked, brightness).confirm_writes);
+        // The Accessory Information's Name is not writable, nor in that service.
+        let others = marked.entries().iter().filter(|e| {
+            matches!(e, Entry::Characteristic(d) if d.confirm_writes && d.iid != on && d.iid != brightness)
+        });
+        assert_eq!(others.count(), 0);
+    }
+}

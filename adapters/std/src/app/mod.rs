@@ -21,31 +21,57 @@
 //! smol). The pairing lines it prints are `Paired`, `Unpaired; ready to pair again` and
 //! `Controller ID connected`.
 //!
+//! A garage door opener whose door controller may be unreachable, with a flag of its own:
+//!
 //! ```no_run
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
 //! use clap::Parser as _;
-//! use hap_core::catalog::{characteristic as c, service as s, Category};
+//! use hap_core::catalog::typed::{self as t, CurrentDoorState, TargetDoorState};
+//! use hap_core::catalog::{service as s, Category};
 //! use hap_core::database::builder::AccessoryInfo;
-//! use hap_core::database::OwnedValue;
-//! use hap_std::app::{App, Flags};
+//! use hap_core::status::HapStatus;
+//! use hap_std::app::{App, AppError, Flags};
 //!
 //! #[derive(clap::Parser)]
 //! struct Args {
 //!     #[command(flatten)]
 //!     flags: Flags,
+//!     /// Start with the door controller unreachable
+//!     #[arg(long)]
+//!     unreachable: bool,
 //! }
 //!
-//! fn main() -> Result<(), hap_std::app::AppError> {
+//! fn main() -> Result<(), AppError> {
 //!     let args = Args::parse();
-//!     let mut app = App::new(&args.flags, "Desk Lamp", Category::LIGHTBULB)?;
-//!     let on = app.build(|b, name| {
-//!         let aid = b.accessory("lamp", &AccessoryInfo::new(name, "Acme", "Lamp", "1", "1.0"));
-//!         (aid, b.service(&s::LIGHTBULB).primary().iid_of(&c::ON).unwrap_or(0))
+//!     let mut app = App::new(&args.flags, "Garage", Category::GARAGE_DOOR_OPENER)?;
+//!     let (target, current) = app.build(|b, name| {
+//!         b.accessory("garage", &AccessoryInfo::new(name, "Acme", "G1", "1", "1.0"));
+//!         let door = b.service(&s::GARAGE_DOOR_OPENER).primary();
+//!         Some((door.handle(t::TARGET_DOOR_STATE)?, door.handle(t::CURRENT_DOOR_STATE)?))
 //!     })?;
-//!     app.on_change_value(on.0, on.1, |value| println!("On: {value:?}"));
+//!     let reachable = Arc::new(AtomicBool::new(!args.unreachable));
 //!     let device = app.device();
-//!     app.on_line(move |line| {
-//!         let _ = device.set_value(on.0, on.1, OwnedValue::Bool(line == "on"));
+//!     let link = reachable.clone();
+//!     // A write succeeds only if the door controller takes it: the Home app otherwise
+//!     // shows "No Response", and the value stays.
+//!     app.on_write(target, move |wanted| {
+//!         if !link.load(Ordering::Relaxed) {
+//!             return Err(HapStatus::ServiceCommunicationFailure);
+//!         }
+//!         let (moving, done) = match wanted {
+//!             TargetDoorState::Open => (CurrentDoorState::Opening, CurrentDoorState::Open),
+//!             TargetDoorState::Closed => (CurrentDoorState::Closing, CurrentDoorState::Closed),
+//!         };
+//!         let _ = device.set(current, moving);
+//!         device.after(Duration::from_secs(3), move |device| {
+//!             let _ = device.set(current, done);
+//!         });
+//!         Ok(())
 //!     });
+//!     app.on_line(move |line| reachable.store(line != "unreachable", Ordering::Relaxed));
 //!     app.run()
 //! }
 //! ```
