@@ -27,6 +27,8 @@ impl std::fmt::Debug for Message {
     }
 }
 
+// Nearly every message is an event; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Inner {
     /// From the server.
     Event(Event),

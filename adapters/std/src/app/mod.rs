@@ -282,7 +282,7 @@ impl<R: Runtime> AppOn<R> {
             // Another logger may be installed already; it keeps logging.
             let _ = env_logger::Builder::new().filter_level(level).try_init();
         }
-        let store = FileStore::open(&flags.data_or(name))?;
+        let store = FileStore::open(flags.data_or(name))?;
         let setup = Setup::load_or_create(Box::new(store), flags.pin, flags.setup_id)?;
         let inbox = Arc::new(Inbox::default());
         Ok(Self {
