@@ -113,7 +113,7 @@ fn main() -> Result<(), AppError> {
 }
 
 /// Starts the door towards `wanted`: Opening or Closing now, Open or Closed after
-/// [`TRAVEL`]. A motion under way the other way stops where it is.
+/// [`TRAVEL`]. A motion under way is replaced by this one.
 fn operate(door: &Arc<Mutex<Door>>, device: &Device, wanted: Target) {
     let (moving, done) = match wanted {
         Target::Open => (Current::Opening, Current::Open),
@@ -128,24 +128,18 @@ fn operate(door: &Arc<Mutex<Door>>, device: &Device, wanted: Target) {
     }
     state.position = moving;
     let _ = device.set(state.current, moving);
-    println!("Door {}", describe(moving));
+    println!("Door {}", name(moving));
     let shared = door.clone();
     state.moving = Some(device.after(TRAVEL, move |device| {
         let mut state = shared.lock().unwrap();
         state.position = done;
         state.moving = None;
         let _ = device.set(state.current, done);
-        println!("Door {}", describe(done));
+        println!("Door {}", name(done));
     }));
 }
 
-/// A door state, as printed.
-fn describe(state: Current) -> &'static str {
-    match state {
-        Current::Open => "open",
-        Current::Closed => "closed",
-        Current::Opening => "opening",
-        Current::Closing => "closing",
-        Current::Stopped => "stopped",
-    }
+/// A door state as printed: "open", "closing".
+fn name(state: Current) -> String {
+    format!("{state:?}").to_lowercase()
 }
