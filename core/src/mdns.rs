@@ -4,11 +4,11 @@
 //! record tells them whether it is paired (`sf`), which configuration they cached (`c#`)
 //! and how to match it to a setup code (`sh`). The core only describes the record; a
 //! [`Responder`] publishes it. Publish again whenever [`Advertisement::txt`] changes: when
-//! the accessory is paired or unpaired
-//! ([`Event::PairingsChanged`](crate::server::Event::PairingsChanged)) and when the
-//! configuration number changes. Send the bytes of the exchange that paired the accessory
-//! before announcing its new `sf`: iOS abandons a pair-setup whose `sf` clears before M6
-//! arrives (HAP-Java #95, HAP-python #246).
+//! the accessory is paired or unpaired ([`Event::PairingsChanged`]) and when the
+//! configuration number changes; [`Advertiser`] does this for every adapter. Send the
+//! bytes of the exchange that paired the accessory before announcing its new `sf`: iOS
+//! abandons a pair-setup whose `sf` clears before M6 arrives (HAP-Java #95, HAP-python
+//! #246).
 
 use core::fmt::Write as _;
 use core::time::Duration;

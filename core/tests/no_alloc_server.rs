@@ -1,4 +1,5 @@
-//! On a verified session, GET and PUT `/characteristics` and events allocate nothing.
+//! On a verified session, GET and PUT `/characteristics` and events allocate nothing,
+//! nor do confirmed writes and reads on demand with their completions.
 //!
 //! This test needs no `alloc` feature: CI also runs it with `--no-default-features`. The
 //! database is a `static` table with value slots on the stack, and the controllers are
@@ -13,8 +14,8 @@ use hap_core::database::{CharacteristicDef, Database, Entry, OwnedValue, Service
 use hap_core::pairing::verify::{PairVerifyClient, VerifyClientOutput};
 use hap_core::pairing::{AccessoryPairing, ControllerIdentity, Pairing, PairingId};
 use hap_core::server::{
-    Config, Connection, ConnectionBuffers, Output, Server, Subscription, DEFAULT_INPUT_LEN,
-    DEFAULT_OUTPUT_LEN, DEFAULT_SCRATCH_LEN, DEFAULT_SUBSCRIPTIONS,
+    Config, Connection, ConnectionBuffers, Event, Output, Server, Subscription, Token,
+    DEFAULT_INPUT_LEN, DEFAULT_OUTPUT_LEN, DEFAULT_SCRATCH_LEN, DEFAULT_SUBSCRIPTIONS,
 };
 use hap_core::session::{Role, Session};
 use hap_core::setup::DeviceId;
@@ -24,7 +25,7 @@ use hap_core::ConnectionId;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-static LIGHT: [Entry<'static>; 12] = [
+static LIGHT: [Entry<'static>; 16] = [
     Entry::Accessory(1),
     Entry::Service(ServiceDef::new(1, &s::ACCESSORY_INFORMATION)),
     Entry::Characteristic(CharacteristicDef::new(2, &c::IDENTIFY)),
@@ -38,6 +39,11 @@ static LIGHT: [Entry<'static>; 12] = [
     // The primary accessory's HAP Protocol Information, which iOS expects.
     Entry::Service(ServiceDef::new(10, &s::PROTOCOL_INFORMATION)),
     Entry::Characteristic(CharacteristicDef::new(11, &c::VERSION)),
+    // A switch whose writes the application confirms, and a sensor read on demand.
+    Entry::Service(ServiceDef::new(12, &s::SWITCH)),
+    Entry::Characteristic(CharacteristicDef::new(13, &c::ON).confirmed()),
+    Entry::Service(ServiceDef::new(14, &s::TEMPERATURE_SENSOR)),
+    Entry::Characteristic(CharacteristicDef::new(15, &c::CURRENT_TEMPERATURE).on_demand()),
 ];
 
 /// One controller: its identity, and its session once verified.
@@ -52,6 +58,8 @@ struct Received {
     responses: usize,
     events: usize,
     app_events: usize,
+    /// The token of the last operation the application was asked to complete.
+    token: Option<Token>,
     plaintext_len: usize,
 }
 
@@ -105,7 +113,12 @@ fn drain(
                     bytes = &bytes[opened.consumed..];
                 }
             }
-            Some(Output::Event(_)) => received.app_events += 1,
+            Some(Output::Event(event)) => {
+                received.app_events += 1;
+                if let Event::WriteRequest { token, .. } | Event::Read { token, .. } = event {
+                    received.token = Some(token);
+                }
+            }
             Some(other) => panic!("unexpected output {other:?}"),
             None => break,
         }
@@ -172,7 +185,7 @@ fn verify(
 
 #[test]
 fn reads_writes_and_events_allocate_nothing_on_a_verified_session() {
-    let mut slots = [Slot::EMPTY; 8];
+    let mut slots = [Slot::EMPTY; 10];
     let database = Database::new(&LIGHT[..], &mut slots[..]).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let accessory_keys = Ed25519KeyPair::from_seed(&[1; 32]);
@@ -256,6 +269,17 @@ fn reads_writes_and_events_allocate_nothing_on_a_verified_session() {
     );
     assert_eq!(received.responses, 1);
     assert!(plain.starts_with(b"HTTP/1.1 204"));
+    let subscribe = b"PUT /characteristics HTTP/1.1\r\nContent-Length: 50\r\n\r\n{\"characteristics\":[{\"aid\":1,\"iid\":13,\"ev\":true}]}";
+    let received = exchange(
+        &mut server,
+        &mut conn_b,
+        peer_b,
+        subscribe,
+        &mut rng,
+        &mut plain,
+    );
+    assert_eq!(received.responses, 1);
+    assert!(plain.starts_with(b"HTTP/1.1 204"));
 
     let read = b"GET /characteristics?id=1.9,1.5 HTTP/1.1\r\n\r\n";
     let write = b"PUT /characteristics HTTP/1.1\r\nContent-Length: 52\r\n\r\n{\"characteristics\":[{\"aid\":1,\"iid\":9,\"value\":true}]}";
@@ -292,5 +316,64 @@ fn reads_writes_and_events_allocate_nothing_on_a_verified_session() {
     assert_eq!(
         allocations, 0,
         "reads, writes and events must not touch the heap"
+    );
+
+    let confirmed = b"PUT /characteristics HTTP/1.1\r\nContent-Length: 53\r\n\r\n{\"characteristics\":[{\"aid\":1,\"iid\":13,\"value\":true}]}";
+    let on_demand = b"GET /characteristics?id=1.15 HTTP/1.1\r\n\r\n";
+    let mut totals = Received::default();
+    let allocations = allocations_during(|| {
+        for n in 0..100 {
+            // A writes and the application confirms; B hears the change.
+            let got = exchange(
+                &mut server,
+                &mut conn_a,
+                peer_a,
+                confirmed,
+                &mut rng,
+                &mut plain,
+            );
+            assert_eq!(got.responses, 0, "the write waits for the application");
+            totals.app_events += got.app_events;
+            server.complete_write(got.token.unwrap(), Ok(())).unwrap();
+            while let Some(id) = server.poll_wake() {
+                let (conn, peer) = if id == conn_a.id() {
+                    (&mut conn_a, &mut *peer_a)
+                } else {
+                    (&mut conn_b, &mut *peer_b)
+                };
+                let got = drain(&mut server, conn, peer, &mut rng, &mut plain);
+                totals.responses += got.responses;
+                totals.events += got.events;
+            }
+            assert_eq!(server.set_value(1, 13, OwnedValue::Bool(false)), Ok(true));
+            let got = drain(&mut server, &mut conn_b, peer_b, &mut rng, &mut plain);
+            totals.events += got.events;
+
+            // A reads on demand and the application answers.
+            let got = exchange(
+                &mut server,
+                &mut conn_a,
+                peer_a,
+                on_demand,
+                &mut rng,
+                &mut plain,
+            );
+            assert_eq!(got.responses, 0, "the read waits for the application");
+            totals.app_events += got.app_events;
+            let value = OwnedValue::Float(f64::from(n % 50));
+            server.complete_read(got.token.unwrap(), Ok(value)).unwrap();
+            let got = drain(&mut server, &mut conn_a, peer_a, &mut rng, &mut plain);
+            totals.responses += got.responses;
+        }
+    });
+    assert_eq!(totals.responses, 200);
+    assert_eq!(totals.app_events, 200, "one request per PUT and per GET");
+    assert_eq!(
+        totals.events, 200,
+        "B hears the confirmed write and the reset"
+    );
+    assert_eq!(
+        allocations, 0,
+        "confirmed writes, reads on demand and their completions must not touch the heap"
     );
 }

@@ -12,8 +12,11 @@
 //! sends what is waiting, reads what arrived, feeds it to the core, passes events to the
 //! application, and applies time-outs. `embedded-nal` reports no readiness, so poll on a
 //! regular tick (a few milliseconds while connections are open) and no later than the
-//! instant `poll` returns. Answer [`Event::Read`] and write responses with
-//! [`Accessory::set_value`]; the next poll tells subscribers.
+//! instant `poll` returns. Answer [`Event::WriteRequest`] with
+//! [`Accessory::complete_write`], [`Event::Read`] with [`Accessory::complete_read`] (or
+//! [`Accessory::set_value`]), and write responses with [`Accessory::set_value`]; the next
+//! poll drains the connections the core names ([`Server::poll_wake`]) and tells
+//! subscribers.
 //!
 //! ```
 //! use embedded_nal::TcpFullStack;
@@ -150,8 +153,8 @@ use hap_core::database::config::ConfigNumber;
 use hap_core::database::{OwnedValue, SetValueError};
 use hap_core::mdns::{Advertisement, Advertiser, NoResponder, Responder};
 use hap_core::server::{
-    BuffersTooSmall, Connection, ConnectionBuffers, Event, Output, Server, Subscription,
-    MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
+    BuffersTooSmall, CompleteError, Connection, ConnectionBuffers, Event, HapStatus, Output,
+    Server, Subscription, Token, MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
 };
 use hap_core::setup::SetupId;
 use hap_core::state::AccessoryState;
@@ -166,9 +169,10 @@ pub const RECEIVE_LEN: usize = 1024;
 const ROUNDS: usize = 8;
 /// How many outputs one drain takes from a connection before moving on.
 const OUTPUTS_PER_DRAIN: usize = 64;
-/// How many times one poll goes over every connection again after a change that
-/// concerns them all.
-const POLL_ALL_ROUNDS: usize = 4;
+/// How many times, per slot, one poll drains connections that the core names
+/// ([`Server::poll_wake`]) before it leaves the rest to the next poll: draining one can
+/// name others again (a stored pairing change, a written value).
+const WAKE_ROUNDS: usize = 4;
 
 /// Stores the accessory's state, for example in flash.
 ///
@@ -445,12 +449,30 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
         iid: u64,
         value: OwnedValue,
     ) -> Result<bool, SetValueError> {
-        let changed = self.server.set_value(aid, iid, value)?;
-        // Connections waiting for the application may go on now.
-        for slot in &mut self.slots {
-            slot.stalled = false;
-        }
-        Ok(changed)
+        // The core names the connections to poll; the next poll drains them.
+        self.server.set_value(aid, iid, value)
+    }
+
+    /// Answers a confirmed write ([`Event::WriteRequest`]) under its token, as
+    /// [`Server::complete_write`]: `Ok(())` commits the values, `Err(status)` fails every
+    /// item with it (such as [`HapStatus::ServiceCommunicationFailure`] for a device that
+    /// does not answer). The next [`poll`](Self::poll) sends the answer and the events.
+    pub fn complete_write(
+        &mut self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.server.complete_write(token, result)
+    }
+
+    /// Answers a read on demand ([`Event::Read`]) under its token with a value or a
+    /// status, as [`Server::complete_read`]. The next [`poll`](Self::poll) sends it.
+    pub fn complete_read(
+        &mut self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.server.complete_read(token, result)
     }
 
     /// One pass: accepts connections, sends and receives, feeds the core, stores the
@@ -489,9 +511,10 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
             persist,
             events: &mut events,
             mdns,
-            poll_all: false,
             again: false,
         };
+        // Connections the application answered (set_value, completions) may go on.
+        pass.wake(slots);
         // Serve the open connections first, so that slots whose peers left are free
         // for the connections waiting to be accepted.
         for slot in slots.iter_mut() {
@@ -503,19 +526,9 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
                 pass.service(slot);
             }
         }
-        // Something that concerns every connection happened: poll them all again.
-        for _ in 0..POLL_ALL_ROUNDS {
-            if !core::mem::take(&mut pass.poll_all) {
-                break;
-            }
-            for slot in slots.iter_mut() {
-                slot.stalled = false;
-                if let Err(end) = pass.drain(slot) {
-                    pass.teardown(slot, end);
-                }
-            }
-        }
-        let again = pass.again || pass.poll_all;
+        // Other connections may have news from what these did: the core names them.
+        pass.wake(slots);
+        let again = pass.again;
         mdns.run(server.state(), now);
 
         let mut next = mdns.poll_timeout();
@@ -565,7 +578,6 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
             persist,
             events: &mut events,
             mdns: &mut mdns,
-            poll_all: false,
             again: false,
         };
         for slot in slots.iter_mut() {
@@ -717,8 +729,6 @@ struct Pass<'p, 'd, T, R, P: ?Sized, E, M> {
     persist: &'p mut P,
     events: &'p mut E,
     mdns: &'p mut Mdns<'d, M>,
-    /// Something changed that concerns every connection.
-    poll_all: bool,
     /// Work is left that does not wait for the network.
     again: bool,
 }
@@ -731,6 +741,24 @@ where
     E: FnMut(Event),
     M: Responder,
 {
+    /// Drains the connections the core names ([`Server::poll_wake`]), letting them take
+    /// input they refused before, for a bounded number of rounds; what is left waits
+    /// for the next poll, which is then due at once.
+    fn wake(&mut self, slots: &mut [Slot<'_, T::TcpSocket>]) {
+        for _ in 0..slots.len().max(1) * WAKE_ROUNDS {
+            let Some(id) = self.server.poll_wake() else {
+                return;
+            };
+            if let Some(slot) = slots.iter_mut().find(|slot| slot.id() == Some(id)) {
+                slot.stalled = false;
+                if let Err(end) = self.drain(slot) {
+                    self.teardown(slot, end);
+                }
+            }
+        }
+        self.again = true;
+    }
+
     /// Accepts waiting connections into free slots. When every slot is taken, the
     /// connection idle longest makes room if it has been idle long enough
     /// ([`Server::make_room`], as HomeKitADK); otherwise the newcomer is closed at once.
@@ -880,13 +908,7 @@ where
                     slot.queued = rest.len();
                 }
                 Output::Persist => self.store(conn),
-                Output::Event(event) => {
-                    if matches!(event, Event::Write { .. }) {
-                        // Subscribers on other connections hear of the change.
-                        self.poll_all = true;
-                    }
-                    (self.events)(event);
-                }
+                Output::Event(event) => (self.events)(event),
                 Output::Close => return Err(End::Closed),
                 // hap-embedded is built with the hap-core it depends on, so an output it
                 // does not know is a bug; closing is the safe answer.
@@ -953,8 +975,6 @@ where
         let stored = self.persist.store(self.server.state());
         self.server
             .state_persisted(conn, self.now, stored, self.rng);
-        // A change to the pairings may close other controllers' sessions.
-        self.poll_all = true;
         self.server_events();
     }
 

@@ -14,7 +14,7 @@ use hap_core::catalog::{characteristic as c, service as s, Category};
 use hap_core::database::config::ConfigNumber;
 use hap_core::database::{CharacteristicDef, Database, Entry, OwnedValue, ServiceDef, Slot};
 use hap_core::mdns::{Advertisement, Responder};
-use hap_core::server::{Config, Event, Server, MIN_OUTPUT_LEN};
+use hap_core::server::{CompleteError, Config, Event, HapStatus, Server, MIN_OUTPUT_LEN};
 use hap_core::state::AccessoryState;
 use hap_core::time::Instant;
 use hap_embedded::{Accessory, Error, ServiceInfo, SlotBuffers, SlotStorage};
@@ -564,4 +564,150 @@ fn the_config_number_comes_from_the_shape() {
     let (back, announced) = start_with_config(&LIGHT, stable);
     assert_eq!(back.number, 3);
     assert_eq!(announced, [3]);
+}
+
+/// [`LIGHT`] with On confirmed by the application.
+static CONFIRMED_LIGHT: [Entry<'static>; 12] = [
+    Entry::Accessory(1),
+    Entry::Service(ServiceDef::new(1, &s::ACCESSORY_INFORMATION)),
+    Entry::Characteristic(CharacteristicDef::new(2, &c::IDENTIFY)),
+    Entry::Characteristic(CharacteristicDef::new(3, &c::MANUFACTURER)),
+    Entry::Characteristic(CharacteristicDef::new(4, &c::MODEL)),
+    Entry::Characteristic(CharacteristicDef::new(5, &c::NAME)),
+    Entry::Characteristic(CharacteristicDef::new(6, &c::SERIAL_NUMBER)),
+    Entry::Characteristic(CharacteristicDef::new(7, &c::FIRMWARE_REVISION)),
+    Entry::Service(ServiceDef::new(8, &s::LIGHTBULB)),
+    Entry::Characteristic(CharacteristicDef::new(9, &c::ON).confirmed()),
+    Entry::Service(ServiceDef::new(10, &s::PROTOCOL_INFORMATION)),
+    Entry::Characteristic(CharacteristicDef::new(11, &c::VERSION)),
+];
+
+/// Polls in steps of 100 ms until `peer` has a message on `pipe`, at most `polls` times.
+fn poll_for_message<const N: usize>(
+    world: &mut World<'_, '_, N>,
+    pipe: usize,
+    peer: &mut Peer,
+    polls: usize,
+) -> Option<Message> {
+    for _ in 0..polls {
+        let bytes: Vec<u8> = world.net.pipes[pipe].from_accessory.drain(..).collect();
+        peer.take(&bytes);
+        if let Some(message) = peer.message() {
+            return Some(message);
+        }
+        world.poll(Duration::from_millis(100));
+    }
+    None
+}
+
+/// The token of the last confirmed write of On the application was told of.
+fn last_write_request<const N: usize>(world: &World<'_, '_, N>) -> Option<hap_core::server::Token> {
+    world.events.iter().rev().find_map(|event| match event {
+        Event::WriteRequest {
+            token,
+            iid: 9,
+            last: true,
+            ..
+        } => Some(*token),
+        _ => None,
+    })
+}
+
+#[test]
+fn completions_answer_confirmed_writes_and_a_failed_one_sends_no_event() {
+    let mut values = [Slot::EMPTY; LIGHT_SLOTS];
+    let database = Database::new(&CONFIRMED_LIGHT[..], &mut values[..]).unwrap();
+    let server = Server::new(common::state(2), database, Config::default());
+    let mut storage: [Storage; 2] = [Storage::new(), Storage::new()];
+    let mut net = Net::new(4096, 4096);
+    let accessory = Accessory::new(
+        &mut net,
+        51826,
+        server,
+        storage.each_mut().map(SlotStorage::buffers),
+    )
+    .unwrap();
+    let mut world = World {
+        net,
+        accessory,
+        now: Instant::from_millis(1_000),
+        rng: ChaCha20Rng::seed_from_u64(9),
+        stored: Vec::new(),
+        events: Vec::new(),
+        next: None,
+    };
+    // Two verified controllers; the listener subscribes to On.
+    let mut peers = Vec::new();
+    for seed in [1, 2] {
+        let pipe = world.net.connect();
+        let mut client = Client {
+            world: &mut world,
+            pipe,
+            peer: Peer::new(seed),
+        };
+        common::verify(&mut client);
+        peers.push((pipe, client.peer));
+    }
+    let [(writer_pipe, mut writer), (listener_pipe, mut listener)] =
+        <[(usize, Peer); 2]>::try_from(peers).ok().unwrap();
+    let mut client = Client {
+        world: &mut world,
+        pipe: listener_pipe,
+        peer: listener,
+    };
+    let subscribed = client.request(&common::put(
+        r#"{"characteristics":[{"aid":1,"iid":9,"ev":true}]}"#,
+    ));
+    assert_eq!(subscribed.status(), 204, "{subscribed:?}");
+    listener = client.peer;
+
+    // A confirmed write waits for the application.
+    let put = |on: bool| {
+        common::put(&format!(
+            r#"{{"characteristics":[{{"aid":1,"iid":9,"value":{on}}}]}}"#
+        ))
+    };
+    let wire = writer.wire(&put(true));
+    world.net.pipes[writer_pipe].to_accessory.extend(wire);
+    assert!(
+        poll_for_message(&mut world, writer_pipe, &mut writer, 20).is_none(),
+        "nothing is answered before the application confirms"
+    );
+    let token = last_write_request(&world).expect("the application was asked");
+    assert_eq!(world.accessory.complete_write(token, Ok(())), Ok(()));
+    let answer = poll_for_message(&mut world, writer_pipe, &mut writer, 5).expect("the answer");
+    assert_eq!(answer.status(), 204, "{answer:?}");
+    let event = poll_for_message(&mut world, listener_pipe, &mut listener, 30)
+        .expect("the subscriber hears the confirmed value");
+    assert!(
+        event.is_event() && value_of(&event.text()) == "true",
+        "{event:?}"
+    );
+    assert_eq!(
+        world.accessory.complete_write(token, Ok(())),
+        Err(CompleteError::UnknownToken),
+        "a completed token is stale"
+    );
+
+    // A failed write: -70402, the value stays, the subscriber hears nothing.
+    let wire = writer.wire(&put(false));
+    world.net.pipes[writer_pipe].to_accessory.extend(wire);
+    assert!(poll_for_message(&mut world, writer_pipe, &mut writer, 3).is_none());
+    let failed = last_write_request(&world).expect("asked again");
+    assert_ne!(failed, token);
+    world
+        .accessory
+        .complete_write(failed, Err(HapStatus::ServiceCommunicationFailure))
+        .unwrap();
+    let answer = poll_for_message(&mut world, writer_pipe, &mut writer, 5).expect("the answer");
+    assert_eq!(answer.status(), 207, "{answer:?}");
+    assert!(answer.text().contains("-70402"), "{answer:?}");
+    assert!(
+        poll_for_message(&mut world, listener_pipe, &mut listener, 30).is_none(),
+        "no event for a failed write"
+    );
+    assert_eq!(
+        world.accessory.server().database().get(1, 9),
+        Some(&OwnedValue::Bool(true))
+    );
 }

@@ -5,9 +5,10 @@
 //! A runtime shares one [`Host`] behind a mutex. For each connection it keeps the
 //! [`ConnectionBuffers`] and the [`Connection`] made by [`Host::accept`], and repeats:
 //! wait for bytes, a wake-up or the [`Host::poll_timeout`]; then, under the lock, call
-//! [`Host::handle_timeout`] if it is due and [`Host::handle_input`], and send what `handle_input`
-//! collected once the lock is released. Wake-ups come from the waker given to
-//! `accept`: the host calls it when another connection or the application changed
+//! [`Host::handle_timeout`] if it is due and [`Host::handle_input`], and send what
+//! `handle_input` collected once the lock is released. Wake-ups come from the waker given to
+//! `accept`: the host calls it for each connection the core names
+//! ([`Server::poll_wake`]) after another connection or the application changed
 //! something this connection may have to tell its controller.
 
 use std::fmt;
@@ -21,8 +22,10 @@ use hap_core::database::{Database, OwnedValue, SetValueError};
 use hap_core::mdns::{Advertisement, Advertiser, Responder};
 use hap_core::persist::Snapshot;
 pub use hap_core::server::OwnedBuffers;
-use hap_core::server::{AcceptError, Config, Connection, ConnectionBuffers, Event, Output, Server};
-use hap_core::server::{CompleteError, HapStatus, Token};
+use hap_core::server::{
+    AcceptError, CompleteError, Config, Connection, ConnectionBuffers, Event, HapStatus, Output,
+    Server, Token,
+};
 use hap_core::setup::{SetupCode, SetupId};
 use hap_core::time::Instant;
 use hap_core::ConnectionId;
@@ -366,7 +369,7 @@ impl Host {
                     "closing connection {} to make room: idle longest",
                     evicted.0
                 );
-                self.wake(evicted);
+                self.wake_named(None);
             }
         }
         let conn = self.server.accept(id, buffers, now)?;
@@ -425,7 +428,6 @@ impl Host {
     /// `transmit`, storing the state when asked, and passing events to the application.
     fn drain(&mut self, conn: &mut Connection<'_>, transmit: &mut Vec<u8>) -> Drained {
         let mut drained = Drained::default();
-        let mut wake_others = false;
         loop {
             let now = self.now();
             match self.server.poll_output(conn, now, &mut self.rng) {
@@ -435,14 +437,8 @@ impl Host {
                     let stored = self.persist();
                     self.server
                         .state_persisted(conn, now, stored, &mut self.rng);
-                    // A removed pairing closes other controllers' sessions.
-                    wake_others = true;
                 }
-                Some(Output::Event(event)) => {
-                    // A written value may be news to other subscribers.
-                    wake_others |= matches!(event, Event::Write { .. });
-                    (self.events)(event);
-                }
+                Some(Output::Event(event)) => (self.events)(event),
                 Some(Output::Close) => {
                     drained.close = true;
                     break;
@@ -475,11 +471,9 @@ impl Host {
         if drained.close {
             self.forget(conn);
         }
-        if wake_others {
-            // This connection was drained just now; waking it too would cost its task a
-            // pass that finds nothing to do.
-            self.wake_all_except(conn.id());
-        }
+        // This connection was drained just now; waking it too would cost its task a pass
+        // that finds nothing to do.
+        self.wake_named(Some(conn.id()));
         drained
     }
 
@@ -492,8 +486,10 @@ impl Host {
         self.forget(conn);
     }
 
-    /// Sets a characteristic's value from the application and wakes the connections,
-    /// whose subscribers get events. Also answers [`Event::Read`].
+    /// Sets a characteristic's value from the application ([`Server::set_value`]) and
+    /// wakes the connections the core names: subscribers get events, and a read on
+    /// demand or a write response waiting for the value is answered. Returns whether the
+    /// value changed.
     pub fn set_value(
         &mut self,
         aid: u64,
@@ -501,31 +497,32 @@ impl Host {
         value: OwnedValue,
     ) -> Result<bool, SetValueError> {
         let changed = self.server.set_value(aid, iid, value)?;
-        // A read on demand may be waiting for this value, changed or not.
-        self.wake_all();
+        self.wake_named(None);
         Ok(changed)
     }
 
-    /// Completes a batch of confirmed writes ([`Server::complete_write`]) and wakes the
-    /// connections.
+    /// Completes a confirmed write ([`Event::WriteRequest`]) with success or a status
+    /// ([`Server::complete_write`]), and wakes the connections the core names: the
+    /// writer's gets its answer, subscribers their events.
     pub fn complete_write(
         &mut self,
         token: Token,
         result: Result<(), HapStatus>,
     ) -> Result<(), CompleteError> {
         self.server.complete_write(token, result)?;
-        self.wake_all();
+        self.wake_named(None);
         Ok(())
     }
 
-    /// Completes a read on demand ([`Server::complete_read`]) and wakes the connections.
+    /// Completes a read on demand ([`Event::Read`]) with a value or a status
+    /// ([`Server::complete_read`]), and wakes the connections the core names.
     pub fn complete_read(
         &mut self,
         token: Token,
         result: Result<OwnedValue, HapStatus>,
     ) -> Result<(), CompleteError> {
         self.server.complete_read(token, result)?;
-        self.wake_all();
+        self.wake_named(None);
         Ok(())
     }
 
@@ -557,20 +554,22 @@ impl Host {
         self.wakers.retain(|(other, _)| *other != id);
     }
 
-    fn wake(&self, id: ConnectionId) {
-        for (_, wake) in self.wakers.iter().filter(|(other, _)| *other == id) {
-            wake();
+    /// Wakes the connections [`Server::poll_wake`] names, but `drained`, which was
+    /// drained just now.
+    fn wake_named(&mut self, drained: Option<ConnectionId>) {
+        while let Some(id) = self.server.poll_wake() {
+            if Some(id) == drained {
+                continue;
+            }
+            for (_, wake) in self.wakers.iter().filter(|(other, _)| *other == id) {
+                wake();
+            }
         }
     }
 
+    /// Wakes every connection, for what the core does not know of: a shutdown.
     fn wake_all(&self) {
         for (_, wake) in &self.wakers {
-            wake();
-        }
-    }
-
-    fn wake_all_except(&self, id: ConnectionId) {
-        for (_, wake) in self.wakers.iter().filter(|(other, _)| *other != id) {
             wake();
         }
     }
@@ -647,6 +646,24 @@ impl SharedHost {
     /// demand is answered. Returns whether the value changed.
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
         self.lock().set_value(aid, iid, value)
+    }
+
+    /// [`Host::complete_write`]: answers a confirmed write ([`Event::WriteRequest`]).
+    pub fn complete_write(
+        &self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.lock().complete_write(token, result)
+    }
+
+    /// [`Host::complete_read`]: answers a read on demand ([`Event::Read`]).
+    pub fn complete_read(
+        &self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.lock().complete_read(token, result)
     }
 
     /// A characteristic's current value.

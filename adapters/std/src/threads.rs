@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use hap_core::database::{Database, OwnedValue, SetValueError};
-use hap_core::server::{AcceptError, Event};
+use hap_core::server::{AcceptError, CompleteError, Event, HapStatus, Token};
 
 use crate::host::{Host, Options, Setup, SharedHost, StartError};
 use crate::socket;
@@ -109,27 +109,31 @@ impl Handle {
         self.host.set_value(aid, iid, value)
     }
 
+    /// Answers a confirmed write ([`Event::WriteRequest`]) under its token: `Ok(())`
+    /// commits the values (subscribers get events), `Err(status)` fails every item with
+    /// it, such as [`HapStatus::ServiceCommunicationFailure`] for a device that does not
+    /// answer. A stale or unknown token is refused.
+    pub fn complete_write(
+        &self,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.host.complete_write(token, result)
+    }
+
+    /// Answers a read on demand ([`Event::Read`]) under its token, with a value or a
+    /// status. A stale or unknown token is refused.
+    pub fn complete_read(
+        &self,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        self.host.complete_read(token, result)
+    }
+
     /// A characteristic's current value.
     pub fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
         self.host.value(aid, iid)
-    }
-
-    /// Completes a batch of confirmed writes ([`Event::WriteRequest`]).
-    pub fn complete_write(
-        &self,
-        token: hap_core::server::Token,
-        result: Result<(), hap_core::server::HapStatus>,
-    ) -> Result<(), hap_core::server::CompleteError> {
-        self.host.lock().complete_write(token, result)
-    }
-
-    /// Completes a read on demand ([`Event::Read`]).
-    pub fn complete_read(
-        &self,
-        token: hap_core::server::Token,
-        result: Result<OwnedValue, hap_core::server::HapStatus>,
-    ) -> Result<(), hap_core::server::CompleteError> {
-        self.host.lock().complete_read(token, result)
     }
 
     /// Runs `f` with the host, to read state such as the setup code.

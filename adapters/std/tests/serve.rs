@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hap_core::database::{Database, OwnedValue};
-use hap_core::server::Event;
+use hap_core::server::{CompleteError, Event, HapStatus, Token};
 use hap_std::{Options, Running, Setup};
 
 struct Threads;
@@ -36,6 +36,22 @@ impl scenarios::Runtime for Threads {
         running.events().recv_timeout(limit).ok()
     }
 
+    fn complete_write(
+        running: &Running,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError> {
+        running.handle().complete_write(token, result)
+    }
+
+    fn complete_read(
+        running: &Running,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError> {
+        running.handle().complete_read(token, result)
+    }
+
     fn connection_count(running: &Running) -> usize {
         running.handle().with_host(|host| host.connection_count())
     }
@@ -57,6 +73,11 @@ impl scenarios::Runtime for Threads {
 #[test]
 fn pairs_reads_writes_and_pushes_events() {
     scenarios::pairs_reads_writes_and_pushes_events::<Threads>();
+}
+
+#[test]
+fn the_application_confirms_and_fails_through_its_handle() {
+    scenarios::the_application_confirms_and_fails_through_its_handle::<Threads>();
 }
 
 #[test]

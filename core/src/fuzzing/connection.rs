@@ -293,9 +293,17 @@ impl Controller {
         conn: &mut Connection<'_>,
         identity: &ControllerIdentity,
     ) -> Self {
+        Self::enter(&accessory.server, conn, identity)
+    }
+
+    /// Verifies `conn` on `server` as [`Controller::verify`] does.
+    pub(crate) fn enter(
+        server: &Server<'_>,
+        conn: &mut Connection<'_>,
+        identity: &ControllerIdentity,
+    ) -> Self {
         assert!(
-            accessory
-                .server
+            server
                 .state()
                 .pairings
                 .get(identity.id.as_bytes())
@@ -306,9 +314,7 @@ impl Controller {
             accessory_to_controller: Key::from_bytes([0xA5; 32]),
             controller_to_accessory: Key::from_bytes([0xC5; 32]),
         };
-        accessory
-            .server
-            .enter_session(conn, keys.clone(), identity.id.clone());
+        server.enter_session(conn, keys.clone(), identity.id.clone());
         Self {
             session: Session::new(keys, Role::Controller),
         }

@@ -22,12 +22,14 @@ use std::vec::Vec;
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha512};
 
+mod completions;
 mod connection;
 mod frames;
 mod pairing;
 mod parsers;
 mod seeds;
 
+pub use completions::completions;
 pub use connection::{connection_chunked, connection_unverified, connection_verified};
 pub use frames::{frame_decoder, session_plaintext};
 pub use pairing::pairing_handlers;
@@ -49,6 +51,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("connection_unverified", connection_unverified),
     ("connection_verified", connection_verified),
     ("connection_chunked", connection_chunked),
+    ("completions", completions),
 ];
 
 /// A deterministic random source: SHA-512 of a seed and a block counter.
@@ -269,6 +272,7 @@ mod tests {
         connection_unverified,
         connection_verified,
         connection_chunked,
+        completions,
     );
 
     #[test]

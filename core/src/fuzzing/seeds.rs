@@ -37,6 +37,7 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "connection_unverified" => unverified_seeds(),
         "connection_verified" => verified_seeds(),
         "connection_chunked" => chunked_seeds(),
+        "completions" => completion_seeds(),
         _ => Vec::new(),
     }
 }
@@ -460,6 +461,34 @@ fn characteristic_body_seeds() -> Vec<Vec<u8>> {
     seeds.push(b"id=1.9,1.10,2.9&meta=1&perms=0&type=true&ev=false".to_vec());
     seeds.push(br#"{"characteristics":[{"aid":1,"iid":10,"value":-0.0e+5}]}"#.to_vec());
     seeds
+}
+
+/// Runs of `completions`: operations as (operation, argument, operands) bytes after the
+/// flags byte. Operation 1 is a PUT (argument: items - 1; operands: item and value per
+/// item, then the pid choice), 2 a GET (argument: ids - 1; operands: an id each), 3 and 4
+/// complete a write or a read (argument: which token; operand: the answer, bit 7 for a
+/// failure), 5 lets time pass, 6 sets a value and 7 loses a connection.
+fn completion_seeds() -> Vec<Vec<u8>> {
+    // On and Brightness of the lamp and the fan's On, confirmed, then a plain Hue.
+    let batch = [1u8, 3, 0, 0, 1, 50, 5, 0, 2, 10, 0];
+    let confirm = [3u8, 0, 0, 3, 1, 0];
+    let fail = [3u8, 0, 0x84, 3, 1, 0x8C];
+    // The temperature and On, read; the read completed with a value, then a failure.
+    let read = [2u8, 1, 0, 1];
+    let answer = [4u8, 0, 80];
+    let refuse = [4u8, 1, 0x84];
+    let wait = [5u8, 100];
+    let lose = [7u8, 0];
+    // A timed write: its preparation (pid 1), then the vault door with pid 1.
+    let timed = [8u8, 49, 0, 1, 0, 3, 1, 1];
+    vec![
+        [&[0u8][..], &batch, &confirm].concat(),
+        [&[0u8][..], &batch, &fail].concat(),
+        [&[1u8][..], &batch, &wait, &confirm].concat(),
+        [&[0u8][..], &read, &answer, &read, &refuse, &read, &wait].concat(),
+        [&[0u8][..], &batch, &read, &lose, &confirm, &answer].concat(),
+        [&[0u8][..], &timed, &confirm].concat(),
+    ]
 }
 
 #[cfg(test)]

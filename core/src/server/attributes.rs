@@ -441,6 +441,7 @@ impl Server<'_> {
         let Some(mut job) = conn.job else {
             return Progress::Done;
         };
+        let was_full = self.pending.is_full();
         let progress = match &mut job {
             Job::Accessories(stream) => self.stream_accessories(conn, stream),
             Job::Read {
@@ -486,6 +487,10 @@ impl Server<'_> {
         let id = conn.id;
         if let Some(peer) = self.peer(id) {
             peer.waits = progress == Progress::Waiting && waits;
+        }
+        if was_full && !self.pending.is_full() {
+            // Requests elsewhere may wait for the room this job made.
+            self.wake_waiting();
         }
         conn.job = (progress == Progress::Waiting).then_some(job);
         progress
@@ -644,6 +649,13 @@ impl Server<'_> {
         let Ok(body) = WriteBody::parse(request.body) else {
             return Progress::Done;
         };
+        // Answers taken free the table for the items still to come.
+        take_answers(
+            &mut self.pending,
+            &mut parts.scratch[..*applied],
+            (id, moment.serial),
+            false,
+        );
         let mut changed = false;
         for item in body.items().skip(*applied) {
             if parts.events.is_full() {
@@ -726,28 +738,9 @@ impl Server<'_> {
         }
         let db = &self.database;
         if answer.is_none() {
-            // Take the application's answers to confirmed items.
             let statuses = &mut parts.scratch[..body.count];
-            let mut waiting = false;
-            for (index, status) in statuses.iter_mut().enumerate() {
-                if *status != PENDING {
-                    continue;
-                }
-                match self.pending.find(id, moment.serial, index) {
-                    Some(entry) => match entry.answer {
-                        Some(HapStatus::Success) => *status = entry.subscription as u8,
-                        Some(answer) => *status = answer as u8,
-                        None if moment.now < moment.deadline => waiting = true,
-                        None => *status = HapStatus::OperationTimedOut as u8,
-                    },
-                    // Only a bug loses an entry; the value was not stored.
-                    None => *status = HapStatus::OperationTimedOut as u8,
-                }
-                if *status != PENDING {
-                    self.pending.take(id, moment.serial, index);
-                }
-            }
-            if waiting {
+            let expired = moment.now >= moment.deadline;
+            if take_answers(&mut self.pending, statuses, (id, moment.serial), expired) {
                 return Progress::Waiting;
             }
             // Write responses of control points wait for the application's answer.
@@ -827,6 +820,37 @@ fn finish(conn: &mut Connection<'_>, result: Result<bool, ()>) -> Progress {
             Progress::Done
         }
     }
+}
+
+/// Takes the application's answers to the confirmed items among `statuses`, a write
+/// job's, into them, and removes their entries; once the job has `expired`, unanswered
+/// items time out. Returns whether any still waits.
+fn take_answers(
+    table: &mut pending::Table,
+    statuses: &mut [u8],
+    (conn, serial): (crate::ConnectionId, u64),
+    expired: bool,
+) -> bool {
+    let mut waiting = false;
+    for (index, status) in statuses.iter_mut().enumerate() {
+        if *status != PENDING {
+            continue;
+        }
+        match table.find(conn, serial, index) {
+            Some(entry) => match entry.answer {
+                Some(HapStatus::Success) => *status = entry.subscription as u8,
+                Some(answer) => *status = answer as u8,
+                None if !expired => waiting = true,
+                None => *status = HapStatus::OperationTimedOut as u8,
+            },
+            // Only a bug loses an entry; the value was not stored.
+            None => *status = HapStatus::OperationTimedOut as u8,
+        }
+        if *status != PENDING {
+            table.take(conn, serial, index);
+        }
+    }
+    waiting
 }
 
 /// The checks a write item's value passes, as the request stands.

@@ -452,11 +452,17 @@ impl<'d> Server<'d> {
             self.wake_all();
         } else {
             // The value may answer a read or a write-response.
-            for peer in self.peers.iter_mut().filter(|peer| peer.waits) {
-                peer.wake = true;
-            }
+            self.wake_waiting();
         }
         Ok(changed)
+    }
+
+    /// Marks the connections whose requests wait for the application for
+    /// [`Server::poll_wake`].
+    fn wake_waiting(&mut self) {
+        for peer in self.peers.iter_mut().filter(|peer| peer.waits) {
+            peer.wake = true;
+        }
     }
 
     /// The next connection to poll (drain [`Server::poll_output`]) because something
@@ -611,7 +617,12 @@ impl<'d> Server<'d> {
 
     fn release(&mut self, conn: &mut Connection<'_>) {
         self.report_after_reply(conn.id);
+        let was_full = self.pending.is_full();
         self.pending.release(conn.id);
+        if was_full && !self.pending.is_full() {
+            // Requests elsewhere may wait for room.
+            self.wake_waiting();
+        }
         if core::mem::take(&mut conn.counted) {
             if let Some(index) = self.peers.iter().position(|peer| peer.id == conn.id) {
                 self.peers.swap_remove(index);

@@ -175,7 +175,8 @@ impl Table {
         let index = self.entries.iter().position(|e| {
             e.token.connection == connection && e.token.serial == serial && e.item == item
         })?;
-        Some(self.entries.swap_remove(index))
+        // In order: a batch is committed in request order.
+        Some(self.entries.remove(index))
     }
 
     /// Removes the entries of request `serial` on `connection` that `drop` selects.
@@ -294,6 +295,8 @@ impl Server<'_> {
                 let changed =
                     events::store(&mut self.database, &mut self.buttons, at, iid, value, None);
                 self.mark_read(token, HapStatus::Success);
+                // Like `set_value`, it answers every read of it waiting.
+                self.wake_waiting();
                 changed
             }
             Err(status) => {

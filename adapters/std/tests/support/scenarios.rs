@@ -8,7 +8,7 @@ use std::time::Duration;
 use hap_core::catalog::{characteristic as c, service as s, Category};
 use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
 use hap_core::database::OwnedValue;
-use hap_core::server::{Config, Event};
+use hap_core::server::{CompleteError, Config, Event, HapStatus, Token};
 use hap_std::store::MemoryStore;
 use hap_std::{Bind, Options, Setup};
 
@@ -28,6 +28,16 @@ pub trait Runtime {
     fn set_value(running: &Self::Running, aid: u64, iid: u64, value: OwnedValue) -> bool;
     fn next_event(running: &Self::Running, limit: Duration) -> Option<Event>;
     fn connection_count(running: &Self::Running) -> usize;
+    fn complete_write(
+        running: &Self::Running,
+        token: Token,
+        result: Result<(), HapStatus>,
+    ) -> Result<(), CompleteError>;
+    fn complete_read(
+        running: &Self::Running,
+        token: Token,
+        result: Result<OwnedValue, HapStatus>,
+    ) -> Result<(), CompleteError>;
     /// Shuts down and waits; returns whether the event stream ended.
     fn shut_down(running: Self::Running) -> bool;
 }
@@ -333,4 +343,157 @@ fn accepted_timer(server: u16, client: u16) -> Option<(u8, u64)> {
         }
     }
     None
+}
+
+/// The next event that `want` picks, skipping others (verification, pairing changes).
+fn wait_for<R: Runtime, T>(running: &R::Running, mut want: impl FnMut(Event) -> Option<T>) -> T {
+    for _ in 0..20 {
+        match R::next_event(running, Duration::from_secs(5)) {
+            Some(event) => {
+                if let Some(found) = want(event) {
+                    return found;
+                }
+            }
+            None => break,
+        }
+    }
+    panic!("no such event within 20 events or 5 s");
+}
+
+/// A light whose Brightness is confirmed by the application and whose Saturation is
+/// read on demand, through the adapter's handle: confirm, fail, a stale token.
+pub fn the_application_confirms_and_fails_through_its_handle<R: Runtime>() {
+    let mut setup = Setup::load_or_create(
+        Box::new(MemoryStore::default()),
+        Some(CODE.parse().unwrap()),
+        None,
+    )
+    .unwrap();
+    let mut builder = DatabaseBuilder::new(setup.ids());
+    let aid = builder.accessory(
+        "light",
+        &AccessoryInfo::new("Test Light", "Acme", "L1", "1", "1.0"),
+    );
+    let light = builder
+        .service(&s::LIGHTBULB)
+        .primary()
+        .configure(&c::BRIGHTNESS, |def| def.confirmed())
+        .configure(&c::SATURATION, |def| def.on_demand());
+    let brightness = light.iid_of(&c::BRIGHTNESS).unwrap();
+    let saturation = light.iid_of(&c::SATURATION).unwrap();
+    let database = builder.build().unwrap();
+    let mut options = Options::new("Test Light", "L1", Category::LIGHTBULB);
+    options.bind = Bind::Only(Ipv4Addr::LOCALHOST.into());
+    options.port = 0;
+    let running = R::serve(setup, database, options);
+    let address = R::address(&running);
+
+    let pairing = Controller::connect(address, 1).pair_setup(CODE);
+    let mut writer = Controller::connect(address, 1);
+    writer.pair_verify(&pairing);
+    let mut listener = Controller::connect(address, 1);
+    listener.pair_verify(&pairing);
+    let subscribe = listener.put(
+        "/characteristics",
+        &format!(r#"{{"characteristics":[{{"aid":{aid},"iid":{brightness},"ev":true}}]}}"#),
+    );
+    assert_eq!(subscribe.status, 204, "{}", subscribe.text());
+    let write = |value: u8| {
+        format!(r#"{{"characteristics":[{{"aid":{aid},"iid":{brightness},"value":{value}}}]}}"#)
+    };
+    let write_request = |event: Event| match event {
+        Event::WriteRequest {
+            token,
+            iid,
+            value,
+            last,
+            ..
+        } if iid == brightness => {
+            assert!(last, "one item");
+            Some((token, value))
+        }
+        _ => None,
+    };
+
+    // Confirmed: the writer's answer and the subscriber's event wait for the application.
+    writer.send(&format!(
+        "PUT /characteristics HTTP/1.1\r\nHost: x\r\nContent-Type: application/hap+json\r\nContent-Length: {}\r\n\r\n{}",
+        write(40).len(),
+        write(40)
+    ).into_bytes());
+    let (token, value) = wait_for::<R, _>(&running, write_request);
+    assert_eq!(value, OwnedValue::Int(40));
+    assert!(
+        writer.next_message(Duration::from_millis(300)).is_none(),
+        "nothing is answered before the application confirms"
+    );
+    R::complete_write(&running, token, Ok(())).expect("a live token");
+    let answer = writer
+        .next_message(Duration::from_secs(5))
+        .expect("the answer");
+    assert_eq!(answer.status, 204, "{}", answer.text());
+    let event = listener
+        .next_message(Duration::from_secs(5))
+        .expect("an event for the confirmed write");
+    assert!(
+        event.event && event.text().contains("\"value\":40"),
+        "{event:?}"
+    );
+    assert_eq!(
+        R::complete_write(&running, token, Ok(())),
+        Err(CompleteError::UnknownToken),
+        "a completed token is stale"
+    );
+
+    // Failed: the item gets the status, the value stays, nobody hears of it.
+    writer.send(&format!(
+        "PUT /characteristics HTTP/1.1\r\nHost: x\r\nContent-Type: application/hap+json\r\nContent-Length: {}\r\n\r\n{}",
+        write(10).len(),
+        write(10)
+    ).into_bytes());
+    let (token, _) = wait_for::<R, _>(&running, write_request);
+    R::complete_write(&running, token, Err(HapStatus::ServiceCommunicationFailure))
+        .expect("a live token");
+    let answer = writer
+        .next_message(Duration::from_secs(5))
+        .expect("the answer");
+    assert_eq!(answer.status, 207, "{}", answer.text());
+    assert!(answer.text().contains("-70402"), "{}", answer.text());
+    let read = writer.get(&format!("/characteristics?id={aid}.{brightness}"));
+    assert!(read.text().contains("\"value\":40"), "{}", read.text());
+    assert!(
+        listener.next_message(Duration::from_millis(300)).is_none(),
+        "no event for a failed write"
+    );
+
+    // A read on demand, failed and then answered.
+    let read_request = |event: Event| match event {
+        Event::Read { token, iid, .. } if iid == saturation => Some(token),
+        _ => None,
+    };
+    let path = format!("/characteristics?id={aid}.{saturation}");
+    let get = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
+    writer.send(&get);
+    let token = wait_for::<R, _>(&running, read_request);
+    R::complete_read(&running, token, Err(HapStatus::ServiceCommunicationFailure))
+        .expect("a live token");
+    let answer = writer
+        .next_message(Duration::from_secs(5))
+        .expect("the answer");
+    assert_eq!(answer.status, 207, "{}", answer.text());
+    assert!(answer.text().contains("-70402"), "{}", answer.text());
+    writer.send(&get);
+    let token = wait_for::<R, _>(&running, read_request);
+    assert_eq!(
+        R::complete_write(&running, token, Ok(())),
+        Err(CompleteError::WrongKind)
+    );
+    R::complete_read(&running, token, Ok(OwnedValue::Float(50.0))).expect("a live token");
+    let answer = writer
+        .next_message(Duration::from_secs(5))
+        .expect("the answer");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(answer.text().contains("\"value\":50"), "{}", answer.text());
+
+    assert!(R::shut_down(running));
 }

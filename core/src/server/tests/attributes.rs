@@ -16,6 +16,7 @@ use crate::database::OwnedValue;
 use crate::database::fixture::ids::{BRIGHTNESS, CONTROL, ON, SWITCH_EVENT, TEMPERATURE, VAULT};
 use crate::database::fixture::{gadget as fixture, vendor, VENDOR};
 
+mod pending;
 mod values;
 
 /// One message from the accessory: a response or an event.
@@ -124,6 +125,37 @@ impl Home {
         let mut harness = Harness::new();
         let state = harness.server.state().clone();
         harness.server = Server::new(state, database, config);
+        Self::enrol(harness, connections)
+    }
+
+    /// Like [`Home::with`], with connections the server accepted (and so counts, and
+    /// names in [`Server::poll_wake`]), numbered from 1.
+    fn accepting<'b>(
+        database: Database<'static>,
+        storage: &'b mut [Buffers],
+        config: Config,
+    ) -> (Self, Vec<Connection<'b>>) {
+        let mut harness = Harness::new();
+        let state = harness.server.state().clone();
+        harness.server = Server::new(state, database, config);
+        let now = harness.now;
+        let mut connections: Vec<Connection<'b>> = storage
+            .iter_mut()
+            .enumerate()
+            .map(|(n, b)| {
+                harness
+                    .server
+                    .accept(ConnectionId(n as u32 + 1), b.0.borrow(), now)
+                    .unwrap()
+            })
+            .collect();
+        let home = Self::enrol(harness, &mut connections);
+        (home, connections)
+    }
+
+    /// Pairs an owner on the first connection and verifies another admin on each of the
+    /// others.
+    fn enrol(mut harness: Harness, connections: &mut [Connection<'_>]) -> Self {
         let mut owner = Controller::new("owner", 7);
         let (first, others) = connections.split_first_mut().unwrap();
         let pairing = harness.pair(first, &mut owner, Feed::Whole);
