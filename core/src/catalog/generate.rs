@@ -373,7 +373,7 @@ pub(super) fn render_typed(definitions: &Value) -> String {
         let constant = constant_name(name);
         writeln!(
             out,
-            "\nnamed_values! {{\n    /// The valid values of `{name}` ([`{constant}`](c::{constant})).",
+            "\nnamed_values! {{\n    /// The valid values of `{name}` ([`characteristic::{constant}`](c::{constant})).",
         )
         .unwrap();
         writeln!(
@@ -398,7 +398,7 @@ pub(super) fn render_typed(definitions: &Value) -> String {
         };
         writeln!(
             out,
-            "\n/// `{name}` ([`{constant}`](c::{constant})), valued as `{ty}`."
+            "\n/// `{name}` ([`characteristic::{constant}`](c::{constant})), valued as `{ty}`."
         )
         .unwrap();
         writeln!(

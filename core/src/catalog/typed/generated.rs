@@ -5,7 +5,7 @@ use super::{named_values, DataValue, Text, Tlv8Value, TypedCharacteristic};
 use crate::catalog::characteristic as c;
 
 named_values! {
-    /// The valid values of `Active` ([`ACTIVE`](c::ACTIVE)).
+    /// The valid values of `Active` ([`characteristic::ACTIVE`](c::ACTIVE)).
     Active: u8 as Uint8 for c::ACTIVE {
         /// `0` (HAP-NodeJS `INACTIVE`).
         Inactive = 0,
@@ -15,7 +15,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `AirParticulateSize` ([`AIR_PARTICULATE_SIZE`](c::AIR_PARTICULATE_SIZE)).
+    /// The valid values of `AirParticulateSize` ([`characteristic::AIR_PARTICULATE_SIZE`](c::AIR_PARTICULATE_SIZE)).
     AirParticulateSize: u8 as Uint8 for c::AIR_PARTICULATE_SIZE {
         /// `0` (HAP-NodeJS `_2_5_M`).
         TwoPointFiveMicrometers = 0,
@@ -25,7 +25,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `AirQuality` ([`AIR_QUALITY`](c::AIR_QUALITY)).
+    /// The valid values of `AirQuality` ([`characteristic::AIR_QUALITY`](c::AIR_QUALITY)).
     AirQuality: u8 as Uint8 for c::AIR_QUALITY {
         /// `0` (HAP-NodeJS `UNKNOWN`).
         Unknown = 0,
@@ -43,7 +43,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CarbonDioxideDetected` ([`CARBON_DIOXIDE_DETECTED`](c::CARBON_DIOXIDE_DETECTED)).
+    /// The valid values of `CarbonDioxideDetected` ([`characteristic::CARBON_DIOXIDE_DETECTED`](c::CARBON_DIOXIDE_DETECTED)).
     CarbonDioxideDetected: u8 as Uint8 for c::CARBON_DIOXIDE_DETECTED {
         /// `0` (HAP-NodeJS `CO2_LEVELS_NORMAL`).
         Co2LevelsNormal = 0,
@@ -53,7 +53,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CarbonMonoxideDetected` ([`CARBON_MONOXIDE_DETECTED`](c::CARBON_MONOXIDE_DETECTED)).
+    /// The valid values of `CarbonMonoxideDetected` ([`characteristic::CARBON_MONOXIDE_DETECTED`](c::CARBON_MONOXIDE_DETECTED)).
     CarbonMonoxideDetected: u8 as Uint8 for c::CARBON_MONOXIDE_DETECTED {
         /// `0` (HAP-NodeJS `CO_LEVELS_NORMAL`).
         CoLevelsNormal = 0,
@@ -63,7 +63,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `ChargingState` ([`CHARGING_STATE`](c::CHARGING_STATE)).
+    /// The valid values of `ChargingState` ([`characteristic::CHARGING_STATE`](c::CHARGING_STATE)).
     ChargingState: u8 as Uint8 for c::CHARGING_STATE {
         /// `0` (HAP-NodeJS `NOT_CHARGING`).
         NotCharging = 0,
@@ -75,7 +75,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `ClosedCaptions` ([`CLOSED_CAPTIONS`](c::CLOSED_CAPTIONS)).
+    /// The valid values of `ClosedCaptions` ([`characteristic::CLOSED_CAPTIONS`](c::CLOSED_CAPTIONS)).
     ClosedCaptions: u8 as Uint8 for c::CLOSED_CAPTIONS {
         /// `0` (HAP-NodeJS `DISABLED`).
         Disabled = 0,
@@ -85,7 +85,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `ContactSensorState` ([`CONTACT_SENSOR_STATE`](c::CONTACT_SENSOR_STATE)).
+    /// The valid values of `ContactSensorState` ([`characteristic::CONTACT_SENSOR_STATE`](c::CONTACT_SENSOR_STATE)).
     ContactSensorState: u8 as Uint8 for c::CONTACT_SENSOR_STATE {
         /// `0` (HAP-NodeJS `CONTACT_DETECTED`).
         ContactDetected = 0,
@@ -95,7 +95,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CurrentAirPurifierState` ([`CURRENT_AIR_PURIFIER_STATE`](c::CURRENT_AIR_PURIFIER_STATE)).
+    /// The valid values of `CurrentAirPurifierState` ([`characteristic::CURRENT_AIR_PURIFIER_STATE`](c::CURRENT_AIR_PURIFIER_STATE)).
     CurrentAirPurifierState: u8 as Uint8 for c::CURRENT_AIR_PURIFIER_STATE {
         /// `0` (HAP-NodeJS `INACTIVE`).
         Inactive = 0,
@@ -107,7 +107,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CurrentDoorState` ([`CURRENT_DOOR_STATE`](c::CURRENT_DOOR_STATE)).
+    /// The valid values of `CurrentDoorState` ([`characteristic::CURRENT_DOOR_STATE`](c::CURRENT_DOOR_STATE)).
     CurrentDoorState: u8 as Uint8 for c::CURRENT_DOOR_STATE {
         /// `0` (HAP-NodeJS `OPEN`).
         Open = 0,
@@ -123,7 +123,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CurrentFanState` ([`CURRENT_FAN_STATE`](c::CURRENT_FAN_STATE)).
+    /// The valid values of `CurrentFanState` ([`characteristic::CURRENT_FAN_STATE`](c::CURRENT_FAN_STATE)).
     CurrentFanState: u8 as Uint8 for c::CURRENT_FAN_STATE {
         /// `0` (HAP-NodeJS `INACTIVE`).
         Inactive = 0,
@@ -135,7 +135,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CurrentHeaterCoolerState` ([`CURRENT_HEATER_COOLER_STATE`](c::CURRENT_HEATER_COOLER_STATE)).
+    /// The valid values of `CurrentHeaterCoolerState` ([`characteristic::CURRENT_HEATER_COOLER_STATE`](c::CURRENT_HEATER_COOLER_STATE)).
     CurrentHeaterCoolerState: u8 as Uint8 for c::CURRENT_HEATER_COOLER_STATE {
         /// `0` (HAP-NodeJS `INACTIVE`).
         Inactive = 0,
@@ -149,7 +149,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CurrentHeatingCoolingState` ([`CURRENT_HEATING_COOLING_STATE`](c::CURRENT_HEATING_COOLING_STATE)).
+    /// The valid values of `CurrentHeatingCoolingState` ([`characteristic::CURRENT_HEATING_COOLING_STATE`](c::CURRENT_HEATING_COOLING_STATE)).
     CurrentHeatingCoolingState: u8 as Uint8 for c::CURRENT_HEATING_COOLING_STATE {
         /// `0` (HAP-NodeJS `OFF`).
         Off = 0,
@@ -161,7 +161,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CurrentHumidifierDehumidifierState` ([`CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE`](c::CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE)).
+    /// The valid values of `CurrentHumidifierDehumidifierState` ([`characteristic::CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE`](c::CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE)).
     CurrentHumidifierDehumidifierState: u8 as Uint8 for c::CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE {
         /// `0` (HAP-NodeJS `INACTIVE`).
         Inactive = 0,
@@ -175,7 +175,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CurrentMediaState` ([`CURRENT_MEDIA_STATE`](c::CURRENT_MEDIA_STATE)).
+    /// The valid values of `CurrentMediaState` ([`characteristic::CURRENT_MEDIA_STATE`](c::CURRENT_MEDIA_STATE)).
     CurrentMediaState: u8 as Uint8 for c::CURRENT_MEDIA_STATE {
         /// `0` (HAP-NodeJS `PLAY`).
         Play = 0,
@@ -191,7 +191,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CurrentSlatState` ([`CURRENT_SLAT_STATE`](c::CURRENT_SLAT_STATE)).
+    /// The valid values of `CurrentSlatState` ([`characteristic::CURRENT_SLAT_STATE`](c::CURRENT_SLAT_STATE)).
     CurrentSlatState: u8 as Uint8 for c::CURRENT_SLAT_STATE {
         /// `0` (HAP-NodeJS `FIXED`).
         Fixed = 0,
@@ -203,7 +203,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `CurrentVisibilityState` ([`CURRENT_VISIBILITY_STATE`](c::CURRENT_VISIBILITY_STATE)).
+    /// The valid values of `CurrentVisibilityState` ([`characteristic::CURRENT_VISIBILITY_STATE`](c::CURRENT_VISIBILITY_STATE)).
     CurrentVisibilityState: u8 as Uint8 for c::CURRENT_VISIBILITY_STATE {
         /// `0` (HAP-NodeJS `SHOWN`).
         Shown = 0,
@@ -213,7 +213,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `EventSnapshotsActive` ([`EVENT_SNAPSHOTS_ACTIVE`](c::EVENT_SNAPSHOTS_ACTIVE)).
+    /// The valid values of `EventSnapshotsActive` ([`characteristic::EVENT_SNAPSHOTS_ACTIVE`](c::EVENT_SNAPSHOTS_ACTIVE)).
     EventSnapshotsActive: u8 as Uint8 for c::EVENT_SNAPSHOTS_ACTIVE {
         /// `0` (HAP-NodeJS `DISABLE`).
         Disable = 0,
@@ -223,7 +223,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `FilterChangeIndication` ([`FILTER_CHANGE_INDICATION`](c::FILTER_CHANGE_INDICATION)).
+    /// The valid values of `FilterChangeIndication` ([`characteristic::FILTER_CHANGE_INDICATION`](c::FILTER_CHANGE_INDICATION)).
     FilterChangeIndication: u8 as Uint8 for c::FILTER_CHANGE_INDICATION {
         /// `0` (HAP-NodeJS `FILTER_OK`).
         FilterOk = 0,
@@ -233,7 +233,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `HomeKitCameraActive` ([`HOME_KIT_CAMERA_ACTIVE`](c::HOME_KIT_CAMERA_ACTIVE)).
+    /// The valid values of `HomeKitCameraActive` ([`characteristic::HOME_KIT_CAMERA_ACTIVE`](c::HOME_KIT_CAMERA_ACTIVE)).
     HomeKitCameraActive: u8 as Uint8 for c::HOME_KIT_CAMERA_ACTIVE {
         /// `0` (HAP-NodeJS `OFF`).
         Off = 0,
@@ -243,7 +243,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `InUse` ([`IN_USE`](c::IN_USE)).
+    /// The valid values of `InUse` ([`characteristic::IN_USE`](c::IN_USE)).
     InUse: u8 as Uint8 for c::IN_USE {
         /// `0` (HAP-NodeJS `NOT_IN_USE`).
         NotInUse = 0,
@@ -253,7 +253,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `InputSourceType` ([`INPUT_SOURCE_TYPE`](c::INPUT_SOURCE_TYPE)).
+    /// The valid values of `InputSourceType` ([`characteristic::INPUT_SOURCE_TYPE`](c::INPUT_SOURCE_TYPE)).
     InputSourceType: u8 as Uint8 for c::INPUT_SOURCE_TYPE {
         /// `0` (HAP-NodeJS `OTHER`).
         Other = 0,
@@ -281,7 +281,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `IsConfigured` ([`IS_CONFIGURED`](c::IS_CONFIGURED)).
+    /// The valid values of `IsConfigured` ([`characteristic::IS_CONFIGURED`](c::IS_CONFIGURED)).
     IsConfigured: u8 as Uint8 for c::IS_CONFIGURED {
         /// `0` (HAP-NodeJS `NOT_CONFIGURED`).
         NotConfigured = 0,
@@ -291,7 +291,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `LeakDetected` ([`LEAK_DETECTED`](c::LEAK_DETECTED)).
+    /// The valid values of `LeakDetected` ([`characteristic::LEAK_DETECTED`](c::LEAK_DETECTED)).
     LeakDetected: u8 as Uint8 for c::LEAK_DETECTED {
         /// `0` (HAP-NodeJS `LEAK_NOT_DETECTED`).
         LeakNotDetected = 0,
@@ -301,7 +301,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `LockCurrentState` ([`LOCK_CURRENT_STATE`](c::LOCK_CURRENT_STATE)).
+    /// The valid values of `LockCurrentState` ([`characteristic::LOCK_CURRENT_STATE`](c::LOCK_CURRENT_STATE)).
     LockCurrentState: u8 as Uint8 for c::LOCK_CURRENT_STATE {
         /// `0` (HAP-NodeJS `UNSECURED`).
         Unsecured = 0,
@@ -315,7 +315,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `LockLastKnownAction` ([`LOCK_LAST_KNOWN_ACTION`](c::LOCK_LAST_KNOWN_ACTION)).
+    /// The valid values of `LockLastKnownAction` ([`characteristic::LOCK_LAST_KNOWN_ACTION`](c::LOCK_LAST_KNOWN_ACTION)).
     LockLastKnownAction: u8 as Uint8 for c::LOCK_LAST_KNOWN_ACTION {
         /// `0` (HAP-NodeJS `SECURED_PHYSICALLY_INTERIOR`).
         SecuredPhysicallyInterior = 0,
@@ -343,7 +343,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `LockPhysicalControls` ([`LOCK_PHYSICAL_CONTROLS`](c::LOCK_PHYSICAL_CONTROLS)).
+    /// The valid values of `LockPhysicalControls` ([`characteristic::LOCK_PHYSICAL_CONTROLS`](c::LOCK_PHYSICAL_CONTROLS)).
     LockPhysicalControls: u8 as Uint8 for c::LOCK_PHYSICAL_CONTROLS {
         /// `0` (HAP-NodeJS `CONTROL_LOCK_DISABLED`).
         ControlLockDisabled = 0,
@@ -353,7 +353,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `LockTargetState` ([`LOCK_TARGET_STATE`](c::LOCK_TARGET_STATE)).
+    /// The valid values of `LockTargetState` ([`characteristic::LOCK_TARGET_STATE`](c::LOCK_TARGET_STATE)).
     LockTargetState: u8 as Uint8 for c::LOCK_TARGET_STATE {
         /// `0` (HAP-NodeJS `UNSECURED`).
         Unsecured = 0,
@@ -363,7 +363,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `ManagedNetworkEnable` ([`MANAGED_NETWORK_ENABLE`](c::MANAGED_NETWORK_ENABLE)).
+    /// The valid values of `ManagedNetworkEnable` ([`characteristic::MANAGED_NETWORK_ENABLE`](c::MANAGED_NETWORK_ENABLE)).
     ManagedNetworkEnable: u8 as Uint8 for c::MANAGED_NETWORK_ENABLE {
         /// `0` (HAP-NodeJS `DISABLED`).
         Disabled = 0,
@@ -373,7 +373,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `OccupancyDetected` ([`OCCUPANCY_DETECTED`](c::OCCUPANCY_DETECTED)).
+    /// The valid values of `OccupancyDetected` ([`characteristic::OCCUPANCY_DETECTED`](c::OCCUPANCY_DETECTED)).
     OccupancyDetected: u8 as Uint8 for c::OCCUPANCY_DETECTED {
         /// `0` (HAP-NodeJS `OCCUPANCY_NOT_DETECTED`).
         OccupancyNotDetected = 0,
@@ -383,7 +383,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `PeriodicSnapshotsActive` ([`PERIODIC_SNAPSHOTS_ACTIVE`](c::PERIODIC_SNAPSHOTS_ACTIVE)).
+    /// The valid values of `PeriodicSnapshotsActive` ([`characteristic::PERIODIC_SNAPSHOTS_ACTIVE`](c::PERIODIC_SNAPSHOTS_ACTIVE)).
     PeriodicSnapshotsActive: u8 as Uint8 for c::PERIODIC_SNAPSHOTS_ACTIVE {
         /// `0` (HAP-NodeJS `DISABLE`).
         Disable = 0,
@@ -393,7 +393,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `PositionState` ([`POSITION_STATE`](c::POSITION_STATE)).
+    /// The valid values of `PositionState` ([`characteristic::POSITION_STATE`](c::POSITION_STATE)).
     PositionState: u8 as Uint8 for c::POSITION_STATE {
         /// `0` (HAP-NodeJS `DECREASING`).
         Decreasing = 0,
@@ -405,7 +405,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `PowerModeSelection` ([`POWER_MODE_SELECTION`](c::POWER_MODE_SELECTION)).
+    /// The valid values of `PowerModeSelection` ([`characteristic::POWER_MODE_SELECTION`](c::POWER_MODE_SELECTION)).
     PowerModeSelection: u8 as Uint8 for c::POWER_MODE_SELECTION {
         /// `0` (HAP-NodeJS `SHOW`).
         Show = 0,
@@ -415,7 +415,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `ProgramMode` ([`PROGRAM_MODE`](c::PROGRAM_MODE)).
+    /// The valid values of `ProgramMode` ([`characteristic::PROGRAM_MODE`](c::PROGRAM_MODE)).
     ProgramMode: u8 as Uint8 for c::PROGRAM_MODE {
         /// `0` (HAP-NodeJS `NO_PROGRAM_SCHEDULED`).
         NoProgramScheduled = 0,
@@ -427,7 +427,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `ProgrammableSwitchEvent` ([`PROGRAMMABLE_SWITCH_EVENT`](c::PROGRAMMABLE_SWITCH_EVENT)).
+    /// The valid values of `ProgrammableSwitchEvent` ([`characteristic::PROGRAMMABLE_SWITCH_EVENT`](c::PROGRAMMABLE_SWITCH_EVENT)).
     ProgrammableSwitchEvent: u8 as Uint8 for c::PROGRAMMABLE_SWITCH_EVENT {
         /// `0` (HAP-NodeJS `SINGLE_PRESS`).
         SinglePress = 0,
@@ -439,7 +439,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `RecordingAudioActive` ([`RECORDING_AUDIO_ACTIVE`](c::RECORDING_AUDIO_ACTIVE)).
+    /// The valid values of `RecordingAudioActive` ([`characteristic::RECORDING_AUDIO_ACTIVE`](c::RECORDING_AUDIO_ACTIVE)).
     RecordingAudioActive: u8 as Uint8 for c::RECORDING_AUDIO_ACTIVE {
         /// `0` (HAP-NodeJS `DISABLE`).
         Disable = 0,
@@ -449,7 +449,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `RotationDirection` ([`ROTATION_DIRECTION`](c::ROTATION_DIRECTION)).
+    /// The valid values of `RotationDirection` ([`characteristic::ROTATION_DIRECTION`](c::ROTATION_DIRECTION)).
     RotationDirection: i32 as Int for c::ROTATION_DIRECTION {
         /// `0` (HAP-NodeJS `CLOCKWISE`).
         Clockwise = 0,
@@ -459,7 +459,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `RouterStatus` ([`ROUTER_STATUS`](c::ROUTER_STATUS)).
+    /// The valid values of `RouterStatus` ([`characteristic::ROUTER_STATUS`](c::ROUTER_STATUS)).
     RouterStatus: u8 as Uint8 for c::ROUTER_STATUS {
         /// `0` (HAP-NodeJS `READY`).
         Ready = 0,
@@ -469,7 +469,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `SecuritySystemAlarmType` ([`SECURITY_SYSTEM_ALARM_TYPE`](c::SECURITY_SYSTEM_ALARM_TYPE)).
+    /// The valid values of `SecuritySystemAlarmType` ([`characteristic::SECURITY_SYSTEM_ALARM_TYPE`](c::SECURITY_SYSTEM_ALARM_TYPE)).
     SecuritySystemAlarmType: u8 as Uint8 for c::SECURITY_SYSTEM_ALARM_TYPE {
         /// `0` (HAP-NodeJS `NO_ALARM`).
         NoAlarm = 0,
@@ -479,7 +479,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `SecuritySystemCurrentState` ([`SECURITY_SYSTEM_CURRENT_STATE`](c::SECURITY_SYSTEM_CURRENT_STATE)).
+    /// The valid values of `SecuritySystemCurrentState` ([`characteristic::SECURITY_SYSTEM_CURRENT_STATE`](c::SECURITY_SYSTEM_CURRENT_STATE)).
     SecuritySystemCurrentState: u8 as Uint8 for c::SECURITY_SYSTEM_CURRENT_STATE {
         /// `0` (HAP-NodeJS `STAY_ARM`).
         StayArm = 0,
@@ -495,7 +495,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `SecuritySystemTargetState` ([`SECURITY_SYSTEM_TARGET_STATE`](c::SECURITY_SYSTEM_TARGET_STATE)).
+    /// The valid values of `SecuritySystemTargetState` ([`characteristic::SECURITY_SYSTEM_TARGET_STATE`](c::SECURITY_SYSTEM_TARGET_STATE)).
     SecuritySystemTargetState: u8 as Uint8 for c::SECURITY_SYSTEM_TARGET_STATE {
         /// `0` (HAP-NodeJS `STAY_ARM`).
         StayArm = 0,
@@ -509,7 +509,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `ServiceLabelNamespace` ([`SERVICE_LABEL_NAMESPACE`](c::SERVICE_LABEL_NAMESPACE)).
+    /// The valid values of `ServiceLabelNamespace` ([`characteristic::SERVICE_LABEL_NAMESPACE`](c::SERVICE_LABEL_NAMESPACE)).
     ServiceLabelNamespace: u8 as Uint8 for c::SERVICE_LABEL_NAMESPACE {
         /// `0` (HAP-NodeJS `DOTS`).
         Dots = 0,
@@ -519,7 +519,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `SiriInputType` ([`SIRI_INPUT_TYPE`](c::SIRI_INPUT_TYPE)).
+    /// The valid values of `SiriInputType` ([`characteristic::SIRI_INPUT_TYPE`](c::SIRI_INPUT_TYPE)).
     SiriInputType: u8 as Uint8 for c::SIRI_INPUT_TYPE {
         /// `0` (HAP-NodeJS `PUSH_BUTTON_TRIGGERED_APPLE_TV`).
         PushButtonTriggeredAppleTv = 0,
@@ -527,7 +527,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `SlatType` ([`SLAT_TYPE`](c::SLAT_TYPE)).
+    /// The valid values of `SlatType` ([`characteristic::SLAT_TYPE`](c::SLAT_TYPE)).
     SlatType: u8 as Uint8 for c::SLAT_TYPE {
         /// `0` (HAP-NodeJS `HORIZONTAL`).
         Horizontal = 0,
@@ -537,7 +537,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `SleepDiscoveryMode` ([`SLEEP_DISCOVERY_MODE`](c::SLEEP_DISCOVERY_MODE)).
+    /// The valid values of `SleepDiscoveryMode` ([`characteristic::SLEEP_DISCOVERY_MODE`](c::SLEEP_DISCOVERY_MODE)).
     SleepDiscoveryMode: u8 as Uint8 for c::SLEEP_DISCOVERY_MODE {
         /// `0` (HAP-NodeJS `NOT_DISCOVERABLE`).
         NotDiscoverable = 0,
@@ -547,7 +547,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `SmokeDetected` ([`SMOKE_DETECTED`](c::SMOKE_DETECTED)).
+    /// The valid values of `SmokeDetected` ([`characteristic::SMOKE_DETECTED`](c::SMOKE_DETECTED)).
     SmokeDetected: u8 as Uint8 for c::SMOKE_DETECTED {
         /// `0` (HAP-NodeJS `SMOKE_NOT_DETECTED`).
         SmokeNotDetected = 0,
@@ -557,7 +557,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `StatusFault` ([`STATUS_FAULT`](c::STATUS_FAULT)).
+    /// The valid values of `StatusFault` ([`characteristic::STATUS_FAULT`](c::STATUS_FAULT)).
     StatusFault: u8 as Uint8 for c::STATUS_FAULT {
         /// `0` (HAP-NodeJS `NO_FAULT`).
         NoFault = 0,
@@ -567,7 +567,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `StatusJammed` ([`STATUS_JAMMED`](c::STATUS_JAMMED)).
+    /// The valid values of `StatusJammed` ([`characteristic::STATUS_JAMMED`](c::STATUS_JAMMED)).
     StatusJammed: u8 as Uint8 for c::STATUS_JAMMED {
         /// `0` (HAP-NodeJS `NOT_JAMMED`).
         NotJammed = 0,
@@ -577,7 +577,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `StatusLowBattery` ([`STATUS_LOW_BATTERY`](c::STATUS_LOW_BATTERY)).
+    /// The valid values of `StatusLowBattery` ([`characteristic::STATUS_LOW_BATTERY`](c::STATUS_LOW_BATTERY)).
     StatusLowBattery: u8 as Uint8 for c::STATUS_LOW_BATTERY {
         /// `0` (HAP-NodeJS `BATTERY_LEVEL_NORMAL`).
         BatteryLevelNormal = 0,
@@ -587,7 +587,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `StatusTampered` ([`STATUS_TAMPERED`](c::STATUS_TAMPERED)).
+    /// The valid values of `StatusTampered` ([`characteristic::STATUS_TAMPERED`](c::STATUS_TAMPERED)).
     StatusTampered: u8 as Uint8 for c::STATUS_TAMPERED {
         /// `0` (HAP-NodeJS `NOT_TAMPERED`).
         NotTampered = 0,
@@ -597,7 +597,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `SwingMode` ([`SWING_MODE`](c::SWING_MODE)).
+    /// The valid values of `SwingMode` ([`characteristic::SWING_MODE`](c::SWING_MODE)).
     SwingMode: u8 as Uint8 for c::SWING_MODE {
         /// `0` (HAP-NodeJS `SWING_DISABLED`).
         SwingDisabled = 0,
@@ -607,7 +607,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `TargetAirPurifierState` ([`TARGET_AIR_PURIFIER_STATE`](c::TARGET_AIR_PURIFIER_STATE)).
+    /// The valid values of `TargetAirPurifierState` ([`characteristic::TARGET_AIR_PURIFIER_STATE`](c::TARGET_AIR_PURIFIER_STATE)).
     TargetAirPurifierState: u8 as Uint8 for c::TARGET_AIR_PURIFIER_STATE {
         /// `0` (HAP-NodeJS `MANUAL`).
         Manual = 0,
@@ -617,7 +617,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `TargetDoorState` ([`TARGET_DOOR_STATE`](c::TARGET_DOOR_STATE)).
+    /// The valid values of `TargetDoorState` ([`characteristic::TARGET_DOOR_STATE`](c::TARGET_DOOR_STATE)).
     TargetDoorState: u8 as Uint8 for c::TARGET_DOOR_STATE {
         /// `0` (HAP-NodeJS `OPEN`).
         Open = 0,
@@ -627,7 +627,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `TargetFanState` ([`TARGET_FAN_STATE`](c::TARGET_FAN_STATE)).
+    /// The valid values of `TargetFanState` ([`characteristic::TARGET_FAN_STATE`](c::TARGET_FAN_STATE)).
     TargetFanState: u8 as Uint8 for c::TARGET_FAN_STATE {
         /// `0` (HAP-NodeJS `MANUAL`).
         Manual = 0,
@@ -637,7 +637,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `TargetHeaterCoolerState` ([`TARGET_HEATER_COOLER_STATE`](c::TARGET_HEATER_COOLER_STATE)).
+    /// The valid values of `TargetHeaterCoolerState` ([`characteristic::TARGET_HEATER_COOLER_STATE`](c::TARGET_HEATER_COOLER_STATE)).
     TargetHeaterCoolerState: u8 as Uint8 for c::TARGET_HEATER_COOLER_STATE {
         /// `0` (HAP-NodeJS `AUTO`).
         Auto = 0,
@@ -649,7 +649,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `TargetHeatingCoolingState` ([`TARGET_HEATING_COOLING_STATE`](c::TARGET_HEATING_COOLING_STATE)).
+    /// The valid values of `TargetHeatingCoolingState` ([`characteristic::TARGET_HEATING_COOLING_STATE`](c::TARGET_HEATING_COOLING_STATE)).
     TargetHeatingCoolingState: u8 as Uint8 for c::TARGET_HEATING_COOLING_STATE {
         /// `0` (HAP-NodeJS `OFF`).
         Off = 0,
@@ -663,7 +663,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `TargetHumidifierDehumidifierState` ([`TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE`](c::TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE)).
+    /// The valid values of `TargetHumidifierDehumidifierState` ([`characteristic::TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE`](c::TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE)).
     TargetHumidifierDehumidifierState: u8 as Uint8 for c::TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE {
         /// `0` (HAP-NodeJS `HUMIDIFIER_OR_DEHUMIDIFIER`).
         HumidifierOrDehumidifier = 0,
@@ -675,7 +675,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `TargetMediaState` ([`TARGET_MEDIA_STATE`](c::TARGET_MEDIA_STATE)).
+    /// The valid values of `TargetMediaState` ([`characteristic::TARGET_MEDIA_STATE`](c::TARGET_MEDIA_STATE)).
     TargetMediaState: u8 as Uint8 for c::TARGET_MEDIA_STATE {
         /// `0` (HAP-NodeJS `PLAY`).
         Play = 0,
@@ -687,7 +687,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `TargetVisibilityState` ([`TARGET_VISIBILITY_STATE`](c::TARGET_VISIBILITY_STATE)).
+    /// The valid values of `TargetVisibilityState` ([`characteristic::TARGET_VISIBILITY_STATE`](c::TARGET_VISIBILITY_STATE)).
     TargetVisibilityState: u8 as Uint8 for c::TARGET_VISIBILITY_STATE {
         /// `0` (HAP-NodeJS `SHOWN`).
         Shown = 0,
@@ -697,7 +697,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `TemperatureDisplayUnits` ([`TEMPERATURE_DISPLAY_UNITS`](c::TEMPERATURE_DISPLAY_UNITS)).
+    /// The valid values of `TemperatureDisplayUnits` ([`characteristic::TEMPERATURE_DISPLAY_UNITS`](c::TEMPERATURE_DISPLAY_UNITS)).
     TemperatureDisplayUnits: u8 as Uint8 for c::TEMPERATURE_DISPLAY_UNITS {
         /// `0` (HAP-NodeJS `CELSIUS`).
         Celsius = 0,
@@ -707,7 +707,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `ThirdPartyCameraActive` ([`THIRD_PARTY_CAMERA_ACTIVE`](c::THIRD_PARTY_CAMERA_ACTIVE)).
+    /// The valid values of `ThirdPartyCameraActive` ([`characteristic::THIRD_PARTY_CAMERA_ACTIVE`](c::THIRD_PARTY_CAMERA_ACTIVE)).
     ThirdPartyCameraActive: u8 as Uint8 for c::THIRD_PARTY_CAMERA_ACTIVE {
         /// `0` (HAP-NodeJS `OFF`).
         Off = 0,
@@ -717,7 +717,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `ValveType` ([`VALVE_TYPE`](c::VALVE_TYPE)).
+    /// The valid values of `ValveType` ([`characteristic::VALVE_TYPE`](c::VALVE_TYPE)).
     ValveType: u8 as Uint8 for c::VALVE_TYPE {
         /// `0` (HAP-NodeJS `GENERIC_VALVE`).
         GenericValve = 0,
@@ -731,7 +731,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `VolumeControlType` ([`VOLUME_CONTROL_TYPE`](c::VOLUME_CONTROL_TYPE)).
+    /// The valid values of `VolumeControlType` ([`characteristic::VOLUME_CONTROL_TYPE`](c::VOLUME_CONTROL_TYPE)).
     VolumeControlType: u8 as Uint8 for c::VOLUME_CONTROL_TYPE {
         /// `0` (HAP-NodeJS `NONE`).
         None = 0,
@@ -745,7 +745,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `VolumeSelector` ([`VOLUME_SELECTOR`](c::VOLUME_SELECTOR)).
+    /// The valid values of `VolumeSelector` ([`characteristic::VOLUME_SELECTOR`](c::VOLUME_SELECTOR)).
     VolumeSelector: u8 as Uint8 for c::VOLUME_SELECTOR {
         /// `0` (HAP-NodeJS `INCREMENT`).
         Increment = 0,
@@ -755,7 +755,7 @@ named_values! {
 }
 
 named_values! {
-    /// The valid values of `WiFiSatelliteStatus` ([`WI_FI_SATELLITE_STATUS`](c::WI_FI_SATELLITE_STATUS)).
+    /// The valid values of `WiFiSatelliteStatus` ([`characteristic::WI_FI_SATELLITE_STATUS`](c::WI_FI_SATELLITE_STATUS)).
     WiFiSatelliteStatus: u8 as Uint8 for c::WI_FI_SATELLITE_STATUS {
         /// `0` (HAP-NodeJS `UNKNOWN`).
         Unknown = 0,
@@ -766,742 +766,742 @@ named_values! {
     }
 }
 
-/// `AccessCodeControlPoint` ([`ACCESS_CODE_CONTROL_POINT`](c::ACCESS_CODE_CONTROL_POINT)), valued as `Tlv8Value`.
+/// `AccessCodeControlPoint` ([`characteristic::ACCESS_CODE_CONTROL_POINT`](c::ACCESS_CODE_CONTROL_POINT)), valued as `Tlv8Value`.
 pub const ACCESS_CODE_CONTROL_POINT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::ACCESS_CODE_CONTROL_POINT);
 
-/// `AccessCodeSupportedConfiguration` ([`ACCESS_CODE_SUPPORTED_CONFIGURATION`](c::ACCESS_CODE_SUPPORTED_CONFIGURATION)), valued as `Tlv8Value`.
+/// `AccessCodeSupportedConfiguration` ([`characteristic::ACCESS_CODE_SUPPORTED_CONFIGURATION`](c::ACCESS_CODE_SUPPORTED_CONFIGURATION)), valued as `Tlv8Value`.
 pub const ACCESS_CODE_SUPPORTED_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::ACCESS_CODE_SUPPORTED_CONFIGURATION);
 
-/// `AccessControlLevel` ([`ACCESS_CONTROL_LEVEL`](c::ACCESS_CONTROL_LEVEL)), valued as `u16`.
+/// `AccessControlLevel` ([`characteristic::ACCESS_CONTROL_LEVEL`](c::ACCESS_CONTROL_LEVEL)), valued as `u16`.
 pub const ACCESS_CONTROL_LEVEL: TypedCharacteristic<u16> = TypedCharacteristic::catalog(&c::ACCESS_CONTROL_LEVEL);
 
-/// `AccessoryFlags` ([`ACCESSORY_FLAGS`](c::ACCESSORY_FLAGS)), valued as `u32`.
+/// `AccessoryFlags` ([`characteristic::ACCESSORY_FLAGS`](c::ACCESSORY_FLAGS)), valued as `u32`.
 pub const ACCESSORY_FLAGS: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::ACCESSORY_FLAGS);
 
-/// `AccessoryIdentifier` ([`ACCESSORY_IDENTIFIER`](c::ACCESSORY_IDENTIFIER)), valued as `Text`.
+/// `AccessoryIdentifier` ([`characteristic::ACCESSORY_IDENTIFIER`](c::ACCESSORY_IDENTIFIER)), valued as `Text`.
 pub const ACCESSORY_IDENTIFIER: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::ACCESSORY_IDENTIFIER);
 
-/// `Active` ([`ACTIVE`](c::ACTIVE)), valued as `Active`.
+/// `Active` ([`characteristic::ACTIVE`](c::ACTIVE)), valued as `Active`.
 pub const ACTIVE: TypedCharacteristic<Active> = TypedCharacteristic::catalog(&c::ACTIVE);
 
-/// `ActiveIdentifier` ([`ACTIVE_IDENTIFIER`](c::ACTIVE_IDENTIFIER)), valued as `u32`.
+/// `ActiveIdentifier` ([`characteristic::ACTIVE_IDENTIFIER`](c::ACTIVE_IDENTIFIER)), valued as `u32`.
 pub const ACTIVE_IDENTIFIER: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::ACTIVE_IDENTIFIER);
 
-/// `ActivityInterval` ([`ACTIVITY_INTERVAL`](c::ACTIVITY_INTERVAL)), valued as `u32`.
+/// `ActivityInterval` ([`characteristic::ACTIVITY_INTERVAL`](c::ACTIVITY_INTERVAL)), valued as `u32`.
 pub const ACTIVITY_INTERVAL: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::ACTIVITY_INTERVAL);
 
-/// `AdministratorOnlyAccess` ([`ADMINISTRATOR_ONLY_ACCESS`](c::ADMINISTRATOR_ONLY_ACCESS)), valued as `bool`.
+/// `AdministratorOnlyAccess` ([`characteristic::ADMINISTRATOR_ONLY_ACCESS`](c::ADMINISTRATOR_ONLY_ACCESS)), valued as `bool`.
 pub const ADMINISTRATOR_ONLY_ACCESS: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::ADMINISTRATOR_ONLY_ACCESS);
 
-/// `AirParticulateDensity` ([`AIR_PARTICULATE_DENSITY`](c::AIR_PARTICULATE_DENSITY)), valued as `f64`.
+/// `AirParticulateDensity` ([`characteristic::AIR_PARTICULATE_DENSITY`](c::AIR_PARTICULATE_DENSITY)), valued as `f64`.
 pub const AIR_PARTICULATE_DENSITY: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::AIR_PARTICULATE_DENSITY);
 
-/// `AirParticulateSize` ([`AIR_PARTICULATE_SIZE`](c::AIR_PARTICULATE_SIZE)), valued as `AirParticulateSize`.
+/// `AirParticulateSize` ([`characteristic::AIR_PARTICULATE_SIZE`](c::AIR_PARTICULATE_SIZE)), valued as `AirParticulateSize`.
 pub const AIR_PARTICULATE_SIZE: TypedCharacteristic<AirParticulateSize> = TypedCharacteristic::catalog(&c::AIR_PARTICULATE_SIZE);
 
-/// `AirPlayEnable` ([`AIR_PLAY_ENABLE`](c::AIR_PLAY_ENABLE)), valued as `u8`.
+/// `AirPlayEnable` ([`characteristic::AIR_PLAY_ENABLE`](c::AIR_PLAY_ENABLE)), valued as `u8`.
 pub const AIR_PLAY_ENABLE: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::AIR_PLAY_ENABLE);
 
-/// `AirQuality` ([`AIR_QUALITY`](c::AIR_QUALITY)), valued as `AirQuality`.
+/// `AirQuality` ([`characteristic::AIR_QUALITY`](c::AIR_QUALITY)), valued as `AirQuality`.
 pub const AIR_QUALITY: TypedCharacteristic<AirQuality> = TypedCharacteristic::catalog(&c::AIR_QUALITY);
 
-/// `AppMatchingIdentifier` ([`APP_MATCHING_IDENTIFIER`](c::APP_MATCHING_IDENTIFIER)), valued as `Tlv8Value`.
+/// `AppMatchingIdentifier` ([`characteristic::APP_MATCHING_IDENTIFIER`](c::APP_MATCHING_IDENTIFIER)), valued as `Tlv8Value`.
 pub const APP_MATCHING_IDENTIFIER: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::APP_MATCHING_IDENTIFIER);
 
-/// `AssetUpdateReadiness` ([`ASSET_UPDATE_READINESS`](c::ASSET_UPDATE_READINESS)), valued as `u32`.
+/// `AssetUpdateReadiness` ([`characteristic::ASSET_UPDATE_READINESS`](c::ASSET_UPDATE_READINESS)), valued as `u32`.
 pub const ASSET_UPDATE_READINESS: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::ASSET_UPDATE_READINESS);
 
-/// `AudioFeedback` ([`AUDIO_FEEDBACK`](c::AUDIO_FEEDBACK)), valued as `bool`.
+/// `AudioFeedback` ([`characteristic::AUDIO_FEEDBACK`](c::AUDIO_FEEDBACK)), valued as `bool`.
 pub const AUDIO_FEEDBACK: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::AUDIO_FEEDBACK);
 
-/// `BatteryLevel` ([`BATTERY_LEVEL`](c::BATTERY_LEVEL)), valued as `u8`.
+/// `BatteryLevel` ([`characteristic::BATTERY_LEVEL`](c::BATTERY_LEVEL)), valued as `u8`.
 pub const BATTERY_LEVEL: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::BATTERY_LEVEL);
 
-/// `Brightness` ([`BRIGHTNESS`](c::BRIGHTNESS)), valued as `i32`.
+/// `Brightness` ([`characteristic::BRIGHTNESS`](c::BRIGHTNESS)), valued as `i32`.
 pub const BRIGHTNESS: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::BRIGHTNESS);
 
-/// `ButtonEvent` ([`BUTTON_EVENT`](c::BUTTON_EVENT)), valued as `Tlv8Value`.
+/// `ButtonEvent` ([`characteristic::BUTTON_EVENT`](c::BUTTON_EVENT)), valued as `Tlv8Value`.
 pub const BUTTON_EVENT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::BUTTON_EVENT);
 
-/// `CCAEnergyDetectThreshold` ([`CCA_ENERGY_DETECT_THRESHOLD`](c::CCA_ENERGY_DETECT_THRESHOLD)), valued as `i32`.
+/// `CCAEnergyDetectThreshold` ([`characteristic::CCA_ENERGY_DETECT_THRESHOLD`](c::CCA_ENERGY_DETECT_THRESHOLD)), valued as `i32`.
 pub const CCA_ENERGY_DETECT_THRESHOLD: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::CCA_ENERGY_DETECT_THRESHOLD);
 
-/// `CCASignalDetectThreshold` ([`CCA_SIGNAL_DETECT_THRESHOLD`](c::CCA_SIGNAL_DETECT_THRESHOLD)), valued as `i32`.
+/// `CCASignalDetectThreshold` ([`characteristic::CCA_SIGNAL_DETECT_THRESHOLD`](c::CCA_SIGNAL_DETECT_THRESHOLD)), valued as `i32`.
 pub const CCA_SIGNAL_DETECT_THRESHOLD: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::CCA_SIGNAL_DETECT_THRESHOLD);
 
-/// `CameraOperatingModeIndicator` ([`CAMERA_OPERATING_MODE_INDICATOR`](c::CAMERA_OPERATING_MODE_INDICATOR)), valued as `bool`.
+/// `CameraOperatingModeIndicator` ([`characteristic::CAMERA_OPERATING_MODE_INDICATOR`](c::CAMERA_OPERATING_MODE_INDICATOR)), valued as `bool`.
 pub const CAMERA_OPERATING_MODE_INDICATOR: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::CAMERA_OPERATING_MODE_INDICATOR);
 
-/// `CarbonDioxideDetected` ([`CARBON_DIOXIDE_DETECTED`](c::CARBON_DIOXIDE_DETECTED)), valued as `CarbonDioxideDetected`.
+/// `CarbonDioxideDetected` ([`characteristic::CARBON_DIOXIDE_DETECTED`](c::CARBON_DIOXIDE_DETECTED)), valued as `CarbonDioxideDetected`.
 pub const CARBON_DIOXIDE_DETECTED: TypedCharacteristic<CarbonDioxideDetected> = TypedCharacteristic::catalog(&c::CARBON_DIOXIDE_DETECTED);
 
-/// `CarbonDioxideLevel` ([`CARBON_DIOXIDE_LEVEL`](c::CARBON_DIOXIDE_LEVEL)), valued as `f64`.
+/// `CarbonDioxideLevel` ([`characteristic::CARBON_DIOXIDE_LEVEL`](c::CARBON_DIOXIDE_LEVEL)), valued as `f64`.
 pub const CARBON_DIOXIDE_LEVEL: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::CARBON_DIOXIDE_LEVEL);
 
-/// `CarbonDioxidePeakLevel` ([`CARBON_DIOXIDE_PEAK_LEVEL`](c::CARBON_DIOXIDE_PEAK_LEVEL)), valued as `f64`.
+/// `CarbonDioxidePeakLevel` ([`characteristic::CARBON_DIOXIDE_PEAK_LEVEL`](c::CARBON_DIOXIDE_PEAK_LEVEL)), valued as `f64`.
 pub const CARBON_DIOXIDE_PEAK_LEVEL: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::CARBON_DIOXIDE_PEAK_LEVEL);
 
-/// `CarbonMonoxideDetected` ([`CARBON_MONOXIDE_DETECTED`](c::CARBON_MONOXIDE_DETECTED)), valued as `CarbonMonoxideDetected`.
+/// `CarbonMonoxideDetected` ([`characteristic::CARBON_MONOXIDE_DETECTED`](c::CARBON_MONOXIDE_DETECTED)), valued as `CarbonMonoxideDetected`.
 pub const CARBON_MONOXIDE_DETECTED: TypedCharacteristic<CarbonMonoxideDetected> = TypedCharacteristic::catalog(&c::CARBON_MONOXIDE_DETECTED);
 
-/// `CarbonMonoxideLevel` ([`CARBON_MONOXIDE_LEVEL`](c::CARBON_MONOXIDE_LEVEL)), valued as `f64`.
+/// `CarbonMonoxideLevel` ([`characteristic::CARBON_MONOXIDE_LEVEL`](c::CARBON_MONOXIDE_LEVEL)), valued as `f64`.
 pub const CARBON_MONOXIDE_LEVEL: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::CARBON_MONOXIDE_LEVEL);
 
-/// `CarbonMonoxidePeakLevel` ([`CARBON_MONOXIDE_PEAK_LEVEL`](c::CARBON_MONOXIDE_PEAK_LEVEL)), valued as `f64`.
+/// `CarbonMonoxidePeakLevel` ([`characteristic::CARBON_MONOXIDE_PEAK_LEVEL`](c::CARBON_MONOXIDE_PEAK_LEVEL)), valued as `f64`.
 pub const CARBON_MONOXIDE_PEAK_LEVEL: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::CARBON_MONOXIDE_PEAK_LEVEL);
 
-/// `CharacteristicValueActiveTransitionCount` ([`CHARACTERISTIC_VALUE_ACTIVE_TRANSITION_COUNT`](c::CHARACTERISTIC_VALUE_ACTIVE_TRANSITION_COUNT)), valued as `u8`.
+/// `CharacteristicValueActiveTransitionCount` ([`characteristic::CHARACTERISTIC_VALUE_ACTIVE_TRANSITION_COUNT`](c::CHARACTERISTIC_VALUE_ACTIVE_TRANSITION_COUNT)), valued as `u8`.
 pub const CHARACTERISTIC_VALUE_ACTIVE_TRANSITION_COUNT: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::CHARACTERISTIC_VALUE_ACTIVE_TRANSITION_COUNT);
 
-/// `CharacteristicValueTransitionControl` ([`CHARACTERISTIC_VALUE_TRANSITION_CONTROL`](c::CHARACTERISTIC_VALUE_TRANSITION_CONTROL)), valued as `Tlv8Value`.
+/// `CharacteristicValueTransitionControl` ([`characteristic::CHARACTERISTIC_VALUE_TRANSITION_CONTROL`](c::CHARACTERISTIC_VALUE_TRANSITION_CONTROL)), valued as `Tlv8Value`.
 pub const CHARACTERISTIC_VALUE_TRANSITION_CONTROL: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::CHARACTERISTIC_VALUE_TRANSITION_CONTROL);
 
-/// `ChargingState` ([`CHARGING_STATE`](c::CHARGING_STATE)), valued as `ChargingState`.
+/// `ChargingState` ([`characteristic::CHARGING_STATE`](c::CHARGING_STATE)), valued as `ChargingState`.
 pub const CHARGING_STATE: TypedCharacteristic<ChargingState> = TypedCharacteristic::catalog(&c::CHARGING_STATE);
 
-/// `ClosedCaptions` ([`CLOSED_CAPTIONS`](c::CLOSED_CAPTIONS)), valued as `ClosedCaptions`.
+/// `ClosedCaptions` ([`characteristic::CLOSED_CAPTIONS`](c::CLOSED_CAPTIONS)), valued as `ClosedCaptions`.
 pub const CLOSED_CAPTIONS: TypedCharacteristic<ClosedCaptions> = TypedCharacteristic::catalog(&c::CLOSED_CAPTIONS);
 
-/// `ColorTemperature` ([`COLOR_TEMPERATURE`](c::COLOR_TEMPERATURE)), valued as `i32`.
+/// `ColorTemperature` ([`characteristic::COLOR_TEMPERATURE`](c::COLOR_TEMPERATURE)), valued as `i32`.
 pub const COLOR_TEMPERATURE: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::COLOR_TEMPERATURE);
 
-/// `ConfigurationState` ([`CONFIGURATION_STATE`](c::CONFIGURATION_STATE)), valued as `u16`.
+/// `ConfigurationState` ([`characteristic::CONFIGURATION_STATE`](c::CONFIGURATION_STATE)), valued as `u16`.
 pub const CONFIGURATION_STATE: TypedCharacteristic<u16> = TypedCharacteristic::catalog(&c::CONFIGURATION_STATE);
 
-/// `ConfiguredName` ([`CONFIGURED_NAME`](c::CONFIGURED_NAME)), valued as `Text`.
+/// `ConfiguredName` ([`characteristic::CONFIGURED_NAME`](c::CONFIGURED_NAME)), valued as `Text`.
 pub const CONFIGURED_NAME: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::CONFIGURED_NAME);
 
-/// `ContactSensorState` ([`CONTACT_SENSOR_STATE`](c::CONTACT_SENSOR_STATE)), valued as `ContactSensorState`.
+/// `ContactSensorState` ([`characteristic::CONTACT_SENSOR_STATE`](c::CONTACT_SENSOR_STATE)), valued as `ContactSensorState`.
 pub const CONTACT_SENSOR_STATE: TypedCharacteristic<ContactSensorState> = TypedCharacteristic::catalog(&c::CONTACT_SENSOR_STATE);
 
-/// `CoolingThresholdTemperature` ([`COOLING_THRESHOLD_TEMPERATURE`](c::COOLING_THRESHOLD_TEMPERATURE)), valued as `f64`.
+/// `CoolingThresholdTemperature` ([`characteristic::COOLING_THRESHOLD_TEMPERATURE`](c::COOLING_THRESHOLD_TEMPERATURE)), valued as `f64`.
 pub const COOLING_THRESHOLD_TEMPERATURE: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::COOLING_THRESHOLD_TEMPERATURE);
 
-/// `CryptoHash` ([`CRYPTO_HASH`](c::CRYPTO_HASH)), valued as `Tlv8Value`.
+/// `CryptoHash` ([`characteristic::CRYPTO_HASH`](c::CRYPTO_HASH)), valued as `Tlv8Value`.
 pub const CRYPTO_HASH: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::CRYPTO_HASH);
 
-/// `CurrentAirPurifierState` ([`CURRENT_AIR_PURIFIER_STATE`](c::CURRENT_AIR_PURIFIER_STATE)), valued as `CurrentAirPurifierState`.
+/// `CurrentAirPurifierState` ([`characteristic::CURRENT_AIR_PURIFIER_STATE`](c::CURRENT_AIR_PURIFIER_STATE)), valued as `CurrentAirPurifierState`.
 pub const CURRENT_AIR_PURIFIER_STATE: TypedCharacteristic<CurrentAirPurifierState> = TypedCharacteristic::catalog(&c::CURRENT_AIR_PURIFIER_STATE);
 
-/// `CurrentAmbientLightLevel` ([`CURRENT_AMBIENT_LIGHT_LEVEL`](c::CURRENT_AMBIENT_LIGHT_LEVEL)), valued as `f64`.
+/// `CurrentAmbientLightLevel` ([`characteristic::CURRENT_AMBIENT_LIGHT_LEVEL`](c::CURRENT_AMBIENT_LIGHT_LEVEL)), valued as `f64`.
 pub const CURRENT_AMBIENT_LIGHT_LEVEL: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::CURRENT_AMBIENT_LIGHT_LEVEL);
 
-/// `CurrentDoorState` ([`CURRENT_DOOR_STATE`](c::CURRENT_DOOR_STATE)), valued as `CurrentDoorState`.
+/// `CurrentDoorState` ([`characteristic::CURRENT_DOOR_STATE`](c::CURRENT_DOOR_STATE)), valued as `CurrentDoorState`.
 pub const CURRENT_DOOR_STATE: TypedCharacteristic<CurrentDoorState> = TypedCharacteristic::catalog(&c::CURRENT_DOOR_STATE);
 
-/// `CurrentFanState` ([`CURRENT_FAN_STATE`](c::CURRENT_FAN_STATE)), valued as `CurrentFanState`.
+/// `CurrentFanState` ([`characteristic::CURRENT_FAN_STATE`](c::CURRENT_FAN_STATE)), valued as `CurrentFanState`.
 pub const CURRENT_FAN_STATE: TypedCharacteristic<CurrentFanState> = TypedCharacteristic::catalog(&c::CURRENT_FAN_STATE);
 
-/// `CurrentHeaterCoolerState` ([`CURRENT_HEATER_COOLER_STATE`](c::CURRENT_HEATER_COOLER_STATE)), valued as `CurrentHeaterCoolerState`.
+/// `CurrentHeaterCoolerState` ([`characteristic::CURRENT_HEATER_COOLER_STATE`](c::CURRENT_HEATER_COOLER_STATE)), valued as `CurrentHeaterCoolerState`.
 pub const CURRENT_HEATER_COOLER_STATE: TypedCharacteristic<CurrentHeaterCoolerState> = TypedCharacteristic::catalog(&c::CURRENT_HEATER_COOLER_STATE);
 
-/// `CurrentHeatingCoolingState` ([`CURRENT_HEATING_COOLING_STATE`](c::CURRENT_HEATING_COOLING_STATE)), valued as `CurrentHeatingCoolingState`.
+/// `CurrentHeatingCoolingState` ([`characteristic::CURRENT_HEATING_COOLING_STATE`](c::CURRENT_HEATING_COOLING_STATE)), valued as `CurrentHeatingCoolingState`.
 pub const CURRENT_HEATING_COOLING_STATE: TypedCharacteristic<CurrentHeatingCoolingState> = TypedCharacteristic::catalog(&c::CURRENT_HEATING_COOLING_STATE);
 
-/// `CurrentHorizontalTiltAngle` ([`CURRENT_HORIZONTAL_TILT_ANGLE`](c::CURRENT_HORIZONTAL_TILT_ANGLE)), valued as `i32`.
+/// `CurrentHorizontalTiltAngle` ([`characteristic::CURRENT_HORIZONTAL_TILT_ANGLE`](c::CURRENT_HORIZONTAL_TILT_ANGLE)), valued as `i32`.
 pub const CURRENT_HORIZONTAL_TILT_ANGLE: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::CURRENT_HORIZONTAL_TILT_ANGLE);
 
-/// `CurrentHumidifierDehumidifierState` ([`CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE`](c::CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE)), valued as `CurrentHumidifierDehumidifierState`.
+/// `CurrentHumidifierDehumidifierState` ([`characteristic::CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE`](c::CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE)), valued as `CurrentHumidifierDehumidifierState`.
 pub const CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE: TypedCharacteristic<CurrentHumidifierDehumidifierState> = TypedCharacteristic::catalog(&c::CURRENT_HUMIDIFIER_DEHUMIDIFIER_STATE);
 
-/// `CurrentMediaState` ([`CURRENT_MEDIA_STATE`](c::CURRENT_MEDIA_STATE)), valued as `CurrentMediaState`.
+/// `CurrentMediaState` ([`characteristic::CURRENT_MEDIA_STATE`](c::CURRENT_MEDIA_STATE)), valued as `CurrentMediaState`.
 pub const CURRENT_MEDIA_STATE: TypedCharacteristic<CurrentMediaState> = TypedCharacteristic::catalog(&c::CURRENT_MEDIA_STATE);
 
-/// `CurrentPosition` ([`CURRENT_POSITION`](c::CURRENT_POSITION)), valued as `u8`.
+/// `CurrentPosition` ([`characteristic::CURRENT_POSITION`](c::CURRENT_POSITION)), valued as `u8`.
 pub const CURRENT_POSITION: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::CURRENT_POSITION);
 
-/// `CurrentRelativeHumidity` ([`CURRENT_RELATIVE_HUMIDITY`](c::CURRENT_RELATIVE_HUMIDITY)), valued as `f64`.
+/// `CurrentRelativeHumidity` ([`characteristic::CURRENT_RELATIVE_HUMIDITY`](c::CURRENT_RELATIVE_HUMIDITY)), valued as `f64`.
 pub const CURRENT_RELATIVE_HUMIDITY: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::CURRENT_RELATIVE_HUMIDITY);
 
-/// `CurrentSlatState` ([`CURRENT_SLAT_STATE`](c::CURRENT_SLAT_STATE)), valued as `CurrentSlatState`.
+/// `CurrentSlatState` ([`characteristic::CURRENT_SLAT_STATE`](c::CURRENT_SLAT_STATE)), valued as `CurrentSlatState`.
 pub const CURRENT_SLAT_STATE: TypedCharacteristic<CurrentSlatState> = TypedCharacteristic::catalog(&c::CURRENT_SLAT_STATE);
 
-/// `CurrentTemperature` ([`CURRENT_TEMPERATURE`](c::CURRENT_TEMPERATURE)), valued as `f64`.
+/// `CurrentTemperature` ([`characteristic::CURRENT_TEMPERATURE`](c::CURRENT_TEMPERATURE)), valued as `f64`.
 pub const CURRENT_TEMPERATURE: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::CURRENT_TEMPERATURE);
 
-/// `CurrentTiltAngle` ([`CURRENT_TILT_ANGLE`](c::CURRENT_TILT_ANGLE)), valued as `i32`.
+/// `CurrentTiltAngle` ([`characteristic::CURRENT_TILT_ANGLE`](c::CURRENT_TILT_ANGLE)), valued as `i32`.
 pub const CURRENT_TILT_ANGLE: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::CURRENT_TILT_ANGLE);
 
-/// `CurrentTransport` ([`CURRENT_TRANSPORT`](c::CURRENT_TRANSPORT)), valued as `bool`.
+/// `CurrentTransport` ([`characteristic::CURRENT_TRANSPORT`](c::CURRENT_TRANSPORT)), valued as `bool`.
 pub const CURRENT_TRANSPORT: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::CURRENT_TRANSPORT);
 
-/// `CurrentVerticalTiltAngle` ([`CURRENT_VERTICAL_TILT_ANGLE`](c::CURRENT_VERTICAL_TILT_ANGLE)), valued as `i32`.
+/// `CurrentVerticalTiltAngle` ([`characteristic::CURRENT_VERTICAL_TILT_ANGLE`](c::CURRENT_VERTICAL_TILT_ANGLE)), valued as `i32`.
 pub const CURRENT_VERTICAL_TILT_ANGLE: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::CURRENT_VERTICAL_TILT_ANGLE);
 
-/// `CurrentVisibilityState` ([`CURRENT_VISIBILITY_STATE`](c::CURRENT_VISIBILITY_STATE)), valued as `CurrentVisibilityState`.
+/// `CurrentVisibilityState` ([`characteristic::CURRENT_VISIBILITY_STATE`](c::CURRENT_VISIBILITY_STATE)), valued as `CurrentVisibilityState`.
 pub const CURRENT_VISIBILITY_STATE: TypedCharacteristic<CurrentVisibilityState> = TypedCharacteristic::catalog(&c::CURRENT_VISIBILITY_STATE);
 
-/// `DataStreamHAPTransport` ([`DATA_STREAM_HAP_TRANSPORT`](c::DATA_STREAM_HAP_TRANSPORT)), valued as `Tlv8Value`.
+/// `DataStreamHAPTransport` ([`characteristic::DATA_STREAM_HAP_TRANSPORT`](c::DATA_STREAM_HAP_TRANSPORT)), valued as `Tlv8Value`.
 pub const DATA_STREAM_HAP_TRANSPORT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::DATA_STREAM_HAP_TRANSPORT);
 
-/// `DataStreamHAPTransportInterrupt` ([`DATA_STREAM_HAP_TRANSPORT_INTERRUPT`](c::DATA_STREAM_HAP_TRANSPORT_INTERRUPT)), valued as `Tlv8Value`.
+/// `DataStreamHAPTransportInterrupt` ([`characteristic::DATA_STREAM_HAP_TRANSPORT_INTERRUPT`](c::DATA_STREAM_HAP_TRANSPORT_INTERRUPT)), valued as `Tlv8Value`.
 pub const DATA_STREAM_HAP_TRANSPORT_INTERRUPT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::DATA_STREAM_HAP_TRANSPORT_INTERRUPT);
 
-/// `DiagonalFieldOfView` ([`DIAGONAL_FIELD_OF_VIEW`](c::DIAGONAL_FIELD_OF_VIEW)), valued as `f64`.
+/// `DiagonalFieldOfView` ([`characteristic::DIAGONAL_FIELD_OF_VIEW`](c::DIAGONAL_FIELD_OF_VIEW)), valued as `f64`.
 pub const DIAGONAL_FIELD_OF_VIEW: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::DIAGONAL_FIELD_OF_VIEW);
 
-/// `DigitalZoom` ([`DIGITAL_ZOOM`](c::DIGITAL_ZOOM)), valued as `f64`.
+/// `DigitalZoom` ([`characteristic::DIGITAL_ZOOM`](c::DIGITAL_ZOOM)), valued as `f64`.
 pub const DIGITAL_ZOOM: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::DIGITAL_ZOOM);
 
-/// `DisplayOrder` ([`DISPLAY_ORDER`](c::DISPLAY_ORDER)), valued as `Tlv8Value`.
+/// `DisplayOrder` ([`characteristic::DISPLAY_ORDER`](c::DISPLAY_ORDER)), valued as `Tlv8Value`.
 pub const DISPLAY_ORDER: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::DISPLAY_ORDER);
 
-/// `EventRetransmissionMaximum` ([`EVENT_RETRANSMISSION_MAXIMUM`](c::EVENT_RETRANSMISSION_MAXIMUM)), valued as `u8`.
+/// `EventRetransmissionMaximum` ([`characteristic::EVENT_RETRANSMISSION_MAXIMUM`](c::EVENT_RETRANSMISSION_MAXIMUM)), valued as `u8`.
 pub const EVENT_RETRANSMISSION_MAXIMUM: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::EVENT_RETRANSMISSION_MAXIMUM);
 
-/// `EventSnapshotsActive` ([`EVENT_SNAPSHOTS_ACTIVE`](c::EVENT_SNAPSHOTS_ACTIVE)), valued as `EventSnapshotsActive`.
+/// `EventSnapshotsActive` ([`characteristic::EVENT_SNAPSHOTS_ACTIVE`](c::EVENT_SNAPSHOTS_ACTIVE)), valued as `EventSnapshotsActive`.
 pub const EVENT_SNAPSHOTS_ACTIVE: TypedCharacteristic<EventSnapshotsActive> = TypedCharacteristic::catalog(&c::EVENT_SNAPSHOTS_ACTIVE);
 
-/// `EventTransmissionCounters` ([`EVENT_TRANSMISSION_COUNTERS`](c::EVENT_TRANSMISSION_COUNTERS)), valued as `u32`.
+/// `EventTransmissionCounters` ([`characteristic::EVENT_TRANSMISSION_COUNTERS`](c::EVENT_TRANSMISSION_COUNTERS)), valued as `u32`.
 pub const EVENT_TRANSMISSION_COUNTERS: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::EVENT_TRANSMISSION_COUNTERS);
 
-/// `FilterChangeIndication` ([`FILTER_CHANGE_INDICATION`](c::FILTER_CHANGE_INDICATION)), valued as `FilterChangeIndication`.
+/// `FilterChangeIndication` ([`characteristic::FILTER_CHANGE_INDICATION`](c::FILTER_CHANGE_INDICATION)), valued as `FilterChangeIndication`.
 pub const FILTER_CHANGE_INDICATION: TypedCharacteristic<FilterChangeIndication> = TypedCharacteristic::catalog(&c::FILTER_CHANGE_INDICATION);
 
-/// `FilterLifeLevel` ([`FILTER_LIFE_LEVEL`](c::FILTER_LIFE_LEVEL)), valued as `f64`.
+/// `FilterLifeLevel` ([`characteristic::FILTER_LIFE_LEVEL`](c::FILTER_LIFE_LEVEL)), valued as `f64`.
 pub const FILTER_LIFE_LEVEL: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::FILTER_LIFE_LEVEL);
 
-/// `FirmwareRevision` ([`FIRMWARE_REVISION`](c::FIRMWARE_REVISION)), valued as `Text`.
+/// `FirmwareRevision` ([`characteristic::FIRMWARE_REVISION`](c::FIRMWARE_REVISION)), valued as `Text`.
 pub const FIRMWARE_REVISION: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::FIRMWARE_REVISION);
 
-/// `FirmwareUpdateReadiness` ([`FIRMWARE_UPDATE_READINESS`](c::FIRMWARE_UPDATE_READINESS)), valued as `Tlv8Value`.
+/// `FirmwareUpdateReadiness` ([`characteristic::FIRMWARE_UPDATE_READINESS`](c::FIRMWARE_UPDATE_READINESS)), valued as `Tlv8Value`.
 pub const FIRMWARE_UPDATE_READINESS: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::FIRMWARE_UPDATE_READINESS);
 
-/// `FirmwareUpdateStatus` ([`FIRMWARE_UPDATE_STATUS`](c::FIRMWARE_UPDATE_STATUS)), valued as `Tlv8Value`.
+/// `FirmwareUpdateStatus` ([`characteristic::FIRMWARE_UPDATE_STATUS`](c::FIRMWARE_UPDATE_STATUS)), valued as `Tlv8Value`.
 pub const FIRMWARE_UPDATE_STATUS: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::FIRMWARE_UPDATE_STATUS);
 
-/// `HardwareFinish` ([`HARDWARE_FINISH`](c::HARDWARE_FINISH)), valued as `Tlv8Value`.
+/// `HardwareFinish` ([`characteristic::HARDWARE_FINISH`](c::HARDWARE_FINISH)), valued as `Tlv8Value`.
 pub const HARDWARE_FINISH: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::HARDWARE_FINISH);
 
-/// `HardwareRevision` ([`HARDWARE_REVISION`](c::HARDWARE_REVISION)), valued as `Text`.
+/// `HardwareRevision` ([`characteristic::HARDWARE_REVISION`](c::HARDWARE_REVISION)), valued as `Text`.
 pub const HARDWARE_REVISION: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::HARDWARE_REVISION);
 
-/// `HeartBeat` ([`HEART_BEAT`](c::HEART_BEAT)), valued as `u32`.
+/// `HeartBeat` ([`characteristic::HEART_BEAT`](c::HEART_BEAT)), valued as `u32`.
 pub const HEART_BEAT: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::HEART_BEAT);
 
-/// `HeatingThresholdTemperature` ([`HEATING_THRESHOLD_TEMPERATURE`](c::HEATING_THRESHOLD_TEMPERATURE)), valued as `f64`.
+/// `HeatingThresholdTemperature` ([`characteristic::HEATING_THRESHOLD_TEMPERATURE`](c::HEATING_THRESHOLD_TEMPERATURE)), valued as `f64`.
 pub const HEATING_THRESHOLD_TEMPERATURE: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::HEATING_THRESHOLD_TEMPERATURE);
 
-/// `HoldPosition` ([`HOLD_POSITION`](c::HOLD_POSITION)), valued as `bool`.
+/// `HoldPosition` ([`characteristic::HOLD_POSITION`](c::HOLD_POSITION)), valued as `bool`.
 pub const HOLD_POSITION: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::HOLD_POSITION);
 
-/// `HomeKitCameraActive` ([`HOME_KIT_CAMERA_ACTIVE`](c::HOME_KIT_CAMERA_ACTIVE)), valued as `HomeKitCameraActive`.
+/// `HomeKitCameraActive` ([`characteristic::HOME_KIT_CAMERA_ACTIVE`](c::HOME_KIT_CAMERA_ACTIVE)), valued as `HomeKitCameraActive`.
 pub const HOME_KIT_CAMERA_ACTIVE: TypedCharacteristic<HomeKitCameraActive> = TypedCharacteristic::catalog(&c::HOME_KIT_CAMERA_ACTIVE);
 
-/// `Hue` ([`HUE`](c::HUE)), valued as `f64`.
+/// `Hue` ([`characteristic::HUE`](c::HUE)), valued as `f64`.
 pub const HUE: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::HUE);
 
-/// `Identifier` ([`IDENTIFIER`](c::IDENTIFIER)), valued as `u32`.
+/// `Identifier` ([`characteristic::IDENTIFIER`](c::IDENTIFIER)), valued as `u32`.
 pub const IDENTIFIER: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::IDENTIFIER);
 
-/// `Identify` ([`IDENTIFY`](c::IDENTIFY)), valued as `bool`.
+/// `Identify` ([`characteristic::IDENTIFY`](c::IDENTIFY)), valued as `bool`.
 pub const IDENTIFY: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::IDENTIFY);
 
-/// `ImageMirroring` ([`IMAGE_MIRRORING`](c::IMAGE_MIRRORING)), valued as `bool`.
+/// `ImageMirroring` ([`characteristic::IMAGE_MIRRORING`](c::IMAGE_MIRRORING)), valued as `bool`.
 pub const IMAGE_MIRRORING: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::IMAGE_MIRRORING);
 
-/// `ImageRotation` ([`IMAGE_ROTATION`](c::IMAGE_ROTATION)), valued as `i32`.
+/// `ImageRotation` ([`characteristic::IMAGE_ROTATION`](c::IMAGE_ROTATION)), valued as `i32`.
 pub const IMAGE_ROTATION: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::IMAGE_ROTATION);
 
-/// `InUse` ([`IN_USE`](c::IN_USE)), valued as `InUse`.
+/// `InUse` ([`characteristic::IN_USE`](c::IN_USE)), valued as `InUse`.
 pub const IN_USE: TypedCharacteristic<InUse> = TypedCharacteristic::catalog(&c::IN_USE);
 
-/// `InputDeviceType` ([`INPUT_DEVICE_TYPE`](c::INPUT_DEVICE_TYPE)), valued as `u8`.
+/// `InputDeviceType` ([`characteristic::INPUT_DEVICE_TYPE`](c::INPUT_DEVICE_TYPE)), valued as `u8`.
 pub const INPUT_DEVICE_TYPE: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::INPUT_DEVICE_TYPE);
 
-/// `InputSourceType` ([`INPUT_SOURCE_TYPE`](c::INPUT_SOURCE_TYPE)), valued as `InputSourceType`.
+/// `InputSourceType` ([`characteristic::INPUT_SOURCE_TYPE`](c::INPUT_SOURCE_TYPE)), valued as `InputSourceType`.
 pub const INPUT_SOURCE_TYPE: TypedCharacteristic<InputSourceType> = TypedCharacteristic::catalog(&c::INPUT_SOURCE_TYPE);
 
-/// `IsConfigured` ([`IS_CONFIGURED`](c::IS_CONFIGURED)), valued as `IsConfigured`.
+/// `IsConfigured` ([`characteristic::IS_CONFIGURED`](c::IS_CONFIGURED)), valued as `IsConfigured`.
 pub const IS_CONFIGURED: TypedCharacteristic<IsConfigured> = TypedCharacteristic::catalog(&c::IS_CONFIGURED);
 
-/// `LeakDetected` ([`LEAK_DETECTED`](c::LEAK_DETECTED)), valued as `LeakDetected`.
+/// `LeakDetected` ([`characteristic::LEAK_DETECTED`](c::LEAK_DETECTED)), valued as `LeakDetected`.
 pub const LEAK_DETECTED: TypedCharacteristic<LeakDetected> = TypedCharacteristic::catalog(&c::LEAK_DETECTED);
 
-/// `ListPairings` ([`LIST_PAIRINGS`](c::LIST_PAIRINGS)), valued as `Tlv8Value`.
+/// `ListPairings` ([`characteristic::LIST_PAIRINGS`](c::LIST_PAIRINGS)), valued as `Tlv8Value`.
 pub const LIST_PAIRINGS: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::LIST_PAIRINGS);
 
-/// `LockControlPoint` ([`LOCK_CONTROL_POINT`](c::LOCK_CONTROL_POINT)), valued as `Tlv8Value`.
+/// `LockControlPoint` ([`characteristic::LOCK_CONTROL_POINT`](c::LOCK_CONTROL_POINT)), valued as `Tlv8Value`.
 pub const LOCK_CONTROL_POINT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::LOCK_CONTROL_POINT);
 
-/// `LockCurrentState` ([`LOCK_CURRENT_STATE`](c::LOCK_CURRENT_STATE)), valued as `LockCurrentState`.
+/// `LockCurrentState` ([`characteristic::LOCK_CURRENT_STATE`](c::LOCK_CURRENT_STATE)), valued as `LockCurrentState`.
 pub const LOCK_CURRENT_STATE: TypedCharacteristic<LockCurrentState> = TypedCharacteristic::catalog(&c::LOCK_CURRENT_STATE);
 
-/// `LockLastKnownAction` ([`LOCK_LAST_KNOWN_ACTION`](c::LOCK_LAST_KNOWN_ACTION)), valued as `LockLastKnownAction`.
+/// `LockLastKnownAction` ([`characteristic::LOCK_LAST_KNOWN_ACTION`](c::LOCK_LAST_KNOWN_ACTION)), valued as `LockLastKnownAction`.
 pub const LOCK_LAST_KNOWN_ACTION: TypedCharacteristic<LockLastKnownAction> = TypedCharacteristic::catalog(&c::LOCK_LAST_KNOWN_ACTION);
 
-/// `LockManagementAutoSecurityTimeout` ([`LOCK_MANAGEMENT_AUTO_SECURITY_TIMEOUT`](c::LOCK_MANAGEMENT_AUTO_SECURITY_TIMEOUT)), valued as `u32`.
+/// `LockManagementAutoSecurityTimeout` ([`characteristic::LOCK_MANAGEMENT_AUTO_SECURITY_TIMEOUT`](c::LOCK_MANAGEMENT_AUTO_SECURITY_TIMEOUT)), valued as `u32`.
 pub const LOCK_MANAGEMENT_AUTO_SECURITY_TIMEOUT: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::LOCK_MANAGEMENT_AUTO_SECURITY_TIMEOUT);
 
-/// `LockPhysicalControls` ([`LOCK_PHYSICAL_CONTROLS`](c::LOCK_PHYSICAL_CONTROLS)), valued as `LockPhysicalControls`.
+/// `LockPhysicalControls` ([`characteristic::LOCK_PHYSICAL_CONTROLS`](c::LOCK_PHYSICAL_CONTROLS)), valued as `LockPhysicalControls`.
 pub const LOCK_PHYSICAL_CONTROLS: TypedCharacteristic<LockPhysicalControls> = TypedCharacteristic::catalog(&c::LOCK_PHYSICAL_CONTROLS);
 
-/// `LockTargetState` ([`LOCK_TARGET_STATE`](c::LOCK_TARGET_STATE)), valued as `LockTargetState`.
+/// `LockTargetState` ([`characteristic::LOCK_TARGET_STATE`](c::LOCK_TARGET_STATE)), valued as `LockTargetState`.
 pub const LOCK_TARGET_STATE: TypedCharacteristic<LockTargetState> = TypedCharacteristic::catalog(&c::LOCK_TARGET_STATE);
 
-/// `Logs` ([`LOGS`](c::LOGS)), valued as `Tlv8Value`.
+/// `Logs` ([`characteristic::LOGS`](c::LOGS)), valued as `Tlv8Value`.
 pub const LOGS: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::LOGS);
 
-/// `MACRetransmissionMaximum` ([`MAC_RETRANSMISSION_MAXIMUM`](c::MAC_RETRANSMISSION_MAXIMUM)), valued as `u8`.
+/// `MACRetransmissionMaximum` ([`characteristic::MAC_RETRANSMISSION_MAXIMUM`](c::MAC_RETRANSMISSION_MAXIMUM)), valued as `u8`.
 pub const MAC_RETRANSMISSION_MAXIMUM: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::MAC_RETRANSMISSION_MAXIMUM);
 
-/// `MACTransmissionCounters` ([`MAC_TRANSMISSION_COUNTERS`](c::MAC_TRANSMISSION_COUNTERS)), valued as `DataValue`.
+/// `MACTransmissionCounters` ([`characteristic::MAC_TRANSMISSION_COUNTERS`](c::MAC_TRANSMISSION_COUNTERS)), valued as `DataValue`.
 pub const MAC_TRANSMISSION_COUNTERS: TypedCharacteristic<DataValue> = TypedCharacteristic::catalog(&c::MAC_TRANSMISSION_COUNTERS);
 
-/// `ManagedNetworkEnable` ([`MANAGED_NETWORK_ENABLE`](c::MANAGED_NETWORK_ENABLE)), valued as `ManagedNetworkEnable`.
+/// `ManagedNetworkEnable` ([`characteristic::MANAGED_NETWORK_ENABLE`](c::MANAGED_NETWORK_ENABLE)), valued as `ManagedNetworkEnable`.
 pub const MANAGED_NETWORK_ENABLE: TypedCharacteristic<ManagedNetworkEnable> = TypedCharacteristic::catalog(&c::MANAGED_NETWORK_ENABLE);
 
-/// `ManuallyDisabled` ([`MANUALLY_DISABLED`](c::MANUALLY_DISABLED)), valued as `bool`.
+/// `ManuallyDisabled` ([`characteristic::MANUALLY_DISABLED`](c::MANUALLY_DISABLED)), valued as `bool`.
 pub const MANUALLY_DISABLED: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::MANUALLY_DISABLED);
 
-/// `Manufacturer` ([`MANUFACTURER`](c::MANUFACTURER)), valued as `Text`.
+/// `Manufacturer` ([`characteristic::MANUFACTURER`](c::MANUFACTURER)), valued as `Text`.
 pub const MANUFACTURER: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::MANUFACTURER);
 
-/// `MatterFirmwareRevisionNumber` ([`MATTER_FIRMWARE_REVISION_NUMBER`](c::MATTER_FIRMWARE_REVISION_NUMBER)), valued as `u32`.
+/// `MatterFirmwareRevisionNumber` ([`characteristic::MATTER_FIRMWARE_REVISION_NUMBER`](c::MATTER_FIRMWARE_REVISION_NUMBER)), valued as `u32`.
 pub const MATTER_FIRMWARE_REVISION_NUMBER: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::MATTER_FIRMWARE_REVISION_NUMBER);
 
-/// `MatterFirmwareUpdateStatus` ([`MATTER_FIRMWARE_UPDATE_STATUS`](c::MATTER_FIRMWARE_UPDATE_STATUS)), valued as `Tlv8Value`.
+/// `MatterFirmwareUpdateStatus` ([`characteristic::MATTER_FIRMWARE_UPDATE_STATUS`](c::MATTER_FIRMWARE_UPDATE_STATUS)), valued as `Tlv8Value`.
 pub const MATTER_FIRMWARE_UPDATE_STATUS: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::MATTER_FIRMWARE_UPDATE_STATUS);
 
-/// `MaximumTransmitPower` ([`MAXIMUM_TRANSMIT_POWER`](c::MAXIMUM_TRANSMIT_POWER)), valued as `i32`.
+/// `MaximumTransmitPower` ([`characteristic::MAXIMUM_TRANSMIT_POWER`](c::MAXIMUM_TRANSMIT_POWER)), valued as `i32`.
 pub const MAXIMUM_TRANSMIT_POWER: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::MAXIMUM_TRANSMIT_POWER);
 
-/// `MetricsBufferFullState` ([`METRICS_BUFFER_FULL_STATE`](c::METRICS_BUFFER_FULL_STATE)), valued as `bool`.
+/// `MetricsBufferFullState` ([`characteristic::METRICS_BUFFER_FULL_STATE`](c::METRICS_BUFFER_FULL_STATE)), valued as `bool`.
 pub const METRICS_BUFFER_FULL_STATE: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::METRICS_BUFFER_FULL_STATE);
 
-/// `Model` ([`MODEL`](c::MODEL)), valued as `Text`.
+/// `Model` ([`characteristic::MODEL`](c::MODEL)), valued as `Text`.
 pub const MODEL: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::MODEL);
 
-/// `MotionDetected` ([`MOTION_DETECTED`](c::MOTION_DETECTED)), valued as `bool`.
+/// `MotionDetected` ([`characteristic::MOTION_DETECTED`](c::MOTION_DETECTED)), valued as `bool`.
 pub const MOTION_DETECTED: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::MOTION_DETECTED);
 
-/// `MultifunctionButton` ([`MULTIFUNCTION_BUTTON`](c::MULTIFUNCTION_BUTTON)), valued as `u8`.
+/// `MultifunctionButton` ([`characteristic::MULTIFUNCTION_BUTTON`](c::MULTIFUNCTION_BUTTON)), valued as `u8`.
 pub const MULTIFUNCTION_BUTTON: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::MULTIFUNCTION_BUTTON);
 
-/// `Mute` ([`MUTE`](c::MUTE)), valued as `bool`.
+/// `Mute` ([`characteristic::MUTE`](c::MUTE)), valued as `bool`.
 pub const MUTE: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::MUTE);
 
-/// `NFCAccessControlPoint` ([`NFC_ACCESS_CONTROL_POINT`](c::NFC_ACCESS_CONTROL_POINT)), valued as `Tlv8Value`.
+/// `NFCAccessControlPoint` ([`characteristic::NFC_ACCESS_CONTROL_POINT`](c::NFC_ACCESS_CONTROL_POINT)), valued as `Tlv8Value`.
 pub const NFC_ACCESS_CONTROL_POINT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::NFC_ACCESS_CONTROL_POINT);
 
-/// `NFCAccessSupportedConfiguration` ([`NFC_ACCESS_SUPPORTED_CONFIGURATION`](c::NFC_ACCESS_SUPPORTED_CONFIGURATION)), valued as `Tlv8Value`.
+/// `NFCAccessSupportedConfiguration` ([`characteristic::NFC_ACCESS_SUPPORTED_CONFIGURATION`](c::NFC_ACCESS_SUPPORTED_CONFIGURATION)), valued as `Tlv8Value`.
 pub const NFC_ACCESS_SUPPORTED_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::NFC_ACCESS_SUPPORTED_CONFIGURATION);
 
-/// `Name` ([`NAME`](c::NAME)), valued as `Text`.
+/// `Name` ([`characteristic::NAME`](c::NAME)), valued as `Text`.
 pub const NAME: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::NAME);
 
-/// `NetworkAccessViolationControl` ([`NETWORK_ACCESS_VIOLATION_CONTROL`](c::NETWORK_ACCESS_VIOLATION_CONTROL)), valued as `Tlv8Value`.
+/// `NetworkAccessViolationControl` ([`characteristic::NETWORK_ACCESS_VIOLATION_CONTROL`](c::NETWORK_ACCESS_VIOLATION_CONTROL)), valued as `Tlv8Value`.
 pub const NETWORK_ACCESS_VIOLATION_CONTROL: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::NETWORK_ACCESS_VIOLATION_CONTROL);
 
-/// `NetworkClientProfileControl` ([`NETWORK_CLIENT_PROFILE_CONTROL`](c::NETWORK_CLIENT_PROFILE_CONTROL)), valued as `Tlv8Value`.
+/// `NetworkClientProfileControl` ([`characteristic::NETWORK_CLIENT_PROFILE_CONTROL`](c::NETWORK_CLIENT_PROFILE_CONTROL)), valued as `Tlv8Value`.
 pub const NETWORK_CLIENT_PROFILE_CONTROL: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::NETWORK_CLIENT_PROFILE_CONTROL);
 
-/// `NetworkClientStatusControl` ([`NETWORK_CLIENT_STATUS_CONTROL`](c::NETWORK_CLIENT_STATUS_CONTROL)), valued as `Tlv8Value`.
+/// `NetworkClientStatusControl` ([`characteristic::NETWORK_CLIENT_STATUS_CONTROL`](c::NETWORK_CLIENT_STATUS_CONTROL)), valued as `Tlv8Value`.
 pub const NETWORK_CLIENT_STATUS_CONTROL: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::NETWORK_CLIENT_STATUS_CONTROL);
 
-/// `NightVision` ([`NIGHT_VISION`](c::NIGHT_VISION)), valued as `bool`.
+/// `NightVision` ([`characteristic::NIGHT_VISION`](c::NIGHT_VISION)), valued as `bool`.
 pub const NIGHT_VISION: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::NIGHT_VISION);
 
-/// `NitrogenDioxideDensity` ([`NITROGEN_DIOXIDE_DENSITY`](c::NITROGEN_DIOXIDE_DENSITY)), valued as `f64`.
+/// `NitrogenDioxideDensity` ([`characteristic::NITROGEN_DIOXIDE_DENSITY`](c::NITROGEN_DIOXIDE_DENSITY)), valued as `f64`.
 pub const NITROGEN_DIOXIDE_DENSITY: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::NITROGEN_DIOXIDE_DENSITY);
 
-/// `ObstructionDetected` ([`OBSTRUCTION_DETECTED`](c::OBSTRUCTION_DETECTED)), valued as `bool`.
+/// `ObstructionDetected` ([`characteristic::OBSTRUCTION_DETECTED`](c::OBSTRUCTION_DETECTED)), valued as `bool`.
 pub const OBSTRUCTION_DETECTED: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::OBSTRUCTION_DETECTED);
 
-/// `OccupancyDetected` ([`OCCUPANCY_DETECTED`](c::OCCUPANCY_DETECTED)), valued as `OccupancyDetected`.
+/// `OccupancyDetected` ([`characteristic::OCCUPANCY_DETECTED`](c::OCCUPANCY_DETECTED)), valued as `OccupancyDetected`.
 pub const OCCUPANCY_DETECTED: TypedCharacteristic<OccupancyDetected> = TypedCharacteristic::catalog(&c::OCCUPANCY_DETECTED);
 
-/// `On` ([`ON`](c::ON)), valued as `bool`.
+/// `On` ([`characteristic::ON`](c::ON)), valued as `bool`.
 pub const ON: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::ON);
 
-/// `OperatingStateResponse` ([`OPERATING_STATE_RESPONSE`](c::OPERATING_STATE_RESPONSE)), valued as `Tlv8Value`.
+/// `OperatingStateResponse` ([`characteristic::OPERATING_STATE_RESPONSE`](c::OPERATING_STATE_RESPONSE)), valued as `Tlv8Value`.
 pub const OPERATING_STATE_RESPONSE: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::OPERATING_STATE_RESPONSE);
 
-/// `OpticalZoom` ([`OPTICAL_ZOOM`](c::OPTICAL_ZOOM)), valued as `f64`.
+/// `OpticalZoom` ([`characteristic::OPTICAL_ZOOM`](c::OPTICAL_ZOOM)), valued as `f64`.
 pub const OPTICAL_ZOOM: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::OPTICAL_ZOOM);
 
-/// `OutletInUse` ([`OUTLET_IN_USE`](c::OUTLET_IN_USE)), valued as `bool`.
+/// `OutletInUse` ([`characteristic::OUTLET_IN_USE`](c::OUTLET_IN_USE)), valued as `bool`.
 pub const OUTLET_IN_USE: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::OUTLET_IN_USE);
 
-/// `OzoneDensity` ([`OZONE_DENSITY`](c::OZONE_DENSITY)), valued as `f64`.
+/// `OzoneDensity` ([`characteristic::OZONE_DENSITY`](c::OZONE_DENSITY)), valued as `f64`.
 pub const OZONE_DENSITY: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::OZONE_DENSITY);
 
-/// `PM10Density` ([`PM10_DENSITY`](c::PM10_DENSITY)), valued as `f64`.
+/// `PM10Density` ([`characteristic::PM10_DENSITY`](c::PM10_DENSITY)), valued as `f64`.
 pub const PM10_DENSITY: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::PM10_DENSITY);
 
-/// `PM2_5Density` ([`PM2_5_DENSITY`](c::PM2_5_DENSITY)), valued as `f64`.
+/// `PM2_5Density` ([`characteristic::PM2_5_DENSITY`](c::PM2_5_DENSITY)), valued as `f64`.
 pub const PM2_5_DENSITY: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::PM2_5_DENSITY);
 
-/// `PairSetup` ([`PAIR_SETUP`](c::PAIR_SETUP)), valued as `Tlv8Value`.
+/// `PairSetup` ([`characteristic::PAIR_SETUP`](c::PAIR_SETUP)), valued as `Tlv8Value`.
 pub const PAIR_SETUP: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::PAIR_SETUP);
 
-/// `PairVerify` ([`PAIR_VERIFY`](c::PAIR_VERIFY)), valued as `Tlv8Value`.
+/// `PairVerify` ([`characteristic::PAIR_VERIFY`](c::PAIR_VERIFY)), valued as `Tlv8Value`.
 pub const PAIR_VERIFY: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::PAIR_VERIFY);
 
-/// `PairingFeatures` ([`PAIRING_FEATURES`](c::PAIRING_FEATURES)), valued as `u8`.
+/// `PairingFeatures` ([`characteristic::PAIRING_FEATURES`](c::PAIRING_FEATURES)), valued as `u8`.
 pub const PAIRING_FEATURES: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::PAIRING_FEATURES);
 
-/// `PasswordSetting` ([`PASSWORD_SETTING`](c::PASSWORD_SETTING)), valued as `Tlv8Value`.
+/// `PasswordSetting` ([`characteristic::PASSWORD_SETTING`](c::PASSWORD_SETTING)), valued as `Tlv8Value`.
 pub const PASSWORD_SETTING: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::PASSWORD_SETTING);
 
-/// `PeriodicSnapshotsActive` ([`PERIODIC_SNAPSHOTS_ACTIVE`](c::PERIODIC_SNAPSHOTS_ACTIVE)), valued as `PeriodicSnapshotsActive`.
+/// `PeriodicSnapshotsActive` ([`characteristic::PERIODIC_SNAPSHOTS_ACTIVE`](c::PERIODIC_SNAPSHOTS_ACTIVE)), valued as `PeriodicSnapshotsActive`.
 pub const PERIODIC_SNAPSHOTS_ACTIVE: TypedCharacteristic<PeriodicSnapshotsActive> = TypedCharacteristic::catalog(&c::PERIODIC_SNAPSHOTS_ACTIVE);
 
-/// `PictureMode` ([`PICTURE_MODE`](c::PICTURE_MODE)), valued as `u8`.
+/// `PictureMode` ([`characteristic::PICTURE_MODE`](c::PICTURE_MODE)), valued as `u8`.
 pub const PICTURE_MODE: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::PICTURE_MODE);
 
-/// `Ping` ([`PING`](c::PING)), valued as `DataValue`.
+/// `Ping` ([`characteristic::PING`](c::PING)), valued as `DataValue`.
 pub const PING: TypedCharacteristic<DataValue> = TypedCharacteristic::catalog(&c::PING);
 
-/// `PositionState` ([`POSITION_STATE`](c::POSITION_STATE)), valued as `PositionState`.
+/// `PositionState` ([`characteristic::POSITION_STATE`](c::POSITION_STATE)), valued as `PositionState`.
 pub const POSITION_STATE: TypedCharacteristic<PositionState> = TypedCharacteristic::catalog(&c::POSITION_STATE);
 
-/// `PowerModeSelection` ([`POWER_MODE_SELECTION`](c::POWER_MODE_SELECTION)), valued as `PowerModeSelection`.
+/// `PowerModeSelection` ([`characteristic::POWER_MODE_SELECTION`](c::POWER_MODE_SELECTION)), valued as `PowerModeSelection`.
 pub const POWER_MODE_SELECTION: TypedCharacteristic<PowerModeSelection> = TypedCharacteristic::catalog(&c::POWER_MODE_SELECTION);
 
-/// `ProductData` ([`PRODUCT_DATA`](c::PRODUCT_DATA)), valued as `DataValue`.
+/// `ProductData` ([`characteristic::PRODUCT_DATA`](c::PRODUCT_DATA)), valued as `DataValue`.
 pub const PRODUCT_DATA: TypedCharacteristic<DataValue> = TypedCharacteristic::catalog(&c::PRODUCT_DATA);
 
-/// `ProgramMode` ([`PROGRAM_MODE`](c::PROGRAM_MODE)), valued as `ProgramMode`.
+/// `ProgramMode` ([`characteristic::PROGRAM_MODE`](c::PROGRAM_MODE)), valued as `ProgramMode`.
 pub const PROGRAM_MODE: TypedCharacteristic<ProgramMode> = TypedCharacteristic::catalog(&c::PROGRAM_MODE);
 
-/// `ProgrammableSwitchEvent` ([`PROGRAMMABLE_SWITCH_EVENT`](c::PROGRAMMABLE_SWITCH_EVENT)), valued as `ProgrammableSwitchEvent`.
+/// `ProgrammableSwitchEvent` ([`characteristic::PROGRAMMABLE_SWITCH_EVENT`](c::PROGRAMMABLE_SWITCH_EVENT)), valued as `ProgrammableSwitchEvent`.
 pub const PROGRAMMABLE_SWITCH_EVENT: TypedCharacteristic<ProgrammableSwitchEvent> = TypedCharacteristic::catalog(&c::PROGRAMMABLE_SWITCH_EVENT);
 
-/// `ProgrammableSwitchOutputState` ([`PROGRAMMABLE_SWITCH_OUTPUT_STATE`](c::PROGRAMMABLE_SWITCH_OUTPUT_STATE)), valued as `u8`.
+/// `ProgrammableSwitchOutputState` ([`characteristic::PROGRAMMABLE_SWITCH_OUTPUT_STATE`](c::PROGRAMMABLE_SWITCH_OUTPUT_STATE)), valued as `u8`.
 pub const PROGRAMMABLE_SWITCH_OUTPUT_STATE: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::PROGRAMMABLE_SWITCH_OUTPUT_STATE);
 
-/// `ReceivedSignalStrengthIndication` ([`RECEIVED_SIGNAL_STRENGTH_INDICATION`](c::RECEIVED_SIGNAL_STRENGTH_INDICATION)), valued as `i32`.
+/// `ReceivedSignalStrengthIndication` ([`characteristic::RECEIVED_SIGNAL_STRENGTH_INDICATION`](c::RECEIVED_SIGNAL_STRENGTH_INDICATION)), valued as `i32`.
 pub const RECEIVED_SIGNAL_STRENGTH_INDICATION: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::RECEIVED_SIGNAL_STRENGTH_INDICATION);
 
-/// `ReceiverSensitivity` ([`RECEIVER_SENSITIVITY`](c::RECEIVER_SENSITIVITY)), valued as `i32`.
+/// `ReceiverSensitivity` ([`characteristic::RECEIVER_SENSITIVITY`](c::RECEIVER_SENSITIVITY)), valued as `i32`.
 pub const RECEIVER_SENSITIVITY: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::RECEIVER_SENSITIVITY);
 
-/// `RecordingAudioActive` ([`RECORDING_AUDIO_ACTIVE`](c::RECORDING_AUDIO_ACTIVE)), valued as `RecordingAudioActive`.
+/// `RecordingAudioActive` ([`characteristic::RECORDING_AUDIO_ACTIVE`](c::RECORDING_AUDIO_ACTIVE)), valued as `RecordingAudioActive`.
 pub const RECORDING_AUDIO_ACTIVE: TypedCharacteristic<RecordingAudioActive> = TypedCharacteristic::catalog(&c::RECORDING_AUDIO_ACTIVE);
 
-/// `RelativeHumidityDehumidifierThreshold` ([`RELATIVE_HUMIDITY_DEHUMIDIFIER_THRESHOLD`](c::RELATIVE_HUMIDITY_DEHUMIDIFIER_THRESHOLD)), valued as `f64`.
+/// `RelativeHumidityDehumidifierThreshold` ([`characteristic::RELATIVE_HUMIDITY_DEHUMIDIFIER_THRESHOLD`](c::RELATIVE_HUMIDITY_DEHUMIDIFIER_THRESHOLD)), valued as `f64`.
 pub const RELATIVE_HUMIDITY_DEHUMIDIFIER_THRESHOLD: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::RELATIVE_HUMIDITY_DEHUMIDIFIER_THRESHOLD);
 
-/// `RelativeHumidityHumidifierThreshold` ([`RELATIVE_HUMIDITY_HUMIDIFIER_THRESHOLD`](c::RELATIVE_HUMIDITY_HUMIDIFIER_THRESHOLD)), valued as `f64`.
+/// `RelativeHumidityHumidifierThreshold` ([`characteristic::RELATIVE_HUMIDITY_HUMIDIFIER_THRESHOLD`](c::RELATIVE_HUMIDITY_HUMIDIFIER_THRESHOLD)), valued as `f64`.
 pub const RELATIVE_HUMIDITY_HUMIDIFIER_THRESHOLD: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::RELATIVE_HUMIDITY_HUMIDIFIER_THRESHOLD);
 
-/// `RelayControlPoint` ([`RELAY_CONTROL_POINT`](c::RELAY_CONTROL_POINT)), valued as `Tlv8Value`.
+/// `RelayControlPoint` ([`characteristic::RELAY_CONTROL_POINT`](c::RELAY_CONTROL_POINT)), valued as `Tlv8Value`.
 pub const RELAY_CONTROL_POINT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::RELAY_CONTROL_POINT);
 
-/// `RelayEnabled` ([`RELAY_ENABLED`](c::RELAY_ENABLED)), valued as `bool`.
+/// `RelayEnabled` ([`characteristic::RELAY_ENABLED`](c::RELAY_ENABLED)), valued as `bool`.
 pub const RELAY_ENABLED: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::RELAY_ENABLED);
 
-/// `RelayState` ([`RELAY_STATE`](c::RELAY_STATE)), valued as `u8`.
+/// `RelayState` ([`characteristic::RELAY_STATE`](c::RELAY_STATE)), valued as `u8`.
 pub const RELAY_STATE: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::RELAY_STATE);
 
-/// `RemainingDuration` ([`REMAINING_DURATION`](c::REMAINING_DURATION)), valued as `u32`.
+/// `RemainingDuration` ([`characteristic::REMAINING_DURATION`](c::REMAINING_DURATION)), valued as `u32`.
 pub const REMAINING_DURATION: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::REMAINING_DURATION);
 
-/// `RemoteKey` ([`REMOTE_KEY`](c::REMOTE_KEY)), valued as `u8`.
+/// `RemoteKey` ([`characteristic::REMOTE_KEY`](c::REMOTE_KEY)), valued as `u8`.
 pub const REMOTE_KEY: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::REMOTE_KEY);
 
-/// `ResetFilterIndication` ([`RESET_FILTER_INDICATION`](c::RESET_FILTER_INDICATION)), valued as `u8`.
+/// `ResetFilterIndication` ([`characteristic::RESET_FILTER_INDICATION`](c::RESET_FILTER_INDICATION)), valued as `u8`.
 pub const RESET_FILTER_INDICATION: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::RESET_FILTER_INDICATION);
 
-/// `RotationDirection` ([`ROTATION_DIRECTION`](c::ROTATION_DIRECTION)), valued as `RotationDirection`.
+/// `RotationDirection` ([`characteristic::ROTATION_DIRECTION`](c::ROTATION_DIRECTION)), valued as `RotationDirection`.
 pub const ROTATION_DIRECTION: TypedCharacteristic<RotationDirection> = TypedCharacteristic::catalog(&c::ROTATION_DIRECTION);
 
-/// `RotationSpeed` ([`ROTATION_SPEED`](c::ROTATION_SPEED)), valued as `f64`.
+/// `RotationSpeed` ([`characteristic::ROTATION_SPEED`](c::ROTATION_SPEED)), valued as `f64`.
 pub const ROTATION_SPEED: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::ROTATION_SPEED);
 
-/// `RouterStatus` ([`ROUTER_STATUS`](c::ROUTER_STATUS)), valued as `RouterStatus`.
+/// `RouterStatus` ([`characteristic::ROUTER_STATUS`](c::ROUTER_STATUS)), valued as `RouterStatus`.
 pub const ROUTER_STATUS: TypedCharacteristic<RouterStatus> = TypedCharacteristic::catalog(&c::ROUTER_STATUS);
 
-/// `Saturation` ([`SATURATION`](c::SATURATION)), valued as `f64`.
+/// `Saturation` ([`characteristic::SATURATION`](c::SATURATION)), valued as `f64`.
 pub const SATURATION: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::SATURATION);
 
-/// `SecuritySystemAlarmType` ([`SECURITY_SYSTEM_ALARM_TYPE`](c::SECURITY_SYSTEM_ALARM_TYPE)), valued as `SecuritySystemAlarmType`.
+/// `SecuritySystemAlarmType` ([`characteristic::SECURITY_SYSTEM_ALARM_TYPE`](c::SECURITY_SYSTEM_ALARM_TYPE)), valued as `SecuritySystemAlarmType`.
 pub const SECURITY_SYSTEM_ALARM_TYPE: TypedCharacteristic<SecuritySystemAlarmType> = TypedCharacteristic::catalog(&c::SECURITY_SYSTEM_ALARM_TYPE);
 
-/// `SecuritySystemCurrentState` ([`SECURITY_SYSTEM_CURRENT_STATE`](c::SECURITY_SYSTEM_CURRENT_STATE)), valued as `SecuritySystemCurrentState`.
+/// `SecuritySystemCurrentState` ([`characteristic::SECURITY_SYSTEM_CURRENT_STATE`](c::SECURITY_SYSTEM_CURRENT_STATE)), valued as `SecuritySystemCurrentState`.
 pub const SECURITY_SYSTEM_CURRENT_STATE: TypedCharacteristic<SecuritySystemCurrentState> = TypedCharacteristic::catalog(&c::SECURITY_SYSTEM_CURRENT_STATE);
 
-/// `SecuritySystemTargetState` ([`SECURITY_SYSTEM_TARGET_STATE`](c::SECURITY_SYSTEM_TARGET_STATE)), valued as `SecuritySystemTargetState`.
+/// `SecuritySystemTargetState` ([`characteristic::SECURITY_SYSTEM_TARGET_STATE`](c::SECURITY_SYSTEM_TARGET_STATE)), valued as `SecuritySystemTargetState`.
 pub const SECURITY_SYSTEM_TARGET_STATE: TypedCharacteristic<SecuritySystemTargetState> = TypedCharacteristic::catalog(&c::SECURITY_SYSTEM_TARGET_STATE);
 
-/// `SelectedAudioStreamConfiguration` ([`SELECTED_AUDIO_STREAM_CONFIGURATION`](c::SELECTED_AUDIO_STREAM_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SelectedAudioStreamConfiguration` ([`characteristic::SELECTED_AUDIO_STREAM_CONFIGURATION`](c::SELECTED_AUDIO_STREAM_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SELECTED_AUDIO_STREAM_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SELECTED_AUDIO_STREAM_CONFIGURATION);
 
-/// `SelectedCameraRecordingConfiguration` ([`SELECTED_CAMERA_RECORDING_CONFIGURATION`](c::SELECTED_CAMERA_RECORDING_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SelectedCameraRecordingConfiguration` ([`characteristic::SELECTED_CAMERA_RECORDING_CONFIGURATION`](c::SELECTED_CAMERA_RECORDING_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SELECTED_CAMERA_RECORDING_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SELECTED_CAMERA_RECORDING_CONFIGURATION);
 
-/// `SelectedDiagnosticsModes` ([`SELECTED_DIAGNOSTICS_MODES`](c::SELECTED_DIAGNOSTICS_MODES)), valued as `u32`.
+/// `SelectedDiagnosticsModes` ([`characteristic::SELECTED_DIAGNOSTICS_MODES`](c::SELECTED_DIAGNOSTICS_MODES)), valued as `u32`.
 pub const SELECTED_DIAGNOSTICS_MODES: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::SELECTED_DIAGNOSTICS_MODES);
 
-/// `SelectedRTPStreamConfiguration` ([`SELECTED_RTP_STREAM_CONFIGURATION`](c::SELECTED_RTP_STREAM_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SelectedRTPStreamConfiguration` ([`characteristic::SELECTED_RTP_STREAM_CONFIGURATION`](c::SELECTED_RTP_STREAM_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SELECTED_RTP_STREAM_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SELECTED_RTP_STREAM_CONFIGURATION);
 
-/// `SelectedSleepConfiguration` ([`SELECTED_SLEEP_CONFIGURATION`](c::SELECTED_SLEEP_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SelectedSleepConfiguration` ([`characteristic::SELECTED_SLEEP_CONFIGURATION`](c::SELECTED_SLEEP_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SELECTED_SLEEP_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SELECTED_SLEEP_CONFIGURATION);
 
-/// `SerialNumber` ([`SERIAL_NUMBER`](c::SERIAL_NUMBER)), valued as `Text`.
+/// `SerialNumber` ([`characteristic::SERIAL_NUMBER`](c::SERIAL_NUMBER)), valued as `Text`.
 pub const SERIAL_NUMBER: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::SERIAL_NUMBER);
 
-/// `ServiceLabelIndex` ([`SERVICE_LABEL_INDEX`](c::SERVICE_LABEL_INDEX)), valued as `u8`.
+/// `ServiceLabelIndex` ([`characteristic::SERVICE_LABEL_INDEX`](c::SERVICE_LABEL_INDEX)), valued as `u8`.
 pub const SERVICE_LABEL_INDEX: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::SERVICE_LABEL_INDEX);
 
-/// `ServiceLabelNamespace` ([`SERVICE_LABEL_NAMESPACE`](c::SERVICE_LABEL_NAMESPACE)), valued as `ServiceLabelNamespace`.
+/// `ServiceLabelNamespace` ([`characteristic::SERVICE_LABEL_NAMESPACE`](c::SERVICE_LABEL_NAMESPACE)), valued as `ServiceLabelNamespace`.
 pub const SERVICE_LABEL_NAMESPACE: TypedCharacteristic<ServiceLabelNamespace> = TypedCharacteristic::catalog(&c::SERVICE_LABEL_NAMESPACE);
 
-/// `SetDuration` ([`SET_DURATION`](c::SET_DURATION)), valued as `u32`.
+/// `SetDuration` ([`characteristic::SET_DURATION`](c::SET_DURATION)), valued as `u32`.
 pub const SET_DURATION: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::SET_DURATION);
 
-/// `SetupDataStreamTransport` ([`SETUP_DATA_STREAM_TRANSPORT`](c::SETUP_DATA_STREAM_TRANSPORT)), valued as `Tlv8Value`.
+/// `SetupDataStreamTransport` ([`characteristic::SETUP_DATA_STREAM_TRANSPORT`](c::SETUP_DATA_STREAM_TRANSPORT)), valued as `Tlv8Value`.
 pub const SETUP_DATA_STREAM_TRANSPORT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SETUP_DATA_STREAM_TRANSPORT);
 
-/// `SetupEndpoints` ([`SETUP_ENDPOINTS`](c::SETUP_ENDPOINTS)), valued as `Tlv8Value`.
+/// `SetupEndpoints` ([`characteristic::SETUP_ENDPOINTS`](c::SETUP_ENDPOINTS)), valued as `Tlv8Value`.
 pub const SETUP_ENDPOINTS: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SETUP_ENDPOINTS);
 
-/// `SetupTransferTransport` ([`SETUP_TRANSFER_TRANSPORT`](c::SETUP_TRANSFER_TRANSPORT)), valued as `Tlv8Value`.
+/// `SetupTransferTransport` ([`characteristic::SETUP_TRANSFER_TRANSPORT`](c::SETUP_TRANSFER_TRANSPORT)), valued as `Tlv8Value`.
 pub const SETUP_TRANSFER_TRANSPORT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SETUP_TRANSFER_TRANSPORT);
 
-/// `SignalToNoiseRatio` ([`SIGNAL_TO_NOISE_RATIO`](c::SIGNAL_TO_NOISE_RATIO)), valued as `i32`.
+/// `SignalToNoiseRatio` ([`characteristic::SIGNAL_TO_NOISE_RATIO`](c::SIGNAL_TO_NOISE_RATIO)), valued as `i32`.
 pub const SIGNAL_TO_NOISE_RATIO: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::SIGNAL_TO_NOISE_RATIO);
 
-/// `SiriEnable` ([`SIRI_ENABLE`](c::SIRI_ENABLE)), valued as `u8`.
+/// `SiriEnable` ([`characteristic::SIRI_ENABLE`](c::SIRI_ENABLE)), valued as `u8`.
 pub const SIRI_ENABLE: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::SIRI_ENABLE);
 
-/// `SiriEndpointSessionStatus` ([`SIRI_ENDPOINT_SESSION_STATUS`](c::SIRI_ENDPOINT_SESSION_STATUS)), valued as `Tlv8Value`.
+/// `SiriEndpointSessionStatus` ([`characteristic::SIRI_ENDPOINT_SESSION_STATUS`](c::SIRI_ENDPOINT_SESSION_STATUS)), valued as `Tlv8Value`.
 pub const SIRI_ENDPOINT_SESSION_STATUS: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SIRI_ENDPOINT_SESSION_STATUS);
 
-/// `SiriEngineVersion` ([`SIRI_ENGINE_VERSION`](c::SIRI_ENGINE_VERSION)), valued as `Text`.
+/// `SiriEngineVersion` ([`characteristic::SIRI_ENGINE_VERSION`](c::SIRI_ENGINE_VERSION)), valued as `Text`.
 pub const SIRI_ENGINE_VERSION: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::SIRI_ENGINE_VERSION);
 
-/// `SiriInputType` ([`SIRI_INPUT_TYPE`](c::SIRI_INPUT_TYPE)), valued as `SiriInputType`.
+/// `SiriInputType` ([`characteristic::SIRI_INPUT_TYPE`](c::SIRI_INPUT_TYPE)), valued as `SiriInputType`.
 pub const SIRI_INPUT_TYPE: TypedCharacteristic<SiriInputType> = TypedCharacteristic::catalog(&c::SIRI_INPUT_TYPE);
 
-/// `SiriLightOnUse` ([`SIRI_LIGHT_ON_USE`](c::SIRI_LIGHT_ON_USE)), valued as `u8`.
+/// `SiriLightOnUse` ([`characteristic::SIRI_LIGHT_ON_USE`](c::SIRI_LIGHT_ON_USE)), valued as `u8`.
 pub const SIRI_LIGHT_ON_USE: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::SIRI_LIGHT_ON_USE);
 
-/// `SiriListening` ([`SIRI_LISTENING`](c::SIRI_LISTENING)), valued as `u8`.
+/// `SiriListening` ([`characteristic::SIRI_LISTENING`](c::SIRI_LISTENING)), valued as `u8`.
 pub const SIRI_LISTENING: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::SIRI_LISTENING);
 
-/// `SiriTouchToUse` ([`SIRI_TOUCH_TO_USE`](c::SIRI_TOUCH_TO_USE)), valued as `u8`.
+/// `SiriTouchToUse` ([`characteristic::SIRI_TOUCH_TO_USE`](c::SIRI_TOUCH_TO_USE)), valued as `u8`.
 pub const SIRI_TOUCH_TO_USE: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::SIRI_TOUCH_TO_USE);
 
-/// `SlatType` ([`SLAT_TYPE`](c::SLAT_TYPE)), valued as `SlatType`.
+/// `SlatType` ([`characteristic::SLAT_TYPE`](c::SLAT_TYPE)), valued as `SlatType`.
 pub const SLAT_TYPE: TypedCharacteristic<SlatType> = TypedCharacteristic::catalog(&c::SLAT_TYPE);
 
-/// `SleepDiscoveryMode` ([`SLEEP_DISCOVERY_MODE`](c::SLEEP_DISCOVERY_MODE)), valued as `SleepDiscoveryMode`.
+/// `SleepDiscoveryMode` ([`characteristic::SLEEP_DISCOVERY_MODE`](c::SLEEP_DISCOVERY_MODE)), valued as `SleepDiscoveryMode`.
 pub const SLEEP_DISCOVERY_MODE: TypedCharacteristic<SleepDiscoveryMode> = TypedCharacteristic::catalog(&c::SLEEP_DISCOVERY_MODE);
 
-/// `SleepInterval` ([`SLEEP_INTERVAL`](c::SLEEP_INTERVAL)), valued as `u32`.
+/// `SleepInterval` ([`characteristic::SLEEP_INTERVAL`](c::SLEEP_INTERVAL)), valued as `u32`.
 pub const SLEEP_INTERVAL: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::SLEEP_INTERVAL);
 
-/// `SmokeDetected` ([`SMOKE_DETECTED`](c::SMOKE_DETECTED)), valued as `SmokeDetected`.
+/// `SmokeDetected` ([`characteristic::SMOKE_DETECTED`](c::SMOKE_DETECTED)), valued as `SmokeDetected`.
 pub const SMOKE_DETECTED: TypedCharacteristic<SmokeDetected> = TypedCharacteristic::catalog(&c::SMOKE_DETECTED);
 
-/// `SoftwareRevision` ([`SOFTWARE_REVISION`](c::SOFTWARE_REVISION)), valued as `Text`.
+/// `SoftwareRevision` ([`characteristic::SOFTWARE_REVISION`](c::SOFTWARE_REVISION)), valued as `Text`.
 pub const SOFTWARE_REVISION: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::SOFTWARE_REVISION);
 
-/// `StagedFirmwareVersion` ([`STAGED_FIRMWARE_VERSION`](c::STAGED_FIRMWARE_VERSION)), valued as `Text`.
+/// `StagedFirmwareVersion` ([`characteristic::STAGED_FIRMWARE_VERSION`](c::STAGED_FIRMWARE_VERSION)), valued as `Text`.
 pub const STAGED_FIRMWARE_VERSION: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::STAGED_FIRMWARE_VERSION);
 
-/// `StatusActive` ([`STATUS_ACTIVE`](c::STATUS_ACTIVE)), valued as `bool`.
+/// `StatusActive` ([`characteristic::STATUS_ACTIVE`](c::STATUS_ACTIVE)), valued as `bool`.
 pub const STATUS_ACTIVE: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::STATUS_ACTIVE);
 
-/// `StatusFault` ([`STATUS_FAULT`](c::STATUS_FAULT)), valued as `StatusFault`.
+/// `StatusFault` ([`characteristic::STATUS_FAULT`](c::STATUS_FAULT)), valued as `StatusFault`.
 pub const STATUS_FAULT: TypedCharacteristic<StatusFault> = TypedCharacteristic::catalog(&c::STATUS_FAULT);
 
-/// `StatusJammed` ([`STATUS_JAMMED`](c::STATUS_JAMMED)), valued as `StatusJammed`.
+/// `StatusJammed` ([`characteristic::STATUS_JAMMED`](c::STATUS_JAMMED)), valued as `StatusJammed`.
 pub const STATUS_JAMMED: TypedCharacteristic<StatusJammed> = TypedCharacteristic::catalog(&c::STATUS_JAMMED);
 
-/// `StatusLowBattery` ([`STATUS_LOW_BATTERY`](c::STATUS_LOW_BATTERY)), valued as `StatusLowBattery`.
+/// `StatusLowBattery` ([`characteristic::STATUS_LOW_BATTERY`](c::STATUS_LOW_BATTERY)), valued as `StatusLowBattery`.
 pub const STATUS_LOW_BATTERY: TypedCharacteristic<StatusLowBattery> = TypedCharacteristic::catalog(&c::STATUS_LOW_BATTERY);
 
-/// `StatusTampered` ([`STATUS_TAMPERED`](c::STATUS_TAMPERED)), valued as `StatusTampered`.
+/// `StatusTampered` ([`characteristic::STATUS_TAMPERED`](c::STATUS_TAMPERED)), valued as `StatusTampered`.
 pub const STATUS_TAMPERED: TypedCharacteristic<StatusTampered> = TypedCharacteristic::catalog(&c::STATUS_TAMPERED);
 
-/// `StreamingStatus` ([`STREAMING_STATUS`](c::STREAMING_STATUS)), valued as `Tlv8Value`.
+/// `StreamingStatus` ([`characteristic::STREAMING_STATUS`](c::STREAMING_STATUS)), valued as `Tlv8Value`.
 pub const STREAMING_STATUS: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::STREAMING_STATUS);
 
-/// `SulphurDioxideDensity` ([`SULPHUR_DIOXIDE_DENSITY`](c::SULPHUR_DIOXIDE_DENSITY)), valued as `f64`.
+/// `SulphurDioxideDensity` ([`characteristic::SULPHUR_DIOXIDE_DENSITY`](c::SULPHUR_DIOXIDE_DENSITY)), valued as `f64`.
 pub const SULPHUR_DIOXIDE_DENSITY: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::SULPHUR_DIOXIDE_DENSITY);
 
-/// `SupportedAssetTypes` ([`SUPPORTED_ASSET_TYPES`](c::SUPPORTED_ASSET_TYPES)), valued as `u32`.
+/// `SupportedAssetTypes` ([`characteristic::SUPPORTED_ASSET_TYPES`](c::SUPPORTED_ASSET_TYPES)), valued as `u32`.
 pub const SUPPORTED_ASSET_TYPES: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::SUPPORTED_ASSET_TYPES);
 
-/// `SupportedAudioRecordingConfiguration` ([`SUPPORTED_AUDIO_RECORDING_CONFIGURATION`](c::SUPPORTED_AUDIO_RECORDING_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedAudioRecordingConfiguration` ([`characteristic::SUPPORTED_AUDIO_RECORDING_CONFIGURATION`](c::SUPPORTED_AUDIO_RECORDING_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_AUDIO_RECORDING_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_AUDIO_RECORDING_CONFIGURATION);
 
-/// `SupportedAudioStreamConfiguration` ([`SUPPORTED_AUDIO_STREAM_CONFIGURATION`](c::SUPPORTED_AUDIO_STREAM_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedAudioStreamConfiguration` ([`characteristic::SUPPORTED_AUDIO_STREAM_CONFIGURATION`](c::SUPPORTED_AUDIO_STREAM_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_AUDIO_STREAM_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_AUDIO_STREAM_CONFIGURATION);
 
-/// `SupportedCameraRecordingConfiguration` ([`SUPPORTED_CAMERA_RECORDING_CONFIGURATION`](c::SUPPORTED_CAMERA_RECORDING_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedCameraRecordingConfiguration` ([`characteristic::SUPPORTED_CAMERA_RECORDING_CONFIGURATION`](c::SUPPORTED_CAMERA_RECORDING_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_CAMERA_RECORDING_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_CAMERA_RECORDING_CONFIGURATION);
 
-/// `SupportedCharacteristicValueTransitionConfiguration` ([`SUPPORTED_CHARACTERISTIC_VALUE_TRANSITION_CONFIGURATION`](c::SUPPORTED_CHARACTERISTIC_VALUE_TRANSITION_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedCharacteristicValueTransitionConfiguration` ([`characteristic::SUPPORTED_CHARACTERISTIC_VALUE_TRANSITION_CONFIGURATION`](c::SUPPORTED_CHARACTERISTIC_VALUE_TRANSITION_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_CHARACTERISTIC_VALUE_TRANSITION_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_CHARACTERISTIC_VALUE_TRANSITION_CONFIGURATION);
 
-/// `SupportedDataStreamTransportConfiguration` ([`SUPPORTED_DATA_STREAM_TRANSPORT_CONFIGURATION`](c::SUPPORTED_DATA_STREAM_TRANSPORT_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedDataStreamTransportConfiguration` ([`characteristic::SUPPORTED_DATA_STREAM_TRANSPORT_CONFIGURATION`](c::SUPPORTED_DATA_STREAM_TRANSPORT_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_DATA_STREAM_TRANSPORT_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_DATA_STREAM_TRANSPORT_CONFIGURATION);
 
-/// `SupportedDiagnosticsModes` ([`SUPPORTED_DIAGNOSTICS_MODES`](c::SUPPORTED_DIAGNOSTICS_MODES)), valued as `u32`.
+/// `SupportedDiagnosticsModes` ([`characteristic::SUPPORTED_DIAGNOSTICS_MODES`](c::SUPPORTED_DIAGNOSTICS_MODES)), valued as `u32`.
 pub const SUPPORTED_DIAGNOSTICS_MODES: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::SUPPORTED_DIAGNOSTICS_MODES);
 
-/// `SupportedDiagnosticsSnapshot` ([`SUPPORTED_DIAGNOSTICS_SNAPSHOT`](c::SUPPORTED_DIAGNOSTICS_SNAPSHOT)), valued as `Tlv8Value`.
+/// `SupportedDiagnosticsSnapshot` ([`characteristic::SUPPORTED_DIAGNOSTICS_SNAPSHOT`](c::SUPPORTED_DIAGNOSTICS_SNAPSHOT)), valued as `Tlv8Value`.
 pub const SUPPORTED_DIAGNOSTICS_SNAPSHOT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_DIAGNOSTICS_SNAPSHOT);
 
-/// `SupportedFirmwareUpdateConfiguration` ([`SUPPORTED_FIRMWARE_UPDATE_CONFIGURATION`](c::SUPPORTED_FIRMWARE_UPDATE_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedFirmwareUpdateConfiguration` ([`characteristic::SUPPORTED_FIRMWARE_UPDATE_CONFIGURATION`](c::SUPPORTED_FIRMWARE_UPDATE_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_FIRMWARE_UPDATE_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_FIRMWARE_UPDATE_CONFIGURATION);
 
-/// `SupportedMetrics` ([`SUPPORTED_METRICS`](c::SUPPORTED_METRICS)), valued as `Tlv8Value`.
+/// `SupportedMetrics` ([`characteristic::SUPPORTED_METRICS`](c::SUPPORTED_METRICS)), valued as `Tlv8Value`.
 pub const SUPPORTED_METRICS: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_METRICS);
 
-/// `SupportedRTPConfiguration` ([`SUPPORTED_RTP_CONFIGURATION`](c::SUPPORTED_RTP_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedRTPConfiguration` ([`characteristic::SUPPORTED_RTP_CONFIGURATION`](c::SUPPORTED_RTP_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_RTP_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_RTP_CONFIGURATION);
 
-/// `SupportedRouterConfiguration` ([`SUPPORTED_ROUTER_CONFIGURATION`](c::SUPPORTED_ROUTER_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedRouterConfiguration` ([`characteristic::SUPPORTED_ROUTER_CONFIGURATION`](c::SUPPORTED_ROUTER_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_ROUTER_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_ROUTER_CONFIGURATION);
 
-/// `SupportedSleepConfiguration` ([`SUPPORTED_SLEEP_CONFIGURATION`](c::SUPPORTED_SLEEP_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedSleepConfiguration` ([`characteristic::SUPPORTED_SLEEP_CONFIGURATION`](c::SUPPORTED_SLEEP_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_SLEEP_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_SLEEP_CONFIGURATION);
 
-/// `SupportedTransferTransportConfiguration` ([`SUPPORTED_TRANSFER_TRANSPORT_CONFIGURATION`](c::SUPPORTED_TRANSFER_TRANSPORT_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedTransferTransportConfiguration` ([`characteristic::SUPPORTED_TRANSFER_TRANSPORT_CONFIGURATION`](c::SUPPORTED_TRANSFER_TRANSPORT_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_TRANSFER_TRANSPORT_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_TRANSFER_TRANSPORT_CONFIGURATION);
 
-/// `SupportedVideoRecordingConfiguration` ([`SUPPORTED_VIDEO_RECORDING_CONFIGURATION`](c::SUPPORTED_VIDEO_RECORDING_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedVideoRecordingConfiguration` ([`characteristic::SUPPORTED_VIDEO_RECORDING_CONFIGURATION`](c::SUPPORTED_VIDEO_RECORDING_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_VIDEO_RECORDING_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_VIDEO_RECORDING_CONFIGURATION);
 
-/// `SupportedVideoStreamConfiguration` ([`SUPPORTED_VIDEO_STREAM_CONFIGURATION`](c::SUPPORTED_VIDEO_STREAM_CONFIGURATION)), valued as `Tlv8Value`.
+/// `SupportedVideoStreamConfiguration` ([`characteristic::SUPPORTED_VIDEO_STREAM_CONFIGURATION`](c::SUPPORTED_VIDEO_STREAM_CONFIGURATION)), valued as `Tlv8Value`.
 pub const SUPPORTED_VIDEO_STREAM_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::SUPPORTED_VIDEO_STREAM_CONFIGURATION);
 
-/// `SwingMode` ([`SWING_MODE`](c::SWING_MODE)), valued as `SwingMode`.
+/// `SwingMode` ([`characteristic::SWING_MODE`](c::SWING_MODE)), valued as `SwingMode`.
 pub const SWING_MODE: TypedCharacteristic<SwingMode> = TypedCharacteristic::catalog(&c::SWING_MODE);
 
-/// `TapType` ([`TAP_TYPE`](c::TAP_TYPE)), valued as `u16`.
+/// `TapType` ([`characteristic::TAP_TYPE`](c::TAP_TYPE)), valued as `u16`.
 pub const TAP_TYPE: TypedCharacteristic<u16> = TypedCharacteristic::catalog(&c::TAP_TYPE);
 
-/// `TargetAirPurifierState` ([`TARGET_AIR_PURIFIER_STATE`](c::TARGET_AIR_PURIFIER_STATE)), valued as `TargetAirPurifierState`.
+/// `TargetAirPurifierState` ([`characteristic::TARGET_AIR_PURIFIER_STATE`](c::TARGET_AIR_PURIFIER_STATE)), valued as `TargetAirPurifierState`.
 pub const TARGET_AIR_PURIFIER_STATE: TypedCharacteristic<TargetAirPurifierState> = TypedCharacteristic::catalog(&c::TARGET_AIR_PURIFIER_STATE);
 
-/// `TargetControlList` ([`TARGET_CONTROL_LIST`](c::TARGET_CONTROL_LIST)), valued as `Tlv8Value`.
+/// `TargetControlList` ([`characteristic::TARGET_CONTROL_LIST`](c::TARGET_CONTROL_LIST)), valued as `Tlv8Value`.
 pub const TARGET_CONTROL_LIST: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::TARGET_CONTROL_LIST);
 
-/// `TargetControlSupportedConfiguration` ([`TARGET_CONTROL_SUPPORTED_CONFIGURATION`](c::TARGET_CONTROL_SUPPORTED_CONFIGURATION)), valued as `Tlv8Value`.
+/// `TargetControlSupportedConfiguration` ([`characteristic::TARGET_CONTROL_SUPPORTED_CONFIGURATION`](c::TARGET_CONTROL_SUPPORTED_CONFIGURATION)), valued as `Tlv8Value`.
 pub const TARGET_CONTROL_SUPPORTED_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::TARGET_CONTROL_SUPPORTED_CONFIGURATION);
 
-/// `TargetDoorState` ([`TARGET_DOOR_STATE`](c::TARGET_DOOR_STATE)), valued as `TargetDoorState`.
+/// `TargetDoorState` ([`characteristic::TARGET_DOOR_STATE`](c::TARGET_DOOR_STATE)), valued as `TargetDoorState`.
 pub const TARGET_DOOR_STATE: TypedCharacteristic<TargetDoorState> = TypedCharacteristic::catalog(&c::TARGET_DOOR_STATE);
 
-/// `TargetFanState` ([`TARGET_FAN_STATE`](c::TARGET_FAN_STATE)), valued as `TargetFanState`.
+/// `TargetFanState` ([`characteristic::TARGET_FAN_STATE`](c::TARGET_FAN_STATE)), valued as `TargetFanState`.
 pub const TARGET_FAN_STATE: TypedCharacteristic<TargetFanState> = TypedCharacteristic::catalog(&c::TARGET_FAN_STATE);
 
-/// `TargetHeaterCoolerState` ([`TARGET_HEATER_COOLER_STATE`](c::TARGET_HEATER_COOLER_STATE)), valued as `TargetHeaterCoolerState`.
+/// `TargetHeaterCoolerState` ([`characteristic::TARGET_HEATER_COOLER_STATE`](c::TARGET_HEATER_COOLER_STATE)), valued as `TargetHeaterCoolerState`.
 pub const TARGET_HEATER_COOLER_STATE: TypedCharacteristic<TargetHeaterCoolerState> = TypedCharacteristic::catalog(&c::TARGET_HEATER_COOLER_STATE);
 
-/// `TargetHeatingCoolingState` ([`TARGET_HEATING_COOLING_STATE`](c::TARGET_HEATING_COOLING_STATE)), valued as `TargetHeatingCoolingState`.
+/// `TargetHeatingCoolingState` ([`characteristic::TARGET_HEATING_COOLING_STATE`](c::TARGET_HEATING_COOLING_STATE)), valued as `TargetHeatingCoolingState`.
 pub const TARGET_HEATING_COOLING_STATE: TypedCharacteristic<TargetHeatingCoolingState> = TypedCharacteristic::catalog(&c::TARGET_HEATING_COOLING_STATE);
 
-/// `TargetHorizontalTiltAngle` ([`TARGET_HORIZONTAL_TILT_ANGLE`](c::TARGET_HORIZONTAL_TILT_ANGLE)), valued as `i32`.
+/// `TargetHorizontalTiltAngle` ([`characteristic::TARGET_HORIZONTAL_TILT_ANGLE`](c::TARGET_HORIZONTAL_TILT_ANGLE)), valued as `i32`.
 pub const TARGET_HORIZONTAL_TILT_ANGLE: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::TARGET_HORIZONTAL_TILT_ANGLE);
 
-/// `TargetHumidifierDehumidifierState` ([`TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE`](c::TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE)), valued as `TargetHumidifierDehumidifierState`.
+/// `TargetHumidifierDehumidifierState` ([`characteristic::TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE`](c::TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE)), valued as `TargetHumidifierDehumidifierState`.
 pub const TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE: TypedCharacteristic<TargetHumidifierDehumidifierState> = TypedCharacteristic::catalog(&c::TARGET_HUMIDIFIER_DEHUMIDIFIER_STATE);
 
-/// `TargetMediaState` ([`TARGET_MEDIA_STATE`](c::TARGET_MEDIA_STATE)), valued as `TargetMediaState`.
+/// `TargetMediaState` ([`characteristic::TARGET_MEDIA_STATE`](c::TARGET_MEDIA_STATE)), valued as `TargetMediaState`.
 pub const TARGET_MEDIA_STATE: TypedCharacteristic<TargetMediaState> = TypedCharacteristic::catalog(&c::TARGET_MEDIA_STATE);
 
-/// `TargetPosition` ([`TARGET_POSITION`](c::TARGET_POSITION)), valued as `u8`.
+/// `TargetPosition` ([`characteristic::TARGET_POSITION`](c::TARGET_POSITION)), valued as `u8`.
 pub const TARGET_POSITION: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::TARGET_POSITION);
 
-/// `TargetRelativeHumidity` ([`TARGET_RELATIVE_HUMIDITY`](c::TARGET_RELATIVE_HUMIDITY)), valued as `f64`.
+/// `TargetRelativeHumidity` ([`characteristic::TARGET_RELATIVE_HUMIDITY`](c::TARGET_RELATIVE_HUMIDITY)), valued as `f64`.
 pub const TARGET_RELATIVE_HUMIDITY: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::TARGET_RELATIVE_HUMIDITY);
 
-/// `TargetTemperature` ([`TARGET_TEMPERATURE`](c::TARGET_TEMPERATURE)), valued as `f64`.
+/// `TargetTemperature` ([`characteristic::TARGET_TEMPERATURE`](c::TARGET_TEMPERATURE)), valued as `f64`.
 pub const TARGET_TEMPERATURE: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::TARGET_TEMPERATURE);
 
-/// `TargetTiltAngle` ([`TARGET_TILT_ANGLE`](c::TARGET_TILT_ANGLE)), valued as `i32`.
+/// `TargetTiltAngle` ([`characteristic::TARGET_TILT_ANGLE`](c::TARGET_TILT_ANGLE)), valued as `i32`.
 pub const TARGET_TILT_ANGLE: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::TARGET_TILT_ANGLE);
 
-/// `TargetVerticalTiltAngle` ([`TARGET_VERTICAL_TILT_ANGLE`](c::TARGET_VERTICAL_TILT_ANGLE)), valued as `i32`.
+/// `TargetVerticalTiltAngle` ([`characteristic::TARGET_VERTICAL_TILT_ANGLE`](c::TARGET_VERTICAL_TILT_ANGLE)), valued as `i32`.
 pub const TARGET_VERTICAL_TILT_ANGLE: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::TARGET_VERTICAL_TILT_ANGLE);
 
-/// `TargetVisibilityState` ([`TARGET_VISIBILITY_STATE`](c::TARGET_VISIBILITY_STATE)), valued as `TargetVisibilityState`.
+/// `TargetVisibilityState` ([`characteristic::TARGET_VISIBILITY_STATE`](c::TARGET_VISIBILITY_STATE)), valued as `TargetVisibilityState`.
 pub const TARGET_VISIBILITY_STATE: TypedCharacteristic<TargetVisibilityState> = TypedCharacteristic::catalog(&c::TARGET_VISIBILITY_STATE);
 
-/// `TemperatureDisplayUnits` ([`TEMPERATURE_DISPLAY_UNITS`](c::TEMPERATURE_DISPLAY_UNITS)), valued as `TemperatureDisplayUnits`.
+/// `TemperatureDisplayUnits` ([`characteristic::TEMPERATURE_DISPLAY_UNITS`](c::TEMPERATURE_DISPLAY_UNITS)), valued as `TemperatureDisplayUnits`.
 pub const TEMPERATURE_DISPLAY_UNITS: TypedCharacteristic<TemperatureDisplayUnits> = TypedCharacteristic::catalog(&c::TEMPERATURE_DISPLAY_UNITS);
 
-/// `ThirdPartyCameraActive` ([`THIRD_PARTY_CAMERA_ACTIVE`](c::THIRD_PARTY_CAMERA_ACTIVE)), valued as `ThirdPartyCameraActive`.
+/// `ThirdPartyCameraActive` ([`characteristic::THIRD_PARTY_CAMERA_ACTIVE`](c::THIRD_PARTY_CAMERA_ACTIVE)), valued as `ThirdPartyCameraActive`.
 pub const THIRD_PARTY_CAMERA_ACTIVE: TypedCharacteristic<ThirdPartyCameraActive> = TypedCharacteristic::catalog(&c::THIRD_PARTY_CAMERA_ACTIVE);
 
-/// `ThreadControlPoint` ([`THREAD_CONTROL_POINT`](c::THREAD_CONTROL_POINT)), valued as `Tlv8Value`.
+/// `ThreadControlPoint` ([`characteristic::THREAD_CONTROL_POINT`](c::THREAD_CONTROL_POINT)), valued as `Tlv8Value`.
 pub const THREAD_CONTROL_POINT: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::THREAD_CONTROL_POINT);
 
-/// `ThreadNodeCapabilities` ([`THREAD_NODE_CAPABILITIES`](c::THREAD_NODE_CAPABILITIES)), valued as `u16`.
+/// `ThreadNodeCapabilities` ([`characteristic::THREAD_NODE_CAPABILITIES`](c::THREAD_NODE_CAPABILITIES)), valued as `u16`.
 pub const THREAD_NODE_CAPABILITIES: TypedCharacteristic<u16> = TypedCharacteristic::catalog(&c::THREAD_NODE_CAPABILITIES);
 
-/// `ThreadOpenThreadVersion` ([`THREAD_OPEN_THREAD_VERSION`](c::THREAD_OPEN_THREAD_VERSION)), valued as `Text`.
+/// `ThreadOpenThreadVersion` ([`characteristic::THREAD_OPEN_THREAD_VERSION`](c::THREAD_OPEN_THREAD_VERSION)), valued as `Text`.
 pub const THREAD_OPEN_THREAD_VERSION: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::THREAD_OPEN_THREAD_VERSION);
 
-/// `ThreadStatus` ([`THREAD_STATUS`](c::THREAD_STATUS)), valued as `u16`.
+/// `ThreadStatus` ([`characteristic::THREAD_STATUS`](c::THREAD_STATUS)), valued as `u16`.
 pub const THREAD_STATUS: TypedCharacteristic<u16> = TypedCharacteristic::catalog(&c::THREAD_STATUS);
 
-/// `Token` ([`TOKEN`](c::TOKEN)), valued as `DataValue`.
+/// `Token` ([`characteristic::TOKEN`](c::TOKEN)), valued as `DataValue`.
 pub const TOKEN: TypedCharacteristic<DataValue> = TypedCharacteristic::catalog(&c::TOKEN);
 
-/// `TransmitPower` ([`TRANSMIT_POWER`](c::TRANSMIT_POWER)), valued as `i32`.
+/// `TransmitPower` ([`characteristic::TRANSMIT_POWER`](c::TRANSMIT_POWER)), valued as `i32`.
 pub const TRANSMIT_POWER: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::TRANSMIT_POWER);
 
-/// `TunnelConnectionTimeout` ([`TUNNEL_CONNECTION_TIMEOUT`](c::TUNNEL_CONNECTION_TIMEOUT)), valued as `i32`.
+/// `TunnelConnectionTimeout` ([`characteristic::TUNNEL_CONNECTION_TIMEOUT`](c::TUNNEL_CONNECTION_TIMEOUT)), valued as `i32`.
 pub const TUNNEL_CONNECTION_TIMEOUT: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::TUNNEL_CONNECTION_TIMEOUT);
 
-/// `TunneledAccessoryAdvertising` ([`TUNNELED_ACCESSORY_ADVERTISING`](c::TUNNELED_ACCESSORY_ADVERTISING)), valued as `bool`.
+/// `TunneledAccessoryAdvertising` ([`characteristic::TUNNELED_ACCESSORY_ADVERTISING`](c::TUNNELED_ACCESSORY_ADVERTISING)), valued as `bool`.
 pub const TUNNELED_ACCESSORY_ADVERTISING: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::TUNNELED_ACCESSORY_ADVERTISING);
 
-/// `TunneledAccessoryConnected` ([`TUNNELED_ACCESSORY_CONNECTED`](c::TUNNELED_ACCESSORY_CONNECTED)), valued as `bool`.
+/// `TunneledAccessoryConnected` ([`characteristic::TUNNELED_ACCESSORY_CONNECTED`](c::TUNNELED_ACCESSORY_CONNECTED)), valued as `bool`.
 pub const TUNNELED_ACCESSORY_CONNECTED: TypedCharacteristic<bool> = TypedCharacteristic::catalog(&c::TUNNELED_ACCESSORY_CONNECTED);
 
-/// `TunneledAccessoryStateNumber` ([`TUNNELED_ACCESSORY_STATE_NUMBER`](c::TUNNELED_ACCESSORY_STATE_NUMBER)), valued as `i32`.
+/// `TunneledAccessoryStateNumber` ([`characteristic::TUNNELED_ACCESSORY_STATE_NUMBER`](c::TUNNELED_ACCESSORY_STATE_NUMBER)), valued as `i32`.
 pub const TUNNELED_ACCESSORY_STATE_NUMBER: TypedCharacteristic<i32> = TypedCharacteristic::catalog(&c::TUNNELED_ACCESSORY_STATE_NUMBER);
 
-/// `VOCDensity` ([`VOC_DENSITY`](c::VOC_DENSITY)), valued as `f64`.
+/// `VOCDensity` ([`characteristic::VOC_DENSITY`](c::VOC_DENSITY)), valued as `f64`.
 pub const VOC_DENSITY: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::VOC_DENSITY);
 
-/// `ValveType` ([`VALVE_TYPE`](c::VALVE_TYPE)), valued as `ValveType`.
+/// `ValveType` ([`characteristic::VALVE_TYPE`](c::VALVE_TYPE)), valued as `ValveType`.
 pub const VALVE_TYPE: TypedCharacteristic<ValveType> = TypedCharacteristic::catalog(&c::VALVE_TYPE);
 
-/// `Version` ([`VERSION`](c::VERSION)), valued as `Text`.
+/// `Version` ([`characteristic::VERSION`](c::VERSION)), valued as `Text`.
 pub const VERSION: TypedCharacteristic<Text> = TypedCharacteristic::catalog(&c::VERSION);
 
-/// `VideoAnalysisActive` ([`VIDEO_ANALYSIS_ACTIVE`](c::VIDEO_ANALYSIS_ACTIVE)), valued as `u8`.
+/// `VideoAnalysisActive` ([`characteristic::VIDEO_ANALYSIS_ACTIVE`](c::VIDEO_ANALYSIS_ACTIVE)), valued as `u8`.
 pub const VIDEO_ANALYSIS_ACTIVE: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::VIDEO_ANALYSIS_ACTIVE);
 
-/// `Volume` ([`VOLUME`](c::VOLUME)), valued as `u8`.
+/// `Volume` ([`characteristic::VOLUME`](c::VOLUME)), valued as `u8`.
 pub const VOLUME: TypedCharacteristic<u8> = TypedCharacteristic::catalog(&c::VOLUME);
 
-/// `VolumeControlType` ([`VOLUME_CONTROL_TYPE`](c::VOLUME_CONTROL_TYPE)), valued as `VolumeControlType`.
+/// `VolumeControlType` ([`characteristic::VOLUME_CONTROL_TYPE`](c::VOLUME_CONTROL_TYPE)), valued as `VolumeControlType`.
 pub const VOLUME_CONTROL_TYPE: TypedCharacteristic<VolumeControlType> = TypedCharacteristic::catalog(&c::VOLUME_CONTROL_TYPE);
 
-/// `VolumeSelector` ([`VOLUME_SELECTOR`](c::VOLUME_SELECTOR)), valued as `VolumeSelector`.
+/// `VolumeSelector` ([`characteristic::VOLUME_SELECTOR`](c::VOLUME_SELECTOR)), valued as `VolumeSelector`.
 pub const VOLUME_SELECTOR: TypedCharacteristic<VolumeSelector> = TypedCharacteristic::catalog(&c::VOLUME_SELECTOR);
 
-/// `WANConfigurationList` ([`WAN_CONFIGURATION_LIST`](c::WAN_CONFIGURATION_LIST)), valued as `Tlv8Value`.
+/// `WANConfigurationList` ([`characteristic::WAN_CONFIGURATION_LIST`](c::WAN_CONFIGURATION_LIST)), valued as `Tlv8Value`.
 pub const WAN_CONFIGURATION_LIST: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::WAN_CONFIGURATION_LIST);
 
-/// `WANStatusList` ([`WAN_STATUS_LIST`](c::WAN_STATUS_LIST)), valued as `Tlv8Value`.
+/// `WANStatusList` ([`characteristic::WAN_STATUS_LIST`](c::WAN_STATUS_LIST)), valued as `Tlv8Value`.
 pub const WAN_STATUS_LIST: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::WAN_STATUS_LIST);
 
-/// `WakeConfiguration` ([`WAKE_CONFIGURATION`](c::WAKE_CONFIGURATION)), valued as `Tlv8Value`.
+/// `WakeConfiguration` ([`characteristic::WAKE_CONFIGURATION`](c::WAKE_CONFIGURATION)), valued as `Tlv8Value`.
 pub const WAKE_CONFIGURATION: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::WAKE_CONFIGURATION);
 
-/// `WaterLevel` ([`WATER_LEVEL`](c::WATER_LEVEL)), valued as `f64`.
+/// `WaterLevel` ([`characteristic::WATER_LEVEL`](c::WATER_LEVEL)), valued as `f64`.
 pub const WATER_LEVEL: TypedCharacteristic<f64> = TypedCharacteristic::catalog(&c::WATER_LEVEL);
 
-/// `WiFiCapabilities` ([`WI_FI_CAPABILITIES`](c::WI_FI_CAPABILITIES)), valued as `u32`.
+/// `WiFiCapabilities` ([`characteristic::WI_FI_CAPABILITIES`](c::WI_FI_CAPABILITIES)), valued as `u32`.
 pub const WI_FI_CAPABILITIES: TypedCharacteristic<u32> = TypedCharacteristic::catalog(&c::WI_FI_CAPABILITIES);
 
-/// `WiFiConfigurationControl` ([`WI_FI_CONFIGURATION_CONTROL`](c::WI_FI_CONFIGURATION_CONTROL)), valued as `Tlv8Value`.
+/// `WiFiConfigurationControl` ([`characteristic::WI_FI_CONFIGURATION_CONTROL`](c::WI_FI_CONFIGURATION_CONTROL)), valued as `Tlv8Value`.
 pub const WI_FI_CONFIGURATION_CONTROL: TypedCharacteristic<Tlv8Value> = TypedCharacteristic::catalog(&c::WI_FI_CONFIGURATION_CONTROL);
 
-/// `WiFiSatelliteStatus` ([`WI_FI_SATELLITE_STATUS`](c::WI_FI_SATELLITE_STATUS)), valued as `WiFiSatelliteStatus`.
+/// `WiFiSatelliteStatus` ([`characteristic::WI_FI_SATELLITE_STATUS`](c::WI_FI_SATELLITE_STATUS)), valued as `WiFiSatelliteStatus`.
 pub const WI_FI_SATELLITE_STATUS: TypedCharacteristic<WiFiSatelliteStatus> = TypedCharacteristic::catalog(&c::WI_FI_SATELLITE_STATUS);
 
 /// A check of every enum, for the tests.
