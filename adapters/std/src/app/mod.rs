@@ -8,18 +8,22 @@
 //! - the start-up [`banner`]: name, setup code, setup URI and its QR code; then the line
 //!   `listening on ADDR` once connections are accepted, and `stopped` at the end;
 //! - Ctrl+C and SIGTERM, which send the mDNS goodbye and stop cleanly;
-//! - handlers, run one at a time on the application's loop: for a controller's writes,
-//!   which the application confirms or fails ([`AppOn::on_write_value`],
-//!   [`AppOn::on_service_write`]) or only hears of ([`AppOn::on_change_value`]); for reads
-//!   on demand ([`AppOn::on_read_value`]); for lines typed on stdin ([`AppOn::on_line`]) and
-//!   for identify;
+//! - handlers, run one at a time on the application's loop, by typed
+//!   [`Handle`](hap_core::database::handle::Handle): for a controller's writes, which the
+//!   application confirms or fails with a [`HapStatus`] ([`AppOn::on_write`], or
+//!   [`AppOn::on_service_write`] for a service's writes of one request at once) or only
+//!   hears of once stored ([`AppOn::on_change`]); for reads on demand
+//!   ([`AppOn::on_read`]); for lines typed on stdin ([`AppOn::on_line`]) and for identify.
+//!   The `*_value` twins take raw ids and values;
 //! - a [`Device`] to set values from the hardware's side and to start timers
 //!   ([`Device::after`], [`Device::every`]) on the same loop.
 //!
-//! Everything protocol is still [`hap_core`]'s; this is a convenience over
-//! [`crate::serve`] (and `hap_smol::serve`: `hap_smol::app` runs the same [`App`] on
-//! smol). The pairing lines it prints are `Paired`, `Unpaired; ready to pair again` and
-//! `Controller ID connected`.
+//! Everything protocol is still [`hap_core`]'s: this is a convenience over
+//! [`crate::serve`] and the core's pending operations
+//! ([`Server::complete_write`](hap_core::server::Server::complete_write) and
+//! [`complete_read`](hap_core::server::Server::complete_read)), and `hap_smol::app` runs
+//! the same [`AppOn`] on smol. The pairing lines it prints are `Paired`,
+//! `Unpaired; ready to pair again` and `Controller ID connected`.
 //!
 //! A garage door opener whose door controller may be unreachable, with a flag of its own:
 //!
