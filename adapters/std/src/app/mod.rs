@@ -9,7 +9,7 @@
 //!   `listening on ADDR` once connections are accepted, and `stopped` at the end;
 //! - Ctrl+C and SIGTERM, which send the mDNS goodbye and stop cleanly;
 //! - handlers, run one at a time on the application's loop, by typed
-//!   [`Handle`](hap_core::database::handle::Handle): for a controller's writes, which the
+//!   [`Handle`]: for a controller's writes, which the
 //!   application confirms or fails with a [`HapStatus`] ([`AppOn::on_write`], or
 //!   [`AppOn::on_service_write`] for a service's writes of one request at once) or only
 //!   hears of once stored ([`AppOn::on_change`]); for reads on demand
