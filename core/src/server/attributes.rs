@@ -4,9 +4,12 @@
 //! A request to `/accessories` or `/characteristics` is answered over as many polls as it
 //! takes: it stays at the front of the input buffer, and a [`Job`] records how far its
 //! answer has got. A write applies its items one at a time, each raising an
-//! [`Event::Write`], and pauses when the application's event queue is full. A read that
+//! [`Event::Write`] (or, for a confirmed characteristic, an [`Event::WriteRequest`] with
+//! the value held in the server's pending table until the application completes it), and
+//! pauses when the application's event queue or the pending table is full. A read that
 //! needs values on demand raises [`Event::Read`]s and waits for the answers or the read
-//! timeout. Responses are written piece by piece: with a Content-Length when the whole
+//! timeout. Statuses of write items are kept in the scratch buffer, [`PENDING`] while the
+//! application decides. Responses are written piece by piece: with a Content-Length when the whole
 //! body fits one chunk, and otherwise in chunks as output room allows, so no response is
 //! ever built whole in memory. A piece too long for a chunk (a characteristic with a long
 //! TLV8 or data value) is written again for each chunk it spans, each time keeping the
@@ -451,13 +454,13 @@ impl Server<'_> {
                 deadline,
                 answer,
             } => {
-                let at = Moment {
+                let moment = Moment {
                     now,
                     serial: *serial,
                     epoch: *epoch,
                     deadline: *deadline,
                 };
-                self.drive_read(conn, at, asked, answer)
+                self.drive_read(conn, moment, asked, answer)
             }
             Job::Write {
                 serial,
@@ -467,13 +470,13 @@ impl Server<'_> {
                 deadline,
                 answer,
             } => {
-                let at = Moment {
+                let moment = Moment {
                     now,
                     serial: *serial,
                     epoch: *epoch,
                     deadline: *deadline,
                 };
-                self.drive_write(conn, at, applied, *timed, answer)
+                self.drive_write(conn, moment, applied, *timed, answer)
             }
         };
         let (serial, waits) = match job {
@@ -659,7 +662,9 @@ impl Server<'_> {
         let mut changed = false;
         for item in body.items().skip(*applied) {
             if parts.events.is_full() {
-                self.wake_after(id, changed);
+                if changed {
+                    self.wake_all();
+                }
                 return Progress::Waiting;
             }
             let index = *applied;
@@ -686,7 +691,9 @@ impl Server<'_> {
                         if self.pending.is_full() && moment.now < moment.deadline =>
                     {
                         // The subscription change is applied again, to the same effect.
-                        self.wake_after(id, changed);
+                        if changed {
+                            self.wake_all();
+                        }
                         return Progress::Waiting;
                     }
                     Applied::Confirm { .. } if self.pending.is_full() => {

@@ -614,3 +614,58 @@ fn a_put_beyond_the_pending_table_waits_for_room() {
         OwnedValue::Int(((count - 1) % 100) as i32)
     );
 }
+
+#[test]
+fn poll_wake_names_an_evicted_connection_and_everyone_after_a_store() {
+    let mut storage = buffers(2);
+    let config = Config {
+        max_connections: 2,
+        ..Config::default()
+    };
+    let (mut home, mut conns) = Home::accepting(confirmed(), &mut storage, config);
+    while home.harness.server.poll_wake().is_some() {}
+
+    home.advance(config.idle_eviction.as_millis() as u64 + 1);
+    // Connection 2 was idle longest (connection 1 added its pairing).
+    let evicted = home.harness.server.make_room(home.harness.now).unwrap();
+    assert_eq!(home.harness.server.poll_wake(), Some(evicted));
+    assert_eq!(home.harness.server.poll_wake(), None);
+    let k = evicted.0 as usize - 1;
+    home.harness
+        .server
+        .handle_timeout(&mut conns[k], home.harness.now);
+    assert_eq!(conns[k].close_reason(), Some(CloseReason::Evicted));
+
+    // A stored change to the pairings concerns every connection.
+    let other = 1 - k;
+    let guest = Controller::new("guest", 40);
+    let request = post("/pairings", "application/pairing+tlv8", &add_guest(&guest));
+    let wire = home.controllers[other].wrap(&request);
+    let now = home.harness.now;
+    home.harness
+        .server
+        .handle_input(&mut conns[other], now, &wire, &mut home.harness.rng);
+    let mut woken = Vec::new();
+    for _ in 0..100 {
+        match home
+            .harness
+            .server
+            .poll_output(&mut conns[other], now, &mut home.harness.rng)
+        {
+            Some(Output::Persist) => {
+                home.harness.server.state_persisted(
+                    &mut conns[other],
+                    now,
+                    true,
+                    &mut home.harness.rng,
+                );
+                woken.extend(core::iter::from_fn(|| home.harness.server.poll_wake()));
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    woken.sort_unstable_by_key(|id| id.0);
+    // The evicted connection counts until it reports its close.
+    assert_eq!(woken, [ConnectionId(1), ConnectionId(2)]);
+}
