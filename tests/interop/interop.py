@@ -7,7 +7,7 @@ the exchange (every request and response in plaintext) and the accessory's outpu
 last line is `interop: N passed, M failed`.
 
 Every process started here is ended here, by its PID (in case 8, by the namespace's list
-of PIDs too). Cases 1-7 use 127.0.0.1 only and no mDNS; case 8 runs inside a network
+of PIDs too). Cases 1-7 and 9 use 127.0.0.1 only and no mDNS; case 8 runs inside a network
 namespace that the suite creates, with only `lo`.
 """
 
@@ -55,6 +55,9 @@ SILENCE = 1.5
 HAP_TYPE = "_hap._tcp.local."
 INVALID_VALUE = -70410
 READ_ONLY = -70404
+COMMUNICATION_FAILURE = -70402
+# CurrentDoorState and TargetDoorState values.
+OPEN, CLOSED, OPENING, CLOSING = 0, 1, 2, 3
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = json.loads((REPO / "core/data/hap-definitions.json").read_text())
@@ -102,6 +105,7 @@ TARGETS = {
             category=2,
         ),
         Target("embedded-light", "host-light", "light", stored=False, mdns=False, model="HostLight"),
+        Target("garage", "garage-door", "garage", model="GarageDoor", category=4),
     ]
 }
 
@@ -515,6 +519,8 @@ async def case_accessories(world: World) -> str:
         light = world.light()
         if light.aid != 1:
             problems.append(f"the light has aid {light.aid}, not 1")
+    elif world.target.kind == "garage":
+        want = ["GarageDoorOpener"]
     else:
         want = ["Lightbulb", "StatelessProgrammableSwitch", "Switch", "TemperatureSensor"]
         if len(accessories) != 5:
@@ -707,6 +713,64 @@ async def case_unpair(world: World) -> str:
     return "both pairings removed; unpaired (/identify 204, old pairing refused); paired again"
 
 
+async def case_garage(world: World) -> str:
+    """The garage door: a write moves the door, with CurrentDoorState events; while the
+    door controller is unreachable, writes and reads get -70402; once back, they work."""
+    assert world.admin and world.accessories, "needs cases 1 and 2"
+    session, accessory = world.admin, world.accessory
+    target = world.find("GarageDoorOpener", "TargetDoorState")
+    current = world.find("GarageDoorOpener", "CurrentDoorState")
+    events = Events(session)
+    refused = await session.subscribe([current, target])
+    assert not refused, f"subscriptions refused: {refused}"
+    read = await session.get_characteristics([current, target])
+    assert (read[current].get("value"), read[target].get("value")) == (CLOSED, CLOSED), \
+        f"a new door is not closed: {read}"
+
+    mark = accessory.mark()
+    result = await session.put_characteristics([(*target, OPEN)])
+    assert not result, f"opening failed: {result}"
+    await events.wait_for(*current, OPENING)
+    await events.wait_for(*current, OPEN)
+    order = [v for v in events.values(*current)]
+    assert order == [OPENING, OPEN], f"CurrentDoorState events {order}, expected Opening, Open"
+    await accessory.printed("Door open", after=mark)
+    read = await session.get_characteristics([current, target])
+    assert (read[current].get("value"), read[target].get("value")) == (OPEN, OPEN), \
+        f"after opening: {read}"
+
+    mark = accessory.mark()
+    accessory.type("unreachable")
+    await accessory.printed("unreachable", after=mark)
+    seen = len(events.received)
+    result = await session.put_characteristics([(*target, CLOSED)])
+    expect_error(COMMUNICATION_FAILURE, result, target, "a write while unreachable")
+    read = await session.get_characteristics([current])
+    expect_error(COMMUNICATION_FAILURE, read, current, "a read while unreachable")
+    read = await session.get_characteristics([target])
+    expect_error(COMMUNICATION_FAILURE, read, target, "a read of the target while unreachable")
+    await asyncio.sleep(SILENCE)
+    assert len(events.received) == seen, \
+        f"a failed write sent events: {events.received[seen:]}"
+
+    mark = accessory.mark()
+    accessory.type("reachable")
+    await accessory.printed("reachable", after=mark)
+    read = await session.get_characteristics([current, target])
+    assert (read[current].get("value"), read[target].get("value")) == (OPEN, OPEN), \
+        f"the failed write changed a value: {read}"
+    result = await session.put_characteristics([(*target, CLOSED)])
+    assert not result, f"closing failed once reachable: {result}"
+    await events.wait_for(*current, CLOSING)
+    await events.wait_for(*current, CLOSED)
+    read = await session.get_characteristics([current, target])
+    assert (read[current].get("value"), read[target].get("value")) == (CLOSED, CLOSED), \
+        f"after closing: {read}"
+    return ("TargetDoorState Open moved CurrentDoorState Opening -> Open by events; "
+            "unreachable: a write and two reads got -70402, no events, values kept; "
+            "reachable: closed again (Closing -> Closed)")
+
+
 # ---------------------------------------------------------------------------------------
 # Case 8, inside a network namespace.
 
@@ -773,7 +837,7 @@ async def pair_discovered(browser: "Browser", device_id: str, pin: str) -> dict:
 async def case_mdns(world: World) -> str:
     """Runs inside the namespace: discovery, TXT, `sf` across pairing, and `c#`."""
     target = world.target
-    name = {"bridge": "Virtual Bridge"}.get(target.kind, "Virtual Light")
+    name = {"bridge": "Virtual Bridge", "garage": "Garage Door"}.get(target.kind, "Virtual Light")
     browser = await Browser.start()
     world.controller = browser.controller
     try:
@@ -859,10 +923,13 @@ CASES: list[tuple[int, str, Callable]] = [
     (6, "SIGKILL and restart on the same data", case_restart),
     (7, "remove the pairings, then pair again", case_unpair),
     (8, "mDNS discovery and TXT in a network namespace", case_mdns),
+    (9, "the garage door: writes move it; -70402 while unreachable", case_garage),
 ]
 
 
 def cases_for(target: Target) -> list[int]:
+    if target.kind == "garage":
+        return [1, 2, 9, 8] if target.mdns else [1, 2, 9]
     numbers = [1, 2, 3, 4]
     # Pairing management and restarts are exercised on the lights that keep state.
     if target.kind == "light" and target.stored:
@@ -1014,7 +1081,7 @@ def main() -> int:
                         help="where the example binaries are (target/debug/examples)")
     parser.add_argument("--only", action="append", choices=sorted(TARGETS),
                         help="run only this target (repeatable)")
-    parser.add_argument("--case", action="append", type=int, choices=range(1, 9),
+    parser.add_argument("--case", action="append", type=int, choices=range(1, 10),
                         help="run only this case (repeatable; cases build on earlier ones)")
     parser.add_argument("--inside-namespace", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -5,234 +5,223 @@
 //! `--accessories light,button` serves only some of them; each keeps its aid, and the
 //! configuration number changes, so controllers reload the bridge.
 
-#[path = "../../std/examples/support/example.rs"]
-mod example;
-
-use std::io::BufRead as _;
-use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::{CommandFactory as _, Parser as _};
+use hap_core::catalog::typed::{self as t, ProgrammableSwitchEvent as Press};
 use hap_core::catalog::{characteristic as c, service as s, Category};
-use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
-use hap_core::database::OwnedValue;
-use hap_core::server::Event;
+use hap_core::database::builder::AccessoryInfo;
+use hap_core::database::handle::Handle;
+use hap_smol::app::{App, AppError, Device, Flags};
 
-const HELP: &str = "Type light on|off|toggle|brightness N, switch on|off, temperature C, \
-                    or press|double|long (the button), and Enter.";
+/// A bridge with a light, a switch, a temperature sensor and a button. Type light
+/// on|off|toggle|brightness N, switch on|off, temperature C, or press|double|long (the
+/// button), and Enter.
+#[derive(clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    flags: Flags,
+    /// The accessories to serve, from light,switch,sensor,button [default: all]
+    #[arg(long, value_delimiter = ',', value_parser = ACCESSORIES)]
+    accessories: Vec<String>,
+}
 
 /// The keys of the accessories behind the bridge, in order.
 const ACCESSORIES: [&str; 4] = ["light", "switch", "sensor", "button"];
 
-/// Where each accessory's interesting characteristic is; `None` for those left out.
-struct Ids {
-    light: Option<example::Light>,
-    switch: Option<(u64, u64)>,
-    temperature: Option<(u64, u64)>,
-    button: Option<(u64, u64)>,
+/// The light's characteristics.
+#[derive(Clone, Copy)]
+struct Light {
+    on: Handle<bool>,
+    brightness: Handle<i32>,
+    hue: Handle<f64>,
+    saturation: Handle<f64>,
 }
 
-fn main() -> ExitCode {
-    example::main(
-        &example::Program {
-            program: "bridge",
-            name: "Virtual Bridge",
-            data: "./bridge-data",
-            help: HELP,
-            extra_flags: &[("--accessories", "light,switch,sensor,button")],
-        },
-        |args| smol::future::block_on(run(args)),
-    )
+/// What is served; `None` for those left out.
+#[derive(Default)]
+struct Parts {
+    light: Option<(Light, u64)>,
+    switch: Option<Handle<bool>>,
+    temperature: Option<Handle<f64>>,
+    button: Option<Handle<Press>>,
 }
 
-/// The accessories chosen with `--accessories` (all by default).
-fn chosen(args: &example::Args) -> Result<Vec<&str>, String> {
-    let Some(list) = args.extra("--accessories") else {
-        return Ok(ACCESSORIES.to_vec());
-    };
-    let mut keys: Vec<&str> = Vec::new();
-    for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-        if !ACCESSORIES.contains(&key) {
-            return Err(format!(
-                "--accessories: unknown accessory {key:?}; choose from {}",
-                ACCESSORIES.join(",")
-            ));
-        }
-        if keys.contains(&key) {
-            return Err(format!("--accessories: {key:?} is named twice"));
-        }
-        keys.push(key);
+fn main() -> Result<(), AppError> {
+    let mut args = Args::parse();
+    let mut chosen = args.accessories.clone();
+    if (1..chosen.len()).any(|i| chosen[..i].contains(&chosen[i])) {
+        let message = "an accessory is named twice";
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit();
     }
-    Ok(keys)
-}
-
-async fn run(args: &example::Args) -> Result<(), String> {
-    let chosen = chosen(args)?;
-    let mut setup = args.setup()?;
-    let mut builder = DatabaseBuilder::new(setup.ids());
-    let info = |name| AccessoryInfo::new(name, "hap-rs", "VirtualBridge", "VB-0001", "0.1.0");
-    // The bridge comes first, so it gets aid 1. The others keep their aids, stored with
-    // the state, whichever are chosen; the configuration number changes with the choice.
-    builder.accessory("bridge", &info(&args.name));
-    let mut ids = Ids {
-        light: None,
-        switch: None,
-        temperature: None,
-        button: None,
-    };
-    for key in chosen {
-        match key {
-            "light" => {
-                ids.light = Some(example::Light::add(&mut builder, key, &info("Desk Light")));
-            }
-            "switch" => {
-                let aid = builder.accessory(key, &info("Fan Switch"));
-                let on = builder.service(&s::SWITCH).primary().iid_of(&c::ON);
-                ids.switch = on.map(|iid| (aid, iid));
-            }
-            "sensor" => {
-                let aid = builder.accessory(key, &info("Room Temperature"));
-                let temperature = builder
-                    .service(&s::TEMPERATURE_SENSOR)
-                    .primary()
-                    .value(&c::CURRENT_TEMPERATURE, OwnedValue::Float(21.0))
-                    .iid_of(&c::CURRENT_TEMPERATURE);
-                ids.temperature = temperature.map(|iid| (aid, iid));
-            }
-            _ => {
-                let aid = builder.accessory(key, &info("Doorbell Button"));
-                let event = builder
-                    .service(&s::STATELESS_PROGRAMMABLE_SWITCH)
-                    .primary()
-                    .iid_of(&c::PROGRAMMABLE_SWITCH_EVENT);
-                ids.button = event.map(|iid| (aid, iid));
-            }
-        }
+    if chosen.is_empty() {
+        chosen = ACCESSORIES.map(String::from).to_vec();
     }
-    let database = builder.build().map_err(|e| format!("{e:?}"))?;
-
-    print!("{}", example::banner(&args.name, Category::BRIDGE, &setup));
-    let running = hap_smol::serve(
-        setup,
-        database,
-        args.options("VirtualBridge", Category::BRIDGE)?,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let handle = running.handle();
-    example::print_listening(handle.local_addr());
-
-    let on_signal = handle.clone();
-    ctrlc::set_handler(move || on_signal.shut_down())
-        .map_err(|e| format!("cannot handle Ctrl+C: {e}"))?;
-
-    if let Some((aid, iid)) = ids.temperature {
-        // The temperature drifts slowly around 21 °C, in steps of 0.1 as the type requires.
-        let drifting = handle.clone();
-        smol::spawn(async move {
-            let mut minutes = 0.0f64;
-            loop {
-                smol::Timer::after(Duration::from_secs(10)).await;
-                minutes += 1.0 / 6.0;
-                let tenths = (210.0 + 15.0 * (minutes / 5.0).sin()).round();
-                if drifting
-                    .set_value(aid, iid, OwnedValue::Float(tenths / 10.0))
-                    .is_err()
-                {
-                    break;
+    args.flags
+        .data
+        .get_or_insert_with(|| "./bridge-data".into());
+    let mut app = App::new(&args.flags, "Virtual Bridge", Category::BRIDGE)?;
+    let parts = app.build(|b, name| {
+        let info = |name| AccessoryInfo::new(name, "hap-rs", "VirtualBridge", "VB-0001", "0.1.0");
+        // The bridge comes first, so it gets aid 1. The others keep their aids, stored with
+        // the state, whichever are chosen; the configuration number changes with the choice.
+        b.accessory("bridge", &info(name));
+        let mut parts = Parts::default();
+        for key in &chosen {
+            match key.as_str() {
+                "light" => {
+                    b.accessory(key, &info("Desk Light"));
+                    let bulb = b.service(&s::LIGHTBULB).primary();
+                    let bulb = bulb.characteristic(&c::BRIGHTNESS).characteristic(&c::HUE);
+                    let bulb = bulb.characteristic(&c::SATURATION);
+                    let light = Light {
+                        on: bulb.handle(t::ON)?,
+                        brightness: bulb.handle(t::BRIGHTNESS)?,
+                        hue: bulb.handle(t::HUE)?,
+                        saturation: bulb.handle(t::SATURATION)?,
+                    };
+                    parts.light = Some((light, bulb.iid()));
                 }
-            }
-        })
-        .detach();
-    }
-
-    let typed = handle.clone();
-    let commands = ids_commands(&ids);
-    let light = ids.light;
-    // Read on a thread of its own, as in the virtual light: smol's blocking pool keeps an
-    // idle thread that wakes twice a second once stdin has ended.
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-            // "light ..." takes the virtual light's own commands.
-            if let (Some(light), Some(command)) = (light, line.trim().strip_prefix("light ")) {
-                let value = |aid, iid| typed.value(aid, iid);
-                let set = |aid, iid, value| typed.set_value(aid, iid, value);
-                if let Some(said) = light.obey(command, value, set) {
-                    println!("{said}");
+                "switch" => {
+                    b.accessory(key, &info("Fan Switch"));
+                    parts.switch = b.service(&s::SWITCH).primary().handle(t::ON);
                 }
-                continue;
-            }
-            match commands(line.trim()) {
-                Some((aid, iid, value, said)) => match typed.set_value(aid, iid, value) {
-                    Ok(_) => println!("{said}"),
-                    Err(e) => println!("cannot set: {e}"),
-                },
-                None if line.trim().is_empty() => {}
-                None => println!("{HELP}"),
-            }
-        }
-    });
-
-    // On the executor's thread, with the connections: an event then costs no wake-up of
-    // another thread.
-    let events = running.events().clone();
-    smol::spawn(async move {
-        while let Ok(event) = events.recv().await {
-            match &event {
-                Event::Write {
-                    aid, iid, value, ..
-                } if Some((*aid, *iid)) == ids.switch => {
-                    println!(
-                        "Switch {}",
-                        if *value == OwnedValue::Bool(true) {
-                            "ON"
-                        } else {
-                            "OFF"
-                        }
-                    );
+                "sensor" => {
+                    b.accessory(key, &info("Room Temperature"));
+                    let sensor = b.service(&s::TEMPERATURE_SENSOR).primary();
+                    let sensor = sensor.initial(t::CURRENT_TEMPERATURE, 21.0);
+                    parts.temperature = sensor.handle(t::CURRENT_TEMPERATURE);
                 }
                 _ => {
-                    let light = ids.light.and_then(|light| light.describe(&event));
-                    if let Some(line) = light.or_else(|| example::describe_status(&event)) {
-                        println!("{line}");
-                    }
+                    b.accessory(key, &info("Doorbell Button"));
+                    let button = b.service(&s::STATELESS_PROGRAMMABLE_SWITCH).primary();
+                    parts.button = button.handle(t::PROGRAMMABLE_SWITCH_EVENT);
                 }
             }
         }
-    })
-    .await;
-    running.wait().await;
-    println!("stopped");
-    Ok(())
+        Some(parts)
+    })?;
+
+    if let Some((light, service)) = parts.light {
+        // The light's writes arrive together, as HomeSpan's update() sees them: On and
+        // Brightness of one request at once.
+        app.on_service_write(light.on.aid(), service, move |batch| {
+            if let Some(on) = batch.get(light.on) {
+                println!("Light {}", if on { "ON" } else { "OFF" });
+            }
+            if let Some(n) = batch.get(light.brightness) {
+                println!("Brightness {n}%");
+            }
+            if let Some(hue) = batch.get(light.hue) {
+                println!("Hue {hue}°");
+            }
+            if let Some(saturation) = batch.get(light.saturation) {
+                println!("Saturation {saturation}%");
+            }
+            Ok(())
+        });
+    }
+    if let Some(switch) = parts.switch {
+        app.on_change(switch, |on| {
+            println!("Switch {}", if on { "ON" } else { "OFF" })
+        });
+    }
+    let device = app.device();
+    if let Some(temperature) = parts.temperature {
+        // The temperature drifts slowly around 21 °C, in steps of 0.1 as the type requires.
+        let mut minutes = 0.0f64;
+        device.every(Duration::from_secs(10), move |device| {
+            minutes += 1.0 / 6.0;
+            let tenths = (210.0 + 15.0 * (minutes / 5.0).sin()).round();
+            let _ = device.set(temperature, tenths / 10.0);
+        });
+    }
+    app.on_line(move |line| obey(&device, &parts, line.trim()));
+    app.run()
 }
 
-/// What a typed command sets, and the line to print for it.
-fn ids_commands(ids: &Ids) -> impl Fn(&str) -> Option<(u64, u64, OwnedValue, String)> {
-    let (switch, temperature, button) = (ids.switch, ids.temperature, ids.button);
-    move |line| {
-        let on = |(aid, iid), value: bool, what: &str| {
-            let said = format!("{what} {} (local)", if value { "ON" } else { "OFF" });
-            Some((aid, iid, OwnedValue::Bool(value), said))
-        };
-        // HAP's programmable switch events: 0 single, 1 double, 2 long press.
-        let press = |kind: u8, what: &str| {
-            let (aid, iid) = button?;
-            let said = format!("Button: {what} press");
-            Some((aid, iid, OwnedValue::Uint8(kind), said))
-        };
-        if let Some(celsius) = line.strip_prefix("temperature ") {
+/// Carries out a typed command and says what it did.
+fn obey(device: &Device, parts: &Parts, line: &str) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (set, said) = match (words.as_slice(), parts) {
+        ([], _) => return,
+        (
+            ["light", command @ ..],
+            Parts {
+                light: Some((light, _)),
+                ..
+            },
+        ) => match command {
+            [word @ ("on" | "off" | "toggle")] => {
+                let lit = *word == "on" || *word == "toggle" && device.get(light.on) != Some(true);
+                (
+                    device.set(light.on, lit),
+                    format!("Light {}", if lit { "ON" } else { "OFF" }),
+                )
+            }
+            ["brightness", n] => match n.trim_end_matches('%').parse() {
+                Ok(n @ 0..=100) => (device.set(light.brightness, n), format!("Brightness {n}%")),
+                _ => return println!("brightness must be 0 to 100, not {n:?}"),
+            },
+            _ => return println!("light commands: on, off, toggle, brightness N"),
+        },
+        (
+            ["switch", word @ ("on" | "off")],
+            Parts {
+                switch: Some(switch),
+                ..
+            },
+        ) => {
+            let on = *word == "on";
+            (
+                device.set(*switch, on),
+                format!("Switch {}", if on { "ON" } else { "OFF" }),
+            )
+        }
+        (
+            ["temperature", celsius],
+            Parts {
+                temperature: Some(temperature),
+                ..
+            },
+        ) => {
             // The core checks the range and step when the value is set.
-            let (aid, iid) = temperature?;
-            let celsius: f64 = celsius.trim().parse().ok()?;
-            let said = format!("Temperature {celsius} °C (local)");
-            return Some((aid, iid, OwnedValue::Float(celsius), said));
+            let Ok(celsius) = celsius.parse::<f64>() else {
+                return println!("temperature must be a number, not {celsius:?}");
+            };
+            (
+                device.set(*temperature, celsius),
+                format!("Temperature {celsius} °C"),
+            )
         }
-        match line {
-            "switch on" => on(switch?, true, "Switch"),
-            "switch off" => on(switch?, false, "Switch"),
-            "press" => press(0, "single"),
-            "double" => press(1, "double"),
-            "long" => press(2, "long"),
-            _ => None,
+        (
+            [word @ ("press" | "double" | "long")],
+            Parts {
+                button: Some(button),
+                ..
+            },
+        ) => {
+            let (press, what) = match *word {
+                "press" => (Press::SinglePress, "single"),
+                "double" => (Press::DoublePress, "double"),
+                _ => (Press::LongPress, "long"),
+            };
+            return match device.set(*button, press) {
+                Ok(_) => println!("Button: {what} press"),
+                Err(e) => println!("cannot press: {e}"),
+            };
         }
+        _ => {
+            return println!(
+                "Type light on|off|toggle|brightness N, switch on|off, temperature C, \
+                 or press|double|long (the button), and Enter."
+            )
+        }
+    };
+    match set {
+        Ok(_) => println!("{said} (local)"),
+        Err(e) => println!("cannot set: {e}"),
     }
 }

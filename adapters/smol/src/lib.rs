@@ -65,6 +65,9 @@ use smol::Task;
 pub use hap_core;
 pub use hap_std;
 
+#[cfg(feature = "app")]
+pub mod app;
+
 /// How many received bytes a connection buffers before it stops reading.
 const RECEIVE_LIMIT: usize = 16 * 1024;
 

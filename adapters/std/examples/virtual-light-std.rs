@@ -1,51 +1,47 @@
-//! A virtual light on threads: the `hap-smol` example's twin, with no async runtime.
+//! The virtual light on threads, with no async runtime: the `hap-smol` example's twin.
 //!
 //! `cargo run -p hap-std --example virtual-light-std -- --help`
 
-#[path = "support/example.rs"]
-mod example;
+use hap_core::catalog::{characteristic as c, service as s, typed as t, Category};
+use hap_core::database::builder::AccessoryInfo;
+use hap_std::app::{App, AppError};
 
-use std::io::BufRead;
-use std::process::ExitCode;
-
-use hap_core::catalog::Category;
-
-fn main() -> ExitCode {
-    example::main(&example::VIRTUAL_LIGHT, run)
-}
-
-fn run(args: &example::Args) -> Result<(), String> {
-    let (setup, database, lamp) = args.prepare_light()?;
-    print!(
-        "{}",
-        example::banner(&args.name, Category::LIGHTBULB, &setup)
-    );
-    let options = args.options("VirtualLight", Category::LIGHTBULB)?;
-    let running = hap_std::serve(setup, database, options).map_err(|e| e.to_string())?;
-    let handle = running.handle();
-    example::print_listening(handle.local_addr());
-
-    let on_signal = handle.clone();
-    ctrlc::set_handler(move || on_signal.shut_down())
-        .map_err(|e| format!("cannot handle Ctrl+C: {e}"))?;
-
-    // The "physical switch": commands typed on stdin.
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-            let value = |aid, iid| handle.value(aid, iid);
-            let set = |aid, iid, value| handle.set_value(aid, iid, value);
-            if let Some(said) = lamp.obey(&line, value, set) {
-                println!("{said}");
+fn main() -> Result<(), AppError> {
+    let mut app = App::from_args("Virtual Light", Category::LIGHTBULB)?;
+    let (on, brightness, hue, saturation) = app.build(|b, name| {
+        let info = AccessoryInfo::new(name, "hap-rs", "VirtualLight", "VL-0001", "0.1.0");
+        b.accessory("virtual-light", &info);
+        let bulb = b.service(&s::LIGHTBULB).primary();
+        let bulb = bulb.characteristic(&c::BRIGHTNESS).characteristic(&c::HUE);
+        let bulb = bulb.characteristic(&c::SATURATION);
+        let (on, hue) = (bulb.handle(t::ON)?, bulb.handle(t::HUE)?);
+        let brightness = bulb.handle(t::BRIGHTNESS)?;
+        Some((on, brightness, hue, bulb.handle(t::SATURATION)?))
+    })?;
+    let light = |on| if on { "Light ON" } else { "Light OFF" };
+    app.on_change(on, move |on| println!("{}", light(on)));
+    app.on_change(brightness, |n| println!("Brightness {n}%"));
+    app.on_change(hue, |h| println!("Hue {h}°"));
+    app.on_change(saturation, |s| println!("Saturation {s}%"));
+    // The "physical switch": typed commands change the light, and controllers hear it.
+    let lamp = app.device();
+    app.on_line(move |line| {
+        let (set, said) = match line.split_whitespace().collect::<Vec<_>>()[..] {
+            [] => return,
+            [word @ ("on" | "off" | "toggle")] => {
+                let lit = word == "on" || word == "toggle" && lamp.get(on) != Some(true);
+                (lamp.set(on, lit), light(lit).to_owned())
             }
+            ["brightness", n] => match n.trim_end_matches('%').parse() {
+                Ok(n @ 0..=100) => (lamp.set(brightness, n), format!("Brightness {n}%")),
+                _ => return println!("brightness must be 0 to 100, not {n:?}"),
+            },
+            _ => return println!("commands: on, off, toggle, brightness N"),
+        };
+        match set {
+            Ok(_) => println!("{said} (local)"),
+            Err(e) => println!("cannot set: {e}"),
         }
     });
-
-    for event in running.events() {
-        if let Some(line) = lamp.describe(&event) {
-            println!("{line}");
-        }
-    }
-    running.wait();
-    println!("stopped");
-    Ok(())
+    app.run()
 }

@@ -8,8 +8,10 @@
 //!   and the keepalive every accepted connection gets. `hap-smol` uses it too.
 //! - [`store`]: the durable file store (feature `store`) and an in-memory one.
 //! - `mdns`: the mDNS responder (feature `mdns`).
+//! - `app`: an application layer over all of these (feature `app`, with `store` and
+//!   `mdns`): the standard flags, the start-up banner, signals, handlers and timers.
 //!
-//! Both features are on by default. `hap-smol` turns them off in its dependency on this
+//! These features are on by default. `hap-smol` turns them off in its dependency on this
 //! crate and forwards its own `store` and `mdns` features, so that an application that
 //! stores or advertises its own way builds neither.
 //!
@@ -17,6 +19,8 @@
 //! stores state.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "app")]
+pub mod app;
 pub mod host;
 #[cfg(feature = "mdns")]
 pub mod mdns;

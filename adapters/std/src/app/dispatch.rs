@@ -1,0 +1,436 @@
+//! The application loop: hands events, typed lines and timers to the application's
+//! handlers, one at a time.
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, Write as _};
+use std::sync::Arc;
+use std::time::Instant;
+
+use hap_core::catalog::typed::CharacteristicValue;
+use hap_core::catalog::Perms;
+use hap_core::database::builder::BuildError;
+use hap_core::database::handle::Handle;
+use hap_core::database::{Database, Entry, OwnedValue, Slot};
+use hap_core::server::{Event, Token};
+use hap_core::status::HapStatus;
+
+use super::inbox::{Inbox, Inner, Message};
+use super::timers::Timers;
+use super::{AppError, Backend, Device};
+
+/// Called with a value a controller wrote, once it is stored.
+pub(crate) type ChangeFn = Box<dyn FnMut(&OwnedValue) + Send>;
+/// Called with a value a controller writes to a confirmed characteristic, before it is
+/// stored; its error fails the write.
+pub(crate) type WriteFn = Box<dyn FnMut(&OwnedValue) -> Result<(), HapStatus> + Send>;
+/// Called with the items of one request for one service, before they are stored.
+pub(crate) type BatchFn = Box<dyn FnMut(&Batch) -> Result<(), HapStatus> + Send>;
+/// Called when a controller reads a characteristic on demand.
+pub(crate) type ReadFn = Box<dyn FnMut() -> Result<OwnedValue, HapStatus> + Send>;
+/// Called with a line typed on stdin.
+pub(crate) type LineFn = Box<dyn FnMut(&str) + Send>;
+/// Called when a controller asks the accessory to identify itself.
+pub(crate) type IdentifyFn = Box<dyn FnMut() + Send>;
+
+/// A service that the application handles as a whole: [`super::AppOn::on_service_write`].
+pub(crate) struct ServiceWrites {
+    pub(crate) aid: u64,
+    pub(crate) service: u64,
+    /// The iids of its writable characteristics, found when the database is marked.
+    pub(crate) members: Vec<u64>,
+    pub(crate) handler: BatchFn,
+}
+
+/// The application's handlers, by characteristic.
+#[derive(Default)]
+pub(crate) struct Handlers {
+    pub(crate) changes: HashMap<(u64, u64), Vec<ChangeFn>>,
+    pub(crate) writes: HashMap<(u64, u64), WriteFn>,
+    pub(crate) services: Vec<ServiceWrites>,
+    pub(crate) reads: HashMap<(u64, u64), ReadFn>,
+    pub(crate) line: Option<LineFn>,
+    pub(crate) identify: Option<IdentifyFn>,
+}
+
+impl Handlers {
+    /// `database` with the characteristics that have write handlers (or belong to a
+    /// service with one) marked [`confirmed`](hap_core::database::CharacteristicDef::confirmed),
+    /// and those with read handlers marked on demand. Rebuilt with the same values only
+    /// if something had to be marked.
+    pub(crate) fn mark(
+        &mut self,
+        database: Database<'static>,
+    ) -> Result<Database<'static>, BuildError> {
+        let mut entries: Vec<Entry<'static>> = database.entries().to_vec();
+        let (mut aid, mut service, mut marked) = (0, 0, false);
+        for entry in &mut entries {
+            match entry {
+                Entry::Accessory(at) => aid = *at,
+                Entry::Service(def) => service = def.iid,
+                Entry::Characteristic(def) => {
+                    let key = (aid, def.iid);
+                    let writable = def.perms.contains(Perms::WRITE);
+                    let mut confirm = self.writes.contains_key(&key);
+                    for whole in &mut self.services {
+                        if writable && whole.aid == aid && whole.service == service {
+                            whole.members.push(def.iid);
+                            confirm = true;
+                        }
+                    }
+                    let on_demand = self.reads.contains_key(&key);
+                    marked |= confirm || on_demand;
+                    def.confirm_writes |= confirm;
+                    def.read_on_demand |= on_demand;
+                }
+            }
+        }
+        if !marked {
+            return Ok(database);
+        }
+        let slots = vec![Slot::EMPTY; database.characteristic_count()];
+        let mut rebuilt = Database::new(entries, slots)?;
+        let mut aid = 0;
+        for entry in database.entries() {
+            match entry {
+                Entry::Accessory(at) => aid = *at,
+                Entry::Characteristic(def) => {
+                    let (old, new) = (database.get(aid, def.iid), rebuilt.get(aid, def.iid));
+                    if let Some(value) = old.filter(|old| Some(*old) != new) {
+                        rebuilt.set(aid, def.iid, value.clone()).map_err(|error| {
+                            BuildError::Value {
+                                aid,
+                                iid: def.iid,
+                                error,
+                            }
+                        })?;
+                    }
+                }
+                Entry::Service(_) => {}
+            }
+        }
+        Ok(rebuilt)
+    }
+}
+
+/// The items of one controller's write request for one service that the application
+/// handles as a whole ([`super::AppOn::on_service_write`]): On and Brightness of a light,
+/// say. Nothing is stored yet.
+#[derive(Debug)]
+pub struct Batch {
+    aid: u64,
+    items: Vec<(u64, OwnedValue)>,
+}
+
+impl Batch {
+    /// The accessory.
+    pub fn aid(&self) -> u64 {
+        self.aid
+    }
+
+    /// The value written to `characteristic`, if the request wrote it.
+    pub fn get<T: CharacteristicValue>(&self, characteristic: Handle<T>) -> Option<T> {
+        if characteristic.aid() != self.aid {
+            return None;
+        }
+        T::from_owned(self.value(characteristic.iid())?)
+    }
+
+    /// [`Batch::get`] without the type: the value written to characteristic `iid`, if
+    /// the request wrote it.
+    pub fn value(&self, iid: u64) -> Option<&OwnedValue> {
+        self.items
+            .iter()
+            .find(|(at, _)| *at == iid)
+            .map(|(_, value)| value)
+    }
+
+    /// The items, in request order: iid and value.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &OwnedValue)> {
+        self.items.iter().map(|(iid, value)| (*iid, value))
+    }
+}
+
+/// The loop that runs the application's handlers and timers, without the waiting, which
+/// is the runtime's: wait on [`AppLoop::inbox`] until [`AppLoop::next_deadline`], then
+/// call [`AppLoop::turn`] with what arrived, until it returns `false`.
+/// [`AppLoop::run_blocking`] is that loop for a thread.
+pub struct AppLoop {
+    handlers: Handlers,
+    timers: Timers,
+    device: Device,
+    inbox: Arc<Inbox>,
+    /// The items of write batches whose last item has not come yet.
+    batches: HashMap<Token, Vec<(u64, u64, OwnedValue)>>,
+}
+
+impl std::fmt::Debug for AppLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppLoop").finish_non_exhaustive()
+    }
+}
+
+impl AppLoop {
+    pub(crate) fn new(handlers: Handlers, device: Device, inbox: Arc<Inbox>) -> Self {
+        Self {
+            handlers,
+            timers: Timers::default(),
+            device,
+            inbox,
+            batches: HashMap::new(),
+        }
+    }
+
+    /// Where the server's events, typed lines and the stop go.
+    pub fn inbox(&self) -> &Arc<Inbox> {
+        &self.inbox
+    }
+
+    /// Call once the accessory accepts connections: connects the [`Device`] to
+    /// `backend`, prints `listening on ADDR`, makes Ctrl+C and SIGTERM shut it down, and
+    /// starts reading stdin if the application handles typed lines.
+    pub fn started(&self, backend: Arc<dyn Backend>) -> Result<(), AppError> {
+        self.device.attach(backend.clone());
+        println!("listening on {}", backend.local_addr());
+        let _ = std::io::stdout().flush();
+        // Only one handler per process: an application that installed its own keeps it,
+        // and shuts down through its Device.
+        if let Err(e) = ctrlc::set_handler(move || backend.shut_down()) {
+            log::warn!("Ctrl+C and SIGTERM are not handled here: {e}");
+        }
+        if self.handlers.line.is_some() {
+            let inbox = self.inbox.clone();
+            // A thread of its own rather than an async runtime's blocking pool, whose idle
+            // thread would wake twice a second once stdin ended (as /dev/null does).
+            std::thread::Builder::new()
+                .name("hap-stdin".into())
+                .spawn(move || {
+                    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+                        inbox.post_line(line);
+                    }
+                })
+                .map_err(AppError::Thread)?;
+        }
+        Ok(())
+    }
+
+    /// When the next timer is due, if any.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Handles `message` (`None` when the wait ended at the deadline), then runs the
+    /// timers due at `now`. Returns `false` once the loop should end.
+    pub fn turn(&mut self, message: Option<Message>, now: Instant) -> bool {
+        if let Some(Message(message)) = message {
+            match message {
+                Inner::Event(event) => self.dispatch(event),
+                Inner::Line(line) => {
+                    if let Some(handler) = self.handlers.line.as_mut() {
+                        handler(&line);
+                    }
+                }
+                Inner::Timer(id, delay, job) => self.timers.add(id, now + delay, job),
+                Inner::Cancel(id) => self.timers.cancel(id),
+                Inner::Stop => return false,
+            }
+        }
+        self.timers.run_due(now, &self.device);
+        true
+    }
+
+    /// Runs the loop on this thread until the accessory shuts down.
+    pub fn run_blocking(mut self) {
+        loop {
+            let deadline = self.next_deadline();
+            let message = self.inbox.recv_until(deadline);
+            if !self.turn(message, Instant::now()) {
+                break;
+            }
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::Write {
+                aid, iid, value, ..
+            } => self.changed(aid, iid, &value),
+            Event::WriteRequest {
+                token,
+                aid,
+                iid,
+                value,
+                last,
+                ..
+            } => {
+                let mut items = self.batches.remove(&token).unwrap_or_default();
+                items.push((aid, iid, value));
+                if last {
+                    self.write(token, items);
+                } else {
+                    self.batches.insert(token, items);
+                }
+            }
+            Event::Read { token, aid, iid } => self.read(token, aid, iid),
+            Event::Identify => match self.handlers.identify.as_mut() {
+                Some(handler) => handler(),
+                None => println!("Identify"),
+            },
+            Event::Verified { controller } => println!(
+                "Controller {} connected",
+                String::from_utf8_lossy(controller.as_bytes())
+            ),
+            Event::PairingsChanged { paired: true } => println!("Paired"),
+            Event::PairingsChanged { paired: false } => println!("Unpaired; ready to pair again"),
+            other => log::debug!("no handler for {other:?}"),
+        }
+    }
+
+    /// Asks the write handlers about a batch, completes it with the first failure or
+    /// success, and on success tells the change handlers.
+    fn write(&mut self, token: Token, items: Vec<(u64, u64, OwnedValue)>) {
+        let mut result = Ok(());
+        for (aid, iid, value) in &items {
+            if let Some(handler) = self.handlers.writes.get_mut(&(*aid, *iid)) {
+                result = handler(value);
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        for whole in &mut self.handlers.services {
+            if result.is_err() {
+                break;
+            }
+            let batch = Batch {
+                aid: whole.aid,
+                items: items
+                    .iter()
+                    .filter(|(aid, iid, _)| *aid == whole.aid && whole.members.contains(iid))
+                    .map(|(_, iid, value)| (*iid, value.clone()))
+                    .collect(),
+            };
+            if !batch.items.is_empty() {
+                result = (whole.handler)(&batch);
+            }
+        }
+        let Some(backend) = self.device.backend() else {
+            return;
+        };
+        match backend.complete_write(token, result) {
+            Ok(()) if result.is_ok() => {
+                for (aid, iid, value) in &items {
+                    self.changed(*aid, *iid, value);
+                }
+            }
+            Ok(()) => {}
+            // Timed out (-70408 was sent) or the controller left.
+            Err(e) => log::info!("write not completed: {e}"),
+        }
+    }
+
+    /// Asks the read handler of `aid`.`iid`, or else answers with the stored value.
+    fn read(&mut self, token: Token, aid: u64, iid: u64) {
+        let Some(backend) = self.device.backend() else {
+            return;
+        };
+        let result = match self.handlers.reads.get_mut(&(aid, iid)) {
+            Some(handler) => handler(),
+            None => backend
+                .value(aid, iid)
+                .ok_or(HapStatus::ResourceDoesNotExist),
+        };
+        if let Err(e) = backend.complete_read(token, result) {
+            log::info!("read not completed: {e}");
+        }
+    }
+
+    /// Tells the change handlers of `aid`.`iid` about a stored write.
+    fn changed(&mut self, aid: u64, iid: u64, value: &OwnedValue) {
+        if let Some(handlers) = self.handlers.changes.get_mut(&(aid, iid)) {
+            for handler in handlers {
+                handler(value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hap_core::catalog::{characteristic as c, service as s};
+    use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
+    use hap_core::database::ids::IdMap;
+
+    use super::*;
+
+    /// A lamp (On, Brightness) with brightness 30, and the iids of its service and both.
+    fn lamp() -> (Database<'static>, u64, u64, u64) {
+        let mut ids = IdMap::new();
+        let mut builder = DatabaseBuilder::new(&mut ids);
+        builder.accessory("lamp", &AccessoryInfo::new("Lamp", "Acme", "L", "1", "1.0"));
+        let bulb = builder
+            .service(&s::LIGHTBULB)
+            .primary()
+            .value(&c::BRIGHTNESS, OwnedValue::Int(30));
+        let (service, on, brightness) = (
+            bulb.iid(),
+            bulb.iid_of(&c::ON).unwrap(),
+            bulb.iid_of(&c::BRIGHTNESS).unwrap(),
+        );
+        (builder.build().unwrap(), service, on, brightness)
+    }
+
+    fn def<'d>(database: &Database<'d>, iid: u64) -> hap_core::database::CharacteristicDef<'d> {
+        *database.characteristic(1, iid).unwrap()
+    }
+
+    #[test]
+    fn nothing_to_mark_keeps_the_database_as_built() {
+        let (database, _, on, _) = lamp();
+        let marked = Handlers::default().mark(database).unwrap();
+        assert!(!def(&marked, on).confirm_writes && !def(&marked, on).read_on_demand);
+    }
+
+    #[test]
+    fn handlers_mark_their_characteristics_and_values_survive() {
+        let (database, _, on, brightness) = lamp();
+        let mut handlers = Handlers::default();
+        handlers.writes.insert((1, on), Box::new(|_| Ok(())));
+        handlers
+            .reads
+            .insert((1, brightness), Box::new(|| Ok(OwnedValue::Int(1))));
+        let marked = handlers.mark(database).unwrap();
+        assert!(def(&marked, on).confirm_writes && !def(&marked, on).read_on_demand);
+        let level = def(&marked, brightness);
+        assert!(level.read_on_demand && !level.confirm_writes);
+        assert_eq!(marked.get(1, brightness), Some(&OwnedValue::Int(30)));
+        // Accessory Information keeps its values too.
+        let name = marked.entries().iter().find_map(|e| match e {
+            Entry::Characteristic(d) if d.kind.uuid == c::NAME.uuid => Some(d.iid),
+            _ => None,
+        });
+        assert_eq!(
+            marked.get(1, name.unwrap()),
+            OwnedValue::string("Lamp").as_ref()
+        );
+    }
+
+    #[test]
+    fn a_service_handler_confirms_its_writable_characteristics_only() {
+        let (database, service, on, brightness) = lamp();
+        let mut handlers = Handlers::default();
+        handlers.services.push(ServiceWrites {
+            aid: 1,
+            service,
+            members: Vec::new(),
+            handler: Box::new(|_| Ok(())),
+        });
+        let marked = handlers.mark(database).unwrap();
+        assert_eq!(handlers.services[0].members, [on, brightness]);
+        assert!(def(&marked, on).confirm_writes && def(&marked, brightness).confirm_writes);
+        // The Accessory Information's Name is not writable, nor in that service.
+        let others = marked.entries().iter().filter(|e| {
+            matches!(e, Entry::Characteristic(d) if d.confirm_writes && d.iid != on && d.iid != brightness)
+        });
+        assert_eq!(others.count(), 0);
+    }
+}
