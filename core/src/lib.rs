@@ -200,11 +200,6 @@ pub mod status;
 pub mod time;
 pub mod tlv;
 
-// The README's Rust examples compile (and run, unless marked `no_run`) as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
-
 /// Identifies a connection to the code that shares state between connections, such as
 /// the pair-setup lock. The caller chooses the values; they must be unique among open
 /// connections.

@@ -65,6 +65,12 @@ use smol::Task;
 pub use hap_core;
 pub use hap_std;
 
+// The README's Rust examples compile as doctests (and run, unless marked `no_run`). They
+// live here because this crate can reach every crate they use.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(feature = "app")]
 pub mod app;
 
