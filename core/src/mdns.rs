@@ -166,6 +166,8 @@ pub struct Advertiser<R> {
     responder: R,
     /// When to announce (again), if there is something new to announce.
     due: Option<Instant>,
+    /// Whether [`Advertiser::goodbye`] withdrew the advertisement for good.
+    stopped: bool,
 }
 
 impl<R: Responder> Advertiser<R> {
@@ -175,11 +177,13 @@ impl<R: Responder> Advertiser<R> {
         Self {
             responder,
             due: Some(Instant::from_millis(0)),
+            stopped: false,
         }
     }
 
     /// Looks at an event from [`Server::poll_event`](crate::server::Server::poll_event):
-    /// a change of the paired state (`sf`) makes an announcement due at `now`.
+    /// a change of the paired state (`sf`) makes an announcement due at `now`. Ignored
+    /// after [`Advertiser::goodbye`].
     pub fn handle_event(&mut self, event: &Event, now: Instant) {
         if let Event::PairingsChanged { .. } = event {
             self.request(now);
@@ -187,8 +191,11 @@ impl<R: Responder> Advertiser<R> {
     }
 
     /// Makes an announcement due at `now`, for a change the server does not report,
-    /// such as a new configuration number.
+    /// such as a new configuration number. Ignored after [`Advertiser::goodbye`].
     pub fn request(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
         self.due = Some(self.due.map_or(now, |due| due.min(now)));
     }
 
@@ -220,9 +227,11 @@ impl<R: Responder> Advertiser<R> {
         }
     }
 
-    /// Withdraws the advertisement, and announces nothing more.
+    /// Withdraws the advertisement, and announces nothing more: later events and
+    /// requests are ignored, so a host may go on passing them while it shuts down.
     pub fn goodbye(&mut self) -> Result<(), R::Error> {
         self.due = None;
+        self.stopped = true;
         self.responder.goodbye()
     }
 
@@ -349,6 +358,25 @@ mod tests {
         assert_eq!(advertiser.goodbye(), Ok(()));
         assert_eq!(advertiser.poll_timeout(), None, "nothing after the goodbye");
         assert_eq!(advertiser.responder_mut().goodbyes, 1);
+    }
+
+    #[test]
+    fn nothing_is_announced_after_the_goodbye_whatever_comes_later() {
+        let mut advertiser = Advertiser::new(Counting::default());
+        let at = Instant::from_millis;
+        assert_eq!(
+            advertiser.handle_timeout(at(0), &advertisement(false)),
+            Ok(true)
+        );
+        assert_eq!(advertiser.goodbye(), Ok(()));
+        advertiser.handle_event(&Event::PairingsChanged { paired: true }, at(5));
+        advertiser.request(at(6));
+        assert_eq!(advertiser.poll_timeout(), None, "stopped for good");
+        assert_eq!(
+            advertiser.handle_timeout(at(7), &advertisement(true)),
+            Ok(false)
+        );
+        assert_eq!(advertiser.responder_mut().announced, 1);
     }
 
     #[test]

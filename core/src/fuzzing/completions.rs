@@ -5,9 +5,9 @@
 //!
 //! The harness polls only the connections [`Server::poll_wake`] names (and the one fed),
 //! as an adapter on the documented run loop would, and checks that no other connection
-//! had anything to say; that completions of stale tokens are refused; that a failed
-//! write leaves its values and a confirmed one stores them; and that every byte sent
-//! parses.
+//! had anything to say; that completions of stale tokens are refused (including reads
+//! a value set or read meanwhile answered); that a failed write leaves its values and a
+//! confirmed one stores them; and that every byte sent parses.
 
 use std::vec::Vec;
 
@@ -286,6 +286,12 @@ impl<'b> Run<'b> {
                 );
                 assert!(!failing || status != HapStatus::Success);
                 issued.stale = true;
+                if !write && !failing {
+                    // The value answered every read of it waiting.
+                    let id = issued.items[0].0;
+                    self.answered_reads(id);
+                }
+                let issued = &mut self.issued[index];
                 if write && failing {
                     let after: Vec<Option<OwnedValue>> = issued
                         .items
@@ -306,6 +312,15 @@ impl<'b> Run<'b> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Marks the read tokens of `id` stale: a value supplied answered them.
+    fn answered_reads(&mut self, id: (u64, u64)) {
+        for issued in &mut self.issued {
+            if !issued.write && issued.items[0].0 == id {
+                issued.stale = true;
             }
         }
     }
@@ -413,19 +428,34 @@ fn drive(data: &[u8]) -> (Server<'static>, Vec<Vec<Message>>) {
                 }
             }
             1 => {
-                // A PUT of up to four items, maybe timed, maybe asking for responses.
+                // A PUT of up to four items, maybe timed, maybe asking for responses,
+                // maybe subscribing as well.
                 let count = 1 + usize::from(arg % 4);
-                let mut items = Vec::new();
-                for _ in 0..count {
-                    let id = WRITABLE[usize::from(input.byte()) % WRITABLE.len()];
-                    let value = json_value(id, input.byte());
-                    let response = if id == (1, 16) { ",\"r\":true" } else { "" };
-                    items.push(format!(
-                        "{{\"aid\":{},\"iid\":{},\"value\":{value}{response}}}",
-                        id.0, id.1
-                    ));
-                }
-                let pid = match input.byte() % 3 {
+                let chosen: Vec<((u64, u64), u8)> = (0..count)
+                    .map(|_| {
+                        let id = WRITABLE[usize::from(input.byte()) % WRITABLE.len()];
+                        (id, input.byte())
+                    })
+                    .collect();
+                // The pid choice, and bit 4 to subscribe with every item.
+                let extra = input.byte();
+                let ev = if extra & 0x10 != 0 {
+                    ",\"ev\":true"
+                } else {
+                    ""
+                };
+                let items: Vec<std::string::String> = chosen
+                    .into_iter()
+                    .map(|(id, byte)| {
+                        let value = json_value(id, byte);
+                        let response = if id == (1, 16) { ",\"r\":true" } else { "" };
+                        format!(
+                            "{{\"aid\":{},\"iid\":{},\"value\":{value}{response}{ev}}}",
+                            id.0, id.1
+                        )
+                    })
+                    .collect();
+                let pid = match extra % 3 {
                     0 => std::string::String::new(),
                     n => format!(",\"pid\":{n}"),
                 };
@@ -463,9 +493,13 @@ fn drive(data: &[u8]) -> (Server<'static>, Vec<Vec<Message>>) {
             5 => run.advance(u64::from(arg) * 100),
             6 => {
                 let id = WRITABLE[usize::from(arg) % WRITABLE.len()];
-                let _ = run
+                let set = run
                     .server
                     .set_value(id.0, id.1, owned_value(id, input.byte()));
+                if set.is_ok() {
+                    // It answered every read of it waiting: their tokens are refused.
+                    run.answered_reads(id);
+                }
             }
             7 => {
                 // The connection is lost; another takes its place while buffers last.

@@ -8,8 +8,12 @@
 //! the value held in the server's pending table until the application completes it), and
 //! pauses when the application's event queue or the pending table is full. A read that
 //! needs values on demand raises [`Event::Read`]s and waits for the answers or the read
-//! timeout. Statuses of write items are kept in the scratch buffer, [`PENDING`] while the
-//! application decides. Responses are written piece by piece: with a Content-Length when the whole
+//! timeout; the application's answer is taken from the pending table as soon as it comes,
+//! which frees the entry, and a failure is kept in the item's byte of the scratch buffer
+//! (in every byte of an item naming the same characteristic: a request asks once per
+//! characteristic). A read with more items than the scratch buffer has bytes keeps its
+//! failed entries until it is answered instead. Statuses of write items are kept in the
+//! scratch buffer too, [`PENDING`] while the application decides. Responses are written piece by piece: with a Content-Length when the whole
 //! body fits one chunk, and otherwise in chunks as output room allows, so no response is
 //! ever built whole in memory. A piece too long for a chunk (a characteristic with a long
 //! TLV8 or data value) is written again for each chunk it spans, each time keeping the
@@ -18,7 +22,7 @@
 
 use super::connection::Outbox;
 use super::events::{subscribe, subscribed, Subscription};
-use super::pending::{self, Token};
+use super::pending::{self, Token, PENDING_PER_CONNECTION};
 use super::render::{self, AccessoriesCursor, Fields, HapStatus};
 use super::requests::{parse_prepare, scalar, ReadQuery, WriteBody, WriteItem};
 use super::{CloseReason, Connection, Event, Server, MAX_RESPONSE_LEN};
@@ -81,6 +85,9 @@ struct Moment {
 
 /// A write item's status byte while the application decides.
 const PENDING: u8 = u8::MAX;
+
+/// A read item's status byte until the application fails it.
+const NOT_FAILED: u8 = u8::MAX;
 
 /// Whether a job has finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,22 +292,41 @@ fn list_piece(
     Ok(true)
 }
 
+/// Where a read request's answers are: its job's place, the status bytes in the scratch
+/// buffer and the pending table.
+#[derive(Clone, Copy)]
+struct ReadAnswers<'a> {
+    conn: crate::ConnectionId,
+    moment: Moment,
+    scratch: &'a [u8],
+    table: &'a pending::Table,
+}
+
 /// The status of item `index`, `ids`, of a read request, once the application had its
 /// chance: what it answered, if it failed the read.
 fn item_read_status(
     db: &Database<'_>,
-    table: &pending::Table,
-    conn: crate::ConnectionId,
-    moment: Moment,
+    answers: ReadAnswers<'_>,
     index: usize,
     (aid, iid): (u64, u64),
     admin: bool,
 ) -> HapStatus {
-    match read_status(db, aid, iid, admin, moment.epoch) {
-        HapStatus::OperationTimedOut => table
-            .find(conn, moment.serial, index)
-            .and_then(|entry| entry.answer)
-            .unwrap_or(HapStatus::OperationTimedOut),
+    match read_status(db, aid, iid, admin, answers.moment.epoch) {
+        HapStatus::OperationTimedOut => {
+            let failed = answers.scratch.get(index).copied();
+            match failed.filter(|byte| *byte != NOT_FAILED) {
+                Some(byte) => HapStatus::from_byte(byte),
+                None => db
+                    .find(aid, iid)
+                    .and_then(|at| {
+                        answers
+                            .table
+                            .find_read(answers.conn, answers.moment.serial, at.slot)
+                    })
+                    .and_then(|entry| entry.answer)
+                    .unwrap_or(HapStatus::OperationTimedOut),
+            }
+        }
         status => status,
     }
 }
@@ -391,12 +417,16 @@ impl Server<'_> {
         let job = match route {
             super::Route::Accessories => Some(Job::Accessories(Stream::default())),
             super::Route::ReadCharacteristics => {
-                ReadQuery::parse(request.query).ok().map(|_| Job::Read {
-                    serial,
-                    asked: 0,
-                    epoch,
-                    deadline,
-                    answer: None,
+                ReadQuery::parse(request.query).ok().map(|query| {
+                    let marked = query.count.min(scratch_len);
+                    parts.scratch[..marked].fill(NOT_FAILED);
+                    Job::Read {
+                        serial,
+                        asked: 0,
+                        epoch,
+                        deadline,
+                        answer: None,
+                    }
                 })
             }
             super::Route::WriteCharacteristics => match WriteBody::parse(request.body) {
@@ -444,7 +474,7 @@ impl Server<'_> {
         let Some(mut job) = conn.job else {
             return Progress::Done;
         };
-        let was_full = self.pending.is_full();
+        let held = self.pending.len();
         let progress = match &mut job {
             Job::Accessories(stream) => self.stream_accessories(conn, stream),
             Job::Read {
@@ -491,7 +521,7 @@ impl Server<'_> {
         if let Some(peer) = self.peer(id) {
             peer.waits = progress == Progress::Waiting && waits;
         }
-        if was_full && !self.pending.is_full() {
+        if self.pending.len() < held {
             // Requests elsewhere may wait for the room this job made.
             self.wake_waiting();
         }
@@ -549,27 +579,45 @@ impl Server<'_> {
             return Progress::Done;
         };
         if answer.is_none() {
-            // Reads answered with a value need their entries no more (the value's supply
-            // epoch tells), which makes room for the rest of a long request.
-            self.pending
-                .forget(id, moment.serial, |e| e.answer == Some(HapStatus::Success));
-            // Ask for the values on demand, as event and table room allow.
+            // Answers come out of the table at once, which makes room for the rest of a
+            // long request and for other connections.
+            let fits = query.count <= parts.scratch.len();
+            while let Some(entry) = self.pending.take_answered(id, moment.serial, !fits) {
+                let failure = entry.answer.filter(|status| *status != HapStatus::Success);
+                // A value answered its reads: the value's supply epoch tells.
+                let Some(failure) = failure else { continue };
+                for (index, ids) in query.ids().enumerate() {
+                    if ids == (entry.at.aid, entry.iid) {
+                        parts.scratch[index] = failure as u8;
+                    }
+                }
+            }
+            // Ask for the values on demand, once per characteristic, as event and table
+            // room allow.
             for (index, (aid, iid)) in query.ids().enumerate().skip(*asked) {
                 let db = &self.database;
-                // Only a permitted read of a value on demand waits for the application.
-                let waits =
-                    read_status(db, aid, iid, admin, moment.epoch) == HapStatus::OperationTimedOut;
-                if waits {
-                    if parts.events.is_full() || self.pending.is_full() {
+                // Only a permitted read of a value on demand waits for the application,
+                // and only until it is answered.
+                let waits = read_status(db, aid, iid, admin, moment.epoch)
+                    == HapStatus::OperationTimedOut
+                    && !matches!(parts.scratch.get(index), Some(byte) if *byte != NOT_FAILED);
+                let Some(place) = db.find(aid, iid).filter(|_| waits) else {
+                    *asked += 1;
+                    continue;
+                };
+                // A characteristic named again shares its first item's entry.
+                if self
+                    .pending
+                    .find_read(id, moment.serial, place.slot)
+                    .is_none()
+                {
+                    if parts.events.is_full() || !self.pending.has_room(id, 1) {
                         if moment.now < moment.deadline {
                             return Progress::Waiting;
                         }
                         // Too late to ask: the rest time out.
                         break;
                     }
-                    let Some(place) = db.find(aid, iid) else {
-                        break;
-                    };
                     let token = Token::new(id, moment.serial, index);
                     self.pending.insert(pending::Entry {
                         token,
@@ -578,6 +626,9 @@ impl Server<'_> {
                         at: place,
                         iid,
                         subscription: HapStatus::Success,
+                        ev: None,
+                        told: true,
+                        last: true,
                         answer: None,
                     });
                     // Room was checked above.
@@ -585,25 +636,22 @@ impl Server<'_> {
                 }
                 *asked += 1;
             }
-            let db = &self.database;
-            let table = &self.pending;
-            let waiting = *asked < query.count
-                || query.ids().enumerate().any(|(index, (aid, iid))| {
-                    read_status(db, aid, iid, admin, moment.epoch) == HapStatus::OperationTimedOut
-                        && table
-                            .find(id, moment.serial, index)
-                            .is_some_and(|e| e.answer.is_none())
-                });
+            let waiting = *asked < query.count || self.pending.waits(id, moment.serial);
             if waiting && moment.now < moment.deadline {
                 return Progress::Waiting;
             }
             // Unanswered reads time out.
             self.pending
                 .forget(id, moment.serial, |e| e.answer.is_none());
-            let table = &self.pending;
-            let multi = query.ids().enumerate().any(|(index, (aid, iid))| {
-                item_read_status(db, table, id, moment, index, (aid, iid), admin)
-                    != HapStatus::Success
+            let db = &self.database;
+            let answers = ReadAnswers {
+                conn: id,
+                moment,
+                scratch: parts.scratch,
+                table: &self.pending,
+            };
+            let multi = query.ids().enumerate().any(|(index, ids)| {
+                item_read_status(db, answers, index, ids, admin) != HapStatus::Success
             });
             let status = if multi {
                 StatusCode::MultiStatus
@@ -617,14 +665,19 @@ impl Server<'_> {
         };
         let multi = *status == StatusCode::MultiStatus;
         let db = &self.database;
-        let table = &self.pending;
+        let answers = ReadAnswers {
+            conn: id,
+            moment,
+            scratch: parts.scratch,
+            table: &self.pending,
+        };
         let subs = &parts.subscriptions[..*parts.subscribed];
         let mut out = parts.out;
         let result = pump(&mut out, *status, stream, |w, index| {
             list_piece(w, query.count, index, |w, k| {
                 // `parse` checked every id.
                 let ids = query.id(k).ok_or(Full)?;
-                let status = item_read_status(db, table, id, moment, k, ids, admin);
+                let status = item_read_status(db, answers, k, ids, admin);
                 read_item(w, db, subs, &query, ids, multi, status)
             })
         });
@@ -655,10 +708,21 @@ impl Server<'_> {
         // Answers taken free the table for the items still to come.
         take_answers(
             &mut self.pending,
+            &self.database,
             &mut parts.scratch[..*applied],
             (id, moment.serial),
             false,
+            (parts.subscriptions, parts.subscribed),
         );
+        // Items reserved already are told before any later item.
+        if !tell(
+            &mut self.pending,
+            (id, moment.serial),
+            parts.events,
+            &controller,
+        ) {
+            return Progress::Waiting;
+        }
         let mut changed = false;
         for item in body.items().skip(*applied) {
             if parts.events.is_full() {
@@ -668,6 +732,12 @@ impl Server<'_> {
                 return Progress::Waiting;
             }
             let index = *applied;
+            if self.pending.find(id, moment.serial, index).is_some() {
+                // Reserved with the first item of its chunk, and told.
+                parts.scratch[index] = PENDING;
+                *applied += 1;
+                continue;
+            }
             let checks = Checks {
                 admin,
                 timed: timed == Some(true),
@@ -687,52 +757,61 @@ impl Server<'_> {
                         changed |= c;
                         status as u8
                     }
-                    Applied::Confirm { .. }
-                        if self.pending.is_full() && moment.now < moment.deadline =>
-                    {
-                        // The subscription change is applied again, to the same effect.
-                        if changed {
-                            self.wake_all();
-                        }
-                        return Progress::Waiting;
-                    }
-                    Applied::Confirm { .. } if self.pending.is_full() => {
+                    Applied::Confirm(_) if moment.now >= moment.deadline => {
                         HapStatus::OperationTimedOut as u8
                     }
-                    Applied::Confirm {
-                        place,
-                        value,
-                        subscription,
-                    } => {
+                    Applied::Confirm(first) => {
+                        // The chunk: this item and the accessory's later confirmed
+                        // items, as many as one connection may hold.
                         let db = &self.database;
-                        let token = self
-                            .pending
-                            .open_batch(id, moment.serial, item.aid)
-                            .unwrap_or(Token::new(id, moment.serial, index));
-                        // The batch's last item is the last of this accessory's items
-                        // that will reach the application.
-                        let last = !body
-                            .items()
-                            .skip(index + 1)
-                            .any(|later| later.aid == item.aid && checks.confirms(db, &later));
-                        self.pending.insert(pending::Entry {
-                            token,
-                            item: index,
-                            kind: pending::Kind::Write(value.clone()),
-                            at: place,
-                            iid: item.iid,
-                            subscription,
-                            answer: None,
-                        });
-                        // Room was checked above.
-                        let _ = parts.events.push_back(Event::WriteRequest {
-                            token,
-                            aid: item.aid,
-                            iid: item.iid,
-                            value,
-                            controller: controller.clone(),
-                            last,
-                        });
+                        let mut chunk = heapless::Vec::<usize, PENDING_PER_CONNECTION>::new();
+                        let _ = chunk.push(index);
+                        for (later, other) in body.items().enumerate().skip(index + 1) {
+                            if chunk.is_full() {
+                                break;
+                            }
+                            if other.aid == item.aid && checks.confirmation(db, &other).is_some() {
+                                let _ = chunk.push(later);
+                            }
+                        }
+                        if !self.pending.has_room(id, chunk.len()) {
+                            // Nothing is told until the whole chunk has room, so that its
+                            // `last` always comes.
+                            if changed {
+                                self.wake_all();
+                            }
+                            return Progress::Waiting;
+                        }
+                        let token = Token::new(id, moment.serial, index);
+                        let count = chunk.len();
+                        for (n, k) in chunk.into_iter().enumerate() {
+                            let reserved = if k == index {
+                                Some(first.clone())
+                            } else {
+                                body.item(k)
+                                    .and_then(|other| checks.confirmation(db, &other))
+                            };
+                            // `confirmation` passed for every item of the chunk.
+                            let Some(reserved) = reserved else { continue };
+                            self.pending.insert(pending::Entry {
+                                token,
+                                item: k,
+                                kind: pending::Kind::Write(reserved.value),
+                                at: reserved.at,
+                                iid: reserved.iid,
+                                subscription: reserved.subscription,
+                                ev: reserved.ev,
+                                told: false,
+                                last: n + 1 == count,
+                                answer: None,
+                            });
+                        }
+                        tell(
+                            &mut self.pending,
+                            (id, moment.serial),
+                            parts.events,
+                            &controller,
+                        );
                         PENDING
                     }
                 }
@@ -747,7 +826,16 @@ impl Server<'_> {
         if answer.is_none() {
             let statuses = &mut parts.scratch[..body.count];
             let expired = moment.now >= moment.deadline;
-            if take_answers(&mut self.pending, statuses, (id, moment.serial), expired) {
+            let subscriptions = (&mut *parts.subscriptions, &mut *parts.subscribed);
+            let table = &mut self.pending;
+            if take_answers(
+                table,
+                db,
+                statuses,
+                (id, moment.serial),
+                expired,
+                subscriptions,
+            ) {
                 return Progress::Waiting;
             }
             // Write responses of control points wait for the application's answer.
@@ -767,8 +855,13 @@ impl Server<'_> {
             if waiting && moment.now < moment.deadline {
                 return Progress::Waiting;
             }
+            // A confirmed write was committed: it stands, with the value stored.
+            let committed = |item: &WriteItem<'_>| {
+                db.find(item.aid, item.iid)
+                    .is_some_and(|at| db.definition(at).confirm_writes)
+            };
             for (item, status) in body.items().zip(statuses.iter_mut()) {
-                if awaits_answer(&item, *status) {
+                if awaits_answer(&item, *status) && !committed(&item) {
                     *status = HapStatus::OperationTimedOut as u8;
                 }
             }
@@ -831,12 +924,15 @@ fn finish(conn: &mut Connection<'_>, result: Result<bool, ()>) -> Progress {
 
 /// Takes the application's answers to the confirmed items among `statuses`, a write
 /// job's, into them, and removes their entries; once the job has `expired`, unanswered
-/// items time out. Returns whether any still waits.
+/// items time out. A successful item's subscription change is made now, on the
+/// connection's `subscriptions`. Returns whether any still waits.
 fn take_answers(
     table: &mut pending::Table,
+    db: &Database<'_>,
     statuses: &mut [u8],
     (conn, serial): (crate::ConnectionId, u64),
     expired: bool,
+    (subscriptions, subscribed): (&mut [Subscription], &mut usize),
 ) -> bool {
     let mut waiting = false;
     for (index, status) in statuses.iter_mut().enumerate() {
@@ -845,7 +941,16 @@ fn take_answers(
         }
         match table.find(conn, serial, index) {
             Some(entry) => match entry.answer {
-                Some(HapStatus::Success) => *status = entry.subscription as u8,
+                Some(HapStatus::Success) => {
+                    *status = match (entry.ev, entry.subscription) {
+                        (Some(on), HapStatus::Success) => {
+                            let version = db.slot(entry.at.slot).version;
+                            let at = entry.at;
+                            subscribe(subscriptions, subscribed, at, entry.iid, on, version) as u8
+                        }
+                        (_, subscription) => subscription as u8,
+                    }
+                }
                 Some(answer) => *status = answer as u8,
                 None if !expired => waiting = true,
                 None => *status = HapStatus::OperationTimedOut as u8,
@@ -858,6 +963,35 @@ fn take_answers(
         }
     }
     waiting
+}
+
+/// Gives the application the events of the reserved write items of request `serial` on
+/// `conn` it has not had, in order, as `events` has room. Returns whether all are out.
+fn tell(
+    table: &mut pending::Table,
+    (conn, serial): (crate::ConnectionId, u64),
+    events: &mut heapless::Deque<Event, 4>,
+    controller: &crate::pairing::PairingId,
+) -> bool {
+    for entry in table.untold(conn, serial) {
+        let pending::Kind::Write(value) = &entry.kind else {
+            entry.told = true;
+            continue;
+        };
+        let event = Event::WriteRequest {
+            token: entry.token,
+            aid: entry.at.aid,
+            iid: entry.iid,
+            value: value.clone(),
+            controller: controller.clone(),
+            last: entry.last,
+        };
+        if events.push_back(event).is_err() {
+            return false;
+        }
+        entry.told = true;
+    }
+    true
 }
 
 /// The checks a write item's value passes, as the request stands.
@@ -898,14 +1032,52 @@ impl Checks {
             .map_err(|_| HapStatus::InvalidValueInRequest)
     }
 
-    /// Whether `item` writes a valid value to a confirmed characteristic, and so
-    /// reaches the application.
-    fn confirms(self, db: &Database<'_>, item: &WriteItem<'_>) -> bool {
+    /// What `item` reserves if it writes a valid value to a confirmed characteristic,
+    /// and so reaches the application.
+    fn confirmation(self, db: &Database<'_>, item: &WriteItem<'_>) -> Option<Reserved> {
         let (Some(token), Some(at)) = (item.value, db.find(item.aid, item.iid)) else {
-            return false;
+            return None;
         };
-        db.definition(at).confirm_writes && self.value(db, at, token).is_ok()
+        let def = db.definition(at);
+        if !def.confirm_writes {
+            return None;
+        }
+        let value = self.value(db, at, token).ok()?;
+        Some(Reserved {
+            at,
+            iid: item.iid,
+            value,
+            subscription: item
+                .ev
+                .map_or(HapStatus::Success, |_| self.ev_status(db, at)),
+            ev: item.ev,
+        })
     }
+
+    /// The status of a subscription change to the characteristic at `at`, as far as it
+    /// can be known before it is made.
+    fn ev_status(self, db: &Database<'_>, at: CharacteristicRef) -> HapStatus {
+        let def = db.definition(at);
+        if def.kind.admin_only.contains(Perms::READ) && !self.admin {
+            HapStatus::InsufficientPrivileges
+        } else if !def.perms.contains(Perms::EVENTS) {
+            HapStatus::NotificationNotSupported
+        } else {
+            HapStatus::Success
+        }
+    }
+}
+
+/// A confirmed write item's place in the pending table, before it is decided.
+#[derive(Clone, Debug)]
+struct Reserved {
+    at: CharacteristicRef,
+    iid: u64,
+    value: OwnedValue,
+    /// The status of its subscription change so far.
+    subscription: HapStatus,
+    /// Its subscription change, made only if the write succeeds.
+    ev: Option<bool>,
 }
 
 /// What became of a write item.
@@ -914,13 +1086,9 @@ impl Checks {
 enum Applied {
     /// It is settled: stored if valid, and `changed` says whether its value changed.
     Done { status: HapStatus, changed: bool },
-    /// It is valid, for a confirmed characteristic: the application decides.
-    Confirm {
-        place: CharacteristicRef,
-        value: OwnedValue,
-        /// The status of its subscription change, which stands if the write succeeds.
-        subscription: HapStatus,
-    },
+    /// It is valid, for a confirmed characteristic: the application decides, and its
+    /// subscription change waits for the decision.
+    Confirm(Reserved),
 }
 
 /// What applying one write item needs.
@@ -953,16 +1121,24 @@ impl WriteContext<'_, '_> {
         if item.value.is_none() && item.ev.is_none() {
             return done(HapStatus::InvalidValueInRequest);
         }
+        if def.confirm_writes && item.value.is_some() {
+            // Its value and its subscription change stand or fall together.
+            return match self.checks.confirmation(self.db, item) {
+                Some(reserved) => Applied::Confirm(reserved),
+                None => done(
+                    item.value
+                        .and_then(|token| self.checks.value(self.db, at, token).err())
+                        .unwrap_or(HapStatus::InvalidValueInRequest),
+                ),
+            };
+        }
         let mut status = HapStatus::Success;
         if let Some(ev) = item.ev {
-            status = if def.kind.admin_only.contains(Perms::READ) && !self.checks.admin {
-                HapStatus::InsufficientPrivileges
-            } else if !def.perms.contains(Perms::EVENTS) {
-                HapStatus::NotificationNotSupported
-            } else {
+            status = self.checks.ev_status(self.db, at);
+            if status == HapStatus::Success {
                 let version = self.db.slot(at.slot).version;
-                subscribe(subscriptions, subscribed, at, item.iid, ev, version)
-            };
+                status = subscribe(subscriptions, subscribed, at, item.iid, ev, version);
+            }
         }
         let Some(token) = item.value else {
             return done(status);
@@ -971,13 +1147,6 @@ impl WriteContext<'_, '_> {
             Ok(value) => value,
             Err(status) => return done(status),
         };
-        if def.confirm_writes {
-            return Applied::Confirm {
-                place: at,
-                value,
-                subscription: status,
-            };
-        }
         let changed = super::events::store(
             self.db,
             self.buttons,

@@ -89,7 +89,7 @@ pub use connection::{
     MAX_RESPONSE_LEN, MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
 };
 pub use events::{Subscription, BUTTON_LOG_LEN, EVENT_OUTPUT_LEN};
-pub use pending::{CompleteError, Token, PENDING_OPERATIONS};
+pub use pending::{CompleteError, Token, PENDING_OPERATIONS, PENDING_PER_CONNECTION};
 pub use render::HapStatus;
 
 // The scenarios pair first, which needs SRP and so a heap.
@@ -115,8 +115,11 @@ pub struct Config {
     /// into one event with the latest value (1 s, as HomeKitADK). The first change goes
     /// out at once; button presses are never coalesced.
     pub event_window: Duration,
-    /// How long a read on demand, or a write response, waits for the application before
-    /// its item fails with -70408 (9 s, inside the 10 s iOS waits for a response).
+    /// How long a read on demand, a write to a confirmed characteristic
+    /// ([`Event::WriteRequest`]), or a write response, waits for the application before
+    /// its item fails with -70408 (9 s, inside the 10 s iOS waits for a response). A
+    /// confirmed write-response already committed succeeds with its stored value
+    /// instead.
     pub read_timeout: Duration,
     /// Whether pair-setup keeps tables of powers of g and of the verifier (yes): about
     /// 2.5 ms less CPU per pair-setup for about 1.6 MB of heap, built by the first
@@ -229,11 +232,19 @@ pub enum Event {
     /// the read timeout ([`Config::read_timeout`]), or its item fails with -70408.
     ///
     /// The confirmed items of one PUT that target the same accessory form one batch:
-    /// they come in request order under one token, and the last has `last: true`, so
+    /// they come in request order under one token, one after another, and the last has
+    /// `last: true`, so
     /// the application can act on them together (On and Brightness of a light) and then
     /// complete the token once. Items that fail their checks are answered with their
-    /// status and never come here. Completing a batch before its last item has come
-    /// answers the items that came; those still to come start a new batch.
+    /// status and never come here. A batch of more than [`PENDING_PER_CONNECTION`]
+    /// items comes in chunks of at most that many, each under its own token with
+    /// `last: true` on its final item; complete each. A chunk's events come only once
+    /// room for all its items is reserved, so its `last` always comes.
+    ///
+    /// An item's subscription change (`ev`) stands or falls with its value: it takes
+    /// effect only if the write succeeds. For an item that asked for a write response,
+    /// give the response value with [`Server::set_value`] after completing; if none
+    /// comes before the read timeout, the item succeeds with the value stored.
     WriteRequest {
         /// What [`Server::complete_write`] needs; the same for the whole batch.
         token: Token,
@@ -434,8 +445,8 @@ impl<'d> Server<'d> {
     /// Sets a characteristic's value from the application, as
     /// [`Database::set`] checks it (a float near a step is rounded onto it). A changed
     /// value, or any button press, is told to subscribers. Also answers every
-    /// [`Event::Read`] of it, and gives the response value of a write-response. Drain
-    /// [`Server::poll_wake`] afterwards.
+    /// [`Event::Read`] of it (their tokens are refused from then on), and gives the
+    /// response value of a write-response. Drain [`Server::poll_wake`] afterwards.
     pub fn set_value(
         &mut self,
         aid: u64,
@@ -448,6 +459,7 @@ impl<'d> Server<'d> {
             .ok_or(SetValueError::NotFound)?;
         self.database.check(at, &mut value)?;
         let changed = events::store(&mut self.database, &mut self.buttons, at, iid, value, None);
+        self.pending.answer_reads(at.slot);
         if changed {
             self.wake_all();
         } else {
@@ -617,9 +629,9 @@ impl<'d> Server<'d> {
 
     fn release(&mut self, conn: &mut Connection<'_>) {
         self.report_after_reply(conn.id);
-        let was_full = self.pending.is_full();
+        let held = self.pending.len();
         self.pending.release(conn.id);
-        if was_full && !self.pending.is_full() {
+        if self.pending.len() < held {
             // Requests elsewhere may wait for room.
             self.wake_waiting();
         }
@@ -635,8 +647,8 @@ impl<'d> Server<'d> {
     /// Fewer than all are taken only while the connection cannot buffer more: its output
     /// is full, a reply waits for storage, or a request waits for the application. Offer
     /// the rest again after draining [`Server::poll_output`]; when nothing at all was
-    /// taken, wait for output, a timeout or [`Server::set_value`] first, rather than
-    /// spinning. A closed connection takes and discards everything.
+    /// taken, wait for output, a timeout (see [`Server::poll_timeout`]) or until
+    /// [`Server::poll_wake`] names the connection first, rather than spinning. A closed connection takes and discards everything.
     pub fn handle_input<R: RngCore + CryptoRng>(
         &mut self,
         conn: &mut Connection<'_>,

@@ -18,6 +18,14 @@ use crate::ConnectionId;
 /// entry holds the value written, about 300 bytes.
 pub const PENDING_OPERATIONS: usize = 32;
 
+/// How many of the [`PENDING_OPERATIONS`] one connection may hold at once, so that one
+/// controller can never take the whole table from the others. A read asks once per
+/// characteristic, however often its request names it; a batch of confirmed writes
+/// larger than this comes in chunks of at most this many items, each under its own
+/// token (see [`Event::WriteRequest`](super::Event::WriteRequest)).
+pub const PENDING_PER_CONNECTION: usize = 8;
+const _: () = assert!(PENDING_PER_CONNECTION <= PENDING_OPERATIONS);
+
 /// Identifies one operation waiting for the application: a batch of confirmed writes
 /// ([`Event::WriteRequest`](super::Event::WriteRequest)) or one read on demand
 /// ([`Event::Read`](super::Event::Read)). Pass it back to [`Server::complete_write`] or
@@ -110,9 +118,17 @@ pub(super) struct Entry {
     pub kind: Kind,
     pub at: CharacteristicRef,
     pub iid: u64,
-    /// A write item's status for its subscription change (`ev`), which stands if the
-    /// write succeeds.
+    /// A write item's status for its subscription change (`ev`) as far as it could be
+    /// checked before the write is decided.
     pub subscription: HapStatus,
+    /// A write item's subscription change, made only if the write succeeds: for a
+    /// confirmed characteristic, an item's `ev` and value stand or fall together.
+    pub ev: Option<bool>,
+    /// Whether the application has had the entry's event. A write chunk's entries are
+    /// all reserved at once; their events follow as the event queue has room.
+    pub told: bool,
+    /// Whether the entry is the last of its write chunk.
+    pub last: bool,
     /// The application's answer, once it has given one.
     pub answer: Option<HapStatus>,
 }
@@ -124,33 +140,71 @@ pub(super) struct Table {
 }
 
 impl Table {
-    pub(super) fn is_full(&self) -> bool {
-        self.entries.is_full()
+    /// How many entries the table holds.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
     }
 
-    /// Adds an entry; the caller checked for room.
+    /// Whether `count` more entries of `connection` fit: in the table, and within
+    /// [`PENDING_PER_CONNECTION`].
+    pub(super) fn has_room(&self, connection: ConnectionId, count: usize) -> bool {
+        let held = self
+            .entries
+            .iter()
+            .filter(|e| e.token.connection == connection)
+            .count();
+        self.entries.len() + count <= PENDING_OPERATIONS && held + count <= PENDING_PER_CONNECTION
+    }
+
+    /// Adds an entry; the caller checked for room with [`Table::has_room`]. Entries stay
+    /// in the order added, which is the order a batch is committed in (request order).
     pub(super) fn insert(&mut self, entry: Entry) {
         let _ = self.entries.push(entry);
     }
 
-    /// The unanswered write batch of request `serial` on `connection` for accessory
-    /// `aid`, which a later item of that accessory joins.
-    pub(super) fn open_batch(
+    /// The read entry of request `serial` on `connection` for the characteristic in
+    /// `slot`, which every item of the request naming it shares.
+    pub(super) fn find_read(
         &self,
         connection: ConnectionId,
         serial: u64,
-        aid: u64,
-    ) -> Option<Token> {
-        self.entries
-            .iter()
-            .find(|e| {
-                e.token.connection == connection
-                    && e.token.serial == serial
-                    && e.at.aid == aid
-                    && matches!(e.kind, Kind::Write(_))
-                    && e.answer.is_none()
-            })
-            .map(|e| e.token)
+        slot: usize,
+    ) -> Option<&Entry> {
+        self.entries.iter().find(|e| {
+            e.token.connection == connection
+                && e.token.serial == serial
+                && e.at.slot == slot
+                && e.kind == Kind::Read
+        })
+    }
+
+    /// Whether request `serial` on `connection` still waits for an answer.
+    pub(super) fn waits(&self, connection: ConnectionId, serial: u64) -> bool {
+        self.entries.iter().any(|e| {
+            e.token.connection == connection && e.token.serial == serial && e.answer.is_none()
+        })
+    }
+
+    /// The entries of request `serial` on `connection` whose events the application has
+    /// not had, in the order they were added.
+    pub(super) fn untold(
+        &mut self,
+        connection: ConnectionId,
+        serial: u64,
+    ) -> impl Iterator<Item = &mut Entry> {
+        self.entries.iter_mut().filter(move |e| {
+            e.token.connection == connection && e.token.serial == serial && !e.told
+        })
+    }
+
+    /// Answers every unanswered read of the characteristic in `slot`, whose value was
+    /// just supplied: their tokens are then refused.
+    pub(super) fn answer_reads(&mut self, slot: usize) {
+        for entry in self.entries.iter_mut() {
+            if entry.at.slot == slot && entry.kind == Kind::Read && entry.answer.is_none() {
+                entry.answer = Some(HapStatus::Success);
+            }
+        }
     }
 
     /// The entry of item `item` of request `serial` on `connection`.
@@ -175,7 +229,24 @@ impl Table {
         let index = self.entries.iter().position(|e| {
             e.token.connection == connection && e.token.serial == serial && e.item == item
         })?;
-        // In order: a batch is committed in request order.
+        // In order, so that the entries left keep theirs.
+        Some(self.entries.remove(index))
+    }
+
+    /// Removes an answered entry of request `serial` on `connection` and returns it;
+    /// with `keep_failed`, only one answered with success.
+    pub(super) fn take_answered(
+        &mut self,
+        connection: ConnectionId,
+        serial: u64,
+        keep_failed: bool,
+    ) -> Option<Entry> {
+        let index = self.entries.iter().position(|e| {
+            e.token.connection == connection
+                && e.token.serial == serial
+                && e.answer
+                    .is_some_and(|a| a == HapStatus::Success || !keep_failed)
+        })?;
         Some(self.entries.remove(index))
     }
 
@@ -222,13 +293,19 @@ impl Server<'_> {
     /// Completes a batch of confirmed writes ([`Event::WriteRequest`](super::Event::WriteRequest))
     /// under `token`.
     ///
-    /// With `Ok(())` every item of the batch is stored and succeeds: other subscribers
-    /// get events, and the writer does not (its own write is no news to it). With
+    /// With `Ok(())` every item of the batch is stored, in request order, and succeeds:
+    /// other subscribers get events, and the writer does not (its own write is no news
+    /// to it); an item's subscription change (`ev`) takes effect with it. With
     /// `Err(status)` every item gets that status (for a bridged device that does not
-    /// answer, [`HapStatus::ServiceCommunicationFailure`]); the values stay as they were
-    /// and nobody gets events. For an item with the write-response permission that asked
-    /// for a response, complete first, then give the response value with
-    /// [`Server::set_value`].
+    /// answer, [`HapStatus::ServiceCommunicationFailure`]); the values and the
+    /// subscriptions stay as they were and nobody gets events. Complete after the item
+    /// with `last: true`: a completion before it answers the items still to come as
+    /// well, and their events are not given.
+    ///
+    /// For an item with the write-response permission that asked for a response,
+    /// complete first, then give the response value with [`Server::set_value`]; if none
+    /// comes before the read timeout ([`Config::read_timeout`](super::Config::read_timeout)),
+    /// the item succeeds with the value stored, since it was committed.
     ///
     /// The request is answered on its connection's next poll: then drain
     /// [`Server::poll_wake`], which names it (and every connection, if a value changed).
@@ -262,6 +339,8 @@ impl Server<'_> {
                 }
                 Err(status) => entry.answer = Some(status),
             }
+            // Answered, so there is nothing left to ask.
+            entry.told = true;
         }
         self.wake_after(token.connection, changed);
         Ok(())
@@ -271,7 +350,7 @@ impl Server<'_> {
     ///
     /// `Ok(value)` is checked and stored as [`Server::set_value`] does (subscribers get
     /// events if it changed, and every read of the characteristic waiting is answered
-    /// with it); the item succeeds with it. `Err(status)` gives the item that status and
+    /// with it, so their tokens are refused from then on); the item succeeds with it. `Err(status)` gives the item that status and
     /// leaves the value as it was. Drain [`Server::poll_wake`] afterwards.
     pub fn complete_read(
         &mut self,
@@ -294,7 +373,7 @@ impl Server<'_> {
                     .map_err(CompleteError::Value)?;
                 let changed =
                     events::store(&mut self.database, &mut self.buttons, at, iid, value, None);
-                self.mark_read(token, HapStatus::Success);
+                self.pending.answer_reads(at.slot);
                 // Like `set_value`, it answers every read of it waiting.
                 self.wake_waiting();
                 changed

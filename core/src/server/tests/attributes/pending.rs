@@ -260,14 +260,15 @@ fn a_put_reaches_the_application_in_one_batch_per_accessory() {
         let requests = write_requests(&events);
         assert_eq!(requests.len(), 3, "{how:?}: the invalid item never comes");
         let lamp = requests[0].0;
-        let fan = requests[1].0;
+        let fan = requests[2].0;
         assert_ne!(lamp, fan);
+        // A batch comes whole, one after another, reserved when its first item comes up.
         assert_eq!(
             requests,
             [
                 (lamp, LAMP_ON, OwnedValue::Bool(true), false),
-                (fan, FAN_ON, OwnedValue::Bool(true), true),
                 (lamp, LAMP_BRIGHTNESS, OwnedValue::Int(55), true),
+                (fan, FAN_ON, OwnedValue::Bool(true), true),
             ]
         );
         assert!(
@@ -573,46 +574,429 @@ fn poll_wake_names_the_connections_to_poll() {
 }
 
 #[test]
-fn a_put_beyond_the_pending_table_waits_for_room() {
+fn a_batch_beyond_the_per_connection_cap_comes_in_chunks_each_with_its_last() {
     let mut storage = buffers(1);
     let mut conns = connections(&mut storage);
     let mut home = Home::with(confirmed(), &mut conns, Config::default());
-    let count = PENDING_OPERATIONS + 8;
+    let count = 2 * PENDING_PER_CONNECTION + 3;
     let items: Vec<Json> = (0..count)
         .map(|n| json!({"aid":1,"iid":10,"value":n % 100}))
         .collect();
-    let (replies, events) = home.send(0, &mut conns[0], &write(Json::from(items)), Feed::Whole);
-    assert!(replies.is_empty());
-    let first = write_requests(&events);
-    assert_eq!(
-        first.len(),
-        PENDING_OPERATIONS,
-        "as many as the table holds"
-    );
-    assert!(first.iter().all(|(token, ..)| *token == first[0].0));
-    assert!(!first.last().unwrap().3, "more of the batch is to come");
-
-    // Completing early answers what came; the rest come under a new token.
-    home.harness
-        .server
-        .complete_write(first[0].0, Ok(()))
-        .unwrap();
-    let (replies, events) = home.poll(0, &mut conns[0]);
-    assert!(replies.is_empty());
-    let rest = write_requests(&events);
-    assert_eq!(rest.len(), 8);
-    assert_ne!(rest[0].0, first[0].0);
-    assert!(rest[7].3, "the last");
-    home.harness
-        .server
-        .complete_write(rest[0].0, Ok(()))
-        .unwrap();
-    let (replies, _) = home.poll(0, &mut conns[0]);
+    let (mut replies, mut events) =
+        home.send(0, &mut conns[0], &write(Json::from(items)), Feed::Whole);
+    let mut tokens = Vec::new();
+    for size in [PENDING_PER_CONNECTION, PENDING_PER_CONNECTION, 3] {
+        assert!(replies.is_empty());
+        let chunk = write_requests(&events);
+        assert_eq!(chunk.len(), size, "one chunk at a time: {chunk:?}");
+        let token = chunk[0].0;
+        assert!(chunk.iter().all(|(t, ..)| *t == token), "one token a chunk");
+        let lasts: Vec<bool> = chunk.iter().map(|(.., last)| *last).collect();
+        assert_eq!(lasts.iter().filter(|last| **last).count(), 1);
+        assert!(lasts[size - 1], "the chunk's final item says so");
+        assert!(!tokens.contains(&token));
+        tokens.push(token);
+        home.harness.server.complete_write(token, Ok(())).unwrap();
+        (replies, events) = home.poll(0, &mut conns[0]);
+    }
     assert_eq!(replies[0].status, 204);
     assert_eq!(
         home.value(LAMP_BRIGHTNESS),
         OwnedValue::Int(((count - 1) % 100) as i32)
     );
+}
+
+#[test]
+fn a_chunk_is_told_only_once_the_table_has_room_for_all_of_it() {
+    // Four controllers leave three entries of the table free; a fifth's batch of five
+    // must not come in part (its `last` would never come), and comes whole once a
+    // completion makes room.
+    let mut storage = buffers(5);
+    let (mut home, mut conns) = Home::accepting(confirmed(), &mut storage, Config::default());
+    let batch = |n: usize| {
+        let items: Vec<Json> = (0..n)
+            .map(|v| json!({"aid":1,"iid":10,"value":v}))
+            .collect();
+        write(Json::from(items))
+    };
+    let fourth = PENDING_OPERATIONS - 3 * PENDING_PER_CONNECTION - 3;
+    assert!(fourth > 0 && fourth <= PENDING_PER_CONNECTION);
+    let mut held = Vec::new();
+    for (who, size) in [
+        (0, PENDING_PER_CONNECTION),
+        (1, PENDING_PER_CONNECTION),
+        (2, PENDING_PER_CONNECTION),
+        (3, fourth),
+    ] {
+        let (_, events) = home.send(who, &mut conns[who], &batch(size), Feed::Whole);
+        let requests = write_requests(&events);
+        assert_eq!(requests.len(), size);
+        held.push(requests[0].0);
+    }
+    let (replies, events) = home.send(4, &mut conns[4], &batch(5), Feed::Whole);
+    assert!(replies.is_empty());
+    assert!(
+        write_requests(&events).is_empty(),
+        "no part of a chunk without room for all"
+    );
+
+    home.harness.server.complete_write(held[0], Ok(())).unwrap();
+    let mut told = Vec::new();
+    while let Some(id) = home.harness.server.poll_wake() {
+        let k = id.0 as usize - 1;
+        let (_, events) = home.poll(k, &mut conns[k]);
+        if k == 4 {
+            told.extend(write_requests(&events));
+        }
+    }
+    assert_eq!(told.len(), 5, "whole, once there is room");
+    assert!(told.iter().all(|(token, ..)| *token == told[0].0));
+    assert!(told[4].3, "with its last");
+}
+
+#[test]
+fn one_connection_cannot_keep_another_from_the_application() {
+    for hammer in ["get", "put"] {
+        let mut storage = buffers(2);
+        let mut conns = connections(&mut storage);
+        let mut home = Home::with(confirmed(), &mut conns, Config::default());
+        let request = if hammer == "get" {
+            let ids: Vec<&str> = (0..PENDING_OPERATIONS + 1).map(|_| "1.13").collect();
+            get(&std::format!("/characteristics?id={}", ids.join(",")))
+        } else {
+            let items: Vec<Json> = (0..PENDING_OPERATIONS + 1)
+                .map(|n| json!({"aid":1,"iid":10,"value":n % 100}))
+                .collect();
+            write(Json::from(items))
+        };
+        let (replies, events) = home.send(0, &mut conns[0], &request, Feed::Whole);
+        assert!(replies.is_empty(), "{hammer}: waits for the application");
+        let asked = events
+            .iter()
+            .filter(|e| matches!(e, Event::Read { .. } | Event::WriteRequest { .. }))
+            .count();
+        let expected = if hammer == "get" {
+            1
+        } else {
+            PENDING_PER_CONNECTION
+        };
+        assert_eq!(asked, expected, "{hammer}: {events:?}");
+
+        // Another controller writes a confirmed characteristic meanwhile.
+        let (replies, events) = home.send(
+            1,
+            &mut conns[1],
+            &write(json!([{"aid":2,"iid":9,"value":true}])),
+            Feed::Whole,
+        );
+        assert!(replies.is_empty());
+        let requests = write_requests(&events);
+        assert_eq!(
+            requests.len(),
+            1,
+            "{hammer}: the write reaches the application"
+        );
+        home.harness
+            .server
+            .complete_write(requests[0].0, Ok(()))
+            .unwrap();
+        let (replies, _) = home.poll(1, &mut conns[1]);
+        assert_eq!(replies[0].status, 204, "{hammer}");
+        assert_eq!(home.value(FAN_ON), OwnedValue::Bool(true));
+    }
+}
+
+#[test]
+fn a_characteristic_named_twice_in_a_get_is_asked_once_and_both_share_the_answer() {
+    for answer in [
+        Err(HapStatus::ServiceCommunicationFailure),
+        Ok(OwnedValue::Float(21.5)),
+    ] {
+        let mut storage = buffers(1);
+        let mut conns = connections(&mut storage);
+        let mut home = Home::with(confirmed(), &mut conns, Config::default());
+        let (replies, events) = home.send(
+            0,
+            &mut conns[0],
+            &get("/characteristics?id=1.13,1.9,1.13"),
+            Feed::Whole,
+        );
+        assert!(replies.is_empty());
+        let token = read_token(&events);
+        home.harness
+            .server
+            .complete_read(token, answer.clone())
+            .unwrap();
+        let (replies, _) = home.poll(0, &mut conns[0]);
+        match answer {
+            Err(_) => assert_eq!(statuses(&replies[0]), [-70402, 0, -70402]),
+            Ok(_) => assert_eq!(
+                replies[0].json(),
+                json!({"characteristics":[
+                    {"aid":1,"iid":13,"value":21.5},
+                    {"aid":1,"iid":9,"value":false},
+                    {"aid":1,"iid":13,"value":21.5},
+                ]})
+            ),
+        }
+    }
+}
+
+/// Accessory 1 with `count` temperature sensors read on demand, and their ids.
+fn thermometers(count: usize) -> (Database<'static>, Vec<(u64, u64)>) {
+    let mut ids = crate::database::ids::IdMap::new();
+    let mut builder = DatabaseBuilder::new(&mut ids);
+    builder.accessory(
+        "thermometers",
+        &AccessoryInfo::new("Thermometers", "Acme", "T1", "1", "1.0"),
+    );
+    let mut found = Vec::new();
+    for n in 0..count {
+        let sensor = builder
+            .service_with_subtype(&s::TEMPERATURE_SENSOR, &std::format!("sensor {n}"))
+            .configure(&c::CURRENT_TEMPERATURE, |d| d.on_demand());
+        found.push((1, sensor.iid_of(&c::CURRENT_TEMPERATURE).unwrap()));
+    }
+    (builder.build().unwrap(), found)
+}
+
+/// The tokens of the read requests among `events`, with their ids.
+fn read_tokens(events: &[Event]) -> Vec<(Token, (u64, u64))> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Read { token, aid, iid } => Some((*token, (*aid, *iid))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn id_list(ids: &[(u64, u64)]) -> String {
+    let ids: Vec<String> = ids
+        .iter()
+        .map(|(aid, iid)| std::format!("{aid}.{iid}"))
+        .collect();
+    ids.join(",")
+}
+
+#[test]
+fn failed_reads_free_their_entries_at_once() {
+    let (database, sensors) = thermometers(PENDING_PER_CONNECTION + 4);
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::with(database, &mut conns, Config::default());
+    let path = std::format!("/characteristics?id={}", id_list(&sensors));
+    let (replies, events) = home.send(0, &mut conns[0], &get(&path), Feed::Whole);
+    assert!(replies.is_empty());
+    let first = read_tokens(&events);
+    assert_eq!(
+        first.len(),
+        PENDING_PER_CONNECTION,
+        "as many as one connection may hold"
+    );
+    for (token, _) in &first {
+        home.harness
+            .server
+            .complete_read(*token, Err(HapStatus::ServiceCommunicationFailure))
+            .unwrap();
+    }
+    // The failures are kept by the job, so the rest are asked before the GET ends.
+    let (replies, events) = home.poll(0, &mut conns[0]);
+    assert!(replies.is_empty());
+    let rest = read_tokens(&events);
+    assert_eq!(rest.len(), 4);
+    for (n, (token, _)) in rest.iter().enumerate() {
+        home.harness
+            .server
+            .complete_read(*token, Ok(OwnedValue::Float(n as f64)))
+            .unwrap();
+    }
+    let (replies, _) = home.poll(0, &mut conns[0]);
+    let mut expected = vec![-70402; PENDING_PER_CONNECTION];
+    expected.extend([0; 4]);
+    assert_eq!(statuses(&replies[0]), expected);
+}
+
+#[test]
+fn a_get_with_more_items_than_scratch_bytes_keeps_its_failures_in_the_table() {
+    let (database, sensors) = thermometers(PENDING_PER_CONNECTION + 1);
+    let config = Config {
+        max_request_len: 8192,
+        ..Config::default()
+    };
+    let mut storage: Vec<Buffers> = (0..1)
+        .map(|_| Buffers(OwnedBuffers::new(8192 + 1024, MIN_SCRATCH_LEN, 4096, 64)))
+        .collect();
+    let mut conns = connections(&mut storage);
+    let mut home = Home::with(database, &mut conns, config);
+    // Each sensor named again and again: more items than the scratch buffer has bytes.
+    let repeats = MIN_SCRATCH_LEN / sensors.len() + 1;
+    let all: Vec<(u64, u64)> = (0..repeats).flat_map(|_| sensors.clone()).collect();
+    assert!(all.len() > MIN_SCRATCH_LEN);
+    let path = std::format!("/characteristics?id={}", id_list(&all));
+    let start = home.harness.now;
+    let (replies, events) = home.send(0, &mut conns[0], &get(&path), Feed::Whole);
+    assert!(replies.is_empty());
+    let first = read_tokens(&events);
+    assert_eq!(
+        first.len(),
+        PENDING_PER_CONNECTION,
+        "once per characteristic"
+    );
+    for (token, _) in &first {
+        home.harness
+            .server
+            .complete_read(*token, Err(HapStatus::ServiceCommunicationFailure))
+            .unwrap();
+    }
+    // The failures hold their entries, so the last sensor is not asked: it times out.
+    let (replies, events) = home.poll(0, &mut conns[0]);
+    assert!(replies.is_empty() && read_tokens(&events).is_empty());
+    let deadline = start + Config::default().read_timeout;
+    home.harness.now = deadline;
+    home.harness.server.handle_timeout(&mut conns[0], deadline);
+    let (replies, _) = home.poll(0, &mut conns[0]);
+    let statuses = statuses(&replies[0]);
+    assert_eq!(statuses.len(), all.len());
+    for (status, id) in statuses.iter().zip(&all) {
+        let expected = if *id == sensors[PENDING_PER_CONNECTION] {
+            -70408
+        } else {
+            -70402
+        };
+        assert_eq!(*status, expected, "{id:?}");
+    }
+}
+
+#[test]
+fn a_read_answered_by_a_value_refuses_its_token_after() {
+    let mut storage = buffers(2);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::with(confirmed(), &mut conns, Config::default());
+    // By set_value.
+    let (_, events) = home.send(
+        0,
+        &mut conns[0],
+        &get("/characteristics?id=1.13"),
+        Feed::Whole,
+    );
+    let token = read_token(&events);
+    home.set(LAMP_TEMPERATURE, OwnedValue::Float(21.0));
+    assert_eq!(
+        home.harness
+            .server
+            .complete_read(token, Err(HapStatus::ServiceCommunicationFailure)),
+        Err(CompleteError::UnknownToken)
+    );
+    let (replies, _) = home.poll(0, &mut conns[0]);
+    assert_eq!(
+        replies[0].json(),
+        json!({"characteristics":[{"aid":1,"iid":13,"value":21}]})
+    );
+
+    // By another read of the same characteristic, on another connection.
+    let (_, events) = home.send(
+        0,
+        &mut conns[0],
+        &get("/characteristics?id=1.13"),
+        Feed::Whole,
+    );
+    let mine = read_token(&events);
+    let (_, events) = home.send(
+        1,
+        &mut conns[1],
+        &get("/characteristics?id=1.13"),
+        Feed::Whole,
+    );
+    let theirs = read_token(&events);
+    home.harness
+        .server
+        .complete_read(theirs, Ok(OwnedValue::Float(22.0)))
+        .unwrap();
+    assert_eq!(
+        home.harness
+            .server
+            .complete_read(mine, Ok(OwnedValue::Float(23.0))),
+        Err(CompleteError::UnknownToken)
+    );
+    for (who, conn) in conns.iter_mut().enumerate() {
+        let (replies, _) = home.poll(who, conn);
+        assert_eq!(
+            replies[0].json(),
+            json!({"characteristics":[{"aid":1,"iid":13,"value":22}]})
+        );
+    }
+}
+
+#[test]
+fn a_committed_write_response_without_a_value_succeeds_at_the_deadline() {
+    let mut storage = buffers(1);
+    let mut conns = connections(&mut storage);
+    let mut home = Home::with(confirmed(), &mut conns, Config::default());
+    let request = write(json!([{"aid":1,"iid":16,"value":"AQE=","r":true}]));
+    let (_, events) = home.send(0, &mut conns[0], &request, Feed::Whole);
+    let token = write_requests(&events)[0].0;
+    home.harness.server.complete_write(token, Ok(())).unwrap();
+    let (replies, _) = home.poll(0, &mut conns[0]);
+    assert!(replies.is_empty(), "waits for a response value");
+    home.advance(9000);
+    home.harness
+        .server
+        .handle_timeout(&mut conns[0], home.harness.now);
+    let (replies, _) = home.poll(0, &mut conns[0]);
+    assert_eq!(
+        replies[0].json(),
+        json!({"characteristics":[{"aid":1,"iid":16,"status":0,"value":"AQE="}]})
+    );
+    assert_eq!(home.value(LAMP_CONTROL), OwnedValue::tlv8(&[1, 1]).unwrap());
+}
+
+#[test]
+fn a_confirmed_item_subscribes_only_if_its_write_succeeds() {
+    for outcome in ["fail", "time out", "succeed"] {
+        let mut storage = buffers(2);
+        let mut conns = connections(&mut storage);
+        let mut home = Home::with(confirmed(), &mut conns, Config::default());
+        let request = write(json!([{"aid":1,"iid":9,"value":true,"ev":true}]));
+        let (_, events) = home.send(0, &mut conns[0], &request, Feed::Whole);
+        let token = write_requests(&events)[0].0;
+        let expected = match outcome {
+            "fail" => {
+                home.harness
+                    .server
+                    .complete_write(token, Err(HapStatus::ServiceCommunicationFailure))
+                    .unwrap();
+                -70402
+            }
+            "time out" => {
+                home.advance(9000);
+                home.harness
+                    .server
+                    .handle_timeout(&mut conns[0], home.harness.now);
+                -70408
+            }
+            _ => {
+                home.harness.server.complete_write(token, Ok(())).unwrap();
+                0
+            }
+        };
+        let (replies, _) = home.poll(0, &mut conns[0]);
+        if expected == 0 {
+            assert_eq!(replies[0].status, 204, "{outcome}");
+        } else {
+            assert_eq!(statuses(&replies[0]), [expected], "{outcome}");
+        }
+        // The value changes from the device side: only a subscriber hears.
+        home.advance(5000);
+        let OwnedValue::Bool(on) = home.value(LAMP_ON) else {
+            panic!("On is a bool")
+        };
+        assert_eq!(on, outcome == "succeed");
+        home.set(LAMP_ON, OwnedValue::Bool(!on));
+        let (heard, _) = home.poll(0, &mut conns[0]);
+        let heard = heard.iter().filter(|m| m.event).count();
+        assert_eq!(heard, usize::from(outcome == "succeed"), "{outcome}");
+    }
 }
 
 #[test]
