@@ -105,7 +105,7 @@ TARGETS = {
             category=2,
         ),
         Target("embedded-light", "host-light", "light", stored=False, mdns=False, model="HostLight"),
-        Target("garage", "garage-door", "garage", model="GarageDoor", category=4),
+        Target("garage", "garage-door", "garage", model="GarageBridge", category=2),
     ]
 }
 
@@ -521,6 +521,10 @@ async def case_accessories(world: World) -> str:
             problems.append(f"the light has aid {light.aid}, not 1")
     elif world.target.kind == "garage":
         want = ["GarageDoorOpener"]
+        aid, _ = world.find("GarageDoorOpener", "TargetDoorState")
+        if len(accessories) != 2 or aid != 2:
+            problems.append(f"{len(accessories)} accessories, the door at aid {aid}; "
+                            "expected the bridge and the door at aid 2")
     else:
         want = ["Lightbulb", "StatelessProgrammableSwitch", "Switch", "TemperatureSensor"]
         if len(accessories) != 5:
@@ -837,7 +841,7 @@ async def pair_discovered(browser: "Browser", device_id: str, pin: str) -> dict:
 async def case_mdns(world: World) -> str:
     """Runs inside the namespace: discovery, TXT, `sf` across pairing, and `c#`."""
     target = world.target
-    name = {"bridge": "Virtual Bridge", "garage": "Garage Door"}.get(target.kind, "Virtual Light")
+    name = {"bridge": "Virtual Bridge", "garage": "Garage Bridge"}.get(target.kind, "Virtual Light")
     browser = await Browser.start()
     world.controller = browser.controller
     try:

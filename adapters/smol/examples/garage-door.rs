@@ -1,10 +1,11 @@
-//! A garage door opener bridged to a door controller that is sometimes unreachable, as
-//! a real one behind a flaky radio link is.
+//! A bridge to a garage door controller that is sometimes unreachable, as a real one
+//! behind a flaky radio link is: the bridge is accessory 1, the garage door opener
+//! accessory 2, each with its own Accessory Information.
 //!
-//! `cargo run -p hap-smol --example garage-door`, then add it in the Home app. Opening or
-//! closing it moves the door over three seconds (Opening, then Open). Type `unreachable`
-//! and the Home app shows "No Response": writes and reads fail with -70402 until you
-//! type `reachable`. `open` and `close` are the button on the wall.
+//! `cargo run -p hap-smol --example garage-door`, then add the bridge in the Home app.
+//! Opening or closing the door moves it over three seconds (Opening, then Open). Type
+//! `unreachable` and the Home app shows "No Response": writes and reads fail with -70402
+//! until you type `reachable`. `open` and `close` are the button on the wall.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +18,7 @@ use hap_core::database::handle::Handle;
 use hap_core::status::HapStatus;
 use hap_smol::app::{App, AppError, Device, Flags, TimerId};
 
-/// A garage door opener. Type open, close, unreachable or reachable and Enter.
+/// A bridge to a garage door opener. Type open, close, unreachable or reachable and Enter.
 #[derive(clap::Parser)]
 struct Args {
     #[command(flatten)]
@@ -41,10 +42,12 @@ struct Door {
 
 fn main() -> Result<(), AppError> {
     let args = Args::parse();
-    let mut app = App::new(&args.flags, "Garage Door", Category::GARAGE_DOOR_OPENER)?;
+    let mut app = App::new(&args.flags, "Garage Bridge", Category::BRIDGE)?;
     let (target, current) = app.build(|b, name| {
-        let info = AccessoryInfo::new(name, "hap-rs", "GarageDoor", "GD-0001", "0.1.0");
-        b.accessory("garage-door", &info);
+        let info = |name, model, serial| AccessoryInfo::new(name, "hap-rs", model, serial, "0.1.0");
+        // The bridge comes first, so it gets aid 1; the door behind it gets aid 2.
+        b.accessory("bridge", &info(name, "GarageBridge", "GB-0001"));
+        b.accessory("garage-door", &info("Garage Door", "GarageDoor", "GD-0001"));
         let opener = b.service(&s::GARAGE_DOOR_OPENER).primary();
         let opener = opener.initial(t::CURRENT_DOOR_STATE, Current::Closed);
         let opener = opener.initial(t::TARGET_DOOR_STATE, Target::Closed);

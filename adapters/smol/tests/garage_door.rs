@@ -1,6 +1,7 @@
-//! The garage-door example as a user runs it: started unreachable, a write to the door
-//! gets -70402 and changes nothing; once `reachable` is typed, the door opens, with
-//! CurrentDoorState events Opening then Open.
+//! The garage-door example as a user runs it: a bridge (aid 1) with the door behind it
+//! (aid 2); started unreachable, a write to the door gets -70402 and changes nothing;
+//! once `reachable` is typed, the door opens, with CurrentDoorState events Opening then
+//! Open.
 //!
 //! `cargo test --workspace` builds the example before running this.
 
@@ -97,8 +98,22 @@ fn an_unreachable_door_fails_writes_with_70402_and_opens_once_reachable() {
     home.pair_verify(&pairing);
     let accessories: serde_json::Value =
         serde_json::from_str(&home.get("/accessories").text()).unwrap();
+    let accessories = accessories["accessories"].as_array().expect("accessories");
+    let names: Vec<_> = accessories
+        .iter()
+        .map(|a| (a["aid"].as_u64(), name(a)))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (Some(1), "Garage Bridge".into()),
+            (Some(2), "Garage Door".into())
+        ],
+        "the bridge, then the door behind it"
+    );
+    let door_aid = 2;
     let iid = |ty: &str| {
-        accessories["accessories"][0]["services"]
+        accessories[1]["services"]
             .as_array()
             .into_iter()
             .flatten()
@@ -109,19 +124,22 @@ fn an_unreachable_door_fails_writes_with_70402_and_opens_once_reachable() {
     };
     // TargetDoorState is 32, CurrentDoorState 0E.
     let (target, current) = (iid("32"), iid("E"));
-    let subscribe = format!(r#"{{"characteristics":[{{"aid":1,"iid":{current},"ev":true}}]}}"#);
+    let subscribe =
+        format!(r#"{{"characteristics":[{{"aid":{door_aid},"iid":{current},"ev":true}}]}}"#);
     assert_eq!(home.put("/characteristics", &subscribe).status, 204);
-    let open = format!(r#"{{"characteristics":[{{"aid":1,"iid":{target},"value":0}}]}}"#);
+    let open = format!(r#"{{"characteristics":[{{"aid":{door_aid},"iid":{target},"value":0}}]}}"#);
 
     let refused = home.put("/characteristics", &open);
     assert_eq!(refused.status, 207, "{}", refused.text());
     assert!(refused.text().contains("-70402"), "{}", refused.text());
-    let read = home.get(&format!("/characteristics?id=1.{current}"));
+    let read = home.get(&format!("/characteristics?id={door_aid}.{current}"));
     assert!(read.text().contains("-70402"), "{}", read.text());
 
     door.type_line("reachable");
     door.until("Door controller reachable");
-    let read = home.get(&format!("/characteristics?id=1.{target},1.{current}"));
+    let read = home.get(&format!(
+        "/characteristics?id={door_aid}.{target},{door_aid}.{current}"
+    ));
     assert_eq!(read.status, 200, "{}", read.text());
     assert_eq!(
         read.text().matches(r#""value":1"#).count(),
@@ -138,8 +156,23 @@ fn an_unreachable_door_fails_writes_with_70402_and_opens_once_reachable() {
             .expect("CurrentDoorState events");
         assert!(event.event, "{event:?}");
         let body: serde_json::Value = serde_json::from_str(&event.text()).unwrap();
+        assert_eq!(body["characteristics"][0]["aid"], door_aid, "{body}");
         states.push(body["characteristics"][0]["value"].as_u64().unwrap());
     }
     assert_eq!(states, [2, 0], "Opening, then Open");
     door.until("Door open");
+}
+
+/// The Name (23) in `accessory`'s Accessory Information (3E).
+fn name(accessory: &serde_json::Value) -> String {
+    accessory["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["type"] == "3E")
+        .flat_map(|s| s["characteristics"].as_array().into_iter().flatten())
+        .find(|c| c["type"] == "23")
+        .and_then(|c| c["value"].as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
