@@ -206,20 +206,57 @@ impl Handle {
     }
 }
 
+/// What ended one wait of the accept loop.
+enum Accepting {
+    Accepted(std::io::Result<(Async<TcpStream>, SocketAddr)>),
+    Stopped,
+    /// The host deadline passed, or moved.
+    HostTimer,
+}
+
+/// Accepts connections, and does the host's own timed work (such as retrying a failed
+/// mDNS announcement) at [`Host::poll_host_timeout`], so that it happens with no
+/// connection open.
 async fn accept_loop(host: SharedHost, listener: Async<TcpListener>, stopped: Receiver<()>) {
     let mut connections: Vec<Task<()>> = Vec::new();
+    let host_woken = Arc::new(WakeSignal::default());
+    {
+        let wake = host_woken.clone();
+        host.lock().set_host_waker(Box::new(move || wake.wake()));
+    }
+    let mut timer = Timer::never();
     loop {
-        let accepted = async { Some(listener.accept().await) }
+        match host.lock().poll_host_timeout() {
+            Some(at) => timer.set_at(at),
+            None => timer = Timer::never(),
+        }
+        let accepted = async { Accepting::Accepted(listener.accept().await) }
             .or(async {
                 let _ = stopped.recv().await;
-                None
+                Accepting::Stopped
+            })
+            .or(async {
+                (&mut timer).await;
+                Accepting::HostTimer
+            })
+            .or(async {
+                host_woken.wait().await;
+                Accepting::HostTimer
             })
             .await;
         // Under a flood of connections the stop signal may lose every race.
         if host.lock().is_shutting_down() {
             break;
         }
-        let Some(accepted) = accepted else { break };
+        let accepted = match accepted {
+            Accepting::Accepted(accepted) => accepted,
+            Accepting::Stopped => break,
+            Accepting::HostTimer => {
+                // Early after a mere change of the deadline, which does no harm.
+                host.lock().handle_host_timeout();
+                continue;
+            }
+        };
         connections.retain(|c| !c.is_finished());
         match accepted {
             Ok((stream, _)) => {

@@ -116,3 +116,8 @@ fn an_address_is_the_only_one_served() {
 fn accepted_connections_have_keepalive() {
     scenarios::accepted_connections_have_keepalive::<Smol>();
 }
+
+#[test]
+fn a_failed_announcement_is_retried_without_connections() {
+    scenarios::a_failed_announcement_is_retried_without_connections::<Smol>();
+}

@@ -220,7 +220,9 @@ impl Setup {
 
     /// Takes the database, bumps and stores the configuration number if its shape
     /// changed, announces over mDNS that the accessory listens on `port`, and returns
-    /// the host to serve from.
+    /// the host to serve from. A failed announcement is logged and retried
+    /// [`ANNOUNCE_RETRY`](hap_core::mdns::ANNOUNCE_RETRY) later, at the
+    /// [`Host::poll_host_timeout`]: the network may not be up yet.
     pub fn into_host(
         mut self,
         database: Database<'static>,
@@ -261,8 +263,11 @@ impl Setup {
             config_number,
             ids,
             shutting_down: false,
+            host_waker: None,
+            notified_host_deadline: None,
         };
-        host.announce()?;
+        host.announce();
+        host.notify_host_deadline();
         Ok(host)
     }
 }
@@ -308,6 +313,11 @@ pub struct Host {
     config_number: ConfigNumber,
     ids: IdMap,
     shutting_down: bool,
+    /// Called when [`Host::poll_host_timeout`] changed, so that the loop waiting for it
+    /// looks again.
+    host_waker: Option<Box<dyn Fn() + Send>>,
+    /// The host deadline as of the last call of `host_waker`.
+    notified_host_deadline: Option<Instant>,
 }
 
 impl Host {
@@ -424,6 +434,69 @@ impl Host {
             .map(|at| self.epoch + Duration::from_millis(at.as_millis()))
     }
 
+    /// When [`Host::handle_host_timeout`] next has work, if ever: work that is due
+    /// whether or not any connection is open, such as retrying a failed mDNS
+    /// announcement. A runtime waits for it beside accepting connections; the waker
+    /// given to [`Host::set_host_waker`] says when it changed.
+    ///
+    /// A pairing change the core holds back until its controller has the reply is not
+    /// here: its deadline is that connection's [`Host::poll_timeout`], and the
+    /// connection's end releases it too.
+    pub fn poll_host_timeout(&self) -> Option<std::time::Instant> {
+        self.host_deadline()
+            .map(|at| self.epoch + Duration::from_millis(at.as_millis()))
+    }
+
+    /// Does the work due by now that belongs to no connection: announces over mDNS if
+    /// due (a failure is logged and retried later), and passes on server-wide events.
+    /// Calling it early does nothing harmful.
+    pub fn handle_host_timeout(&mut self) {
+        self.handle_server_events();
+        self.announce();
+        self.notify_host_deadline();
+        self.wake_named(None);
+    }
+
+    /// Sets what to call when [`Host::poll_host_timeout`] changed (an announcement
+    /// failed and is due again, or the host shuts down), typically to wake the loop that
+    /// waits for it. Calls it once now, so that the loop looks at the current deadline.
+    pub fn set_host_waker(&mut self, wake: Box<dyn Fn() + Send>) {
+        wake();
+        self.notified_host_deadline = self.host_deadline();
+        self.host_waker = Some(wake);
+    }
+
+    /// The advertiser's deadline on the core's clock; nothing once shutting down.
+    fn host_deadline(&self) -> Option<Instant> {
+        if self.shutting_down {
+            return None;
+        }
+        self.advertiser.as_ref().and_then(Advertiser::poll_timeout)
+    }
+
+    /// Calls the host waker if the host deadline changed since it was last called.
+    fn notify_host_deadline(&mut self) {
+        let deadline = self.host_deadline();
+        if deadline == self.notified_host_deadline {
+            return;
+        }
+        self.notified_host_deadline = deadline;
+        if let Some(wake) = &self.host_waker {
+            wake();
+        }
+    }
+
+    /// Passes server-wide events to the advertiser and the application.
+    fn handle_server_events(&mut self) {
+        while let Some(event) = self.server.poll_event() {
+            let now = self.now();
+            if let Some(advertiser) = self.advertiser.as_mut() {
+                advertiser.handle_event(&event, now);
+            }
+            (self.events)(event);
+        }
+    }
+
     /// Runs the connection's outputs to the end, appending the bytes to send to
     /// `transmit`, storing the state when asked, and passing events to the application.
     fn drain(&mut self, conn: &mut Connection<'_>, transmit: &mut Vec<u8>) -> Drained {
@@ -453,17 +526,10 @@ impl Host {
         }
         // A change of the paired state is reported once its controller has the reply,
         // which this connection's input or end may have just shown.
-        while let Some(event) = self.server.poll_event() {
-            let now = self.now();
-            if let Some(advertiser) = self.advertiser.as_mut() {
-                advertiser.handle_event(&event, now);
-            }
-            (self.events)(event);
-        }
-        // Also retries an announcement that failed before.
-        if let Err(e) = self.announce() {
-            log::warn!("{e}");
-        }
+        self.handle_server_events();
+        // Announces a change of `sf` at once; a failure is retried at the host deadline.
+        self.announce();
+        self.notify_host_deadline();
         if self.shutting_down && !drained.close {
             self.server.connection_lost(conn);
             drained.close = true;
@@ -542,6 +608,10 @@ impl Host {
             }
         }
         self.wake_all();
+        // The loop waiting for the host deadline ends.
+        if let Some(wake) = &self.host_waker {
+            wake();
+        }
     }
 
     /// How many connections are open.
@@ -591,11 +661,12 @@ impl Host {
         }
     }
 
-    /// Announces over mDNS if the [`Advertiser`] says it is due.
-    fn announce(&mut self) -> Result<(), StartError> {
+    /// Announces over mDNS if the [`Advertiser`] says it is due; a failure is logged,
+    /// and the advertiser makes the announcement due again later.
+    fn announce(&mut self) {
         let now = self.now();
         let Some(advertiser) = self.advertiser.as_mut() else {
-            return Ok(());
+            return;
         };
         let advertisement = Advertisement {
             name: &self.identity.name,
@@ -607,10 +678,9 @@ impl Host {
             paired: self.server.state().is_paired(),
             setup_id: self.setup_id,
         };
-        advertiser
-            .handle_timeout(now, &advertisement)
-            .map(|_| ())
-            .map_err(StartError::Mdns)
+        if let Err(e) = advertiser.handle_timeout(now, &advertisement) {
+            log::warn!("mDNS announcement failed, retrying: {e}");
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Serving an accessory with blocking sockets and threads, with no async runtime.
 //!
-//! One thread accepts connections. Each connection has a thread that drives the core
-//! and a thread that reads the socket into a bounded mailbox; the mailbox is also where
-//! other threads wake the driver when it has events to send.
+//! One thread accepts connections, and another does the host's own timed work, such as
+//! retrying a failed mDNS announcement, with or without connections. Each connection has
+//! a thread that drives the core and a thread that reads the socket into a bounded
+//! mailbox; the mailbox is also where other threads wake the driver when it has events
+//! to send.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -165,6 +167,19 @@ impl Handle {
 }
 
 fn accept_loop(handle: &Handle, listener: &TcpListener) {
+    let timer = {
+        let host = handle.host.clone();
+        thread::Builder::new()
+            .name("hap-host-timer".into())
+            .spawn(move || host_timer_loop(&host))
+    };
+    let timer = match timer {
+        Ok(timer) => Some(timer),
+        Err(e) => {
+            log::error!("cannot start the host timer thread, failed mDNS announcements are retried only on connection traffic: {e}");
+            None
+        }
+    };
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     for stream in listener.incoming() {
         if handle.host.lock().is_shutting_down() {
@@ -193,6 +208,61 @@ fn accept_loop(handle: &Handle, listener: &TcpListener) {
         if connection.join().is_err() {
             log::error!("a connection thread panicked");
         }
+    }
+    if timer.is_some_and(|timer| timer.join().is_err()) {
+        log::error!("the host timer thread panicked");
+    }
+}
+
+/// Wake-ups of the host timer thread: the host deadline changed.
+#[derive(Default)]
+struct HostSignal {
+    woken: Mutex<bool>,
+    changed: Condvar,
+}
+
+/// Waits for [`Host::poll_host_timeout`] and calls [`Host::handle_host_timeout`], until
+/// the host shuts down.
+fn host_timer_loop(host: &SharedHost) {
+    let signal = Arc::new(HostSignal::default());
+    {
+        let signal = signal.clone();
+        host.lock().set_host_waker(Box::new(move || {
+            *signal.woken.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            signal.changed.notify_all();
+        }));
+    }
+    loop {
+        let deadline = {
+            let host = host.lock();
+            if host.is_shutting_down() {
+                return;
+            }
+            host.poll_host_timeout()
+        };
+        let mut woken = signal.woken.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if *woken || deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            woken = match deadline {
+                Some(d) => {
+                    let wait = d.saturating_duration_since(Instant::now());
+                    match signal.changed.wait_timeout(woken, wait) {
+                        Ok((woken, _)) => woken,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    }
+                }
+                None => signal
+                    .changed
+                    .wait(woken)
+                    .unwrap_or_else(|p| p.into_inner()),
+            };
+        }
+        *woken = false;
+        drop(woken);
+        // Early after a mere change of the deadline, which does no harm.
+        host.lock().handle_host_timeout();
     }
 }
 

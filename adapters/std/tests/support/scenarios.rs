@@ -50,6 +50,14 @@ pub fn start<R: Runtime>(config: Config) -> (R::Running, u64, u64) {
 
 /// [`start`], listening where `bind` says.
 pub fn start_on<R: Runtime>(config: Config, bind: Bind) -> (R::Running, u64, u64) {
+    start_with::<R>(|options| {
+        options.bind = bind;
+        options.config = config;
+    })
+}
+
+/// A light on a free port, with the options `configure` sets.
+pub fn start_with<R: Runtime>(configure: impl FnOnce(&mut Options)) -> (R::Running, u64, u64) {
     let store = MemoryStore::default();
     let mut setup =
         Setup::load_or_create(Box::new(store), Some(CODE.parse().unwrap()), None).unwrap();
@@ -66,9 +74,9 @@ pub fn start_on<R: Runtime>(config: Config, bind: Bind) -> (R::Running, u64, u64
         .unwrap();
     let database = builder.build().unwrap();
     let mut options = Options::new("Test Light", "L1", Category::LIGHTBULB);
-    options.bind = bind;
+    options.bind = Bind::Only(Ipv4Addr::LOCALHOST.into());
     options.port = 0;
-    options.config = config;
+    configure(&mut options);
     (R::serve(setup, database, options), aid, on)
 }
 
@@ -495,5 +503,68 @@ pub fn the_application_confirms_and_fails_through_its_handle<R: Runtime>() {
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert!(answer.text().contains("\"value\":50"), "{}", answer.text());
 
+    assert!(R::shut_down(running));
+}
+
+/// A responder whose first `failures` announcements fail, as before the network is up;
+/// it reports each attempt, and whether it succeeded.
+struct FlakyResponder {
+    failures: usize,
+    attempts: std::sync::mpsc::Sender<(std::time::Instant, bool)>,
+}
+
+impl hap_core::mdns::Responder for FlakyResponder {
+    type Error = String;
+
+    fn announce(&mut self, _: &hap_core::mdns::Advertisement<'_>) -> Result<(), Self::Error> {
+        let failed = self.failures > 0;
+        self.failures = self.failures.saturating_sub(1);
+        let _ = self.attempts.send((std::time::Instant::now(), !failed));
+        if failed {
+            Err("network unreachable".into())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn goodbye(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// An announcement that fails at start is retried [`ANNOUNCE_RETRY`] later although no
+/// connection is ever opened, and announced once it succeeds.
+///
+/// [`ANNOUNCE_RETRY`]: hap_core::mdns::ANNOUNCE_RETRY
+pub fn a_failed_announcement_is_retried_without_connections<R: Runtime>() {
+    use hap_core::mdns::ANNOUNCE_RETRY;
+    let (attempts, attempted) = std::sync::mpsc::channel();
+    let responder = FlakyResponder {
+        failures: 2,
+        attempts,
+    };
+    let (running, _, _) = start_with::<R>(|options| options.announcer = Some(Box::new(responder)));
+    // Generous for a loaded machine, yet well short of a third retry period.
+    let limit = ANNOUNCE_RETRY + Duration::from_millis(800);
+    let (first, ok) = attempted.recv_timeout(limit).expect("announced at start");
+    assert!(!ok, "the first announcement fails");
+    let (second, ok) = attempted.recv_timeout(limit).expect("retried");
+    assert!(!ok, "the second announcement fails too");
+    let (third, ok) = attempted.recv_timeout(limit).expect("retried again");
+    assert!(ok, "the third announcement succeeds");
+    for (earlier, later) in [(first, second), (second, third)] {
+        let waited = later - earlier;
+        // The host's clock counts whole milliseconds.
+        let early = ANNOUNCE_RETRY - Duration::from_millis(2);
+        assert!(
+            waited >= early && waited < limit,
+            "retried after {waited:?}, not {ANNOUNCE_RETRY:?}"
+        );
+    }
+    assert_eq!(R::connection_count(&running), 0, "no connection was needed");
+    assert!(
+        attempted.recv_timeout(ANNOUNCE_RETRY * 2).is_err(),
+        "nothing more once announced"
+    );
     assert!(R::shut_down(running));
 }
