@@ -566,6 +566,85 @@ fn the_config_number_comes_from_the_shape() {
     assert_eq!(announced, [3]);
 }
 
+/// A responder whose first `failures` announcements fail, as before the network is up;
+/// records when each attempt was made, and whether it succeeded.
+struct FlakyResponder {
+    failures: usize,
+    attempts: Vec<bool>,
+}
+
+impl Responder for FlakyResponder {
+    type Error = &'static str;
+
+    fn announce(&mut self, _: &Advertisement<'_>) -> Result<(), Self::Error> {
+        let failed = self.failures > 0;
+        self.failures = self.failures.saturating_sub(1);
+        self.attempts.push(!failed);
+        if failed {
+            Err("network unreachable")
+        } else {
+            Ok(())
+        }
+    }
+
+    fn goodbye(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// With no connection at all, `poll` asks to be polled again when a failed announcement
+/// is due again, and then retries it.
+#[test]
+fn a_failed_announcement_is_retried_without_connections() {
+    use hap_core::mdns::ANNOUNCE_RETRY;
+    let mut values = [Slot::EMPTY; LIGHT_SLOTS];
+    let database = Database::new(&LIGHT[..], &mut values[..]).unwrap();
+    let server = Server::new(common::state(0), database, Config::default());
+    let mut storage: [Storage; 1] = [SlotStorage::new()];
+    let mut net = Net::new(64, 64);
+    let info = ServiceInfo {
+        name: "Light",
+        model: "L1",
+        category: Category::LIGHTBULB,
+        config: ConfigNumber::default(),
+        setup_id: None,
+    };
+    let responder = FlakyResponder {
+        failures: 1,
+        attempts: Vec::new(),
+    };
+    let mut accessory = Accessory::with_responder(
+        &mut net,
+        51826,
+        server,
+        storage.each_mut().map(SlotStorage::buffers),
+        responder,
+        info,
+    )
+    .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut persist = |_: &AccessoryState| true;
+    let mut poll = |accessory: &mut Accessory<'_, '_, Net, 1, FlakyResponder>, at: Instant| {
+        accessory
+            .poll(&mut net, at, &mut rng, &mut persist, |_| {})
+            .unwrap()
+    };
+    let start = Instant::from_millis(5);
+    let retry = start + ANNOUNCE_RETRY;
+    assert_eq!(
+        poll(&mut accessory, start),
+        Some(retry),
+        "poll again to retry"
+    );
+    assert_eq!(accessory.responder_mut().attempts, [false]);
+    // Polled early: not yet due.
+    let early = Instant::from_millis(retry.as_millis() - 1);
+    assert_eq!(poll(&mut accessory, early), Some(retry));
+    assert_eq!(accessory.responder_mut().attempts, [false]);
+    assert_eq!(poll(&mut accessory, retry), None, "announced: nothing due");
+    assert_eq!(accessory.responder_mut().attempts, [false, true]);
+}
+
 /// [`LIGHT`] with On confirmed by the application.
 static CONFIRMED_LIGHT: [Entry<'static>; 12] = [
     Entry::Accessory(1),
