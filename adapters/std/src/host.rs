@@ -10,6 +10,11 @@
 //! `accept`: the host calls it for each connection the core names
 //! ([`Server::poll_wake`]) after another connection or the application changed
 //! something this connection may have to tell its controller.
+//!
+//! Beside the connections, the runtime waits for [`Host::poll_host_timeout`] and then
+//! calls [`Host::handle_host_timeout`]: work due with no connection open, such as
+//! retrying a failed mDNS announcement. The waker given to [`Host::set_host_waker`]
+//! says when that deadline changed.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};

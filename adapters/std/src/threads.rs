@@ -176,7 +176,7 @@ fn accept_loop(handle: &Handle, listener: &TcpListener) {
     let timer = match timer {
         Ok(timer) => Some(timer),
         Err(e) => {
-            log::error!("cannot start the host timer thread, failed mDNS announcements are retried only on connection traffic: {e}");
+            log::error!("cannot start the host timer thread: {e}");
             None
         }
     };
