@@ -148,8 +148,6 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// mDNS could not start.
-    Mdns(String),
 }
 
 impl fmt::Display for StartError {
@@ -157,7 +155,6 @@ impl fmt::Display for StartError {
         match self {
             Self::Store(e) => write!(f, "{e}"),
             Self::Bind { address, source } => write!(f, "cannot listen on {address}: {source}"),
-            Self::Mdns(e) => write!(f, "cannot start mDNS: {e}"),
         }
     }
 }
@@ -167,7 +164,6 @@ impl std::error::Error for StartError {
         match self {
             Self::Store(e) => Some(e),
             Self::Bind { source, .. } => Some(source),
-            Self::Mdns(_) => None,
         }
     }
 }
