@@ -15,18 +15,35 @@ use hap_core::server::{Event, Token};
 use hap_core::status::HapStatus;
 
 use super::inbox::{Inbox, Inner, Message};
+use super::reply::{complete_read, guarded, Items, ReadReply, Reply, SharedWrite};
 use super::timers::Timers;
 use super::{AppError, Backend, Device};
 
 /// Called with a value a controller wrote, once it is stored.
 pub(crate) type ChangeFn = Box<dyn FnMut(&OwnedValue) + Send>;
-/// Called with a value a controller writes to a confirmed characteristic, before it is
-/// stored; its error fails the write.
-pub(crate) type WriteFn = Box<dyn FnMut(&OwnedValue) -> Result<(), HapStatus> + Send>;
+/// Asked about a value a controller writes to a confirmed characteristic, before it is
+/// stored.
+pub(crate) enum WriteFn {
+    /// Answers at once.
+    Now(WriteNowFn),
+    /// Answers through the [`Reply`], perhaps later.
+    Later(WriteLaterFn),
+}
+/// A write handler that answers at once: an error fails the write; `Ok(Some)` is the
+/// write response.
+pub(crate) type WriteNowFn =
+    Box<dyn FnMut(&OwnedValue) -> Result<Option<OwnedValue>, HapStatus> + Send>;
+/// A write handler that answers through the [`Reply`].
+pub(crate) type WriteLaterFn = Box<dyn FnMut(&OwnedValue, Reply) + Send>;
 /// Called with the items of one request for one service, before they are stored.
 pub(crate) type BatchFn = Box<dyn FnMut(&Batch) -> Result<(), HapStatus> + Send>;
-/// Called when a controller reads a characteristic on demand.
-pub(crate) type ReadFn = Box<dyn FnMut() -> Result<OwnedValue, HapStatus> + Send>;
+/// Asked when a controller reads a characteristic on demand.
+pub(crate) enum ReadFn {
+    /// Answers at once.
+    Now(Box<dyn FnMut() -> Result<OwnedValue, HapStatus> + Send>),
+    /// Answers through the [`ReadReply`], perhaps later.
+    Later(Box<dyn FnMut(ReadReply) + Send>),
+}
 /// Called with a line typed on stdin.
 pub(crate) type LineFn = Box<dyn FnMut(&str) + Send>;
 /// Called when a controller asks the accessory to identify itself.
@@ -160,7 +177,7 @@ pub struct AppLoop {
     device: Device,
     inbox: Arc<Inbox>,
     /// The items of write batches whose last item has not come yet.
-    batches: HashMap<Token, Vec<(u64, u64, OwnedValue)>>,
+    batches: HashMap<Token, Items>,
 }
 
 impl std::fmt::Debug for AppLoop {
@@ -226,9 +243,10 @@ impl AppLoop {
                 Inner::Event(event) => self.dispatch(event),
                 Inner::Line(line) => {
                     if let Some(handler) = self.handlers.line.as_mut() {
-                        handler(&line);
+                        guarded(|| "a typed line".into(), || handler(&line));
                     }
                 }
+                Inner::Changed(items) => self.changed(&items),
                 Inner::Timer(id, delay, job) => self.timers.add(id, now + delay, job),
                 Inner::Cancel(id) => self.timers.cancel(id),
                 Inner::Stop => return false,
@@ -253,7 +271,7 @@ impl AppLoop {
         match event {
             Event::Write {
                 aid, iid, value, ..
-            } => self.changed(aid, iid, &value),
+            } => self.changed(&[(aid, iid, value)]),
             Event::WriteRequest {
                 token,
                 aid,
@@ -271,10 +289,7 @@ impl AppLoop {
                 }
             }
             Event::Read { token, aid, iid } => self.read(token, aid, iid),
-            Event::Identify => match self.handlers.identify.as_mut() {
-                Some(handler) => handler(),
-                None => println!("Identify"),
-            },
+            Event::Identify => self.identify(),
             Event::Verified { controller } => println!(
                 "Controller {} connected",
                 String::from_utf8_lossy(controller.as_bytes())
@@ -285,20 +300,35 @@ impl AppLoop {
         }
     }
 
-    /// Asks the write handlers about a batch, completes it with the first failure or
-    /// success, and on success tells the change handlers.
-    fn write(&mut self, token: Token, items: Vec<(u64, u64, OwnedValue)>) {
-        let mut result = Ok(());
+    /// Asks the write handlers about a batch and completes it with the first failure or
+    /// success, once every handler answered; on success tells the change handlers.
+    fn write(&mut self, token: Token, items: Items) {
+        let Some(backend) = self.device.backend().cloned() else {
+            return;
+        };
+        let pending = SharedWrite::new(token, backend, self.inbox.clone(), items.clone());
         for (aid, iid, value) in &items {
-            if let Some(handler) = self.handlers.writes.get_mut(&(*aid, *iid)) {
-                result = handler(value);
-                if result.is_err() {
-                    break;
+            if pending.failed() {
+                break;
+            }
+            let what = || format!("the write of {aid}.{iid}");
+            match self.handlers.writes.get_mut(&(*aid, *iid)) {
+                Some(WriteFn::Now(handler)) => match guarded(what, || handler(value)) {
+                    Some(Ok(Some(response))) => pending.respond(*aid, *iid, response),
+                    Some(Ok(None)) => {}
+                    Some(Err(status)) => pending.fail(status),
+                    None => pending.fail(HapStatus::ServiceCommunicationFailure),
+                },
+                Some(WriteFn::Later(handler)) => {
+                    let reply = pending.reply();
+                    // A panic drops the reply, which fails the write.
+                    guarded(what, || handler(value, reply));
                 }
+                None => {}
             }
         }
         for whole in &mut self.handlers.services {
-            if result.is_err() {
+            if pending.failed() {
                 break;
             }
             let batch = Batch {
@@ -310,45 +340,59 @@ impl AppLoop {
                     .collect(),
             };
             if !batch.items.is_empty() {
-                result = (whole.handler)(&batch);
-            }
-        }
-        let Some(backend) = self.device.backend() else {
-            return;
-        };
-        match backend.complete_write(token, result) {
-            Ok(()) if result.is_ok() => {
-                for (aid, iid, value) in &items {
-                    self.changed(*aid, *iid, value);
+                let what = || format!("the writes of service {}.{}", whole.aid, whole.service);
+                match guarded(what, || (whole.handler)(&batch)) {
+                    Some(Ok(())) => {}
+                    Some(Err(status)) => pending.fail(status),
+                    None => pending.fail(HapStatus::ServiceCommunicationFailure),
                 }
             }
-            Ok(()) => {}
-            // Timed out (-70408 was sent) or the controller left.
-            Err(e) => log::info!("write not completed: {e}"),
+        }
+        if let Some(stored) = pending.answer(Ok(())) {
+            self.changed(&stored);
         }
     }
 
     /// Asks the read handler of `aid`.`iid`, or else answers with the stored value.
     fn read(&mut self, token: Token, aid: u64, iid: u64) {
-        let Some(backend) = self.device.backend() else {
+        let Some(backend) = self.device.backend().cloned() else {
             return;
         };
+        let what = || format!("the read of {aid}.{iid}");
         let result = match self.handlers.reads.get_mut(&(aid, iid)) {
-            Some(handler) => handler(),
+            Some(ReadFn::Now(handler)) => {
+                guarded(what, handler).unwrap_or(Err(HapStatus::ServiceCommunicationFailure))
+            }
+            Some(ReadFn::Later(handler)) => {
+                let reply = ReadReply::new(backend, token, aid, iid);
+                // A panic drops the reply, which fails the read.
+                guarded(what, || handler(reply));
+                return;
+            }
             None => backend
                 .value(aid, iid)
                 .ok_or(HapStatus::ResourceDoesNotExist),
         };
-        if let Err(e) = backend.complete_read(token, result) {
-            log::info!("read not completed: {e}");
+        complete_read(&*backend, token, aid, iid, result);
+    }
+
+    /// Calls the identify handler, or prints `Identify`.
+    fn identify(&mut self) {
+        match self.handlers.identify.as_mut() {
+            Some(handler) => {
+                guarded(|| "identify".into(), handler);
+            }
+            None => println!("Identify"),
         }
     }
 
-    /// Tells the change handlers of `aid`.`iid` about a stored write.
-    fn changed(&mut self, aid: u64, iid: u64, value: &OwnedValue) {
-        if let Some(handlers) = self.handlers.changes.get_mut(&(aid, iid)) {
-            for handler in handlers {
-                handler(value);
+    /// Tells the change handlers about stored writes.
+    fn changed(&mut self, items: &[(u64, u64, OwnedValue)]) {
+        for (aid, iid, value) in items {
+            if let Some(handlers) = self.handlers.changes.get_mut(&(*aid, *iid)) {
+                for handler in handlers {
+                    guarded(|| format!("the change of {aid}.{iid}"), || handler(value));
+                }
             }
         }
     }
@@ -394,10 +438,13 @@ mod tests {
     fn handlers_mark_their_characteristics_and_values_survive() {
         let (database, _, on, brightness) = lamp();
         let mut handlers = Handlers::default();
-        handlers.writes.insert((1, on), Box::new(|_| Ok(())));
         handlers
-            .reads
-            .insert((1, brightness), Box::new(|| Ok(OwnedValue::Int(1))));
+            .writes
+            .insert((1, on), WriteFn::Now(Box::new(|_| Ok(None))));
+        handlers.reads.insert(
+            (1, brightness),
+            ReadFn::Now(Box::new(|| Ok(OwnedValue::Int(1)))),
+        );
         let marked = handlers.mark(database).unwrap();
         assert!(def(&marked, on).confirm_writes && !def(&marked, on).read_on_demand);
         let level = def(&marked, brightness);

@@ -7,6 +7,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use hap_core::database::OwnedValue;
 use hap_core::server::Event;
 
 use super::timers::{Job, TimerId};
@@ -22,6 +23,7 @@ impl std::fmt::Debug for Message {
             Inner::Line(line) => f.debug_tuple("Line").field(line).finish(),
             Inner::Timer(id, delay, _) => f.debug_tuple("Timer").field(id).field(delay).finish(),
             Inner::Cancel(id) => f.debug_tuple("Cancel").field(id).finish(),
+            Inner::Changed(items) => f.debug_tuple("Changed").field(items).finish(),
             Inner::Stop => f.write_str("Stop"),
         }
     }
@@ -38,6 +40,9 @@ pub(crate) enum Inner {
     Timer(TimerId, Duration, Job),
     /// A timer to cancel.
     Cancel(TimerId),
+    /// Writes stored after a deferred answer: `(aid, iid, value)`, for the change
+    /// handlers.
+    Changed(Vec<(u64, u64, OwnedValue)>),
     /// The accessory shut down: the loop ends.
     Stop,
 }

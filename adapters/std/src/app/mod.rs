@@ -101,14 +101,16 @@ mod device;
 mod dispatch;
 mod flags;
 mod inbox;
+mod reply;
 mod timers;
 
 pub use banner::banner;
 pub use device::{Backend, Device, DeviceError};
 pub use dispatch::{AppLoop, Batch};
-use dispatch::{Handlers, ServiceWrites};
+use dispatch::{Handlers, ReadFn, ServiceWrites, WriteFn};
 pub use flags::Flags;
 pub use inbox::{Inbox, Message};
+pub use reply::{ReadReply, Reply};
 pub use timers::TimerId;
 
 /// Why an application could not start or run.
@@ -420,13 +422,114 @@ impl<R: Runtime> AppOn<R> {
     /// are asked in request order, and the first error fails all of them (those after it
     /// are not asked). Unanswered within the core's read timeout (9 s), the write fails
     /// with -70408. After a success, the [`AppOn::on_change_value`] handlers are called.
+    ///
+    /// The handler runs on the application's loop, which handles every event one at a
+    /// time (on smol, on the executor that serves the connections): it must not block.
+    /// A device that answers slowly is for [`AppOn::on_write_deferred_value`]. A handler
+    /// that panics fails the write with -70402; the loop goes on.
+    ///
+    /// It replaces an earlier write handler of the same characteristic, deferred or not
+    /// ([`AppOn::on_change_value`] handlers add up instead).
     pub fn on_write_value(
         &mut self,
         aid: u64,
         iid: u64,
-        handler: impl FnMut(&OwnedValue) -> Result<(), HapStatus> + Send + 'static,
+        mut handler: impl FnMut(&OwnedValue) -> Result<(), HapStatus> + Send + 'static,
     ) -> &mut Self {
-        self.handlers.writes.insert((aid, iid), Box::new(handler));
+        let handler = move |value: &OwnedValue| handler(value).map(|()| None);
+        self.handlers
+            .writes
+            .insert((aid, iid), WriteFn::Now(Box::new(handler)));
+        self
+    }
+
+    /// [`AppOn::on_write`] for a characteristic with a write response
+    /// ([`Perms::WRITE_RESPONSE`](hap_core::catalog::Perms::WRITE_RESPONSE)), such as a
+    /// TLV8 control point: `Ok` stores the value written, and answers a controller that
+    /// asked for a response (`"r":true`) with the value `handler` returned, which is
+    /// stored too. An error fails the write.
+    pub fn on_write_response<T: CharacteristicValue + 'static>(
+        &mut self,
+        characteristic: Handle<T>,
+        mut handler: impl FnMut(T) -> Result<T, HapStatus> + Send + 'static,
+    ) -> &mut Self {
+        self.on_write_response_value(characteristic.aid(), characteristic.iid(), move |value| {
+            T::from_owned(value)
+                .map_or(Err(HapStatus::InvalidValueInRequest), &mut handler)
+                .map(T::into_owned)
+        })
+    }
+
+    /// [`AppOn::on_write_response`] without the type; as [`AppOn::on_write_value`]
+    /// otherwise.
+    pub fn on_write_response_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        mut handler: impl FnMut(&OwnedValue) -> Result<OwnedValue, HapStatus> + Send + 'static,
+    ) -> &mut Self {
+        let handler = move |value: &OwnedValue| handler(value).map(Some);
+        self.handlers
+            .writes
+            .insert((aid, iid), WriteFn::Now(Box::new(handler)));
+        self
+    }
+
+    /// [`AppOn::on_write`] for a handler that answers later, from any thread: it gets the
+    /// value and a [`Reply`] to answer with, and returns at once, so the loop goes on
+    /// (a door controller on a slow serial link, say). Dropping the reply unanswered
+    /// fails the write with -70402.
+    pub fn on_write_deferred<T: CharacteristicValue + 'static>(
+        &mut self,
+        characteristic: Handle<T>,
+        mut handler: impl FnMut(T, Reply) + Send + 'static,
+    ) -> &mut Self {
+        self.on_write_deferred_value(
+            characteristic.aid(),
+            characteristic.iid(),
+            move |value, reply| match T::from_owned(value) {
+                Some(value) => handler(value, reply),
+                None => reply.fail(HapStatus::InvalidValueInRequest),
+            },
+        )
+    }
+
+    /// [`AppOn::on_write_deferred`] without the type; as [`AppOn::on_write_value`]
+    /// otherwise. In a request with several items, the handlers after one that failed at
+    /// once are not asked, but those after a deferred one are, before it answers.
+    pub fn on_write_deferred_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        handler: impl FnMut(&OwnedValue, Reply) + Send + 'static,
+    ) -> &mut Self {
+        self.handlers
+            .writes
+            .insert((aid, iid), WriteFn::Later(Box::new(handler)));
+        self
+    }
+
+    /// [`AppOn::on_read`] for a handler that answers later, from any thread, through the
+    /// [`ReadReply`] it gets; it returns at once, so the loop goes on. Dropping the reply
+    /// unanswered fails the read with -70402.
+    pub fn on_read_deferred<T: CharacteristicValue + 'static>(
+        &mut self,
+        characteristic: Handle<T>,
+        handler: impl FnMut(ReadReply) + Send + 'static,
+    ) -> &mut Self {
+        self.on_read_deferred_value(characteristic.aid(), characteristic.iid(), handler)
+    }
+
+    /// [`AppOn::on_read_deferred`] without the type.
+    pub fn on_read_deferred_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        handler: impl FnMut(ReadReply) + Send + 'static,
+    ) -> &mut Self {
+        self.handlers
+            .reads
+            .insert((aid, iid), ReadFn::Later(Box::new(handler)));
         self
     }
 
@@ -450,16 +553,23 @@ impl<R: Runtime> AppOn<R> {
     }
 
     /// [`AppOn::on_read`] without the type. Asks `handler` for the value of characteristic
-    /// `aid`.`iid` whenever a controller reads it: `Ok` answers with the value (stored, so subscribers hear of a change),
-    /// an error fails the read with that status. The characteristic is marked read on
-    /// demand.
+    /// `aid`.`iid` whenever a controller reads it: `Ok` answers with the value (stored, so
+    /// subscribers hear of a change), an error fails the read with that status, and so
+    /// does a value that does not suit the characteristic (-70410). The characteristic is
+    /// marked read on demand.
+    ///
+    /// The handler runs on the application's loop and must not block (see
+    /// [`AppOn::on_write_value`]); a slow device is for [`AppOn::on_read_deferred_value`].
+    /// It replaces an earlier read handler of the same characteristic.
     pub fn on_read_value(
         &mut self,
         aid: u64,
         iid: u64,
         handler: impl FnMut() -> Result<OwnedValue, HapStatus> + Send + 'static,
     ) -> &mut Self {
-        self.handlers.reads.insert((aid, iid), Box::new(handler));
+        self.handlers
+            .reads
+            .insert((aid, iid), ReadFn::Now(Box::new(handler)));
         self
     }
 
