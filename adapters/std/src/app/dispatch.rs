@@ -131,7 +131,9 @@ impl Handlers {
 
 /// The items of one controller's write request for one service that the application
 /// handles as a whole ([`super::AppOn::on_service_write`]): On and Brightness of a light,
-/// say. Nothing is stored yet.
+/// say. Nothing is stored yet. A request with more than
+/// [`PENDING_PER_CONNECTION`](hap_core::server::PENDING_PER_CONNECTION) confirmed items
+/// for one accessory comes as several batches.
 #[derive(Debug)]
 pub struct Batch {
     aid: u64,

@@ -537,6 +537,12 @@ impl<R: Runtime> AppOn<R> {
     /// service `service` of accessory `aid` (the service's iid, from
     /// [`ServiceBuilder::iid`](hap_core::database::builder::ServiceBuilder::iid)), all
     /// at once: HomeSpan's `update()`. As [`AppOn::on_write_value`] otherwise.
+    ///
+    /// A [`Batch`] is what the core completes under one token, which holds at most
+    /// [`PENDING_PER_CONNECTION`](hap_core::server::PENDING_PER_CONNECTION) (8) items: a
+    /// request that writes more to one accessory comes as several batches, one call
+    /// each, confirmed or failed each on its own. Of a batch, this handler sees the items
+    /// of its service only, after the items' own write handlers.
     pub fn on_service_write(
         &mut self,
         aid: u64,
