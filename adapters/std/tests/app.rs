@@ -433,3 +433,21 @@ fn a_write_response_handler_answers_with_its_value() {
     device.shut_down();
     running.join().expect("run returns after shut_down");
 }
+
+/// Device::shut_down before run shuts the accessory down as soon as it has started.
+#[test]
+fn a_shut_down_before_run_stops_the_accessory_once_started() {
+    let data = tempfile::tempdir().unwrap();
+    let mut app = App::new(&flags(data.path()), "Test Lamp", Category::LIGHTBULB).expect("starts");
+    app.build(|b, name| {
+        b.accessory("lamp", &AccessoryInfo::new(name, "Acme", "L", "1", "1.0"));
+        b.service(&s::LIGHTBULB).primary().handle(t::ON)
+    })
+    .unwrap();
+    let device = app.device();
+    device.shut_down();
+    let (done, ended) = mpsc::channel();
+    std::thread::spawn(move || done.send(app.run().is_ok()).unwrap());
+    assert_eq!(ended.recv_timeout(Duration::from_secs(10)), Ok(true));
+    assert!(device.local_addr().is_some(), "it had started");
+}

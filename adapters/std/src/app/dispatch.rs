@@ -205,17 +205,13 @@ impl AppLoop {
     }
 
     /// Call once the accessory accepts connections: connects the [`Device`] to
-    /// `backend`, prints `listening on ADDR`, makes Ctrl+C and SIGTERM shut it down, and
-    /// starts reading stdin if the application handles typed lines.
+    /// `backend` (shutting it down at once if [`Device::shut_down`], Ctrl+C or SIGTERM
+    /// came first), prints `listening on ADDR`, and starts reading stdin if the
+    /// application handles typed lines.
     pub fn started(&self, backend: Arc<dyn Backend>) -> Result<(), AppError> {
         self.device.attach(backend.clone());
         println!("listening on {}", backend.local_addr());
         let _ = std::io::stdout().flush();
-        // Only one handler per process: an application that installed its own keeps it,
-        // and shuts down through its Device.
-        if let Err(e) = ctrlc::set_handler(move || backend.shut_down()) {
-            log::warn!("Ctrl+C and SIGTERM are not handled here: {e}");
-        }
         if self.handlers.line.is_some() {
             let inbox = self.inbox.clone();
             // A thread of its own rather than an async runtime's blocking pool, whose idle
@@ -249,7 +245,7 @@ impl AppLoop {
                     }
                 }
                 Inner::Changed(items) => self.changed(&items),
-                Inner::Timer(id, delay, job) => self.timers.add(id, now + delay, job),
+                Inner::Timer(id, at, job) => self.timers.add(id, at, job),
                 Inner::Cancel(id) => self.timers.cancel(id),
                 Inner::Stop => return false,
             }
@@ -481,5 +477,27 @@ mod tests {
             matches!(e, Entry::Characteristic(d) if d.confirm_writes && d.iid != on && d.iid != brightness)
         });
         assert_eq!(others.count(), 0);
+    }
+
+    #[test]
+    fn a_timer_counts_from_when_it_was_started_not_from_when_the_loop_takes_it() {
+        let inbox = Arc::new(Inbox::default());
+        let device = Device::new(inbox.clone());
+        let mut app_loop = AppLoop::new(Handlers::default(), device.clone(), inbox.clone());
+        let before = Instant::now();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        device.after(std::time::Duration::from_secs(2), move |_| {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let after = Instant::now();
+        // The loop takes the message a second late (on the virtual clock).
+        let message = inbox.recv_until(Some(after));
+        assert!(app_loop.turn(message, before + std::time::Duration::from_secs(1)));
+        let due = app_loop.next_deadline().expect("the timer is pending");
+        assert!(due >= before + std::time::Duration::from_secs(2));
+        assert!(due <= after + std::time::Duration::from_secs(2));
+        assert!(app_loop.turn(None, due));
+        assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

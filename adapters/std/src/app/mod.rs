@@ -82,6 +82,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Args as _, FromArgMatches as _};
@@ -601,10 +602,31 @@ impl<R: Runtime> AppOn<R> {
         Ok(())
     }
 
+    /// Makes Ctrl+C and SIGTERM shut the accessory down, from now on: a signal before it
+    /// serves shuts it down as soon as it starts. A second signal ends the process at
+    /// once with status 130, for a shutdown that hangs on a connection.
+    fn handle_signals(&self) {
+        let device = self.device.clone();
+        let signalled = AtomicBool::new(false);
+        let handler = move || {
+            if signalled.swap(true, Ordering::SeqCst) {
+                eprintln!("stopped at once");
+                std::process::exit(130);
+            }
+            device.shut_down();
+        };
+        // Only one handler per process: an application that installed its own keeps it,
+        // and shuts down through its Device.
+        if let Err(e) = ctrlc::set_handler(handler) {
+            log::warn!("Ctrl+C and SIGTERM are not handled here: {e}");
+        }
+    }
+
     /// The banner printed, the options made from the flags: what [`Runtime::run`] gets.
     fn prepare(mut self) -> Result<Prepared, AppError> {
         let database = self.database.take().ok_or(AppError::NotBuilt)?;
         let database = self.handlers.mark(database)?;
+        self.handle_signals();
         print!("{}", banner(&self.name, self.category, &self.setup));
         let mut options = Options::new(&self.name, &self.model, self.category);
         options.bind = self.flags.bind();
