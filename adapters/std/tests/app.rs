@@ -451,3 +451,39 @@ fn a_shut_down_before_run_stops_the_accessory_once_started() {
     assert_eq!(ended.recv_timeout(Duration::from_secs(10)), Ok(true));
     assert!(device.local_addr().is_some(), "it had started");
 }
+
+/// The iid of the Identify characteristic of accessory 1, from `/accessories`.
+fn identify_iid(home: &mut Controller) -> u64 {
+    let accessories = home.get("/accessories").text();
+    // A characteristic's object holds no other object.
+    let object = accessories
+        .split('{')
+        .find(|object| object.contains(r#""type":"14""#))
+        .expect("an Identify characteristic");
+    let digits = object.split(r#""iid":"#).nth(1).expect("its iid");
+    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap();
+    digits[..end].parse().unwrap()
+}
+
+/// The Home app's Identify, a write of the Identify characteristic, reaches on_identify.
+#[test]
+fn a_write_of_identify_calls_the_identify_handler() {
+    let data = tempfile::tempdir().unwrap();
+    let (asked, identified) = mpsc::channel();
+    let (running, mut home, device, (on, _, _)) = lamp(data.path(), |app, _, _, _| {
+        app.on_identify(move |aid| asked.send(aid).unwrap());
+    });
+    let iid = identify_iid(&mut home);
+    let write = put(
+        &mut home,
+        &format!(r#"{{"aid":{},"iid":{iid},"value":true}}"#, on.aid()),
+    );
+    assert_eq!(write.status, 204, "{}", write.text());
+    assert_eq!(
+        identified.recv_timeout(Duration::from_secs(5)),
+        Ok(on.aid())
+    );
+
+    device.shut_down();
+    running.join().expect("run returns after shut_down");
+}

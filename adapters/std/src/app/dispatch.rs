@@ -1,11 +1,12 @@
 //! The application loop: hands events, typed lines and timers to the application's
 //! handlers, one at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead as _, Write as _};
 use std::sync::Arc;
 use std::time::Instant;
 
+use hap_core::catalog::characteristic::IDENTIFY;
 use hap_core::catalog::typed::CharacteristicValue;
 use hap_core::catalog::Perms;
 use hap_core::database::builder::BuildError;
@@ -46,8 +47,8 @@ pub(crate) enum ReadFn {
 }
 /// Called with a line typed on stdin.
 pub(crate) type LineFn = Box<dyn FnMut(&str) + Send>;
-/// Called when a controller asks the accessory to identify itself.
-pub(crate) type IdentifyFn = Box<dyn FnMut() + Send>;
+/// Called with the aid of an accessory a controller asks to identify itself.
+pub(crate) type IdentifyFn = Box<dyn FnMut(u64) + Send>;
 
 /// A service that the application handles as a whole: [`super::AppOn::on_service_write`].
 pub(crate) struct ServiceWrites {
@@ -67,6 +68,8 @@ pub(crate) struct Handlers {
     pub(crate) reads: HashMap<(u64, u64), ReadFn>,
     pub(crate) line: Option<LineFn>,
     pub(crate) identify: Option<IdentifyFn>,
+    /// The Identify characteristics, as `(aid, iid)`, found when the database is marked.
+    pub(crate) identify_at: HashSet<(u64, u64)>,
 }
 
 impl Handlers {
@@ -86,6 +89,9 @@ impl Handlers {
                 Entry::Service(def) => service = def.iid,
                 Entry::Characteristic(def) => {
                     let key = (aid, def.iid);
+                    if def.kind.uuid == IDENTIFY.uuid {
+                        self.identify_at.insert(key);
+                    }
                     let writable = def.perms.contains(Perms::WRITE);
                     let mut confirm = self.writes.contains_key(&key);
                     for whole in &mut self.services {
@@ -267,6 +273,9 @@ impl AppLoop {
 
     fn dispatch(&mut self, event: Event) {
         match event {
+            Event::Write { aid, iid, .. } if self.handlers.identify_at.contains(&(aid, iid)) => {
+                self.identify(aid);
+            }
             Event::Write {
                 aid, iid, value, ..
             } => self.changed(&[(aid, iid, value)]),
@@ -287,7 +296,8 @@ impl AppLoop {
                 }
             }
             Event::Read { token, aid, iid } => self.read(token, aid, iid),
-            Event::Identify => self.identify(),
+            // Unpaired: the primary accessory.
+            Event::Identify => self.identify(1),
             Event::Verified { controller } => println!(
                 "Controller {} connected",
                 String::from_utf8_lossy(controller.as_bytes())
@@ -375,10 +385,10 @@ impl AppLoop {
     }
 
     /// Calls the identify handler, or prints `Identify`.
-    fn identify(&mut self) {
+    fn identify(&mut self, aid: u64) {
         match self.handlers.identify.as_mut() {
             Some(handler) => {
-                guarded(|| "identify".into(), handler);
+                guarded(|| format!("identify of {aid}"), || handler(aid));
             }
             None => println!("Identify"),
         }

@@ -586,9 +586,11 @@ impl<R: Runtime> AppOn<R> {
         self
     }
 
-    /// Calls `handler` when an unpaired accessory is asked to identify itself; without
-    /// one, `Identify` is printed.
-    pub fn on_identify(&mut self, handler: impl FnMut() + Send + 'static) -> &mut Self {
+    /// Calls `handler` with the accessory's aid when it is asked to identify itself: by
+    /// a controller's write of its Identify characteristic (the Home app's Identify, once
+    /// paired), or by `/identify` while unpaired (aid 1, the primary accessory). Without
+    /// a handler, `Identify` is printed.
+    pub fn on_identify(&mut self, handler: impl FnMut(u64) + Send + 'static) -> &mut Self {
         self.handlers.identify = Some(Box::new(handler));
         self
     }
