@@ -77,18 +77,26 @@ impl Handlers {
     /// service with one) marked [`confirmed`](hap_core::database::CharacteristicDef::confirmed),
     /// and those with read handlers marked on demand. Rebuilt with the same values only
     /// if something had to be marked.
+    ///
+    /// A handler of a characteristic or service that is not there is
+    /// [`AppError::NoSuchCharacteristic`] or [`AppError::NoSuchService`].
     pub(crate) fn mark(
         &mut self,
         database: Database<'static>,
-    ) -> Result<Database<'static>, BuildError> {
+    ) -> Result<Database<'static>, AppError> {
         let mut entries: Vec<Entry<'static>> = database.entries().to_vec();
         let (mut aid, mut service, mut marked) = (0, 0, false);
+        let (mut characteristics, mut services) = (HashSet::new(), HashSet::new());
         for entry in &mut entries {
             match entry {
                 Entry::Accessory(at) => aid = *at,
-                Entry::Service(def) => service = def.iid,
+                Entry::Service(def) => {
+                    service = def.iid;
+                    services.insert((aid, service));
+                }
                 Entry::Characteristic(def) => {
                     let key = (aid, def.iid);
+                    characteristics.insert(key);
                     if def.kind.uuid == IDENTIFY.uuid {
                         self.identify_at.insert(key);
                     }
@@ -107,11 +115,28 @@ impl Handlers {
                 }
             }
         }
+        let keys = self.writes.keys().chain(self.reads.keys());
+        if let Some(&(aid, iid)) = keys
+            .chain(self.changes.keys())
+            .find(|key| !characteristics.contains(*key))
+        {
+            return Err(AppError::NoSuchCharacteristic { aid, iid });
+        }
+        if let Some(whole) = self
+            .services
+            .iter()
+            .find(|whole| !services.contains(&(whole.aid, whole.service)))
+        {
+            return Err(AppError::NoSuchService {
+                aid: whole.aid,
+                service: whole.service,
+            });
+        }
         if !marked {
             return Ok(database);
         }
         let slots = vec![Slot::EMPTY; database.characteristic_count()];
-        let mut rebuilt = Database::new(entries, slots)?;
+        let mut rebuilt = Database::new(entries, slots).map_err(BuildError::from)?;
         let mut aid = 0;
         for entry in database.entries() {
             match entry {
@@ -120,11 +145,11 @@ impl Handlers {
                     let (old, new) = (database.get(aid, def.iid), rebuilt.get(aid, def.iid));
                     if let Some(value) = old.filter(|old| Some(*old) != new) {
                         rebuilt.set(aid, def.iid, value.clone()).map_err(|error| {
-                            BuildError::Value {
+                            AppError::Build(BuildError::Value {
                                 aid,
                                 iid: def.iid,
                                 error,
-                            }
+                            })
                         })?;
                     }
                 }
@@ -509,5 +534,29 @@ mod tests {
         assert!(due <= after + std::time::Duration::from_secs(2));
         assert!(app_loop.turn(None, due));
         assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_handler_of_nothing_is_refused() {
+        let (database, service, on, _) = lamp();
+        let mut handlers = Handlers::default();
+        handlers.changes.entry((1, on)).or_default();
+        handlers.changes.entry((2, on)).or_default();
+        assert!(matches!(
+            handlers.mark(database),
+            Err(AppError::NoSuchCharacteristic { aid: 2, iid }) if iid == on
+        ));
+        let (database, ..) = lamp();
+        let mut handlers = Handlers::default();
+        handlers.services.push(ServiceWrites {
+            aid: 1,
+            service: on,
+            members: Vec::new(),
+            handler: Box::new(|_| Ok(())),
+        });
+        assert!(matches!(
+            handlers.mark(database),
+            Err(AppError::NoSuchService { aid: 1, service: s }) if s == on && s != service
+        ));
     }
 }

@@ -131,6 +131,21 @@ pub enum AppError {
     /// [`AppOn::build`]'s closure returned `None`: a characteristic it looked for is not
     /// there.
     MissingCharacteristic,
+    /// A handler was given for a characteristic that is not there (raw ids of
+    /// [`AppOn::on_change_value`] and the like).
+    NoSuchCharacteristic {
+        /// The accessory.
+        aid: u64,
+        /// The characteristic.
+        iid: u64,
+    },
+    /// [`AppOn::on_service_write`] was given a service that is not there.
+    NoSuchService {
+        /// The accessory.
+        aid: u64,
+        /// The service's iid.
+        service: u64,
+    },
     /// mDNS could not start.
     Mdns(String),
     /// A thread could not be started.
@@ -146,6 +161,18 @@ impl fmt::Display for AppError {
             Self::NotBuilt => f.write_str("no accessories: call App::build before App::run"),
             Self::MissingCharacteristic => {
                 f.write_str("App::build: a characteristic looked for is not there")
+            }
+            Self::NoSuchCharacteristic { aid, iid } => {
+                write!(
+                    f,
+                    "a handler was given for characteristic {aid}.{iid}, which is not there"
+                )
+            }
+            Self::NoSuchService { aid, service } => {
+                write!(
+                    f,
+                    "a handler was given for service {aid}.{service}, which is not there"
+                )
             }
             Self::Mdns(e) => write!(f, "cannot start mDNS (use --no-mdns to run without): {e}"),
             Self::Thread(e) => write!(f, "cannot start a thread: {e}"),
@@ -166,7 +193,11 @@ impl std::error::Error for AppError {
             Self::Start(e) => Some(e),
             Self::Build(e) => Some(e),
             Self::Thread(e) => Some(e),
-            Self::NotBuilt | Self::MissingCharacteristic | Self::Mdns(_) => None,
+            Self::NotBuilt
+            | Self::MissingCharacteristic
+            | Self::NoSuchCharacteristic { .. }
+            | Self::NoSuchService { .. }
+            | Self::Mdns(_) => None,
         }
     }
 }
@@ -596,7 +627,9 @@ impl<R: Runtime> AppOn<R> {
     }
 
     /// Prints the banner, serves until Ctrl+C, SIGTERM or [`Device::shut_down`], and
-    /// prints `stopped`.
+    /// prints `stopped`. A handler given for a characteristic or service that is not
+    /// there is refused first, as [`AppError::NoSuchCharacteristic`] or
+    /// [`AppError::NoSuchService`].
     pub fn run(self) -> Result<(), AppError> {
         let prepared = self.prepare()?;
         R::run(prepared)?;
