@@ -7,14 +7,19 @@
 //!   ([`crate::mdns`]), logging at `--log`;
 //! - the start-up [`banner`]: name, setup code, setup URI and its QR code; then the line
 //!   `listening on ADDR` once connections are accepted, and `stopped` at the end;
-//! - Ctrl+C and SIGTERM, which send the mDNS goodbye and stop cleanly;
+//! - Ctrl+C and SIGTERM, which send the mDNS goodbye and stop cleanly (a second one ends
+//!   the process at once, with status 130);
 //! - handlers, run one at a time on the application's loop, by typed
 //!   [`Handle`]: for a controller's writes, which the
 //!   application confirms or fails with a [`HapStatus`] ([`AppOn::on_write`], or
 //!   [`AppOn::on_service_write`] for a service's writes of one request at once) or only
 //!   hears of once stored ([`AppOn::on_change`]); for reads on demand
-//!   ([`AppOn::on_read`]); for lines typed on stdin ([`AppOn::on_line`]) and for identify.
-//!   The `*_value` twins take raw ids and values;
+//!   ([`AppOn::on_read`]); for lines typed on stdin ([`AppOn::on_line`]) and for identify
+//!   ([`AppOn::on_identify`]). The `*_value` twins take raw ids and values. A handler
+//!   must not block, as the loop (on smol, the executor serving the connections) waits
+//!   for it: a slow device answers later through a [`Reply`] or [`ReadReply`]
+//!   ([`AppOn::on_write_deferred`], [`AppOn::on_read_deferred`]). A handler that panics
+//!   fails its write or read with -70402, and the loop goes on;
 //! - a [`Device`] to set values from the hardware's side and to start timers
 //!   ([`Device::after`], [`Device::every`]) on the same loop.
 //!
@@ -75,7 +80,12 @@
 //!         });
 //!         Ok(())
 //!     });
-//!     app.on_line(move |line| reachable.store(line != "unreachable", Ordering::Relaxed));
+//!     // Typing `reachable` or `unreachable` changes that; other lines are ignored.
+//!     app.on_line(move |line| match line.trim() {
+//!         "reachable" => reachable.store(true, Ordering::Relaxed),
+//!         "unreachable" => reachable.store(false, Ordering::Relaxed),
+//!         _ => {}
+//!     });
 //!     app.run()
 //! }
 //! ```
@@ -385,7 +395,8 @@ impl<R: Runtime> AppOn<R> {
 
     /// Calls `handler` with each value a controller writes to `characteristic`, once it
     /// is stored. The write has succeeded already; for a device that may refuse, use
-    /// [`AppOn::on_write`].
+    /// [`AppOn::on_write`]. Change handlers add up: each one given is called, in order.
+    /// (Write and read handlers replace: one per characteristic.)
     pub fn on_change<T: CharacteristicValue + 'static>(
         &mut self,
         characteristic: Handle<T>,
