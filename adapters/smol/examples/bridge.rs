@@ -48,7 +48,7 @@ struct Parts {
 }
 
 fn main() -> Result<(), AppError> {
-    let mut args = Args::parse();
+    let args = Args::parse();
     let mut chosen = args.accessories.clone();
     if (1..chosen.len()).any(|i| chosen[..i].contains(&chosen[i])) {
         let message = "an accessory is named twice";
@@ -59,9 +59,6 @@ fn main() -> Result<(), AppError> {
     if chosen.is_empty() {
         chosen = ACCESSORIES.map(String::from).to_vec();
     }
-    args.flags
-        .data
-        .get_or_insert_with(|| "./bridge-data".into());
     let mut app = App::new(&args.flags, "Virtual Bridge", Category::BRIDGE)?;
     let parts = app.build(|b, name| {
         let info = |name| AccessoryInfo::new(name, "hap-rs", "VirtualBridge", "VB-0001", "0.1.0");

@@ -27,8 +27,8 @@ use hap_core::server::{CompleteError, HapStatus, Token};
 use smol::future::FutureExt as _;
 
 pub use hap_std::app::{
-    banner, AppError, AppLoop, Backend, Device, DeviceError, Flags, Inbox, Message, Prepared,
-    Runtime, TimerId,
+    banner, AppError, AppLoop, AppOn, Backend, Batch, Device, DeviceError, Flags, Inbox, Message,
+    Prepared, ReadReply, Reply, Runtime, TimerId,
 };
 
 /// An accessory program on smol: [`hap_std::app::AppOn`] served by [`Smol`].

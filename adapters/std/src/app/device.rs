@@ -2,9 +2,9 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hap_core::catalog::typed::CharacteristicValue;
 use hap_core::database::handle::Handle;
@@ -122,6 +122,9 @@ struct Shared {
     backend: OnceLock<Arc<dyn Backend>>,
     inbox: Arc<Inbox>,
     next_timer: AtomicU64,
+    /// [`Device::shut_down`] was called: the backend is shut down as soon as it is
+    /// attached.
+    stopping: AtomicBool,
 }
 
 impl fmt::Debug for Device {
@@ -139,6 +142,7 @@ impl Device {
                 backend: OnceLock::new(),
                 inbox,
                 next_timer: AtomicU64::new(1),
+                stopping: AtomicBool::new(false),
             }),
         }
     }
@@ -149,9 +153,16 @@ impl Device {
         Self::new(Arc::default())
     }
 
-    /// Connects the device to the running accessory; once only.
+    /// Connects the device to the running accessory, once only, and shuts it down if
+    /// [`Device::shut_down`] came first.
     pub(crate) fn attach(&self, backend: Arc<dyn Backend>) {
         let _ = self.shared.backend.set(backend);
+        // With shut_down's order (flag, then backend), one of the two sees the other.
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            if let Some(backend) = self.backend() {
+                backend.shut_down();
+            }
+        }
     }
 
     pub(crate) fn backend(&self) -> Option<&Arc<dyn Backend>> {
@@ -213,17 +224,20 @@ impl Device {
     }
 
     /// Shuts the accessory down, as Ctrl+C does: the mDNS goodbye, every connection
-    /// closed, and [`super::AppOn::run`] returns.
+    /// closed, and [`super::AppOn::run`] returns. Called before the accessory runs, it
+    /// shuts down as soon as it has started.
     pub fn shut_down(&self) {
-        match self.backend() {
-            Some(backend) => backend.shut_down(),
-            None => self.shared.inbox.stop(),
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        if let Some(backend) = self.backend() {
+            backend.shut_down();
         }
     }
 
     fn start_timer(&self, delay: Duration, job: Job) -> TimerId {
         let id = TimerId(self.shared.next_timer.fetch_add(1, Ordering::Relaxed));
-        self.shared.inbox.post(Inner::Timer(id, delay, job));
+        // Due counting from now, not from when the loop takes the message.
+        let at = Instant::now() + delay;
+        self.shared.inbox.post(Inner::Timer(id, at, job));
         id
     }
 }

@@ -1,11 +1,12 @@
 //! The application loop: hands events, typed lines and timers to the application's
 //! handlers, one at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead as _, Write as _};
 use std::sync::Arc;
 use std::time::Instant;
 
+use hap_core::catalog::characteristic::IDENTIFY;
 use hap_core::catalog::typed::CharacteristicValue;
 use hap_core::catalog::Perms;
 use hap_core::database::builder::BuildError;
@@ -15,22 +16,39 @@ use hap_core::server::{Event, Token};
 use hap_core::status::HapStatus;
 
 use super::inbox::{Inbox, Inner, Message};
+use super::reply::{complete_read, guarded, Items, ReadReply, Reply, SharedWrite};
 use super::timers::Timers;
 use super::{AppError, Backend, Device};
 
 /// Called with a value a controller wrote, once it is stored.
 pub(crate) type ChangeFn = Box<dyn FnMut(&OwnedValue) + Send>;
-/// Called with a value a controller writes to a confirmed characteristic, before it is
-/// stored; its error fails the write.
-pub(crate) type WriteFn = Box<dyn FnMut(&OwnedValue) -> Result<(), HapStatus> + Send>;
+/// Asked about a value a controller writes to a confirmed characteristic, before it is
+/// stored.
+pub(crate) enum WriteFn {
+    /// Answers at once.
+    Now(WriteNowFn),
+    /// Answers through the [`Reply`], perhaps later.
+    Later(WriteLaterFn),
+}
+/// A write handler that answers at once: an error fails the write; `Ok(Some)` is the
+/// write response.
+pub(crate) type WriteNowFn =
+    Box<dyn FnMut(&OwnedValue) -> Result<Option<OwnedValue>, HapStatus> + Send>;
+/// A write handler that answers through the [`Reply`].
+pub(crate) type WriteLaterFn = Box<dyn FnMut(&OwnedValue, Reply) + Send>;
 /// Called with the items of one request for one service, before they are stored.
 pub(crate) type BatchFn = Box<dyn FnMut(&Batch) -> Result<(), HapStatus> + Send>;
-/// Called when a controller reads a characteristic on demand.
-pub(crate) type ReadFn = Box<dyn FnMut() -> Result<OwnedValue, HapStatus> + Send>;
+/// Asked when a controller reads a characteristic on demand.
+pub(crate) enum ReadFn {
+    /// Answers at once.
+    Now(Box<dyn FnMut() -> Result<OwnedValue, HapStatus> + Send>),
+    /// Answers through the [`ReadReply`], perhaps later.
+    Later(Box<dyn FnMut(ReadReply) + Send>),
+}
 /// Called with a line typed on stdin.
 pub(crate) type LineFn = Box<dyn FnMut(&str) + Send>;
-/// Called when a controller asks the accessory to identify itself.
-pub(crate) type IdentifyFn = Box<dyn FnMut() + Send>;
+/// Called with the aid of an accessory a controller asks to identify itself.
+pub(crate) type IdentifyFn = Box<dyn FnMut(u64) + Send>;
 
 /// A service that the application handles as a whole: [`super::AppOn::on_service_write`].
 pub(crate) struct ServiceWrites {
@@ -50,6 +68,8 @@ pub(crate) struct Handlers {
     pub(crate) reads: HashMap<(u64, u64), ReadFn>,
     pub(crate) line: Option<LineFn>,
     pub(crate) identify: Option<IdentifyFn>,
+    /// The Identify characteristics, as `(aid, iid)`, found when the database is marked.
+    pub(crate) identify_at: HashSet<(u64, u64)>,
 }
 
 impl Handlers {
@@ -57,18 +77,29 @@ impl Handlers {
     /// service with one) marked [`confirmed`](hap_core::database::CharacteristicDef::confirmed),
     /// and those with read handlers marked on demand. Rebuilt with the same values only
     /// if something had to be marked.
+    ///
+    /// A handler of a characteristic or service that is not there is
+    /// [`AppError::NoSuchCharacteristic`] or [`AppError::NoSuchService`].
     pub(crate) fn mark(
         &mut self,
         database: Database<'static>,
-    ) -> Result<Database<'static>, BuildError> {
+    ) -> Result<Database<'static>, AppError> {
         let mut entries: Vec<Entry<'static>> = database.entries().to_vec();
         let (mut aid, mut service, mut marked) = (0, 0, false);
+        let (mut characteristics, mut services) = (HashSet::new(), HashSet::new());
         for entry in &mut entries {
             match entry {
                 Entry::Accessory(at) => aid = *at,
-                Entry::Service(def) => service = def.iid,
+                Entry::Service(def) => {
+                    service = def.iid;
+                    services.insert((aid, service));
+                }
                 Entry::Characteristic(def) => {
                     let key = (aid, def.iid);
+                    characteristics.insert(key);
+                    if def.kind.uuid == IDENTIFY.uuid {
+                        self.identify_at.insert(key);
+                    }
                     let writable = def.perms.contains(Perms::WRITE);
                     let mut confirm = self.writes.contains_key(&key);
                     for whole in &mut self.services {
@@ -84,11 +115,28 @@ impl Handlers {
                 }
             }
         }
+        let keys = self.writes.keys().chain(self.reads.keys());
+        if let Some(&(aid, iid)) = keys
+            .chain(self.changes.keys())
+            .find(|key| !characteristics.contains(*key))
+        {
+            return Err(AppError::NoSuchCharacteristic { aid, iid });
+        }
+        if let Some(whole) = self
+            .services
+            .iter()
+            .find(|whole| !services.contains(&(whole.aid, whole.service)))
+        {
+            return Err(AppError::NoSuchService {
+                aid: whole.aid,
+                service: whole.service,
+            });
+        }
         if !marked {
             return Ok(database);
         }
         let slots = vec![Slot::EMPTY; database.characteristic_count()];
-        let mut rebuilt = Database::new(entries, slots)?;
+        let mut rebuilt = Database::new(entries, slots).map_err(BuildError::from)?;
         let mut aid = 0;
         for entry in database.entries() {
             match entry {
@@ -97,11 +145,11 @@ impl Handlers {
                     let (old, new) = (database.get(aid, def.iid), rebuilt.get(aid, def.iid));
                     if let Some(value) = old.filter(|old| Some(*old) != new) {
                         rebuilt.set(aid, def.iid, value.clone()).map_err(|error| {
-                            BuildError::Value {
+                            AppError::Build(BuildError::Value {
                                 aid,
                                 iid: def.iid,
                                 error,
-                            }
+                            })
                         })?;
                     }
                 }
@@ -114,7 +162,9 @@ impl Handlers {
 
 /// The items of one controller's write request for one service that the application
 /// handles as a whole ([`super::AppOn::on_service_write`]): On and Brightness of a light,
-/// say. Nothing is stored yet.
+/// say. Nothing is stored yet. A request with more than
+/// [`PENDING_PER_CONNECTION`](hap_core::server::PENDING_PER_CONNECTION) confirmed items
+/// for one accessory comes as several batches.
 #[derive(Debug)]
 pub struct Batch {
     aid: u64,
@@ -160,7 +210,7 @@ pub struct AppLoop {
     device: Device,
     inbox: Arc<Inbox>,
     /// The items of write batches whose last item has not come yet.
-    batches: HashMap<Token, Vec<(u64, u64, OwnedValue)>>,
+    batches: HashMap<Token, Items>,
 }
 
 impl std::fmt::Debug for AppLoop {
@@ -186,17 +236,13 @@ impl AppLoop {
     }
 
     /// Call once the accessory accepts connections: connects the [`Device`] to
-    /// `backend`, prints `listening on ADDR`, makes Ctrl+C and SIGTERM shut it down, and
-    /// starts reading stdin if the application handles typed lines.
+    /// `backend` (shutting it down at once if [`Device::shut_down`], Ctrl+C or SIGTERM
+    /// came first), prints `listening on ADDR`, and starts reading stdin if the
+    /// application handles typed lines.
     pub fn started(&self, backend: Arc<dyn Backend>) -> Result<(), AppError> {
         self.device.attach(backend.clone());
         println!("listening on {}", backend.local_addr());
         let _ = std::io::stdout().flush();
-        // Only one handler per process: an application that installed its own keeps it,
-        // and shuts down through its Device.
-        if let Err(e) = ctrlc::set_handler(move || backend.shut_down()) {
-            log::warn!("Ctrl+C and SIGTERM are not handled here: {e}");
-        }
         if self.handlers.line.is_some() {
             let inbox = self.inbox.clone();
             // A thread of its own rather than an async runtime's blocking pool, whose idle
@@ -226,10 +272,11 @@ impl AppLoop {
                 Inner::Event(event) => self.dispatch(event),
                 Inner::Line(line) => {
                     if let Some(handler) = self.handlers.line.as_mut() {
-                        handler(&line);
+                        guarded(|| "a typed line".into(), || handler(&line));
                     }
                 }
-                Inner::Timer(id, delay, job) => self.timers.add(id, now + delay, job),
+                Inner::Changed(items) => self.changed(&items),
+                Inner::Timer(id, at, job) => self.timers.add(id, at, job),
                 Inner::Cancel(id) => self.timers.cancel(id),
                 Inner::Stop => return false,
             }
@@ -251,9 +298,12 @@ impl AppLoop {
 
     fn dispatch(&mut self, event: Event) {
         match event {
+            Event::Write { aid, iid, .. } if self.handlers.identify_at.contains(&(aid, iid)) => {
+                self.identify(aid);
+            }
             Event::Write {
                 aid, iid, value, ..
-            } => self.changed(aid, iid, &value),
+            } => self.changed(&[(aid, iid, value)]),
             Event::WriteRequest {
                 token,
                 aid,
@@ -271,10 +321,8 @@ impl AppLoop {
                 }
             }
             Event::Read { token, aid, iid } => self.read(token, aid, iid),
-            Event::Identify => match self.handlers.identify.as_mut() {
-                Some(handler) => handler(),
-                None => println!("Identify"),
-            },
+            // Unpaired: the primary accessory.
+            Event::Identify => self.identify(1),
             Event::Verified { controller } => println!(
                 "Controller {} connected",
                 String::from_utf8_lossy(controller.as_bytes())
@@ -285,20 +333,35 @@ impl AppLoop {
         }
     }
 
-    /// Asks the write handlers about a batch, completes it with the first failure or
-    /// success, and on success tells the change handlers.
-    fn write(&mut self, token: Token, items: Vec<(u64, u64, OwnedValue)>) {
-        let mut result = Ok(());
+    /// Asks the write handlers about a batch and completes it with the first failure or
+    /// success, once every handler answered; on success tells the change handlers.
+    fn write(&mut self, token: Token, items: Items) {
+        let Some(backend) = self.device.backend().cloned() else {
+            return;
+        };
+        let pending = SharedWrite::new(token, backend, self.inbox.clone(), items.clone());
         for (aid, iid, value) in &items {
-            if let Some(handler) = self.handlers.writes.get_mut(&(*aid, *iid)) {
-                result = handler(value);
-                if result.is_err() {
-                    break;
+            if pending.failed() {
+                break;
+            }
+            let what = || format!("the write of {aid}.{iid}");
+            match self.handlers.writes.get_mut(&(*aid, *iid)) {
+                Some(WriteFn::Now(handler)) => match guarded(what, || handler(value)) {
+                    Some(Ok(Some(response))) => pending.respond(*aid, *iid, response),
+                    Some(Ok(None)) => {}
+                    Some(Err(status)) => pending.fail(status),
+                    None => pending.fail(HapStatus::ServiceCommunicationFailure),
+                },
+                Some(WriteFn::Later(handler)) => {
+                    let reply = pending.reply();
+                    // A panic drops the reply, which fails the write.
+                    guarded(what, || handler(value, reply));
                 }
+                None => {}
             }
         }
         for whole in &mut self.handlers.services {
-            if result.is_err() {
+            if pending.failed() {
                 break;
             }
             let batch = Batch {
@@ -310,45 +373,59 @@ impl AppLoop {
                     .collect(),
             };
             if !batch.items.is_empty() {
-                result = (whole.handler)(&batch);
-            }
-        }
-        let Some(backend) = self.device.backend() else {
-            return;
-        };
-        match backend.complete_write(token, result) {
-            Ok(()) if result.is_ok() => {
-                for (aid, iid, value) in &items {
-                    self.changed(*aid, *iid, value);
+                let what = || format!("the writes of service {}.{}", whole.aid, whole.service);
+                match guarded(what, || (whole.handler)(&batch)) {
+                    Some(Ok(())) => {}
+                    Some(Err(status)) => pending.fail(status),
+                    None => pending.fail(HapStatus::ServiceCommunicationFailure),
                 }
             }
-            Ok(()) => {}
-            // Timed out (-70408 was sent) or the controller left.
-            Err(e) => log::info!("write not completed: {e}"),
+        }
+        if let Some(stored) = pending.answer(Ok(())) {
+            self.changed(&stored);
         }
     }
 
     /// Asks the read handler of `aid`.`iid`, or else answers with the stored value.
     fn read(&mut self, token: Token, aid: u64, iid: u64) {
-        let Some(backend) = self.device.backend() else {
+        let Some(backend) = self.device.backend().cloned() else {
             return;
         };
+        let what = || format!("the read of {aid}.{iid}");
         let result = match self.handlers.reads.get_mut(&(aid, iid)) {
-            Some(handler) => handler(),
+            Some(ReadFn::Now(handler)) => {
+                guarded(what, handler).unwrap_or(Err(HapStatus::ServiceCommunicationFailure))
+            }
+            Some(ReadFn::Later(handler)) => {
+                let reply = ReadReply::new(backend, token, aid, iid);
+                // A panic drops the reply, which fails the read.
+                guarded(what, || handler(reply));
+                return;
+            }
             None => backend
                 .value(aid, iid)
                 .ok_or(HapStatus::ResourceDoesNotExist),
         };
-        if let Err(e) = backend.complete_read(token, result) {
-            log::info!("read not completed: {e}");
+        complete_read(&*backend, token, aid, iid, result);
+    }
+
+    /// Calls the identify handler, or prints `Identify`.
+    fn identify(&mut self, aid: u64) {
+        match self.handlers.identify.as_mut() {
+            Some(handler) => {
+                guarded(|| format!("identify of {aid}"), || handler(aid));
+            }
+            None => println!("Identify"),
         }
     }
 
-    /// Tells the change handlers of `aid`.`iid` about a stored write.
-    fn changed(&mut self, aid: u64, iid: u64, value: &OwnedValue) {
-        if let Some(handlers) = self.handlers.changes.get_mut(&(aid, iid)) {
-            for handler in handlers {
-                handler(value);
+    /// Tells the change handlers about stored writes.
+    fn changed(&mut self, items: &[(u64, u64, OwnedValue)]) {
+        for (aid, iid, value) in items {
+            if let Some(handlers) = self.handlers.changes.get_mut(&(*aid, *iid)) {
+                for handler in handlers {
+                    guarded(|| format!("the change of {aid}.{iid}"), || handler(value));
+                }
             }
         }
     }
@@ -394,10 +471,13 @@ mod tests {
     fn handlers_mark_their_characteristics_and_values_survive() {
         let (database, _, on, brightness) = lamp();
         let mut handlers = Handlers::default();
-        handlers.writes.insert((1, on), Box::new(|_| Ok(())));
         handlers
-            .reads
-            .insert((1, brightness), Box::new(|| Ok(OwnedValue::Int(1))));
+            .writes
+            .insert((1, on), WriteFn::Now(Box::new(|_| Ok(None))));
+        handlers.reads.insert(
+            (1, brightness),
+            ReadFn::Now(Box::new(|| Ok(OwnedValue::Int(1)))),
+        );
         let marked = handlers.mark(database).unwrap();
         assert!(def(&marked, on).confirm_writes && !def(&marked, on).read_on_demand);
         let level = def(&marked, brightness);
@@ -432,5 +512,51 @@ mod tests {
             matches!(e, Entry::Characteristic(d) if d.confirm_writes && d.iid != on && d.iid != brightness)
         });
         assert_eq!(others.count(), 0);
+    }
+
+    #[test]
+    fn a_timer_counts_from_when_it_was_started_not_from_when_the_loop_takes_it() {
+        let inbox = Arc::new(Inbox::default());
+        let device = Device::new(inbox.clone());
+        let mut app_loop = AppLoop::new(Handlers::default(), device.clone(), inbox.clone());
+        let before = Instant::now();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        device.after(std::time::Duration::from_secs(2), move |_| {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let after = Instant::now();
+        // The loop takes the message a second late (on the virtual clock).
+        let message = inbox.recv_until(Some(after));
+        assert!(app_loop.turn(message, before + std::time::Duration::from_secs(1)));
+        let due = app_loop.next_deadline().expect("the timer is pending");
+        assert!(due >= before + std::time::Duration::from_secs(2));
+        assert!(due <= after + std::time::Duration::from_secs(2));
+        assert!(app_loop.turn(None, due));
+        assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_handler_of_nothing_is_refused() {
+        let (database, service, on, _) = lamp();
+        let mut handlers = Handlers::default();
+        handlers.changes.entry((1, on)).or_default();
+        handlers.changes.entry((2, on)).or_default();
+        assert!(matches!(
+            handlers.mark(database),
+            Err(AppError::NoSuchCharacteristic { aid: 2, iid }) if iid == on
+        ));
+        let (database, ..) = lamp();
+        let mut handlers = Handlers::default();
+        handlers.services.push(ServiceWrites {
+            aid: 1,
+            service: on,
+            members: Vec::new(),
+            handler: Box::new(|_| Ok(())),
+        });
+        assert!(matches!(
+            handlers.mark(database),
+            Err(AppError::NoSuchService { aid: 1, service: s }) if s == on && s != service
+        ));
     }
 }

@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use hap_core::database::OwnedValue;
 use hap_core::server::Event;
 
 use super::timers::{Job, TimerId};
@@ -20,8 +21,9 @@ impl std::fmt::Debug for Message {
         match &self.0 {
             Inner::Event(event) => f.debug_tuple("Event").field(event).finish(),
             Inner::Line(line) => f.debug_tuple("Line").field(line).finish(),
-            Inner::Timer(id, delay, _) => f.debug_tuple("Timer").field(id).field(delay).finish(),
+            Inner::Timer(id, at, _) => f.debug_tuple("Timer").field(id).field(at).finish(),
             Inner::Cancel(id) => f.debug_tuple("Cancel").field(id).finish(),
+            Inner::Changed(items) => f.debug_tuple("Changed").field(items).finish(),
             Inner::Stop => f.write_str("Stop"),
         }
     }
@@ -34,10 +36,13 @@ pub(crate) enum Inner {
     Event(Event),
     /// Typed on stdin.
     Line(String),
-    /// A timer to start, due after the delay.
-    Timer(TimerId, Duration, Job),
+    /// A timer to start, due at the instant.
+    Timer(TimerId, Instant, Job),
     /// A timer to cancel.
     Cancel(TimerId),
+    /// Writes stored after a deferred answer: `(aid, iid, value)`, for the change
+    /// handlers.
+    Changed(Vec<(u64, u64, OwnedValue)>),
     /// The accessory shut down: the loop ends.
     Stop,
 }
@@ -144,6 +149,7 @@ impl Inbox {
 mod tests {
     use std::sync::Arc;
     use std::task::{Context, Wake};
+    use std::time::Duration;
 
     use super::*;
 

@@ -7,14 +7,19 @@
 //!   ([`crate::mdns`]), logging at `--log`;
 //! - the start-up [`banner`]: name, setup code, setup URI and its QR code; then the line
 //!   `listening on ADDR` once connections are accepted, and `stopped` at the end;
-//! - Ctrl+C and SIGTERM, which send the mDNS goodbye and stop cleanly;
+//! - Ctrl+C and SIGTERM, which send the mDNS goodbye and stop cleanly (a second one ends
+//!   the process at once, with status 130);
 //! - handlers, run one at a time on the application's loop, by typed
 //!   [`Handle`]: for a controller's writes, which the
 //!   application confirms or fails with a [`HapStatus`] ([`AppOn::on_write`], or
 //!   [`AppOn::on_service_write`] for a service's writes of one request at once) or only
 //!   hears of once stored ([`AppOn::on_change`]); for reads on demand
-//!   ([`AppOn::on_read`]); for lines typed on stdin ([`AppOn::on_line`]) and for identify.
-//!   The `*_value` twins take raw ids and values;
+//!   ([`AppOn::on_read`]); for lines typed on stdin ([`AppOn::on_line`]) and for identify
+//!   ([`AppOn::on_identify`]). The `*_value` twins take raw ids and values. A handler
+//!   must not block, as the loop (on smol, the executor serving the connections) waits
+//!   for it: a slow device answers later through a [`Reply`] or [`ReadReply`]
+//!   ([`AppOn::on_write_deferred`], [`AppOn::on_read_deferred`]). A handler that panics
+//!   fails its write or read with -70402, and the loop goes on;
 //! - a [`Device`] to set values from the hardware's side and to start timers
 //!   ([`Device::after`], [`Device::every`]) on the same loop.
 //!
@@ -75,13 +80,19 @@
 //!         });
 //!         Ok(())
 //!     });
-//!     app.on_line(move |line| reachable.store(line != "unreachable", Ordering::Relaxed));
+//!     // Typing `reachable` or `unreachable` changes that; other lines are ignored.
+//!     app.on_line(move |line| match line.trim() {
+//!         "reachable" => reachable.store(true, Ordering::Relaxed),
+//!         "unreachable" => reachable.store(false, Ordering::Relaxed),
+//!         _ => {}
+//!     });
 //!     app.run()
 //! }
 //! ```
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Args as _, FromArgMatches as _};
@@ -101,14 +112,16 @@ mod device;
 mod dispatch;
 mod flags;
 mod inbox;
+mod reply;
 mod timers;
 
 pub use banner::banner;
 pub use device::{Backend, Device, DeviceError};
 pub use dispatch::{AppLoop, Batch};
-use dispatch::{Handlers, ServiceWrites};
+use dispatch::{Handlers, ReadFn, ServiceWrites, WriteFn};
 pub use flags::Flags;
 pub use inbox::{Inbox, Message};
+pub use reply::{ReadReply, Reply};
 pub use timers::TimerId;
 
 /// Why an application could not start or run.
@@ -128,6 +141,21 @@ pub enum AppError {
     /// [`AppOn::build`]'s closure returned `None`: a characteristic it looked for is not
     /// there.
     MissingCharacteristic,
+    /// A handler was given for a characteristic that is not there (raw ids of
+    /// [`AppOn::on_change_value`] and the like).
+    NoSuchCharacteristic {
+        /// The accessory.
+        aid: u64,
+        /// The characteristic.
+        iid: u64,
+    },
+    /// [`AppOn::on_service_write`] was given a service that is not there.
+    NoSuchService {
+        /// The accessory.
+        aid: u64,
+        /// The service's iid.
+        service: u64,
+    },
     /// mDNS could not start.
     Mdns(String),
     /// A thread could not be started.
@@ -143,6 +171,18 @@ impl fmt::Display for AppError {
             Self::NotBuilt => f.write_str("no accessories: call App::build before App::run"),
             Self::MissingCharacteristic => {
                 f.write_str("App::build: a characteristic looked for is not there")
+            }
+            Self::NoSuchCharacteristic { aid, iid } => {
+                write!(
+                    f,
+                    "a handler was given for characteristic {aid}.{iid}, which is not there"
+                )
+            }
+            Self::NoSuchService { aid, service } => {
+                write!(
+                    f,
+                    "a handler was given for service {aid}.{service}, which is not there"
+                )
             }
             Self::Mdns(e) => write!(f, "cannot start mDNS (use --no-mdns to run without): {e}"),
             Self::Thread(e) => write!(f, "cannot start a thread: {e}"),
@@ -163,7 +203,11 @@ impl std::error::Error for AppError {
             Self::Start(e) => Some(e),
             Self::Build(e) => Some(e),
             Self::Thread(e) => Some(e),
-            Self::NotBuilt | Self::MissingCharacteristic | Self::Mdns(_) => None,
+            Self::NotBuilt
+            | Self::MissingCharacteristic
+            | Self::NoSuchCharacteristic { .. }
+            | Self::NoSuchService { .. }
+            | Self::Mdns(_) => None,
         }
     }
 }
@@ -351,7 +395,8 @@ impl<R: Runtime> AppOn<R> {
 
     /// Calls `handler` with each value a controller writes to `characteristic`, once it
     /// is stored. The write has succeeded already; for a device that may refuse, use
-    /// [`AppOn::on_write`].
+    /// [`AppOn::on_write`]. Change handlers add up: each one given is called, in order.
+    /// (Write and read handlers replace: one per characteristic.)
     pub fn on_change<T: CharacteristicValue + 'static>(
         &mut self,
         characteristic: Handle<T>,
@@ -420,13 +465,114 @@ impl<R: Runtime> AppOn<R> {
     /// are asked in request order, and the first error fails all of them (those after it
     /// are not asked). Unanswered within the core's read timeout (9 s), the write fails
     /// with -70408. After a success, the [`AppOn::on_change_value`] handlers are called.
+    ///
+    /// The handler runs on the application's loop, which handles every event one at a
+    /// time (on smol, on the executor that serves the connections): it must not block.
+    /// A device that answers slowly is for [`AppOn::on_write_deferred_value`]. A handler
+    /// that panics fails the write with -70402; the loop goes on.
+    ///
+    /// It replaces an earlier write handler of the same characteristic, deferred or not
+    /// ([`AppOn::on_change_value`] handlers add up instead).
     pub fn on_write_value(
         &mut self,
         aid: u64,
         iid: u64,
-        handler: impl FnMut(&OwnedValue) -> Result<(), HapStatus> + Send + 'static,
+        mut handler: impl FnMut(&OwnedValue) -> Result<(), HapStatus> + Send + 'static,
     ) -> &mut Self {
-        self.handlers.writes.insert((aid, iid), Box::new(handler));
+        let handler = move |value: &OwnedValue| handler(value).map(|()| None);
+        self.handlers
+            .writes
+            .insert((aid, iid), WriteFn::Now(Box::new(handler)));
+        self
+    }
+
+    /// [`AppOn::on_write`] for a characteristic with a write response
+    /// ([`Perms::WRITE_RESPONSE`](hap_core::catalog::Perms::WRITE_RESPONSE)), such as a
+    /// TLV8 control point: `Ok` stores the value written, and answers a controller that
+    /// asked for a response (`"r":true`) with the value `handler` returned, which is
+    /// stored too. An error fails the write.
+    pub fn on_write_response<T: CharacteristicValue + 'static>(
+        &mut self,
+        characteristic: Handle<T>,
+        mut handler: impl FnMut(T) -> Result<T, HapStatus> + Send + 'static,
+    ) -> &mut Self {
+        self.on_write_response_value(characteristic.aid(), characteristic.iid(), move |value| {
+            T::from_owned(value)
+                .map_or(Err(HapStatus::InvalidValueInRequest), &mut handler)
+                .map(T::into_owned)
+        })
+    }
+
+    /// [`AppOn::on_write_response`] without the type; as [`AppOn::on_write_value`]
+    /// otherwise.
+    pub fn on_write_response_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        mut handler: impl FnMut(&OwnedValue) -> Result<OwnedValue, HapStatus> + Send + 'static,
+    ) -> &mut Self {
+        let handler = move |value: &OwnedValue| handler(value).map(Some);
+        self.handlers
+            .writes
+            .insert((aid, iid), WriteFn::Now(Box::new(handler)));
+        self
+    }
+
+    /// [`AppOn::on_write`] for a handler that answers later, from any thread: it gets the
+    /// value and a [`Reply`] to answer with, and returns at once, so the loop goes on
+    /// (a door controller on a slow serial link, say). Dropping the reply unanswered
+    /// fails the write with -70402.
+    pub fn on_write_deferred<T: CharacteristicValue + 'static>(
+        &mut self,
+        characteristic: Handle<T>,
+        mut handler: impl FnMut(T, Reply) + Send + 'static,
+    ) -> &mut Self {
+        self.on_write_deferred_value(
+            characteristic.aid(),
+            characteristic.iid(),
+            move |value, reply| match T::from_owned(value) {
+                Some(value) => handler(value, reply),
+                None => reply.fail(HapStatus::InvalidValueInRequest),
+            },
+        )
+    }
+
+    /// [`AppOn::on_write_deferred`] without the type; as [`AppOn::on_write_value`]
+    /// otherwise. In a request with several items, the handlers after one that failed at
+    /// once are not asked, but those after a deferred one are, before it answers.
+    pub fn on_write_deferred_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        handler: impl FnMut(&OwnedValue, Reply) + Send + 'static,
+    ) -> &mut Self {
+        self.handlers
+            .writes
+            .insert((aid, iid), WriteFn::Later(Box::new(handler)));
+        self
+    }
+
+    /// [`AppOn::on_read`] for a handler that answers later, from any thread, through the
+    /// [`ReadReply`] it gets; it returns at once, so the loop goes on. Dropping the reply
+    /// unanswered fails the read with -70402.
+    pub fn on_read_deferred<T: CharacteristicValue + 'static>(
+        &mut self,
+        characteristic: Handle<T>,
+        handler: impl FnMut(ReadReply) + Send + 'static,
+    ) -> &mut Self {
+        self.on_read_deferred_value(characteristic.aid(), characteristic.iid(), handler)
+    }
+
+    /// [`AppOn::on_read_deferred`] without the type.
+    pub fn on_read_deferred_value(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        handler: impl FnMut(ReadReply) + Send + 'static,
+    ) -> &mut Self {
+        self.handlers
+            .reads
+            .insert((aid, iid), ReadFn::Later(Box::new(handler)));
         self
     }
 
@@ -434,6 +580,12 @@ impl<R: Runtime> AppOn<R> {
     /// service `service` of accessory `aid` (the service's iid, from
     /// [`ServiceBuilder::iid`](hap_core::database::builder::ServiceBuilder::iid)), all
     /// at once: HomeSpan's `update()`. As [`AppOn::on_write_value`] otherwise.
+    ///
+    /// A [`Batch`] is what the core completes under one token, which holds at most
+    /// [`PENDING_PER_CONNECTION`](hap_core::server::PENDING_PER_CONNECTION) (8) items: a
+    /// request that writes more to one accessory comes as several batches, one call
+    /// each, confirmed or failed each on its own. Of a batch, this handler sees the items
+    /// of its service only, after the items' own write handlers.
     pub fn on_service_write(
         &mut self,
         aid: u64,
@@ -450,16 +602,23 @@ impl<R: Runtime> AppOn<R> {
     }
 
     /// [`AppOn::on_read`] without the type. Asks `handler` for the value of characteristic
-    /// `aid`.`iid` whenever a controller reads it: `Ok` answers with the value (stored, so subscribers hear of a change),
-    /// an error fails the read with that status. The characteristic is marked read on
-    /// demand.
+    /// `aid`.`iid` whenever a controller reads it: `Ok` answers with the value (stored, so
+    /// subscribers hear of a change), an error fails the read with that status, and so
+    /// does a value that does not suit the characteristic (-70410). The characteristic is
+    /// marked read on demand.
+    ///
+    /// The handler runs on the application's loop and must not block (see
+    /// [`AppOn::on_write_value`]); a slow device is for [`AppOn::on_read_deferred_value`].
+    /// It replaces an earlier read handler of the same characteristic.
     pub fn on_read_value(
         &mut self,
         aid: u64,
         iid: u64,
         handler: impl FnMut() -> Result<OwnedValue, HapStatus> + Send + 'static,
     ) -> &mut Self {
-        self.handlers.reads.insert((aid, iid), Box::new(handler));
+        self.handlers
+            .reads
+            .insert((aid, iid), ReadFn::Now(Box::new(handler)));
         self
     }
 
@@ -469,15 +628,19 @@ impl<R: Runtime> AppOn<R> {
         self
     }
 
-    /// Calls `handler` when an unpaired accessory is asked to identify itself; without
-    /// one, `Identify` is printed.
-    pub fn on_identify(&mut self, handler: impl FnMut() + Send + 'static) -> &mut Self {
+    /// Calls `handler` with the accessory's aid when it is asked to identify itself: by
+    /// a controller's write of its Identify characteristic (the Home app's Identify, once
+    /// paired), or by `/identify` while unpaired (aid 1, the primary accessory). Without
+    /// a handler, `Identify` is printed.
+    pub fn on_identify(&mut self, handler: impl FnMut(u64) + Send + 'static) -> &mut Self {
         self.handlers.identify = Some(Box::new(handler));
         self
     }
 
     /// Prints the banner, serves until Ctrl+C, SIGTERM or [`Device::shut_down`], and
-    /// prints `stopped`.
+    /// prints `stopped`. A handler given for a characteristic or service that is not
+    /// there is refused first, as [`AppError::NoSuchCharacteristic`] or
+    /// [`AppError::NoSuchService`].
     pub fn run(self) -> Result<(), AppError> {
         let prepared = self.prepare()?;
         R::run(prepared)?;
@@ -485,10 +648,31 @@ impl<R: Runtime> AppOn<R> {
         Ok(())
     }
 
+    /// Makes Ctrl+C and SIGTERM shut the accessory down, from now on: a signal before it
+    /// serves shuts it down as soon as it starts. A second signal ends the process at
+    /// once with status 130, for a shutdown that hangs on a connection.
+    fn handle_signals(&self) {
+        let device = self.device.clone();
+        let signalled = AtomicBool::new(false);
+        let handler = move || {
+            if signalled.swap(true, Ordering::SeqCst) {
+                eprintln!("stopped at once");
+                std::process::exit(130);
+            }
+            device.shut_down();
+        };
+        // Only one handler per process: an application that installed its own keeps it,
+        // and shuts down through its Device.
+        if let Err(e) = ctrlc::set_handler(handler) {
+            log::warn!("Ctrl+C and SIGTERM are not handled here: {e}");
+        }
+    }
+
     /// The banner printed, the options made from the flags: what [`Runtime::run`] gets.
     fn prepare(mut self) -> Result<Prepared, AppError> {
         let database = self.database.take().ok_or(AppError::NotBuilt)?;
         let database = self.handlers.mark(database)?;
+        self.handle_signals();
         print!("{}", banner(&self.name, self.category, &self.setup));
         let mut options = Options::new(&self.name, &self.model, self.category);
         options.bind = self.flags.bind();

@@ -4,6 +4,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::{Duration, Instant};
 
+use super::reply::guarded;
 use super::Device;
 
 /// Names a timer made by [`Device::after`] or [`Device::every`], to cancel it.
@@ -59,9 +60,15 @@ impl Timers {
                 break;
             };
             match self.jobs.remove(&id) {
-                Some(Job::Once(job)) => job(device),
+                Some(Job::Once(job)) => {
+                    guarded(|| format!("timer {}", id.0), || job(device));
+                }
                 Some(Job::Every(period, mut job)) => {
-                    job(device);
+                    // A periodic job that panicked is not run again: its state may be
+                    // half-updated, and it would likely panic every period.
+                    if guarded(|| format!("timer {}", id.0), || job(device)).is_none() {
+                        continue;
+                    }
                     // The job may have cancelled itself through the device; that
                     // arrives as a message after this turn, so keep it for now.
                     let next = if at + period > now {
