@@ -159,6 +159,18 @@ CONFLICT_INSTANCE = dw.message(0, 0x8400, answers=[
     dw.record(INSTANCE_FQDN, "TXT", 4500, dw.txt_rdata([("md", "OtherLight")]), cache_flush=True),
     dw.record(OTHER_HOST, "A", 120, socket.inet_aton("192.0.2.3"), cache_flush=True),
 ])
+# Another device probing for our instance name at the same time (§8.2): its proposed records
+# compare lexicographically later than ours (SRV port 51827 > 51826, TXT length 13 > 4), so the
+# responder should lose; or earlier (SRV port 1, TXT length 3), so it should win.
+def simultaneous_probe(port: int, txt) -> bytes:
+    return dw.message(0, 0, [dw.question(INSTANCE_FQDN, "ANY", unicast_response=True)], authorities=[
+        dw.record(INSTANCE_FQDN, "SRV", 120, dw.srv_rdata(0, 0, port, OTHER_HOST)),
+        dw.record(INSTANCE_FQDN, "TXT", 4500, dw.txt_rdata(txt)),
+    ])
+
+
+PROBE_LATER = simultaneous_probe(51827, [("md", "OtherLight")])
+PROBE_EARLIER = simultaneous_probe(1, [("a", "1")])
 CONFLICT_HOST = dw.message(0, 0x8400, answers=[
     dw.record(HOST, "A", 120, socket.inet_aton("192.0.2.99"), cache_flush=True),
 ])
@@ -355,9 +367,10 @@ def run_main(rec: Recorder, responder: Responder) -> dict:
     return {"run": "main", "packets": rec.packets, "responder_log": responder.log().splitlines()[-60:]}
 
 
-def run_conflict(rec: Recorder, responder: Responder, run: str, target: str, packet: bytes, seconds: float) -> dict:
+def run_conflict(rec: Recorder, responder: Responder, run: str, target: str, packet: bytes, seconds: float,
+                 what: str = "conflicting response") -> dict:
     rec.start_run()
-    label = f"conflicting response for {target}, sent after the first probe"
+    label = f"{what} for {target}, sent after the first probe"
     rec.on_packet = conflict_trigger(rec, target, packet, label)
     try:
         rec.label = "start, conflict, rename: probes and announcements"
@@ -418,6 +431,8 @@ def main() -> int:
             run_main(rec, Zeroconf(args.responder_netns)),
             run_conflict(rec, Zeroconf(args.responder_netns), "conflict-instance", INSTANCE_FQDN, CONFLICT_INSTANCE, 4.0),
             run_conflict_after(rec, Zeroconf(args.responder_netns)),
+            run_conflict(rec, Zeroconf(args.responder_netns), "simultaneous-probe-later", INSTANCE_FQDN, PROBE_LATER,
+                         4.0, "simultaneous probe with later data"),
         ]))
     if args.only in (None, "avahi"):
         ver = v["avahi-daemon"].split()[-1]
@@ -426,6 +441,10 @@ def main() -> int:
             run_conflict(rec, Avahi(args.responder_netns), "conflict-instance", INSTANCE_FQDN, CONFLICT_INSTANCE, 6.0),
             run_conflict(rec, Avahi(args.responder_netns), "conflict-host", HOST, CONFLICT_HOST, 6.0),
             run_conflict_after(rec, Avahi(args.responder_netns)),
+            run_conflict(rec, Avahi(args.responder_netns), "simultaneous-probe-later", INSTANCE_FQDN, PROBE_LATER,
+                         6.0, "simultaneous probe with later data"),
+            run_conflict(rec, Avahi(args.responder_netns), "simultaneous-probe-earlier", INSTANCE_FQDN, PROBE_EARLIER,
+                         6.0, "simultaneous probe with earlier data"),
         ]))
     for file, responder, job in jobs:
         runs = job()
