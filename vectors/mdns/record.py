@@ -27,6 +27,7 @@ from service import (HOST, INSTANCE, PORT, RECORDER_IFACE, RECORDER_V4, RECORDER
 
 HERE = Path(__file__).resolve().parent
 GROUP4, GROUP6, MDNS = "224.0.0.251", "ff02::fb", 5353
+V4_EXTRA, V6_EXTRA = "192.0.2.4", "2001:db8::4"
 INSTANCE_FQDN = f"{INSTANCE}.{SERVICE_TYPE}"
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
@@ -401,6 +402,37 @@ def run_conflict_after(rec: Recorder, responder: Responder) -> dict:
             "responder_log": responder.log().splitlines()[-60:]}
 
 
+def run_address_change(rec: Recorder, responder: Responder, netns: str) -> dict:
+    """Adds a second IPv4 and IPv6 address to the responder's interface, then removes them (§8.4)."""
+    rec.start_run()
+    added = []
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", "-n", netns, *args], check=True, timeout=10)
+
+    try:
+        rec.label = "start: probes and announcements"
+        responder.start(rec)
+        rec.label = f"address added: {V4_EXTRA}/24 and {V6_EXTRA}/64 on {RESPONDER_IFACE}"
+        ip("addr", "add", f"{V4_EXTRA}/24", "dev", RESPONDER_IFACE)
+        added.append(("-4", f"{V4_EXTRA}/24"))
+        ip("-6", "addr", "add", f"{V6_EXTRA}/64", "dev", RESPONDER_IFACE, "nodad")
+        added.append(("-6", f"{V6_EXTRA}/64"))
+        rec.pump(6.0)
+        rec.label = f"address removed: {V4_EXTRA} and {V6_EXTRA}"
+        while added:
+            family, address = added.pop()
+            ip(family, "addr", "del", address, "dev", RESPONDER_IFACE)
+        rec.pump(3.0)
+        rec.label = "unregister / shutdown: goodbyes"
+        responder.goodbye(rec)
+    finally:
+        for family, address in added:
+            subprocess.run(["ip", "-n", netns, family, "addr", "del", address, "dev", RESPONDER_IFACE], timeout=10)
+        responder.stop()
+    return {"run": "address-change", "packets": rec.packets, "responder_log": responder.log().splitlines()[-60:]}
+
+
 def versions() -> dict:
     import zeroconf
     avahi = subprocess.run(["avahi-daemon", "--version"], capture_output=True, text=True).stdout.strip()
@@ -445,6 +477,7 @@ def main() -> int:
                          6.0, "simultaneous probe with later data"),
             run_conflict(rec, Avahi(args.responder_netns), "simultaneous-probe-earlier", INSTANCE_FQDN, PROBE_EARLIER,
                          6.0, "simultaneous probe with earlier data"),
+            run_address_change(rec, Avahi(args.responder_netns), args.responder_netns),
         ]))
     for file, responder, job in jobs:
         runs = job()
