@@ -1,3 +1,5 @@
+use core::cmp::Ordering;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use std::string::{String, ToString};
 use std::vec;
 use std::vec::Vec;
@@ -267,6 +269,26 @@ fn pointers_must_point_backwards() {
     let packet = Packet::parse(&chain).unwrap();
     let last = packet.questions().nth(2).unwrap();
     assert!(last.name.eq_name(&Name::new("A").unwrap()));
+}
+
+/// Found by the fuzzer: a pointer back into the header, where byte 0x34 read as a label
+/// ran forwards past the pointer, so the name depended on bytes after its own record.
+#[test]
+fn a_label_reached_through_a_pointer_must_end_before_the_pointer() {
+    let crash = hex_bytes(
+        "1234 0100 0002 0000 0000 0000 0c313233343536373839414243 056c6f63616c 00 0001 0001
+         c001 0000 0000 0000 000c 001c 2401 0000 0000 0000 0001",
+    );
+    assert_eq!(Packet::parse(&crash).unwrap_err(), ParseError::Pointer);
+    // A pointer into the middle of an earlier name is fine: `local` at 26.
+    let mut ok = query(
+        0,
+        &hex_bytes("0161 056c6f63616c 00 0001 0001 c00e 0001 0001"),
+    );
+    ok[5] = 2;
+    let packet = Packet::parse(&ok).unwrap();
+    let second = packet.questions().nth(1).unwrap();
+    assert!(second.name.eq_name(&Name::new("local").unwrap()));
 }
 
 #[test]
