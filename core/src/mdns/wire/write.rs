@@ -88,7 +88,7 @@ pub enum RecordData<'x> {
         /// The host name.
         target: NameArg<'x>,
     },
-    /// `key=value` strings, such as [`Advertisement::txt`](super::Advertisement::txt).
+    /// `key=value` strings, such as [`Advertisement::txt`](crate::mdns::Advertisement::txt).
     TxtEntries(&'x [TxtEntry]),
     /// The types a name has, in mDNS form: the next name is the owner's (RFC 6762 §6.1).
     Nsec {
@@ -197,7 +197,7 @@ pub struct Writer<'b> {
 }
 
 impl<'b> Writer<'b> {
-    /// A writer for a message with `id` and `flags` (such as [`Header::RESPONSE`]).
+    /// A writer for a message with `id` and `flags` (such as [`Header::RESPONSE`](super::Header::RESPONSE)).
     pub fn new(buf: &'b mut [u8], id: u16, flags: u16) -> Result<Self, WriteError> {
         let header = buf.get_mut(..HEADER_LEN).ok_or(WriteError::Full)?;
         header.fill(0);
@@ -213,7 +213,7 @@ impl<'b> Writer<'b> {
         })
     }
 
-    /// Sets or clears flags in the header, such as [`Header::TC`].
+    /// Sets or clears flags in the header, such as [`Header::TC`](super::Header::TC).
     pub fn set_flags(&mut self, flags: u16) {
         self.buf[2..4].copy_from_slice(&flags.to_be_bytes());
     }
