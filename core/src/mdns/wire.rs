@@ -132,8 +132,8 @@ pub enum WriteError {
     /// A name has an empty label, a label over [`MAX_LABEL_LEN`], or is over
     /// [`MAX_NAME_LEN`].
     InvalidName,
-    /// A class with its top bit set (use the QU or cache-flush flag), or TXT data that
-    /// does not fit in a string of 255 bytes.
+    /// A class with its top bit set (use the QU or cache-flush flag), a record type that
+    /// disagrees with its data, or TXT data that does not fit in a string of 255 bytes.
     InvalidField,
     /// A question after a record, or a record in a section before one already written.
     OutOfOrder,

@@ -120,6 +120,9 @@ fn parses_a_hap_accessory_answer() {
     };
     assert!(target.eq_name(&instance));
     assert_eq!(target.to_string(), "Virtual Light._hap._tcp.local.");
+    let mut wire = vec![13];
+    wire.extend(b"Virtual Light\x04_hap\x04_tcp\x05local\x00");
+    assert_eq!(target.wire_bytes().collect::<Vec<u8>>(), wire);
 
     let additionals: Vec<Record<'_>> = packet.additionals().collect();
     assert_eq!(additionals.len(), 4);
@@ -533,6 +536,11 @@ fn the_writer_refuses_misuse() {
         Err(WriteError::InvalidField)
     );
     let record = RecordOut::new(name, false, 1, RecordData::A(HOST_V4));
+    let mismatched = RecordOut {
+        rtype: rtype::AAAA,
+        ..record
+    };
+    assert_eq!(w.answer(&mismatched), Err(WriteError::InvalidField));
     w.additional(&record).unwrap();
     assert_eq!(w.answer(&record), Err(WriteError::OutOfOrder));
     assert_eq!(w.question(name, 1, 1, false), Err(WriteError::OutOfOrder));
@@ -543,11 +551,18 @@ fn the_writer_refuses_misuse() {
     let many = [long.clone(), long.clone(), long.clone(), long];
     let txt = RecordOut::new(name, false, 1, RecordData::TxtEntries(&many));
     assert!(w.additional(&txt).is_ok(), "strings of 67 bytes");
+    // An empty TXT record is one empty string (RFC 6763 §6.1).
+    let empty = RecordOut::new(name, false, 1, RecordData::TxtEntries(&[]));
+    w.additional(&empty).unwrap();
     w.set_flags(Header::QUERY | Header::TC);
     let bytes = w.finish().to_vec();
     let packet = Packet::parse(&bytes).unwrap();
     assert!(packet.header().is_truncated());
-    assert_eq!(packet.additionals().count(), 2);
+    assert_eq!(packet.additionals().count(), 3);
+    let RData::Txt(txt) = packet.additionals().nth(2).unwrap().rdata else {
+        panic!()
+    };
+    assert_eq!((txt.as_bytes(), txt.strings().count()), (&[0u8][..], 1));
     assert_eq!(
         ParseError::Pointer.to_string(),
         "DNS compression pointer not backwards or chained too long"

@@ -99,8 +99,24 @@ pub enum RecordData<'x> {
     },
     /// Data copied from a parsed record, re-written with its names.
     Parsed(RData<'x>),
-    /// Raw data of the given record type.
+    /// Raw data of the record's type, written as it is: it must be valid for the type
+    /// and hold no compression pointers.
     Raw(&'x [u8]),
+}
+
+impl RecordData<'_> {
+    /// The record type the data is of, unless it is raw.
+    fn implied_type(&self) -> Option<u16> {
+        Some(match self {
+            Self::A(_) | Self::Parsed(RData::A(_)) => rtype::A,
+            Self::Aaaa(_) | Self::Parsed(RData::Aaaa(_)) => rtype::AAAA,
+            Self::Ptr(_) | Self::Parsed(RData::Ptr(_)) => rtype::PTR,
+            Self::Srv { .. } | Self::Parsed(RData::Srv { .. }) => rtype::SRV,
+            Self::TxtEntries(_) | Self::Parsed(RData::Txt(_)) => rtype::TXT,
+            Self::Nsec { .. } | Self::Parsed(RData::Nsec { .. }) => rtype::NSEC,
+            Self::Parsed(RData::Other(_)) | Self::Raw(_) => return None,
+        })
+    }
 }
 
 /// A record to write.
@@ -108,7 +124,8 @@ pub enum RecordData<'x> {
 pub struct RecordOut<'x> {
     /// The owner name.
     pub name: NameArg<'x>,
-    /// The type; [`RecordOut::new`] derives it from the data.
+    /// The type; [`RecordOut::new`] derives it from the data. The writer refuses a type
+    /// that disagrees with the data.
     pub rtype: u16,
     /// The class, without the cache-flush bit.
     pub class: u16,
@@ -129,27 +146,9 @@ impl<'x> RecordOut<'x> {
         ttl: u32,
         data: RecordData<'x>,
     ) -> Self {
-        let rtype = match &data {
-            RecordData::A(_) => rtype::A,
-            RecordData::Aaaa(_) => rtype::AAAA,
-            RecordData::Ptr(_) => rtype::PTR,
-            RecordData::Srv { .. } => rtype::SRV,
-            RecordData::TxtEntries(_) => rtype::TXT,
-            RecordData::Nsec { .. } => rtype::NSEC,
-            RecordData::Parsed(rdata) => match rdata {
-                RData::A(_) => rtype::A,
-                RData::Aaaa(_) => rtype::AAAA,
-                RData::Ptr(_) => rtype::PTR,
-                RData::Srv { .. } => rtype::SRV,
-                RData::Txt(_) => rtype::TXT,
-                RData::Nsec { .. } => rtype::NSEC,
-                RData::Other(_) => 0,
-            },
-            RecordData::Raw(_) => 0,
-        };
         Self {
             name: name.into(),
-            rtype,
+            rtype: data.implied_type().unwrap_or(0),
             class: CLASS_IN,
             cache_flush,
             ttl,
@@ -280,7 +279,12 @@ impl<'b> Writer<'b> {
         if section < self.section {
             return Err(WriteError::OutOfOrder);
         }
-        if record.class & CLASS_TOP_BIT != 0 {
+        if record.class & CLASS_TOP_BIT != 0
+            || record
+                .data
+                .implied_type()
+                .is_some_and(|implied| implied != record.rtype)
+        {
             return Err(WriteError::InvalidField);
         }
         let class = record.class | if record.cache_flush { CLASS_TOP_BIT } else { 0 };
