@@ -37,6 +37,7 @@ dictionary() {
   case "$1" in
     tlv_*|pairing_handlers) echo dict/tlv.dict ;;
     frame_decoder) echo "" ;;
+    mdns_*) echo dict/mdns.dict ;;
     *) echo dict/http.dict ;;
   esac
 }

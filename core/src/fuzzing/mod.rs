@@ -25,6 +25,7 @@ use sha2::{Digest, Sha512};
 mod completions;
 mod connection;
 mod frames;
+mod mdns;
 mod pairing;
 mod parsers;
 mod seeds;
@@ -32,6 +33,7 @@ mod seeds;
 pub use completions::completions;
 pub use connection::{connection_chunked, connection_unverified, connection_verified};
 pub use frames::{frame_decoder, session_plaintext};
+pub use mdns::mdns_packet;
 pub use pairing::pairing_handlers;
 pub use parsers::{characteristic_bodies, http_request, tlv_decode, tlv_round_trip};
 pub use seeds::seeds;
@@ -52,6 +54,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("connection_verified", connection_verified),
     ("connection_chunked", connection_chunked),
     ("completions", completions),
+    ("mdns_packet", mdns_packet),
 ];
 
 /// A deterministic random source: SHA-512 of a seed and a block counter.
@@ -273,6 +276,7 @@ mod tests {
         connection_verified,
         connection_chunked,
         completions,
+        mdns_packet,
     );
 
     #[test]

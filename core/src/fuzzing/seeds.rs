@@ -38,6 +38,7 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "connection_verified" => verified_seeds(),
         "connection_chunked" => chunked_seeds(),
         "completions" => completion_seeds(),
+        "mdns_packet" => super::mdns::seeds(),
         _ => Vec::new(),
     }
 }

@@ -9,6 +9,8 @@
 //! bytes of the exchange that paired the accessory before announcing its new `sf`: iOS
 //! abandons a pair-setup whose `sf` clears before M6 arrives (HAP-Java #95, HAP-python
 //! #246).
+//!
+//! [`wire`] parses and writes the DNS messages a responder exchanges.
 
 use core::fmt::Write as _;
 use core::time::Duration;
@@ -17,6 +19,8 @@ use crate::catalog::Category;
 use crate::server::Event;
 use crate::setup::{setup_hash_base64, DeviceId, SetupId};
 use crate::time::Instant;
+
+pub mod wire;
 
 /// The DNS-SD service type of HAP over IP.
 pub const SERVICE_TYPE: &str = "_hap._tcp.local";
