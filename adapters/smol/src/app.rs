@@ -22,8 +22,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_io::Timer;
-use hap_core::database::{OwnedValue, SetValueError};
-use hap_core::server::{CompleteError, HapStatus, Token};
 use smol::future::FutureExt as _;
 
 pub use hap_std::app::{
@@ -47,28 +45,8 @@ impl Runtime for Smol {
 }
 
 impl Backend for crate::Handle {
-    fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
-        crate::Handle::set_value(self, aid, iid, value)
-    }
-
-    fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
-        crate::Handle::value(self, aid, iid)
-    }
-
-    fn complete_write(
-        &self,
-        token: Token,
-        result: Result<(), HapStatus>,
-    ) -> Result<(), CompleteError> {
-        crate::Handle::complete_write(self, token, result)
-    }
-
-    fn complete_read(
-        &self,
-        token: Token,
-        result: Result<OwnedValue, HapStatus>,
-    ) -> Result<(), CompleteError> {
-        crate::Handle::complete_read(self, token, result)
+    fn host(&self) -> &hap_std::host::SharedHost {
+        &self.host
     }
 
     fn local_addr(&self) -> std::net::SocketAddr {

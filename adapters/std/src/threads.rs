@@ -95,7 +95,7 @@ impl Running {
 /// Changes values and shuts the accessory down; cheap to clone and share.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    host: SharedHost,
+    pub(crate) host: SharedHost,
     local_addr: SocketAddr,
 }
 

@@ -14,55 +14,48 @@ use hap_core::status::HapStatus;
 
 use super::inbox::{Inbox, Inner};
 use super::timers::{Job, TimerId};
+use crate::host::SharedHost;
 
 /// What the application layer needs from a runtime's handle: the thread adapter's
 /// [`crate::Handle`] and `hap_smol::Handle` implement it.
 pub trait Backend: Send + Sync {
+    /// The host the runtime serves from; the value and completion methods below go
+    /// through it, the same for every runtime.
+    fn host(&self) -> &SharedHost;
+    /// The address connections are accepted on.
+    fn local_addr(&self) -> SocketAddr;
+    /// Sends the mDNS goodbye, closes every connection and stops accepting.
+    fn shut_down(&self);
+
     /// Sets a value; subscribed controllers get events.
-    fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError>;
+    fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
+        self.host().set_value(aid, iid, value)
+    }
     /// A value.
-    fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue>;
+    fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
+        self.host().value(aid, iid)
+    }
     /// Completes a batch of confirmed writes.
     fn complete_write(
         &self,
         token: Token,
         result: Result<(), HapStatus>,
-    ) -> Result<(), CompleteError>;
+    ) -> Result<(), CompleteError> {
+        self.host().complete_write(token, result)
+    }
     /// Completes a read on demand.
     fn complete_read(
         &self,
         token: Token,
         result: Result<OwnedValue, HapStatus>,
-    ) -> Result<(), CompleteError>;
-    /// The address connections are accepted on.
-    fn local_addr(&self) -> SocketAddr;
-    /// Sends the mDNS goodbye, closes every connection and stops accepting.
-    fn shut_down(&self);
+    ) -> Result<(), CompleteError> {
+        self.host().complete_read(token, result)
+    }
 }
 
 impl Backend for crate::Handle {
-    fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
-        crate::Handle::set_value(self, aid, iid, value)
-    }
-
-    fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
-        crate::Handle::value(self, aid, iid)
-    }
-
-    fn complete_write(
-        &self,
-        token: Token,
-        result: Result<(), HapStatus>,
-    ) -> Result<(), CompleteError> {
-        crate::Handle::complete_write(self, token, result)
-    }
-
-    fn complete_read(
-        &self,
-        token: Token,
-        result: Result<OwnedValue, HapStatus>,
-    ) -> Result<(), CompleteError> {
-        crate::Handle::complete_read(self, token, result)
+    fn host(&self) -> &SharedHost {
+        &self.host
     }
 
     fn local_addr(&self) -> SocketAddr {
