@@ -45,41 +45,54 @@ pub(crate) enum Job {
     Accessories(Stream<AccessoriesCursor>),
     /// GET `/characteristics`.
     Read {
-        /// The request's serial, for its [`Token`]s.
-        serial: u64,
+        arrival: Arrival,
         /// Items before this one have been asked of the application if on demand.
         asked: usize,
-        /// The database's supply epoch when the request arrived.
-        epoch: u64,
-        deadline: Instant,
         /// The response, once every value is in or the deadline has passed.
         answer: Option<(StatusCode, Stream<usize>)>,
     },
     /// PUT `/characteristics`; item statuses are kept in the scratch buffer.
     Write {
-        /// The request's serial, for its [`Token`]s.
-        serial: u64,
+        arrival: Arrival,
         /// Items before this one have been applied, or handed to the application.
         applied: usize,
         /// For a timed write, whether its preparation was live and matched when the
         /// request came up: the whole write stands or falls by that moment.
         timed: Option<bool>,
-        epoch: u64,
-        deadline: Instant,
         /// The 207 response, once every item is settled.
         answer: Option<Stream<usize>>,
     },
 }
 
-/// Where a read or write job stands when it is driven.
+/// What a read or write job records of its request's arrival.
 #[derive(Clone, Copy, Debug)]
-struct Moment {
-    now: Instant,
+pub(crate) struct Arrival {
     /// The request's serial, for its [`Token`]s.
     serial: u64,
     /// The database's supply epoch when the request arrived.
     epoch: u64,
     /// When what the application has not answered times out.
+    deadline: Instant,
+}
+
+impl Arrival {
+    /// Where the job stands at `now`.
+    fn at(self, now: Instant) -> Moment {
+        Moment {
+            now,
+            serial: self.serial,
+            epoch: self.epoch,
+            deadline: self.deadline,
+        }
+    }
+}
+
+/// Where a read or write job stands when it is driven: its [`Arrival`], and the time.
+#[derive(Clone, Copy, Debug)]
+struct Moment {
+    now: Instant,
+    serial: u64,
+    epoch: u64,
     deadline: Instant,
 }
 
@@ -404,9 +417,11 @@ impl Server<'_> {
         route: super::Route,
         now: Instant,
     ) -> Option<Job> {
-        let deadline = now + self.config.read_timeout;
-        let epoch = self.database.epoch();
-        let serial = self.next_serial;
+        let arrival = Arrival {
+            serial: self.next_serial,
+            epoch: self.database.epoch(),
+            deadline: now + self.config.read_timeout,
+        };
         let prepared = conn.prepared;
         let limit = self.request_limit(conn);
         let parts = conn.split();
@@ -421,10 +436,8 @@ impl Server<'_> {
                     let marked = query.count.min(scratch_len);
                     parts.scratch[..marked].fill(NOT_FAILED);
                     Job::Read {
-                        serial,
+                        arrival,
                         asked: 0,
-                        epoch,
-                        deadline,
                         answer: None,
                     }
                 })
@@ -445,11 +458,9 @@ impl Server<'_> {
                         })
                     });
                     Some(Job::Write {
-                        serial,
+                        arrival,
                         applied: 0,
                         timed,
-                        epoch,
-                        deadline,
                         answer: None,
                     })
                 }
@@ -478,40 +489,24 @@ impl Server<'_> {
         let progress = match &mut job {
             Job::Accessories(stream) => self.stream_accessories(conn, stream),
             Job::Read {
-                serial,
+                arrival,
                 asked,
-                epoch,
-                deadline,
                 answer,
-            } => {
-                let moment = Moment {
-                    now,
-                    serial: *serial,
-                    epoch: *epoch,
-                    deadline: *deadline,
-                };
-                self.drive_read(conn, moment, asked, answer)
-            }
+            } => self.drive_read(conn, arrival.at(now), asked, answer),
             Job::Write {
-                serial,
+                arrival,
                 applied,
                 timed,
-                epoch,
-                deadline,
                 answer,
-            } => {
-                let moment = Moment {
-                    now,
-                    serial: *serial,
-                    epoch: *epoch,
-                    deadline: *deadline,
-                };
-                self.drive_write(conn, moment, applied, *timed, answer)
-            }
+            } => self.drive_write(conn, arrival.at(now), applied, *timed, answer),
         };
         let (serial, waits) = match job {
-            Job::Read { serial, answer, .. } => (Some(serial), answer.is_none()),
-            Job::Write { serial, answer, .. } => (Some(serial), answer.is_none()),
+            Job::Read {
+                arrival, answer, ..
+            } => (Some(arrival.serial), answer.is_none()),
+            Job::Write {
+                arrival, answer, ..
+            } => (Some(arrival.serial), answer.is_none()),
             Job::Accessories(_) => (None, false),
         };
         if let Some(serial) = serial.filter(|_| progress == Progress::Done) {
@@ -533,15 +528,15 @@ impl Server<'_> {
     pub(super) fn job_deadline(conn: &Connection<'_>) -> Option<Instant> {
         match conn.job? {
             Job::Read {
-                deadline,
+                arrival,
                 answer: None,
                 ..
             }
             | Job::Write {
-                deadline,
+                arrival,
                 answer: None,
                 ..
-            } => Some(deadline),
+            } => Some(arrival.deadline),
             _ => None,
         }
     }

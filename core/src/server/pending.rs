@@ -350,8 +350,9 @@ impl Server<'_> {
     ///
     /// `Ok(value)` is checked and stored as [`Server::set_value`] does (subscribers get
     /// events if it changed, and every read of the characteristic waiting is answered
-    /// with it, so their tokens are refused from then on); the item succeeds with it. `Err(status)` gives the item that status and
-    /// leaves the value as it was. Drain [`Server::poll_wake`] afterwards.
+    /// with it, so their tokens are refused from then on); the item succeeds with it.
+    /// `Err(status)` gives the item that status and leaves the value as it was. Drain
+    /// [`Server::poll_wake`] afterwards.
     pub fn complete_read(
         &mut self,
         token: Token,
