@@ -20,7 +20,12 @@ use crate::server::Event;
 use crate::setup::{setup_hash_base64, DeviceId, SetupId};
 use crate::time::Instant;
 
+pub mod responder;
 pub mod wire;
+
+pub use responder::{
+    Destination, Family, InterfaceId, MdnsError, MdnsEvent, MdnsResponder, NameKind, Transmit,
+};
 
 /// The DNS-SD service type of HAP over IP.
 pub const SERVICE_TYPE: &str = "_hap._tcp.local";

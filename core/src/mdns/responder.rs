@@ -1,0 +1,292 @@
+//! A sans-IO mDNS responder (RFC 6762) for one DNS-SD service instance (RFC 6763).
+//!
+//! API SKELETON (branch mdnscore): signatures and documentation are agreed; the bodies
+//! are filled in on this branch before it reaches main.
+//!
+//! Driven like the server: datagrams in with [`MdnsResponder::handle_datagram`],
+//! datagrams out with [`MdnsResponder::poll_transmit`], a deadline from
+//! [`MdnsResponder::poll_timeout`] served by [`MdnsResponder::handle_timeout`], and
+//! facts for the application (and its log) from [`MdnsResponder::poll_event`].
+//!
+//! ```text
+//! loop {
+//!     responder.handle_datagram(now, iface, source, &datagram, &mut rng)?; // on input
+//!     while let Some(t) = responder.poll_transmit(now, &mut buf) { send(t) }
+//!     while let Some(e) = responder.poll_event() { log(e) }
+//!     wait until responder.poll_timeout() or input; responder.handle_timeout(now, &mut rng);
+//! }
+//! ```
+
+use core::net::{IpAddr, SocketAddr};
+
+use rand_core::RngCore;
+
+use super::Advertisement;
+use crate::time::Instant;
+
+/// How many interfaces one responder serves.
+pub const MAX_INTERFACES: usize = 4;
+/// How many addresses one interface may carry (one IPv4 and three IPv6 is typical).
+pub const MAX_ADDRESSES: usize = 4;
+/// The longest label: an instance name or a host name, in bytes (RFC 1035).
+pub const MAX_LABEL: usize = 63;
+/// The mDNS UDP port.
+pub const MDNS_PORT: u16 = 5353;
+/// The IPv4 mDNS group, 224.0.0.251.
+pub const MDNS_GROUP_V4: core::net::Ipv4Addr = core::net::Ipv4Addr::new(224, 0, 0, 251);
+/// The IPv6 mDNS group, ff02::fb.
+pub const MDNS_GROUP_V6: core::net::Ipv6Addr =
+    core::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xfb);
+/// The TTL of records naming the host (SRV, A, AAAA), seconds (RFC 6762 §10).
+pub const HOST_RECORD_TTL: u32 = 120;
+/// The TTL of the other records (PTR, TXT), seconds (RFC 6762 §10).
+pub const OTHER_RECORD_TTL: u32 = 4500;
+/// The smallest buffer [`MdnsResponder::poll_transmit`] accepts: an IPv6 packet on a
+/// 1500-byte link, less the IPv6 and UDP headers (RFC 6762 §17).
+pub const MIN_TRANSMIT_BUFFER: usize = 1452;
+
+/// An interface, as the platform numbers it (an OS interface index, or any id an
+/// embedded stack chooses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InterfaceId(pub u32);
+
+/// An IP family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4: the group 224.0.0.251.
+    V4,
+    /// IPv6: the group ff02::fb.
+    V6,
+}
+
+/// Where a datagram goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// The mDNS group of that family, port 5353, on the transmit's interface.
+    Multicast(Family),
+    /// One querier (a unicast response, §5.4, or a legacy unicast answer, §6.7).
+    Unicast(SocketAddr),
+}
+
+impl Destination {
+    /// The socket address to send to: the group and port 5353, or the querier.
+    pub fn socket_addr(&self) -> SocketAddr {
+        match self {
+            Self::Multicast(Family::V4) => SocketAddr::new(IpAddr::V4(MDNS_GROUP_V4), MDNS_PORT),
+            Self::Multicast(Family::V6) => SocketAddr::new(IpAddr::V6(MDNS_GROUP_V6), MDNS_PORT),
+            Self::Unicast(addr) => *addr,
+        }
+    }
+}
+
+/// One datagram to send, written into the caller's buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Transmit<'b> {
+    /// The interface to send it from (for multicast: the one to set as the outgoing
+    /// interface; for unicast: the one the query came in on).
+    pub iface: InterfaceId,
+    /// Where to send it.
+    pub destination: Destination,
+    /// The DNS message.
+    pub payload: &'b [u8],
+}
+
+/// Which of the two unique names a fact is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NameKind {
+    /// The service instance, `<instance>._hap._tcp.local`.
+    Instance,
+    /// The host, `<host>.local`.
+    Host,
+}
+
+/// What the responder did, for the application and its log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MdnsEvent {
+    /// Probing for the names started on an interface (first probe sent).
+    Probing {
+        /// The interface.
+        iface: InterfaceId,
+    },
+    /// The records were announced (the first announcement of a round) on an interface.
+    Announced {
+        /// The interface.
+        iface: InterfaceId,
+    },
+    /// Another host claims one of our names, while probing or after it.
+    Conflict {
+        /// Which name.
+        kind: NameKind,
+        /// Where the conflicting answer arrived.
+        iface: InterfaceId,
+        /// Whether it came while probing (else: defending an established name).
+        probing: bool,
+    },
+    /// A name was changed after a conflict; store it and advertise it from now on
+    /// (the instance name is usually also the accessory's Name characteristic).
+    Renamed {
+        /// Which name.
+        kind: NameKind,
+        /// The new label, such as `Virtual Light (2)` or `light-2`.
+        name: heapless::String<MAX_LABEL>,
+    },
+    /// An interface's addresses changed and the new ones are being announced.
+    AddressesChanged {
+        /// The interface.
+        iface: InterfaceId,
+    },
+    /// The goodbye was sent on every interface; the responder is silent from now on.
+    Withdrawn,
+}
+
+/// Misuse of the responder, or a configuration it cannot advertise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MdnsError {
+    /// The instance name is empty or longer than [`MAX_LABEL`] bytes.
+    InstanceName,
+    /// The host label is empty, longer than [`MAX_LABEL`] bytes, or not letters, digits
+    /// and hyphens.
+    HostName,
+    /// More than [`MAX_INTERFACES`] interfaces.
+    TooManyInterfaces,
+    /// The interface is not known.
+    UnknownInterface,
+    /// The TXT record does not fit.
+    TxtTooLong,
+    /// The buffer is smaller than [`MIN_TRANSMIT_BUFFER`].
+    BufferTooSmall,
+    /// The responder said goodbye and advertises nothing more.
+    Withdrawn,
+}
+
+impl core::fmt::Display for MdnsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::InstanceName => "the instance name must be 1 to 63 bytes",
+            Self::HostName => "the host name must be 1 to 63 letters, digits and hyphens",
+            Self::TooManyInterfaces => "too many interfaces",
+            Self::UnknownInterface => "unknown interface",
+            Self::TxtTooLong => "the TXT record is too long",
+            Self::BufferTooSmall => "the transmit buffer is too small",
+            Self::Withdrawn => "the advertisement was withdrawn",
+        })
+    }
+}
+
+impl core::error::Error for MdnsError {}
+
+/// The responder for one accessory: its service instance and its host name, on up to
+/// [`MAX_INTERFACES`] interfaces, IPv4 and IPv6.
+#[derive(Debug)]
+pub struct MdnsResponder {
+    _todo: (),
+}
+
+impl MdnsResponder {
+    /// A responder for `advertisement` whose host is `<host_label>.local`. It sends
+    /// nothing until an interface is added with [`MdnsResponder::set_interface`].
+    pub fn new(host_label: &str, advertisement: &Advertisement<'_>) -> Result<Self, MdnsError> {
+        let _ = (host_label, advertisement);
+        todo!()
+    }
+
+    /// Adds an interface with its current addresses, or replaces the addresses of a known
+    /// one. A new interface is probed, then announced (§8); changed addresses are
+    /// announced again without probing (§8.4). An empty list keeps the interface but
+    /// advertises no address on it.
+    pub fn set_interface<R: RngCore>(
+        &mut self,
+        iface: InterfaceId,
+        addresses: &[IpAddr],
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<(), MdnsError> {
+        let _ = (iface, addresses, now, rng);
+        todo!()
+    }
+
+    /// Says goodbye on `iface` (its records with TTL 0) and forgets it.
+    pub fn remove_interface(&mut self, iface: InterfaceId, now: Instant) -> Result<(), MdnsError> {
+        let _ = (iface, now);
+        todo!()
+    }
+
+    /// The interfaces served, in the order they were added.
+    pub fn interfaces(&self) -> impl Iterator<Item = InterfaceId> + '_ {
+        core::iter::empty()
+    }
+
+    /// Replaces what is advertised. A changed TXT record (`sf`, `c#`) is announced again
+    /// without probing (§8.4). A changed instance name says goodbye to the old PTR and
+    /// probes the new name. The same name as before keeps a name chosen by a rename.
+    pub fn set_advertisement(
+        &mut self,
+        advertisement: &Advertisement<'_>,
+        now: Instant,
+    ) -> Result<(), MdnsError> {
+        let _ = (advertisement, now);
+        todo!()
+    }
+
+    /// Takes one datagram that arrived on `iface` from `source`. Malformed or foreign
+    /// datagrams are dropped with an error the caller may log; none panics.
+    pub fn handle_datagram<R: RngCore>(
+        &mut self,
+        now: Instant,
+        iface: InterfaceId,
+        source: SocketAddr,
+        datagram: &[u8],
+        rng: &mut R,
+    ) -> Result<(), super::wire::ParseError> {
+        let _ = (now, iface, source, datagram, rng);
+        todo!()
+    }
+
+    /// The next datagram due at `now`, written into `buf` (at least
+    /// [`MIN_TRANSMIT_BUFFER`] bytes; a smaller buffer yields nothing). Call until
+    /// `None`.
+    pub fn poll_transmit<'b>(&mut self, now: Instant, buf: &'b mut [u8]) -> Option<Transmit<'b>> {
+        let _ = (now, buf);
+        todo!()
+    }
+
+    /// When [`MdnsResponder::handle_timeout`] is next due, if anything is scheduled.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        todo!()
+    }
+
+    /// Advances probes, announcements, delayed answers and goodbyes to `now`.
+    pub fn handle_timeout<R: RngCore>(&mut self, now: Instant, rng: &mut R) {
+        let _ = (now, rng);
+        todo!()
+    }
+
+    /// The next fact for the application.
+    pub fn poll_event(&mut self) -> Option<MdnsEvent> {
+        todo!()
+    }
+
+    /// Withdraws everything: each record with TTL 0 on every interface (§10.1), then
+    /// silence. Drain [`MdnsResponder::poll_transmit`] until [`MdnsResponder::is_withdrawn`].
+    pub fn goodbye(&mut self, now: Instant) {
+        let _ = now;
+        todo!()
+    }
+
+    /// Whether every goodbye was sent: nothing more will be transmitted.
+    pub fn is_withdrawn(&self) -> bool {
+        todo!()
+    }
+
+    /// The instance label advertised now (after any rename).
+    pub fn instance_name(&self) -> &str {
+        todo!()
+    }
+
+    /// The host label advertised now (after any rename), without `.local`.
+    pub fn host_name(&self) -> &str {
+        todo!()
+    }
+}
