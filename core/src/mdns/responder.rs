@@ -177,6 +177,22 @@ impl core::fmt::Display for MdnsError {
 
 impl core::error::Error for MdnsError {}
 
+/// The instance name to try after `current` lost a conflict, as Apple's responder names
+/// it: `Virtual Light` becomes `Virtual Light (2)`, `Virtual Light (2)` becomes
+/// `Virtual Light (3)`; the base is cut at a character boundary so the result fits
+/// [`MAX_LABEL`] bytes. Avahi registrations use it too, so every path renames alike.
+pub fn next_instance_name(current: &str) -> heapless::String<MAX_LABEL> {
+    let _ = current;
+    todo!()
+}
+
+/// The host label to try after `current` lost a conflict: `light` becomes `light-2`,
+/// `light-2` becomes `light-3`, cut to fit [`MAX_LABEL`] bytes.
+pub fn next_host_name(current: &str) -> heapless::String<MAX_LABEL> {
+    let _ = current;
+    todo!()
+}
+
 /// The responder for one accessory: its service instance and its host name, on up to
 /// [`MAX_INTERFACES`] interfaces, IPv4 and IPv6.
 #[derive(Debug)]
