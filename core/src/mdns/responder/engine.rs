@@ -229,7 +229,6 @@ impl MdnsResponder {
             let reply = UnicastReply {
                 destination: source,
                 id: packet.header().id,
-                recursion_desired: packet.header().flags & Header::RD != 0,
                 legacy: true,
                 questions: echoed,
                 answers,
@@ -267,7 +266,6 @@ impl MdnsResponder {
             let reply = UnicastReply {
                 destination: source,
                 id: 0,
-                recursion_desired: false,
                 legacy: false,
                 questions: heapless::Vec::new(),
                 answers: unicast,
@@ -481,10 +479,9 @@ impl MdnsResponder {
             Output::Unicast => {
                 let reply = iface.unicast.front_mut()?;
                 let limit = if reply.legacy { LEGACY_MAX } else { buf.len() };
-                let mut flags = Header::RESPONSE;
-                if reply.recursion_desired {
-                    flags |= Header::RD;
-                }
+                // Avahi and python-zeroconf answer a legacy query (RD set) with QR|AA
+                // only; so do we.
+                let flags = Header::RESPONSE;
                 let mut writer = Writer::new(&mut buf[..limit], reply.id, flags).ok()?;
                 for question in &reply.questions {
                     if let Some(name) = service.name(question.name) {
