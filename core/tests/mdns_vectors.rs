@@ -614,8 +614,8 @@ fn conflict_while_probing_renames_as_apple_does() {
     // The renamed records are otherwise the same: SRV and TXT data, TTLs, classes.
     let theirs_last = run
         .iter()
-        .filter(|c| c.from_responder && c.kind == "response" && c.is_v4())
-        .last()
+        .rev()
+        .find(|c| c.from_responder && c.kind == "response" && c.is_v4())
         .unwrap();
     let strip = |set: BTreeSet<Canon>| -> BTreeSet<(u16, u16, u32, Vec<u8>)> {
         set.into_iter()
@@ -626,8 +626,8 @@ fn conflict_while_probing_renames_as_apple_does() {
     let mine_last = ours
         .sent
         .iter()
-        .filter(|s| s.is_v4_multicast() && !s.is_probe())
-        .last()
+        .rev()
+        .find(|s| s.is_v4_multicast() && !s.is_probe())
         .unwrap();
     assert_eq!(strip(mine_last.records()), strip(theirs_last.records()));
     assert!(mine_last

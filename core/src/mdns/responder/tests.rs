@@ -3,6 +3,7 @@
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 use std::string::{String, ToString};
+use std::vec;
 use std::vec::Vec;
 
 use rand_chacha::ChaCha8Rng;
@@ -964,4 +965,48 @@ fn refuses_bad_names_and_small_buffers() {
     h.run_until(300);
     let now = h.instant();
     assert!(h.responder.poll_transmit(now, &mut [0u8; 512]).is_none());
+}
+
+#[test]
+fn random_and_mutated_datagrams_never_panic_and_replies_stay_valid() {
+    use rand_core::RngCore;
+    let mut h = Harness::established();
+    let mut fuzz = ChaCha8Rng::seed_from_u64(6762);
+    let valid = [
+        query(
+            0,
+            &[("_hap._tcp.local", rtype::PTR, true)],
+            &[ptr_record(4500)],
+        ),
+        other_probe(51827, txt_entries("md", "OtherLight")),
+        response(&[other_srv(1), ptr_record(10)]),
+    ];
+    let sources = [
+        querier(),
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 40_000),
+        SocketAddr::new(IpAddr::V6(V6), MDNS_PORT),
+    ];
+    for round in 0..3_000 {
+        let mut bytes = valid[round % valid.len()].clone();
+        if round % 4 == 0 {
+            bytes = vec![0u8; (fuzz.next_u32() % 300) as usize];
+            fuzz.fill_bytes(&mut bytes);
+        } else {
+            for _ in 0..1 + fuzz.next_u32() % 4 {
+                let at = fuzz.next_u32() as usize % bytes.len();
+                bytes[at] = fuzz.next_u32() as u8;
+            }
+        }
+        let now = h.instant();
+        let source = sources[round % sources.len()];
+        let _ = h
+            .responder
+            .handle_datagram(now, IFACE, source, &bytes, &mut h.rng);
+        h.run_until(h.now + 300);
+    }
+    // Every datagram sent parses (Sent::packet) and fits.
+    assert!(h
+        .sent
+        .iter()
+        .all(|s| s.packet().header().is_response() || s.is_probe()));
 }
