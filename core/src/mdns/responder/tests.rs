@@ -814,7 +814,20 @@ fn same_name_keeps_a_renamed_name() {
 
 #[test]
 fn address_added_announces_on_that_iface_only() {
-    let mut h = Harness::established();
+    let mut h = Harness::new();
+    let other = InterfaceId(2);
+    let now = h.instant();
+    h.responder
+        .set_interface(
+            other,
+            &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))],
+            now,
+            &mut h.rng,
+        )
+        .unwrap();
+    h.run_until(5_000);
+    h.sent.clear();
+    h.events.clear();
     let added = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 4));
     let now = h.instant();
     h.responder
@@ -826,10 +839,14 @@ fn address_added_announces_on_that_iface_only() {
         )
         .unwrap();
     h.run_until(h.now + 4_000);
-    assert!(h
-        .events
-        .contains(&MdnsEvent::AddressesChanged { iface: IFACE }));
-    assert!(h.sent.iter().all(|s| !s.is_probe()));
+    assert_eq!(
+        h.events,
+        [
+            MdnsEvent::AddressesChanged { iface: IFACE },
+            MdnsEvent::Announced { iface: IFACE }
+        ]
+    );
+    assert!(h.sent.iter().all(|s| !s.is_probe() && s.iface == IFACE));
     assert_eq!(h.sent.len(), 6);
     assert_eq!(
         h.sent[0]
