@@ -1027,3 +1027,26 @@ fn random_and_mutated_datagrams_never_panic_and_replies_stay_valid() {
         .iter()
         .all(|s| s.packet().header().is_response() || s.is_probe()));
 }
+
+#[test]
+fn truncated_query_waits_400_to_500ms_for_its_known_answers() {
+    let mut h = Harness::established();
+    let asked = h.now;
+    let mut bytes = query(0, &[("_hap._tcp.local", rtype::PTR, false)], &[]);
+    bytes[2] |= (Header::TC >> 8) as u8;
+    h.receive(querier(), &bytes);
+    h.run_until(asked + 399);
+    assert!(h.sent.is_empty());
+    h.run_until(asked + 500);
+    assert_eq!(h.sent.len(), 1);
+    assert!((400..=500).contains(&(h.sent[0].at - asked)));
+
+    // The rest of the known answers, in a second packet, cancel the answer (§7.2).
+    h.run_until(asked + 2_000);
+    h.sent.clear();
+    h.receive(querier(), &bytes);
+    h.run_until(h.now + 100);
+    h.receive(querier(), &query(0, &[], &[ptr_record(4500)]));
+    h.run_until(h.now + 1_000);
+    assert!(h.sent.is_empty());
+}
