@@ -299,7 +299,9 @@ impl MdnsResponder {
                 }
                 continue;
             }
-            if record.rtype == rtype::NSEC || self.is_ours_elsewhere(&record) {
+            // A goodbye (TTL 0, §10.1) claims nothing: it is a record going away, often
+            // our own, looped back after one of our addresses was removed.
+            if record.ttl == 0 || record.rtype == rtype::NSEC || self.is_ours_elsewhere(&record) {
                 continue;
             }
             let probing = matches!(iface.phase, Phase::Probing { .. });

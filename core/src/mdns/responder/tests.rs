@@ -601,6 +601,25 @@ fn response_from_other_port_is_no_conflict() {
 }
 
 #[test]
+fn a_goodbye_for_another_address_is_no_conflict() {
+    // Our own goodbye for an address just removed comes back over multicast loopback
+    // after the interface already carries the new one: no rename.
+    for mut h in [first_probe(), Harness::established()] {
+        let host = Name::new("123456789ABC.local").unwrap();
+        let gone = RecordOut::new(host, true, 0, RecordData::A(Ipv4Addr::new(192, 0, 2, 99)));
+        let mut gone_srv = other_srv(51827);
+        gone_srv.ttl = 0;
+        h.receive(querier(), &response(&[gone, gone_srv]));
+        assert_eq!(h.responder.host_name(), "123456789ABC");
+        assert_eq!(h.responder.instance_name(), "Virtual Light");
+        assert!(h
+            .events
+            .iter()
+            .all(|e| !matches!(e, MdnsEvent::Conflict { .. } | MdnsEvent::Renamed { .. })));
+    }
+}
+
+#[test]
 fn host_conflict_renames_host_2() {
     let mut h = first_probe();
     let host = Name::new("123456789ABC.local").unwrap();
