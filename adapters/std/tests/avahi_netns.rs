@@ -203,6 +203,8 @@ fn run_test() {
     assert_eq!(renamed.host, format!("{HOST}.local."));
     assert_eq!(renamed.port, PORT + 2);
     assert!(dir.join(RESPONDER_DONE).exists());
+    // Shown with --nocapture.
+    println!("{}", report(&browser, &responder));
 }
 
 /// Joins the two namespaces with a veth pair, with documentation addresses only, and
@@ -234,7 +236,15 @@ fn connect(daemon_side: &Namespace, browser_side: &Namespace) {
         assert!(status.success(), "sysctl in {}", namespace.name());
         let steps: [&[&str]; 4] = [
             &["addr", "add", &format!("{v4}/24"), "dev", iface],
-            &["-6", "addr", "add", &format!("{v6}/64"), "dev", iface, "nodad"],
+            &[
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                iface,
+                "nodad",
+            ],
             &["link", "set", iface, "up"],
             &["route", "replace", "224.0.0.0/4", "dev", iface],
         ];
@@ -248,12 +258,15 @@ fn connect(daemon_side: &Namespace, browser_side: &Namespace) {
 /// send anything, and waits for its socket.
 fn start_dbus(namespace: &Namespace, dir: &Path) -> Process {
     let config = dir.join("dbus.conf");
+    let socket = dir.join("bus");
     fs::write(
         &config,
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
+  <listen>unix:path={}</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
@@ -264,18 +277,22 @@ fn start_dbus(namespace: &Namespace, dir: &Path) -> Process {
   </policy>
 </busconfig>
 "#,
+            socket.display()
+        ),
     )
     .expect("write dbus.conf");
-    let socket = dir.join("bus");
     let mut command = namespace.command(find_program("dbus-daemon").unwrap());
     command
         .arg(format!("--config-file={}", config.display()))
         .arg(format!("--address=unix:path={}", socket.display()))
         .args(["--nofork", "--nopidfile", "--nosyslog"]);
     let mut dbus = Process::spawn("dbus-daemon", command, &dir.join("dbus-daemon.log"));
-    if !netns::wait_for_file(&socket, STEP) {
-        dbus.kill();
-        panic!("dbus-daemon did not listen:\n{}", dbus.output());
+    let deadline = Instant::now() + STEP;
+    while !socket.exists() {
+        if dbus.wait_timeout(Duration::from_millis(20)).is_some() || Instant::now() > deadline {
+            dbus.kill();
+            panic!("dbus-daemon did not listen:\n{}", dbus.output());
+        }
     }
     dbus
 }
@@ -395,9 +412,7 @@ fn is_announced(event: &MdnsEvent) -> bool {
 }
 
 fn is_renamed_to(name: &'static str) -> impl Fn(&MdnsEvent) -> bool {
-    move |event| {
-        matches!(event, MdnsEvent::Renamed { kind: NameKind::Instance, name: new } if new == name)
-    }
+    move |event| matches!(event, MdnsEvent::Renamed { kind: NameKind::Instance, name: new } if new == name)
 }
 
 fn wait_for(dir: &Path, file: &str) {
@@ -458,7 +473,9 @@ fn run_responder() {
     let (mut third, third_events) = responder();
     let mut ad = advertisement(BUSY, false, 1);
     ad.port = PORT + 2;
-    third.announce(&ad).expect("announce a name taken on the link");
+    third
+        .announce(&ad)
+        .expect("announce a name taken on the link");
     expect_event(
         &third_events,
         "Renamed to Busy Light (2)",
