@@ -19,7 +19,9 @@
 //! 5. the browser publishes `Busy Light` itself (with `mdns-sd`), and a third responder
 //!    announces that name: avahi-daemon's probe meets the browser's answer, the entry
 //!    group reports a collision, and the responder renames to `Busy Light (2)`, which the
-//!    browser resolves.
+//!    browser resolves;
+//! 6. avahi-daemon is killed and started again: both live responders see the new daemon
+//!    and register again (each reports `Announced` once more).
 //!
 //! It needs root (namespaces, mounts), `ip`, `unshare`, `dbus-daemon` and `avahi-daemon`
 //! (`apt-get install -y iproute2 dbus avahi-daemon`); without root or the two daemons it
@@ -72,6 +74,7 @@ const FOUND_SECOND: &str = "found-second";
 const REMOVED: &str = "removed";
 const BUSY_PUBLISHED: &str = "busy-published";
 const FOUND_RENAMED: &str = "found-renamed";
+const RESTART: &str = "restart";
 const RESPONDER_DONE: &str = "responder-done";
 
 fn advertisement(name: &str, paired: bool, config_number: u16) -> Advertisement<'_> {
@@ -142,10 +145,22 @@ fn run_test() {
     let bus = format!("unix:path={}", dir.join("bus").display());
 
     let dbus = start_dbus(&daemon_side, dir);
-    let avahi = start_avahi(&daemon_side, dir, &bus);
+    let mut avahi = start_avahi(&daemon_side, dir, &bus, "avahi-daemon");
 
     let mut responder = spawn_role(&daemon_side, "responder", &scratch, Some(&bus));
     let mut browser = spawn_role(&browser_side, "browser", &scratch, None);
+
+    // Step 6: when the responder asks, replace avahi-daemon by a new one.
+    let deadline = Instant::now() + 8 * STEP;
+    while !dir.join(RESTART).exists()
+        && responder.wait_timeout(Duration::from_millis(50)).is_none()
+        && Instant::now() < deadline
+    {}
+    if dir.join(RESTART).exists() {
+        avahi.kill();
+        avahi = start_avahi(&daemon_side, dir, &bus, "avahi-daemon-again");
+    }
+    let avahi = avahi;
     let report = |browser: &Process, responder: &Process| {
         format!(
             "--- browser:\n{}\n--- responder:\n{}\n--- avahi-daemon:\n{}\n--- dbus-daemon:\n{}",
@@ -299,7 +314,7 @@ fn start_dbus(namespace: &Namespace, dir: &Path) -> Process {
 
 /// Starts avahi-daemon on the daemon's veth end, with D-Bus on the private bus, in a
 /// private mount namespace with its own `/run` and an empty services directory.
-fn start_avahi(namespace: &Namespace, dir: &Path, bus: &str) -> Process {
+fn start_avahi(namespace: &Namespace, dir: &Path, bus: &str, name: &str) -> Process {
     let config = dir.join("avahi-daemon.conf");
     fs::write(
         &config,
@@ -328,7 +343,7 @@ fn start_avahi(namespace: &Namespace, dir: &Path, bus: &str) -> Process {
     command
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus);
-    Process::spawn("avahi-daemon", command, &dir.join("avahi-daemon.log"))
+    Process::spawn(name, command, &dir.join(format!("{name}.log")))
 }
 
 /// Runs this test again inside `namespace` as `role`, with the bus address if given.
@@ -484,7 +499,18 @@ fn run_responder() {
     expect_event(&third_events, "Announced (third)", is_announced);
     assert_eq!(third.instance_name(), "Busy Light (2)");
 
+    // A new avahi-daemon: the live registrations are made again.
     wait_for(&dir, FOUND_RENAMED);
+    netns::signal(&dir.join(RESTART));
+    expect_event(&third_events, "Announced after the restart", is_announced);
+    expect_event(
+        &second_events,
+        "Announced after the restart (second)",
+        is_announced,
+    );
+    assert_eq!(third.instance_name(), "Busy Light (2)");
+    assert_eq!(second.instance_name(), "Test Light (2)");
+
     drop((first, second, third));
     netns::signal(&dir.join(RESPONDER_DONE));
     println!("done");
