@@ -6,13 +6,15 @@
 //! asks the daemon to publish the service. Avahi then probes the name, announces it,
 //! answers queries, follows the machine's interfaces and addresses, and sends the
 //! goodbyes. What is left here is the naming: when another host already has the instance
-//! name, the registration is renamed with [`next_instance_name`] (`Light` becomes
-//! `Light (2)`, as the built-in responder does) and an [`MdnsEvent::Renamed`] tells the
-//! application.
+//! name (the group reports a collision), or another registration with the same daemon has
+//! it (`AddService` answers `CollisionError`), the registration is renamed with
+//! [`next_instance_name`] (`Light` becomes `Light (2)`, as the built-in responder does)
+//! and an [`MdnsEvent::Renamed`] tells the application. [`MdnsEvent::Announced`] with
+//! [`ALL_INTERFACES`] reports the group established.
 //!
 //! The calls, all to `org.freedesktop.Avahi` on the system bus:
-//! - `Server.GetState` at [`AvahiResponder::connect`], which fails unless it is 2
-//!   (running);
+//! - the bus's `GetNameOwner` and then `Server.GetState` at [`AvahiResponder::connect`],
+//!   which fails unless the daemon is there and its state is 2 (running);
 //! - `Server.EntryGroupNew`, then on the group `AddService` (any interface, any
 //!   protocol, no flags, the name, `_hap._tcp`, the default domain and host, the port,
 //!   the TXT strings) and `Commit` at the first [`Responder::announce`];
@@ -21,11 +23,14 @@
 //! - `Free` at [`Responder::goodbye`] and on drop.
 //!
 //! A thread watches the daemon's signals: the group's `StateChanged` (established,
-//! collision, failure) and the server's `StateChanged`. When the server loses its host
-//! name (state 1 or 3) the service is withdrawn, and published again once it runs (2), as
-//! Avahi's documentation asks of clients; when a new avahi-daemon replaced the one that
+//! collision, failure) and the server's `StateChanged`. When the server leaves the running
+//! state (2), to claim a new host name for example, the service is withdrawn, and published
+//! again once it runs, as Avahi's examples do; when a new avahi-daemon replaced the one that
 //! held the group (it restarted), the service is published again in a new group. Every
 //! call and state change is logged at debug level.
+//!
+//! Not followed: a restart of the D-Bus system bus itself. The connection then ends, the
+//! thread stops, and [`Responder::announce`] returns errors; make a new responder.
 
 use std::fmt;
 use std::sync::mpsc;
@@ -60,10 +65,8 @@ const COLLISION_ERROR: &str = "org.freedesktop.Avahi.CollisionError";
 /// `AVAHI_IF_UNSPEC` and `AVAHI_PROTO_UNSPEC`: every interface, IPv4 and IPv6.
 const ANY: i32 = -1;
 
-/// The server's states (`AvahiServerState`).
-const SERVER_REGISTERING: i32 = 1;
+/// The server state in which services can be published (`AVAHI_SERVER_RUNNING`).
 const SERVER_RUNNING: i32 = 2;
-const SERVER_COLLISION: i32 = 3;
 
 /// An entry group's states (`AvahiEntryGroupState`).
 const GROUP_ESTABLISHED: i32 = 2;
@@ -86,7 +89,7 @@ pub type EventHandler = Box<dyn Fn(MdnsEvent) + Send + Sync>;
 #[non_exhaustive]
 pub enum AvahiError {
     /// The D-Bus system bus could not be reached.
-    Bus(zbus::Error),
+    Bus(DbusError),
     /// avahi-daemon is not on the system bus.
     NotRunning,
     /// avahi-daemon is on the bus but not running its server (state other than 2), for
@@ -102,7 +105,7 @@ pub enum AvahiError {
         /// The method, such as `AddService`.
         method: &'static str,
         /// What D-Bus or the daemon said.
-        error: zbus::Error,
+        error: DbusError,
     },
     /// [`Responder::goodbye`] withdrew the service; it is not published again.
     Withdrawn,
@@ -140,6 +143,37 @@ impl fmt::Display for AvahiError {
                 write!(f, "cannot start the thread watching avahi-daemon: {error}")
             }
         }
+    }
+}
+
+/// What D-Bus or avahi-daemon said, in an [`AvahiError`].
+#[derive(Debug)]
+pub struct DbusError(Box<zbus::Error>);
+
+impl DbusError {
+    fn new(error: zbus::Error) -> Self {
+        Self(Box::new(error))
+    }
+
+    /// The D-Bus error name, when the daemon or the bus answered with an error, such as
+    /// `org.freedesktop.Avahi.CollisionError`.
+    pub fn name(&self) -> Option<&str> {
+        match &*self.0 {
+            zbus::Error::MethodError(name, _, _) => Some(name.as_str()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DbusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DbusError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }
 
@@ -198,6 +232,8 @@ struct Registration {
     added: bool,
     /// Whether the application said goodbye.
     withdrawn: bool,
+    /// Whether the daemon's server runs (state 2), so that services can be added.
+    server_running: bool,
 }
 
 impl AvahiResponder {
@@ -226,6 +262,7 @@ impl AvahiResponder {
             connection,
             registration: Mutex::new(Registration {
                 daemon,
+                server_running: true,
                 ..Registration::default()
             }),
             events,
@@ -253,16 +290,15 @@ impl AvahiResponder {
 fn open() -> Result<(Connection, MessageIterator, String), AvahiError> {
     let connection = zbus::blocking::connection::Builder::system()
         .and_then(|builder| builder.method_timeout(CALL_TIMEOUT).build())
-        .map_err(AvahiError::Bus)?;
+        .map_err(bus_error)?;
     // Subscribe before any registration, so that no state change is missed. The group's
     // signals are addressed to us; the server's are broadcast and need the rule.
     let rule = MatchRule::builder()
         .msg_type(MessageType::Signal)
         .sender(AVAHI)
-        .map_err(AvahiError::Bus)?
+        .map_err(bus_error)?
         .build();
-    let signals =
-        MessageIterator::for_match_rule(rule, &connection, None).map_err(AvahiError::Bus)?;
+    let signals = MessageIterator::for_match_rule(rule, &connection, None).map_err(bus_error)?;
     // Asking the bus who owns the name neither starts the daemon by activation nor waits.
     log::debug!("avahi: GetNameOwner({AVAHI})");
     let daemon: String = match connection.call_method(
@@ -272,29 +308,35 @@ fn open() -> Result<(Connection, MessageIterator, String), AvahiError> {
         "GetNameOwner",
         &(AVAHI,),
     ) {
-        Ok(reply) => reply.body().deserialize().map_err(AvahiError::Bus)?,
+        Ok(reply) => reply.body().deserialize().map_err(bus_error)?,
         Err(zbus::Error::MethodError(name, _, _))
             if name.as_str() == "org.freedesktop.DBus.Error.NameHasNoOwner" =>
         {
             return Err(AvahiError::NotRunning)
         }
-        Err(error) => return Err(timeout_or(error, AvahiError::Bus)),
+        Err(error) => return Err(timeout_or(error, bus_error)),
     };
     log::debug!("avahi: GetState on {daemon}");
     let state: i32 = connection
         .call_method(Some(daemon.as_str()), "/", Some(SERVER), "GetState", &())
         .and_then(|reply| reply.body().deserialize())
-        .map_err(|error| {
-            timeout_or(error, |error| AvahiError::Call {
-                method: "GetState",
-                error,
-            })
-        })?;
+        .map_err(|error| timeout_or(error, |error| call_error("GetState", error)))?;
     log::debug!("avahi: server state {state}");
     if state != SERVER_RUNNING {
         return Err(AvahiError::NotReady { state });
     }
     Ok((connection, signals, daemon))
+}
+
+fn bus_error(error: zbus::Error) -> AvahiError {
+    AvahiError::Bus(DbusError::new(error))
+}
+
+fn call_error(method: &'static str, error: zbus::Error) -> AvahiError {
+    AvahiError::Call {
+        method,
+        error: DbusError::new(error),
+    }
 }
 
 /// [`AvahiError::Timeout`] for a call that timed out, else `other(error)`.
@@ -340,7 +382,7 @@ impl Shared {
             .map(drop)
             .map_err(|error| {
                 log::debug!("avahi: {method} failed: {error}");
-                AvahiError::Call { method, error }
+                call_error(method, error)
             })
     }
 
@@ -353,18 +395,11 @@ impl Shared {
         let reply = self
             .connection
             .call_method(Some(AVAHI), "/", Some(SERVER), "EntryGroupNew", &())
-            .map_err(|error| AvahiError::Call {
-                method: "EntryGroupNew",
-                error,
-            })?;
-        let group: OwnedObjectPath =
-            reply
-                .body()
-                .deserialize()
-                .map_err(|error| AvahiError::Call {
-                    method: "EntryGroupNew",
-                    error,
-                })?;
+            .map_err(|error| call_error("EntryGroupNew", error))?;
+        let group: OwnedObjectPath = reply
+            .body()
+            .deserialize()
+            .map_err(|error| call_error("EntryGroupNew", error))?;
         if let Some(sender) = reply.header().sender() {
             registration.daemon = sender.to_string();
         }
@@ -403,13 +438,16 @@ impl Shared {
             match self.group_call(&group, "AddService", &body) {
                 Ok(()) => {
                     registration.added = true;
-                    self.group_call(&group, "Commit", &())?;
+                    if let Err(error) = self.group_call(&group, "Commit", &()) {
+                        // Leave the group empty, so the next try starts afresh.
+                        if self.group_call(&group, "Reset", &()).is_ok() {
+                            registration.added = false;
+                        }
+                        return Err(error);
+                    }
                     return Ok(renamed);
                 }
-                Err(AvahiError::Call {
-                    error: zbus::Error::MethodError(name, _, _),
-                    ..
-                }) if name.as_str() == COLLISION_ERROR => {
+                Err(AvahiError::Call { error, .. }) if error.name() == Some(COLLISION_ERROR) => {
                     let next = next_instance_name(&registration.name);
                     log::info!(
                         "avahi: {:?} is registered here already; trying {:?}",
@@ -422,12 +460,12 @@ impl Shared {
                 Err(error) => return Err(error),
             }
         }
-        Err(AvahiError::Call {
-            method: "AddService",
-            error: zbus::Error::Failure(format!(
+        Err(call_error(
+            "AddService",
+            zbus::Error::Failure(format!(
                 "{MAX_LOCAL_RENAMES} names in a row are registered here already"
             )),
-        })
+        ))
     }
 
     /// Handles one signal from avahi-daemon; returns the events to report (the caller
@@ -529,10 +567,12 @@ impl Shared {
             registration.group = None;
             registration.added = false;
         }
+        registration.server_running = state == SERVER_RUNNING;
         let mut events = Vec::new();
         match state {
-            // The host name is being (re)claimed: withdraw, and publish again when it runs.
-            SERVER_REGISTERING | SERVER_COLLISION if registration.added => {
+            // The host name is being (re)claimed, or the server failed: withdraw, and
+            // publish again when it runs.
+            state if state != SERVER_RUNNING && registration.added => {
                 if let Some(group) = registration.group.clone() {
                     if let Err(error) = self.group_call(&group, "Reset", &()) {
                         log::warn!("avahi: {error}");
@@ -597,36 +637,33 @@ impl Responder for AvahiResponder {
             if registration.withdrawn {
                 return Err(AvahiError::Withdrawn);
             }
-            let same_name = advertisement.name == registration.requested
-                || advertisement.name == registration.name;
-            let first = !registration.announced;
+            let mut moved = !registration.announced || advertisement.port != registration.port;
+            if advertisement.name == registration.name {
+                // The same name, or the application adopted the new one.
+                registration.requested = registration.name.clone();
+            } else if advertisement.name != registration.requested {
+                registration.requested = advertisement.name.to_owned();
+                registration.name = advertisement.name.to_owned();
+                moved = true;
+            }
             registration.announced = true;
-            if !first && same_name && advertisement.port == registration.port && registration.added
-            {
-                if txt == registration.txt {
-                    return Ok(());
-                }
-                if advertisement.name == registration.name {
-                    // The application adopted the new name.
-                    registration.requested = registration.name.clone();
-                }
-                let group = self.shared.group(&mut registration)?;
-                let body = (
-                    ANY,
-                    ANY,
-                    0u32,
-                    registration.name.as_str(),
-                    SERVICE_TYPE,
-                    "",
-                    &txt,
-                );
-                self.shared.group_call(&group, "UpdateServiceTxt", &body)?;
+            registration.port = advertisement.port;
+            if !registration.server_running {
+                // Published when the server runs again (see server_state_changed).
+                log::debug!("avahi: the server is not running; publishing later");
                 registration.txt = txt;
                 return Ok(());
             }
-            registration.requested = advertisement.name.to_owned();
-            registration.name = advertisement.name.to_owned();
-            registration.port = advertisement.port;
+            if registration.added && !moved {
+                if txt != registration.txt {
+                    let group = self.shared.group(&mut registration)?;
+                    let name = registration.name.as_str();
+                    let body = (ANY, ANY, 0u32, name, SERVICE_TYPE, "", &txt);
+                    self.shared.group_call(&group, "UpdateServiceTxt", &body)?;
+                    registration.txt = txt;
+                }
+                return Ok(());
+            }
             registration.txt = txt;
             match self.shared.publish(&mut registration)? {
                 Some(name) => vec![renamed(&name)],
