@@ -21,7 +21,9 @@
 //!    group reports a collision, and the responder renames to `Busy Light (2)`, which the
 //!    browser resolves;
 //! 6. avahi-daemon is killed and started again: both live responders see the new daemon
-//!    and register again (each reports `Announced` once more).
+//!    and register again (each reports `Announced` once more);
+//! 7. the third responder moves to another port, keeping its new name; the browser
+//!    resolves the new port.
 //!
 //! It needs root (namespaces, mounts), `ip`, `unshare`, `dbus-daemon` and `avahi-daemon`
 //! (`apt-get install -y iproute2 dbus avahi-daemon`); without root or the two daemons it
@@ -75,6 +77,7 @@ const REMOVED: &str = "removed";
 const BUSY_PUBLISHED: &str = "busy-published";
 const FOUND_RENAMED: &str = "found-renamed";
 const RESTART: &str = "restart";
+const FOUND_MOVED: &str = "found-moved";
 const RESPONDER_DONE: &str = "responder-done";
 
 fn advertisement(name: &str, paired: bool, config_number: u16) -> Advertisement<'_> {
@@ -217,6 +220,9 @@ fn run_test() {
     assert_eq!(renamed.fullname, BUSY_RENAMED_FULLNAME);
     assert_eq!(renamed.host, format!("{HOST}.local."));
     assert_eq!(renamed.port, PORT + 2);
+    let moved = Found::read(&dir.join(FOUND_MOVED)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(moved.fullname, BUSY_RENAMED_FULLNAME);
+    assert_eq!(moved.port, PORT + 3);
     assert!(dir.join(RESPONDER_DONE).exists());
     // Shown with --nocapture.
     println!("{}", report(&browser, &responder));
@@ -511,6 +517,13 @@ fn run_responder() {
     assert_eq!(third.instance_name(), "Busy Light (2)");
     assert_eq!(second.instance_name(), "Test Light (2)");
 
+    // Another port, with the name the application asked for first: the new name stays.
+    ad.port = PORT + 3;
+    third.announce(&ad).expect("move to another port");
+    expect_event(&third_events, "Announced on the new port", is_announced);
+    assert_eq!(third.instance_name(), "Busy Light (2)");
+    wait_for(&dir, FOUND_MOVED);
+
     drop((first, second, third));
     netns::signal(&dir.join(RESPONDER_DONE));
     println!("done");
@@ -586,6 +599,14 @@ fn run_browser() {
         .unwrap_or_else(|e| panic!("the registration renamed after a collision: {e}"));
     println!("renamed: {renamed:?}");
     renamed.write(&dir.join(FOUND_RENAMED));
+
+    let moved = browser
+        .resolved(STEP, |found| {
+            found.fullname == BUSY_RENAMED_FULLNAME && found.port == PORT + 3
+        })
+        .unwrap_or_else(|e| panic!("the registration moved to another port: {e}"));
+    println!("moved: {moved:?}");
+    moved.write(&dir.join(FOUND_MOVED));
 
     wait_for(&dir, RESPONDER_DONE);
     if let Ok(done) = publisher.shutdown() {
