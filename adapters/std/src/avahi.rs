@@ -239,7 +239,9 @@ struct Registration {
 impl AvahiResponder {
     /// Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS`, else the default socket),
     /// checks that avahi-daemon runs there (its server state is 2), and starts the thread
-    /// that watches it. `events` is called from that thread.
+    /// that watches it. `events` is called from that thread, and from
+    /// [`Responder::announce`] for a rename it makes at once (when another registration
+    /// with the same daemon has the name).
     ///
     /// Fails within about [`CONNECT_TIMEOUT`] when there is no bus or no daemon, so a
     /// caller can fall back to the built-in responder. The daemon is not started by bus
@@ -741,6 +743,13 @@ mod tests {
             message.contains("system bus") && message.contains("built-in"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn the_responder_can_move_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<AvahiResponder>();
+        send::<AvahiError>();
     }
 
     #[test]
