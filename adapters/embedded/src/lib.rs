@@ -820,8 +820,7 @@ impl<S> UdpResponder<S> {
             return failure.map_or(Ok(None), Err);
         };
         if core::mem::take(&mut self.addresses_due) {
-            if let Err(error) = responder.set_interface(MDNS_INTERFACE, &self.addresses, now, rng)
-            {
+            if let Err(error) = responder.set_interface(MDNS_INTERFACE, &self.addresses, now, rng) {
                 failure.get_or_insert(Error::Mdns(error));
             }
         }
