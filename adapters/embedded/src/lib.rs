@@ -109,7 +109,7 @@
 //! ```
 //!
 //! Users of a stack with its own responder (lwIP's, ESP-IDF's) implement
-//! [`Responder`](hap_core::mdns::Responder) for it instead and pass that to
+//! [`Responder`] for it instead and pass that to
 //! [`Accessory::with_responder`]; the accessory calls it when the advertisement changes.
 //!
 //! # Starting up
@@ -391,7 +391,8 @@ impl<E: core::fmt::Debug> core::error::Error for Error<E> {
 }
 
 /// A HomeKit accessory serving up to `N` connections at a time on a
-/// [`TcpFullStack`], announced through the responder `M` (none by default).
+/// [`TcpFullStack`], announced through the responder `M`: none by default, the core's
+/// responder on a UDP socket with [`UdpResponder`], or the application's own.
 pub struct Accessory<'d, 'b, T: TcpFullStack, const N: usize, M: Responder = NoResponder> {
     server: Server<'d>,
     listener: T::TcpSocket,
@@ -428,7 +429,8 @@ impl<'d, 'b, T: TcpFullStack, const N: usize> Accessory<'d, 'b, T, N, NoResponde
 impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T, N, M> {
     /// Listens on `port` and serves `server` with one slot per entry of `buffers`, and
     /// announces the accessory through `responder`: on the first poll, and again whenever
-    /// it becomes paired or unpaired.
+    /// it becomes paired or unpaired. With a [`UdpResponder`], also call
+    /// [`Accessory::poll_mdns`] after each poll.
     pub fn with_responder(
         stack: &mut T,
         port: u16,
@@ -824,6 +826,8 @@ impl<S> UdpResponder<S> {
                 failure.get_or_insert(Error::Mdns(error));
             }
         }
+        // Whether datagrams may be left for the next poll, which is then due at once.
+        let mut more = true;
         for _ in 0..DATAGRAMS_PER_POLL {
             match udp.receive(socket, &mut self.datagram) {
                 Ok((len, source)) => {
@@ -831,9 +835,13 @@ impl<S> UdpResponder<S> {
                     // A malformed or foreign datagram is dropped; there is no log here.
                     let _ = responder.handle_datagram(now, MDNS_INTERFACE, source, datagram, rng);
                 }
-                Err(nb::Error::WouldBlock) => break,
+                Err(nb::Error::WouldBlock) => {
+                    more = false;
+                    break;
+                }
                 Err(nb::Error::Other(error)) => {
                     failure.get_or_insert(Error::Stack(error));
+                    more = false;
                     break;
                 }
             }
@@ -848,7 +856,7 @@ impl<S> UdpResponder<S> {
         while let Some(event) = responder.poll_event() {
             events(event);
         }
-        let next = if sent_all {
+        let next = if sent_all && !more {
             responder.poll_timeout()
         } else {
             Some(now)
