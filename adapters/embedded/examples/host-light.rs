@@ -213,6 +213,14 @@ fn run(args: &Args) -> Result<(), String> {
         return serve(&mut accessory, &mut stack, |_, _, _| None);
     }
 
+    // The advertisement names the port, so one the system would choose is chosen now.
+    let port = match args.port {
+        0 => TcpListener::bind((args.bind, 0))
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| format!("cannot find a free port: {e}"))?
+            .port(),
+        port => port,
+    };
     let interface = MdnsInterface::choose(args.mdns_interface.as_deref())?;
     let addresses = if args.addresses.is_empty() {
         interface.addresses()
@@ -229,9 +237,8 @@ fn run(args: &Args) -> Result<(), String> {
         config: ConfigNumber::default(),
         setup_id,
     };
-    let mut accessory =
-        Accessory::with_responder(&mut stack, args.port, server, buffers, mdns, info)
-            .map_err(listen_error)?;
+    let mut accessory = Accessory::with_responder(&mut stack, port, server, buffers, mdns, info)
+        .map_err(listen_error)?;
     greet(args, &code, &stack);
     println!(
         "advertising {} on {host_label}.local port {} at {}",
