@@ -21,7 +21,9 @@
 //! changes.
 //!
 //! Type `on`, `off` or `brightness N` and Enter to change the light locally; paired
-//! controllers hear the change. Its state (identity, pairings) lives in memory only: every
+//! controllers hear the change. Type `quit` to stop: it sends the mDNS goodbye, prints
+//! `mDNS: goodbye sent` and `shut down`, and exits with status 0 (the end of input does
+//! not stop it, so it can run with stdin closed). Its state (identity, pairings) lives in memory only: every
 //! start is a new, unpaired accessory, as a device without flash storage would be.
 
 use std::io::{BufRead, ErrorKind, Read, Write};
@@ -90,7 +92,8 @@ const USAGE: &str = "usage: host-light [--pin XXX-XX-XXX] [--bind ADDR] [--port 
   --address         an address to advertise, repeatable (default: the host's non-loopback
                     addresses, of the mDNS interface if named, checked every 3 s)
 
-Type on, off or brightness N (0-100) and Enter to change the light locally.";
+Type on, off or brightness N (0-100) and Enter to change the light locally, and quit to
+withdraw the advertisement (an mDNS goodbye) and stop.";
 
 struct Args {
     pin: Option<SetupCode>,
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     let mut rng = OsRng;
+    let started = StdInstant::now();
     // The state policy every adapter shares. Nothing is stored here, so every start
     // creates a new accessory; a device with flash passes what it loaded instead of
     // `None`, and stores the result when `must_store` says so.
@@ -210,7 +214,17 @@ fn run(args: &Args) -> Result<(), String> {
             Accessory::new(&mut stack, args.port, server, buffers).map_err(listen_error)?;
         greet(args, &code, &stack);
         println!("not advertising over mDNS (--no-mdns)");
-        return serve(&mut accessory, &mut stack, |_, _, _| None);
+        serve(&mut accessory, &mut stack, started, |_, _, _| None)?;
+        let now = since(started);
+        accessory.shut_down(
+            &mut stack,
+            now,
+            &mut rng,
+            &mut |_: &AccessoryState| true,
+            |_| {},
+        );
+        println!("shut down");
+        return Ok(());
     }
 
     // The advertisement names the port, so one the system would choose is chosen now.
@@ -249,31 +263,55 @@ fn run(args: &Args) -> Result<(), String> {
     let _ = std::io::stdout().flush();
 
     let mut checked = StdInstant::now();
-    serve(&mut accessory, &mut stack, |accessory, stack, now| {
-        if args.addresses.is_empty() && checked.elapsed() >= ADDRESS_CHECK {
-            checked = StdInstant::now();
-            if let Some(interface) = &stack.mdns_interface {
-                let addresses = interface.addresses();
-                if accessory.set_addresses(&addresses) {
-                    println!("mDNS: addresses now {}", list(&addresses));
+    serve(
+        &mut accessory,
+        &mut stack,
+        started,
+        |accessory, stack, now| {
+            if args.addresses.is_empty() && checked.elapsed() >= ADDRESS_CHECK {
+                checked = StdInstant::now();
+                if let Some(interface) = &stack.mdns_interface {
+                    let addresses = interface.addresses();
+                    if accessory.set_addresses(&addresses) {
+                        println!("mDNS: addresses now {}", list(&addresses));
+                    }
                 }
             }
-        }
-        let mut events = Vec::new();
-        let next = accessory.poll_mdns(stack, now, &mut OsRng, |event| events.push(event));
-        let port = accessory.port();
-        if let Some(responder) = accessory.responder_mut().responder() {
-            for event in &events {
-                if let Some(line) = describe_mdns(event, responder, port) {
-                    println!("{line}");
+            let mut events = Vec::new();
+            let next = accessory.poll_mdns(stack, now, &mut OsRng, |event| events.push(event));
+            let port = accessory.port();
+            if let Some(responder) = accessory.responder_mut().responder() {
+                for event in &events {
+                    if let Some(line) = describe_mdns(event, responder, port) {
+                        println!("{line}");
+                    }
                 }
             }
-        }
-        next.unwrap_or_else(|e| {
-            eprintln!("mDNS: {e:?}");
-            None
-        })
-    })
+            next.unwrap_or_else(|e| {
+                eprintln!("mDNS: {e:?}");
+                None
+            })
+        },
+    )?;
+    let now = since(started);
+    match accessory.withdraw_mdns(&mut stack, now) {
+        Ok(()) => println!("mDNS: goodbye sent"),
+        Err(e) => eprintln!("mDNS: the goodbye failed: {e:?}"),
+    }
+    accessory.shut_down(
+        &mut stack,
+        now,
+        &mut rng,
+        &mut |_: &AccessoryState| true,
+        |_| {},
+    );
+    println!("shut down");
+    Ok(())
+}
+
+/// The accessory's clock: milliseconds since `started`.
+fn since(started: StdInstant) -> Instant {
+    Instant::from_millis(started.elapsed().as_millis() as u64)
 }
 
 /// The first lines: the name, the setup code and where HAP listens.
@@ -286,10 +324,11 @@ fn greet(args: &Args, code: &SetupCode, stack: &HostStack) {
 }
 
 /// The poll loop: typed commands, the accessory, then `extra` (mDNS) with the time;
-/// sleeps a tick when neither has anything due.
+/// sleeps a tick when neither has anything due. Returns when `quit` is typed.
 fn serve<M: Responder>(
     accessory: &mut Accessory<'_, '_, HostStack, SLOTS, M>,
     stack: &mut HostStack,
+    started: StdInstant,
     mut extra: impl FnMut(
         &mut Accessory<'_, '_, HostStack, SLOTS, M>,
         &mut HostStack,
@@ -306,13 +345,15 @@ fn serve<M: Responder>(
         }
     });
 
-    let started = StdInstant::now();
-    let clock = || Instant::from_millis(started.elapsed().as_millis() as u64);
+    let clock = || since(started);
     // Nothing to store: the state lives in memory.
     let mut persist = |_: &AccessoryState| true;
     let mut rng = OsRng;
     loop {
         while let Ok(line) = commands.try_recv() {
+            if line.trim() == "quit" {
+                return Ok(());
+            }
             if let Some(said) = obey(accessory, &line) {
                 println!("{said}");
             }

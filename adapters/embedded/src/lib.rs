@@ -621,7 +621,8 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
 
     /// Closes every connection and the listening socket, withdraws the mDNS
     /// advertisement, and returns the server. A change still waiting for storage is
-    /// stored through `persist`.
+    /// stored through `persist`. A [`UdpResponder`] needs its stack to say goodbye: call
+    /// [`Accessory::withdraw_mdns`] first.
     pub fn shut_down<R, P, E>(
         self,
         stack: &mut T,
