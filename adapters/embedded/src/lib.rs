@@ -3,7 +3,10 @@
 //!
 //! This crate only moves bytes between the sockets of an [`embedded_nal::TcpFullStack`]
 //! and a [`hap_core::server::Server`], keeps the time-outs, and hands state to the
-//! application's storage. TLV8, cryptography, HTTP and JSON all live in `hap-core`.
+//! application's storage; and, to be found, between a UDP socket of an
+//! [`embedded_nal::UdpFullStack`] and the core's mDNS responder
+//! ([`hap_core::mdns::MdnsResponder`]). TLV8, cryptography, HTTP, JSON and DNS all live
+//! in `hap-core`.
 //!
 //! # The loop
 //!
@@ -52,6 +55,62 @@
 //!     }
 //! }
 //! ```
+//!
+//! # Advertising over mDNS
+//!
+//! Controllers find the accessory by browsing for `_hap._tcp` over multicast DNS. With
+//! no responder in the network stack, let the accessory advertise itself: open a
+//! [`UdpResponder`] on the UDP stack (port 5353), start the accessory with it through
+//! [`Accessory::with_responder`], and call [`Accessory::poll_mdns`] after each
+//! [`Accessory::poll`]. The responder probes for its names, announces them, answers
+//! queries, and announces the new `sf` when the accessory is paired or unpaired. Give
+//! it new addresses with [`Accessory::set_addresses`] (after a DHCP renewal, say), and
+//! withdraw it with [`Accessory::withdraw_mdns`] before [`Accessory::shut_down`]. The
+//! UDP stack must join the mDNS groups and send with a TTL of 255: see
+//! [what the UDP stack must do](UdpResponder#what-the-udp-stack-must-do).
+//!
+//! ```
+//! use core::net::{IpAddr, Ipv4Addr};
+//! use embedded_nal::{TcpFullStack, UdpFullStack};
+//! use hap_core::mdns::MdnsEvent;
+//! use hap_core::server::Server;
+//! use hap_core::time::Instant;
+//! use hap_embedded::{Accessory, ServiceInfo, SlotStorage, UdpResponder};
+//! use rand_core::{CryptoRng, RngCore};
+//!
+//! // One stack for TCP and UDP, as most embedded-nal stacks are.
+//! fn run<T: TcpFullStack + UdpFullStack>(
+//!     stack: &mut T,
+//!     server: Server<'_>,
+//!     info: ServiceInfo<'_>,
+//!     clock: impl Fn() -> Instant,
+//!     rng: &mut (impl RngCore + CryptoRng),
+//! ) -> Result<(), &'static str> {
+//!     let mut storage: [SlotStorage<4096, 1024, 4096, 16>; 2] =
+//!         [SlotStorage::new(), SlotStorage::new()];
+//!     let buffers = storage.each_mut().map(SlotStorage::buffers);
+//!     let address = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 40)); // from DHCP
+//!     let mdns = UdpResponder::open(stack, "light-3C71BF12AB34", &[address])
+//!         .map_err(|_| "cannot bind port 5353")?;
+//!     let mut accessory = Accessory::with_responder(stack, 51826, server, buffers, mdns, info)
+//!         .map_err(|_| "cannot listen")?;
+//!     let mut flash = |_: &_| true;
+//!     loop {
+//!         let now = clock();
+//!         let _next = accessory.poll(stack, now, rng, &mut flash, |_event| {});
+//!         let _next_mdns = accessory.poll_mdns(stack, now, rng, |event| {
+//!             if let MdnsEvent::Renamed { .. } = event {
+//!                 // Store the new name, and use it as the Name characteristic.
+//!             }
+//!         });
+//!         // Sleep for a tick, or until the earlier deadline if that is sooner.
+//!     }
+//! }
+//! ```
+//!
+//! Users of a stack with its own responder (lwIP's, ESP-IDF's) implement
+//! [`Responder`] for it instead and pass that to
+//! [`Accessory::with_responder`]; the accessory calls it when the advertisement changes.
 //!
 //! # Starting up
 //!
@@ -147,11 +206,17 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use embedded_nal::{nb, TcpClientStack, TcpFullStack};
+use core::net::IpAddr;
+
+use embedded_nal::{nb, TcpClientStack, TcpFullStack, UdpFullStack};
 use hap_core::catalog::Category;
 use hap_core::database::config::ConfigNumber;
 use hap_core::database::{OwnedValue, SetValueError};
-use hap_core::mdns::{Advertisement, Advertiser, NoResponder, Responder};
+use hap_core::mdns::responder::{MAX_ADDRESSES, MAX_LABEL, MDNS_PORT, MIN_TRANSMIT_BUFFER};
+use hap_core::mdns::{
+    Advertisement, Advertiser, InterfaceId, MdnsError, MdnsEvent, MdnsResponder, NoResponder,
+    Responder,
+};
 use hap_core::server::{
     BuffersTooSmall, CompleteError, Connection, ConnectionBuffers, Event, HapStatus, Output,
     Server, Subscription, Token, MIN_INPUT_LEN, MIN_OUTPUT_LEN, MIN_SCRATCH_LEN,
@@ -291,6 +356,9 @@ pub enum Error<E> {
     /// The stack failed to open, bind or listen on the listening socket, or to accept on
     /// it. From [`Accessory::poll`] the connections have still been served; poll again.
     Stack(E),
+    /// The mDNS responder refused its configuration: a host label or instance name it
+    /// cannot advertise, or a TXT record that does not fit (see [`UdpResponder`]).
+    Mdns(MdnsError),
     /// A slot's buffer is below its minimum.
     Buffers {
         /// The slot's index.
@@ -305,6 +373,7 @@ impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Error::Stack(error) => write!(f, "network stack error: {error:?}"),
+            Error::Mdns(error) => write!(f, "mDNS: {error}"),
             Error::Buffers { slot, too_small } => write!(f, "slot {slot}: {too_small}"),
         }
     }
@@ -315,13 +384,15 @@ impl<E: core::fmt::Debug> core::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Error::Buffers { too_small, .. } => Some(too_small),
+            Error::Mdns(error) => Some(error),
             Error::Stack(_) => None,
         }
     }
 }
 
 /// A HomeKit accessory serving up to `N` connections at a time on a
-/// [`TcpFullStack`], announced through the responder `M` (none by default).
+/// [`TcpFullStack`], announced through the responder `M`: none by default, the core's
+/// responder on a UDP socket with [`UdpResponder`], or the application's own.
 pub struct Accessory<'d, 'b, T: TcpFullStack, const N: usize, M: Responder = NoResponder> {
     server: Server<'d>,
     listener: T::TcpSocket,
@@ -358,7 +429,8 @@ impl<'d, 'b, T: TcpFullStack, const N: usize> Accessory<'d, 'b, T, N, NoResponde
 impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T, N, M> {
     /// Listens on `port` and serves `server` with one slot per entry of `buffers`, and
     /// announces the accessory through `responder`: on the first poll, and again whenever
-    /// it becomes paired or unpaired.
+    /// it becomes paired or unpaired. With a [`UdpResponder`], also call
+    /// [`Accessory::poll_mdns`] after each poll.
     pub fn with_responder(
         stack: &mut T,
         port: u16,
@@ -549,7 +621,8 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
 
     /// Closes every connection and the listening socket, withdraws the mDNS
     /// advertisement, and returns the server. A change still waiting for storage is
-    /// stored through `persist`.
+    /// stored through `persist`. A [`UdpResponder`] needs its stack to say goodbye: call
+    /// [`Accessory::withdraw_mdns`] first.
     pub fn shut_down<R, P, E>(
         self,
         stack: &mut T,
@@ -588,6 +661,348 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
         }
         let _ = stack.close(listener);
         server
+    }
+}
+
+/// The length of [`UdpResponder`]'s datagram buffer: the payload of a UDP datagram in
+/// IPv4 on a 1500-byte link, which also holds the largest datagram the core writes
+/// ([`MIN_TRANSMIT_BUFFER`]). A longer datagram arrives cut short and is dropped.
+pub const MDNS_DATAGRAM_LEN: usize = 1472;
+
+const _: () = assert!(MDNS_DATAGRAM_LEN >= MIN_TRANSMIT_BUFFER);
+
+/// The one interface a [`UdpResponder`] serves: embedded-nal sockets do not say which
+/// interface a datagram came in on, so the stack's interface is the responder's only one.
+const MDNS_INTERFACE: InterfaceId = InterfaceId(0);
+/// How many datagrams one [`Accessory::poll_mdns`] reads, so that a flood of queries
+/// cannot hold up the connections.
+const DATAGRAMS_PER_POLL: usize = 16;
+/// How many datagrams one [`Accessory::poll_mdns`] sends; more wait for the next poll,
+/// which is then due at once.
+const TRANSMITS_PER_POLL: usize = 32;
+
+/// The core's [`MdnsResponder`] on one UDP socket of the application's
+/// [`UdpFullStack`], bound to port 5353: the accessory advertises itself, with no other
+/// responder on the device. Open it with [`UdpResponder::open`], hand it to
+/// [`Accessory::with_responder`], and drive it with [`Accessory::poll_mdns`]; see the
+/// [crate docs](crate#advertising-over-mdns).
+///
+/// # What the UDP stack must do
+///
+/// The responder only sees the datagrams the stack hands to the socket, and its answers
+/// only reach other hosts if the stack sends them as mDNS expects (RFC 6762 §11). The
+/// stack must:
+///
+/// - let a socket bind port 5353 ([`MDNS_PORT`]), also when another socket (a host's
+///   own responder) holds it (`SO_REUSEADDR`/`SO_REUSEPORT` on a host);
+/// - deliver to that socket the datagrams sent to 224.0.0.251 and to ff02::fb port 5353,
+///   which means joining those groups on the interface (IGMP for IPv4, MLD for IPv6):
+///   smoltcp's `Interface::join_multicast_group`, lwIP's `igmp_joingroup` and
+///   `mld6_joingroup`, `IP_ADD_MEMBERSHIP`/`IPV6_JOIN_GROUP` on a host; and a Wi-Fi
+///   driver must not filter those groups out;
+/// - send datagrams to those groups with a TTL (IPv4) and hop limit (IPv6) of 255, and
+///   from port 5353;
+/// - report each datagram's real source address and port from
+///   [`UdpClientStack::receive`](embedded_nal::UdpClientStack::receive): the responder answers a query from another port
+///   (a one-shot query, §6.7) by unicast to that address, and ignores answers that did
+///   not come from port 5353.
+///
+/// A stack with only IPv4 leaves the IPv6 datagrams unsent (their `send_to` fails;
+/// [`Accessory::poll_mdns`] reports it) and advertises only its IPv4 address; list only
+/// the addresses the stack has in [`UdpResponder::open`] and
+/// [`Accessory::set_addresses`].
+pub struct UdpResponder<S> {
+    /// The socket on port 5353, until [`Accessory::withdraw_mdns`] closes it.
+    socket: Option<S>,
+    host_label: heapless::String<MAX_LABEL>,
+    /// Made at the first announcement, when the accessory knows what it advertises.
+    responder: Option<MdnsResponder>,
+    addresses: heapless::Vec<IpAddr, MAX_ADDRESSES>,
+    /// The addresses (or the interface, at first) are still to be given to the responder.
+    addresses_due: bool,
+    /// The accessory announced since the last poll: its advertisement changed.
+    announce_due: bool,
+    /// Received and sent datagrams, one at a time.
+    datagram: [u8; MDNS_DATAGRAM_LEN],
+}
+
+impl<S> core::fmt::Debug for UdpResponder<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("UdpResponder")
+            .field("open", &self.socket.is_some())
+            .field("host_label", &self.host_label)
+            .field("responder", &self.responder)
+            .field("addresses", &self.addresses)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> UdpResponder<S> {
+    /// Opens a socket on `udp` bound to port 5353, for the host `<host_label>.local`
+    /// with `addresses` (the first [`MAX_ADDRESSES`]; list the stack's own, IPv4 first).
+    /// Nothing is sent before the accessory's first [`Accessory::poll`] and
+    /// [`Accessory::poll_mdns`].
+    ///
+    /// The host label is 1 to 63 letters, digits and hyphens, unique on the link, and
+    /// usually made from the device id or a MAC address, such as `light-3C71BF12AB34`;
+    /// another is refused with [`Error::Mdns`]. A conflict renames it
+    /// ([`MdnsEvent::Renamed`]).
+    pub fn open<U>(
+        udp: &mut U,
+        host_label: &str,
+        addresses: &[IpAddr],
+    ) -> Result<Self, Error<U::Error>>
+    where
+        U: UdpFullStack<UdpSocket = S>,
+    {
+        let valid = !host_label.is_empty()
+            && host_label
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-');
+        let host_label = heapless::String::try_from(host_label)
+            .ok()
+            .filter(|_| valid)
+            .ok_or(Error::Mdns(MdnsError::HostName))?;
+        let mut socket = udp.socket().map_err(Error::Stack)?;
+        if let Err(error) = udp.bind(&mut socket, MDNS_PORT) {
+            let _ = udp.close(socket);
+            return Err(Error::Stack(error));
+        }
+        Ok(Self {
+            socket: Some(socket),
+            host_label,
+            responder: None,
+            addresses: addresses.iter().take(MAX_ADDRESSES).copied().collect(),
+            addresses_due: true,
+            announce_due: false,
+            datagram: [0; MDNS_DATAGRAM_LEN],
+        })
+    }
+
+    /// The responder, once the accessory announced for the first time: its current
+    /// names ([`MdnsResponder::instance_name`], [`MdnsResponder::host_name`]).
+    pub fn responder(&self) -> Option<&MdnsResponder> {
+        self.responder.as_ref()
+    }
+
+    /// One pass over the socket, advertising `advertisement`; see
+    /// [`Accessory::poll_mdns`].
+    fn poll<U, R, E>(
+        &mut self,
+        udp: &mut U,
+        advertisement: &Advertisement<'_>,
+        now: Instant,
+        rng: &mut R,
+        mut events: E,
+    ) -> Result<Option<Instant>, Error<U::Error>>
+    where
+        U: UdpFullStack<UdpSocket = S>,
+        R: RngCore,
+        E: FnMut(MdnsEvent),
+    {
+        let Some(socket) = self.socket.as_mut() else {
+            return Ok(None);
+        };
+        let mut failure = None;
+        if core::mem::take(&mut self.announce_due) {
+            match self.responder.as_mut() {
+                Some(responder) => {
+                    if let Err(error) = responder.set_advertisement(advertisement, now) {
+                        failure = Some(Error::Mdns(error));
+                    }
+                }
+                // The first announcement: now the accessory knows what it advertises.
+                None => match MdnsResponder::new(&self.host_label, advertisement) {
+                    Ok(responder) => self.responder = Some(responder),
+                    Err(error) => failure = Some(Error::Mdns(error)),
+                },
+            }
+        }
+        let Some(responder) = self.responder.as_mut() else {
+            // Not announced yet (the accessory's first poll does), or refused.
+            return failure.map_or(Ok(None), Err);
+        };
+        if core::mem::take(&mut self.addresses_due) {
+            if let Err(error) = responder.set_interface(MDNS_INTERFACE, &self.addresses, now, rng) {
+                failure.get_or_insert(Error::Mdns(error));
+            }
+        }
+        // Whether datagrams may be left for the next poll, which is then due at once.
+        let mut more = true;
+        for _ in 0..DATAGRAMS_PER_POLL {
+            match udp.receive(socket, &mut self.datagram) {
+                Ok((len, source)) => {
+                    let datagram = self.datagram.get(..len).unwrap_or(&self.datagram);
+                    // A malformed or foreign datagram is dropped; there is no log here.
+                    let _ = responder.handle_datagram(now, MDNS_INTERFACE, source, datagram, rng);
+                }
+                Err(nb::Error::WouldBlock) => {
+                    more = false;
+                    break;
+                }
+                Err(nb::Error::Other(error)) => {
+                    failure.get_or_insert(Error::Stack(error));
+                    more = false;
+                    break;
+                }
+            }
+        }
+        if responder.poll_timeout().is_some_and(|at| at <= now) {
+            responder.handle_timeout(now, rng);
+        }
+        let (sent_all, send_failure) = transmit(udp, socket, responder, &mut self.datagram, now);
+        if let Some(error) = send_failure {
+            failure.get_or_insert(Error::Stack(error));
+        }
+        while let Some(event) = responder.poll_event() {
+            events(event);
+        }
+        let next = if sent_all && !more {
+            responder.poll_timeout()
+        } else {
+            Some(now)
+        };
+        failure.map_or(Ok(next), Err)
+    }
+
+    /// Says goodbye, sends it, and closes the socket; see [`Accessory::withdraw_mdns`].
+    fn withdraw<U>(&mut self, udp: &mut U, now: Instant) -> Result<(), Error<U::Error>>
+    where
+        U: UdpFullStack<UdpSocket = S>,
+    {
+        let Some(mut socket) = self.socket.take() else {
+            return Ok(());
+        };
+        let mut failure = None;
+        if let Some(responder) = self.responder.as_mut() {
+            responder.goodbye(now);
+            // A bound, in case the stack keeps refusing; the goodbye is sent at `now`.
+            for _ in 0..TRANSMITS_PER_POLL {
+                let (_, send_failure) =
+                    transmit(udp, &mut socket, responder, &mut self.datagram, now);
+                if let Some(error) = send_failure {
+                    failure.get_or_insert(error);
+                }
+                if responder.is_withdrawn() {
+                    break;
+                }
+            }
+        }
+        let closed = udp.close(socket);
+        match failure {
+            Some(error) => Err(Error::Stack(error)),
+            None => closed.map_err(Error::Stack),
+        }
+    }
+}
+
+/// Sends the datagrams due at `now`, up to [`TRANSMITS_PER_POLL`]. Returns whether none
+/// is left, and the first failure of the stack. A datagram the stack cannot take now is
+/// dropped: mDNS repeats its announcements, and a querier asks again.
+fn transmit<U: UdpFullStack>(
+    udp: &mut U,
+    socket: &mut U::UdpSocket,
+    responder: &mut MdnsResponder,
+    buf: &mut [u8],
+    now: Instant,
+) -> (bool, Option<U::Error>) {
+    let mut failure = None;
+    for _ in 0..TRANSMITS_PER_POLL {
+        let Some(transmit) = responder.poll_transmit(now, buf) else {
+            return (true, failure);
+        };
+        match udp.send_to(socket, transmit.destination.socket_addr(), transmit.payload) {
+            Ok(()) | Err(nb::Error::WouldBlock) => {}
+            Err(nb::Error::Other(error)) => {
+                failure.get_or_insert(error);
+            }
+        }
+    }
+    (false, failure)
+}
+
+impl<S> Responder for UdpResponder<S> {
+    type Error = core::convert::Infallible;
+
+    /// Notes that the advertisement changed (the accessory was paired or unpaired, or it
+    /// starts); the next [`Accessory::poll_mdns`] hands it to the responder, with the
+    /// time.
+    fn announce(&mut self, _: &Advertisement<'_>) -> Result<(), Self::Error> {
+        self.announce_due = true;
+        Ok(())
+    }
+
+    /// Nothing to do here: [`Accessory::withdraw_mdns`] sends the goodbye, as it has
+    /// the stack.
+    fn goodbye(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// The accessory advertised by its own [`UdpResponder`]: made with
+/// [`Accessory::with_responder`] from [`UdpResponder::open`].
+impl<T: TcpFullStack, const N: usize, S> Accessory<'_, '_, T, N, UdpResponder<S>> {
+    /// One pass of the mDNS responder on `udp` (the stack [`UdpResponder::open`] used,
+    /// which may be the accessory's own): hands it what the accessory announced since
+    /// the last pass and the addresses given to [`Accessory::set_addresses`], reads the
+    /// datagrams that arrived, runs its timers, sends what is due, and passes its
+    /// [`MdnsEvent`]s (probing, announced, a conflict, a rename to store) to `events`.
+    /// Call it after every [`Accessory::poll`], which decides when to announce.
+    ///
+    /// Returns when to call it again at the latest, as [`Accessory::poll`] does; poll on
+    /// the earlier of the two, and sooner on a regular tick, since `embedded-nal` does
+    /// not say when a datagram arrives (queries want an answer within a few hundred
+    /// milliseconds). An error (the stack failed to receive or send, or the responder
+    /// refused the host label, the instance name or the TXT record) comes after the
+    /// rest of the pass was done; poll again.
+    pub fn poll_mdns<U, R, E>(
+        &mut self,
+        udp: &mut U,
+        now: Instant,
+        rng: &mut R,
+        events: E,
+    ) -> Result<Option<Instant>, Error<U::Error>>
+    where
+        U: UdpFullStack<UdpSocket = S>,
+        R: RngCore,
+        E: FnMut(MdnsEvent),
+    {
+        let Some(advertisement) = self.mdns.advertisement(self.server.state()) else {
+            return Ok(None);
+        };
+        self.mdns
+            .advertiser
+            .responder_mut()
+            .poll(udp, &advertisement, now, rng, events)
+    }
+
+    /// Replaces the addresses advertised for the host (the first [`MAX_ADDRESSES`]), for
+    /// example after DHCP gave a new lease; the next [`Accessory::poll_mdns`] announces
+    /// them (RFC 6762 §8.4). The same addresses as before change nothing, so a device may
+    /// pass its current ones on every check. Returns whether they changed.
+    pub fn set_addresses(&mut self, addresses: &[IpAddr]) -> bool {
+        let mdns = self.mdns.advertiser.responder_mut();
+        let addresses: heapless::Vec<IpAddr, MAX_ADDRESSES> =
+            addresses.iter().take(MAX_ADDRESSES).copied().collect();
+        if addresses == mdns.addresses {
+            return false;
+        }
+        mdns.addresses = addresses;
+        mdns.addresses_due = true;
+        true
+    }
+
+    /// Withdraws the advertisement: sends the goodbye (every record with TTL 0) on `udp`
+    /// and closes the socket. Call it before [`Accessory::shut_down`], so that
+    /// controllers forget the accessory at once rather than when the records expire; the
+    /// accessory announces nothing after it.
+    pub fn withdraw_mdns<U>(&mut self, udp: &mut U, now: Instant) -> Result<(), Error<U::Error>>
+    where
+        U: UdpFullStack<UdpSocket = S>,
+    {
+        // Announcements requested from now on are ignored.
+        let _ = self.mdns.advertiser.goodbye();
+        self.mdns.advertiser.responder_mut().withdraw(udp, now)
     }
 }
 

@@ -1,23 +1,27 @@
 //! The accessory on an in-memory stack, in one thread with a virtual clock: sockets that
 //! take one byte at a time and hand over a few, peers that leave, a failing listener,
-//! buffers that are too small, and the deadline `poll` returns.
+//! buffers that are too small, the deadline `poll` returns, and the accessory advertising
+//! itself over mDNS on the stack's UDP socket.
 
 mod common;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::{value_of, Message, Peer, Transport, LIGHT, LIGHT_SLOTS};
-use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
+use embedded_nal::{
+    nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack, UdpClientStack, UdpFullStack,
+};
 use hap_core::catalog::{characteristic as c, service as s, Category};
 use hap_core::database::config::ConfigNumber;
 use hap_core::database::{CharacteristicDef, Database, Entry, OwnedValue, ServiceDef, Slot};
-use hap_core::mdns::{Advertisement, Responder};
+use hap_core::mdns::wire::{self, Header, Name, Packet, RData};
+use hap_core::mdns::{Advertisement, MdnsEvent, NoResponder, Responder};
 use hap_core::server::{CompleteError, Config, Event, HapStatus, Server, MIN_OUTPUT_LEN};
 use hap_core::state::AccessoryState;
 use hap_core::time::Instant;
-use hap_embedded::{Accessory, Error, ServiceInfo, SlotBuffers, SlotStorage};
+use hap_embedded::{Accessory, Error, ServiceInfo, SlotBuffers, SlotStorage, UdpResponder};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -56,6 +60,12 @@ struct Net {
     receive_limit: usize,
     sends: usize,
     fail_accept: bool,
+    /// The port the UDP socket is bound to, until it is closed.
+    udp_bound: Option<u16>,
+    /// Datagrams waiting for the UDP socket, with their source.
+    udp_in: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Datagrams the accessory sent, with their destination.
+    udp_out: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 impl Net {
@@ -163,21 +173,118 @@ impl TcpFullStack for Net {
     }
 }
 
+#[derive(Debug)]
+enum MockUdpSocket {
+    Unbound,
+    Bound,
+}
+
+impl UdpClientStack for Net {
+    type UdpSocket = MockUdpSocket;
+    type Error = MockError;
+
+    fn socket(&mut self) -> Result<MockUdpSocket, MockError> {
+        Ok(MockUdpSocket::Unbound)
+    }
+
+    fn connect(&mut self, _: &mut MockUdpSocket, _: SocketAddr) -> Result<(), MockError> {
+        Err(MockError)
+    }
+
+    fn send(&mut self, _: &mut MockUdpSocket, _: &[u8]) -> nb::Result<(), MockError> {
+        Err(nb::Error::Other(MockError))
+    }
+
+    fn receive(
+        &mut self,
+        socket: &mut MockUdpSocket,
+        buffer: &mut [u8],
+    ) -> nb::Result<(usize, SocketAddr), MockError> {
+        if !matches!(socket, MockUdpSocket::Bound) {
+            return Err(nb::Error::Other(MockError));
+        }
+        let (source, datagram) = self.udp_in.pop_front().ok_or(nb::Error::WouldBlock)?;
+        let n = datagram.len().min(buffer.len());
+        buffer[..n].copy_from_slice(&datagram[..n]);
+        Ok((n, source))
+    }
+
+    fn close(&mut self, socket: MockUdpSocket) -> Result<(), MockError> {
+        if let MockUdpSocket::Bound = socket {
+            self.udp_bound = None;
+        }
+        Ok(())
+    }
+}
+
+impl UdpFullStack for Net {
+    fn bind(&mut self, socket: &mut MockUdpSocket, port: u16) -> Result<(), MockError> {
+        self.udp_bound = Some(port);
+        *socket = MockUdpSocket::Bound;
+        Ok(())
+    }
+
+    fn send_to(
+        &mut self,
+        socket: &mut MockUdpSocket,
+        remote: SocketAddr,
+        buffer: &[u8],
+    ) -> nb::Result<(), MockError> {
+        if !matches!(socket, MockUdpSocket::Bound) {
+            return Err(nb::Error::Other(MockError));
+        }
+        self.udp_out.push((remote, buffer.to_vec()));
+        Ok(())
+    }
+}
+
 type Storage = SlotStorage<4096, 1024, 2560, 4>;
 
+/// How a world's accessory advertises: nothing, or over mDNS on [`Net`]'s UDP socket,
+/// driven after each poll.
+trait Advertising: Responder + Sized {
+    fn poll_mdns<const N: usize>(
+        _accessory: &mut Accessory<'_, '_, Net, N, Self>,
+        _net: &mut Net,
+        _now: Instant,
+        _rng: &mut ChaCha20Rng,
+        _events: &mut Vec<MdnsEvent>,
+    ) {
+    }
+}
+
+impl Advertising for NoResponder {}
+
+impl Advertising for UdpResponder<MockUdpSocket> {
+    fn poll_mdns<const N: usize>(
+        accessory: &mut Accessory<'_, '_, Net, N, Self>,
+        net: &mut Net,
+        now: Instant,
+        rng: &mut ChaCha20Rng,
+        events: &mut Vec<MdnsEvent>,
+    ) {
+        accessory
+            .poll_mdns(net, now, rng, |event| events.push(event))
+            .unwrap();
+    }
+}
+
 /// An accessory, its network, a virtual clock and what the application saw.
-struct World<'d, 'b, const N: usize> {
+struct World<'d, 'b, const N: usize, M: Advertising = NoResponder> {
     net: Net,
-    accessory: Accessory<'d, 'b, Net, N>,
+    accessory: Accessory<'d, 'b, Net, N, M>,
     now: Instant,
     rng: ChaCha20Rng,
     stored: Vec<bool>,
     events: Vec<Event>,
     /// What the last poll returned.
     next: Option<Instant>,
+    mdns_events: Vec<MdnsEvent>,
+    /// The datagrams sent, when and where to.
+    datagrams: Vec<(Instant, SocketAddr, Vec<u8>)>,
 }
 
-impl<const N: usize> World<'_, '_, N> {
+impl<const N: usize, M: Advertising> World<'_, '_, N, M> {
     /// Polls once, `step` after the last poll.
     fn poll(&mut self, step: Duration) {
         self.now = self.now + step;
@@ -193,17 +300,31 @@ impl<const N: usize> World<'_, '_, N> {
                 events.push(e)
             })
             .unwrap();
+        M::poll_mdns(
+            &mut self.accessory,
+            &mut self.net,
+            self.now,
+            &mut self.rng,
+            &mut self.mdns_events,
+        );
+        let now = self.now;
+        self.datagrams.extend(
+            self.net
+                .udp_out
+                .drain(..)
+                .map(|(to, datagram)| (now, to, datagram)),
+        );
     }
 }
 
 /// A controller on one pipe of the world.
-struct Client<'w, 'd, 'b, const N: usize> {
-    world: &'w mut World<'d, 'b, N>,
+struct Client<'w, 'd, 'b, const N: usize, M: Advertising = NoResponder> {
+    world: &'w mut World<'d, 'b, N, M>,
     pipe: usize,
     peer: Peer,
 }
 
-impl<const N: usize> Transport for Client<'_, '_, '_, N> {
+impl<const N: usize, M: Advertising> Transport for Client<'_, '_, '_, N, M> {
     fn peer(&mut self) -> &mut Peer {
         &mut self.peer
     }
@@ -255,6 +376,8 @@ fn world<'d, 'b, const N: usize>(
         stored: Vec::new(),
         events: Vec::new(),
         next: None,
+        mdns_events: Vec::new(),
+        datagrams: Vec::new(),
     }
 }
 
@@ -714,6 +837,8 @@ fn completions_answer_confirmed_writes_and_a_failed_one_sends_no_event() {
         stored: Vec::new(),
         events: Vec::new(),
         next: None,
+        mdns_events: Vec::new(),
+        datagrams: Vec::new(),
     };
     // Two verified controllers; the listener subscribes to On.
     let mut peers = Vec::new();
@@ -789,4 +914,304 @@ fn completions_answer_confirmed_writes_and_a_failed_one_sends_no_event() {
         world.accessory.server().database().get(1, 9),
         Some(&OwnedValue::Bool(true))
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// mDNS on the stack's UDP socket.
+
+const INSTANCE: &str = "Light._hap._tcp.local";
+const HOST: &str = "light-1.local";
+const ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
+
+/// A paired light advertising itself as `Light` on `light-1.local` at [`ADDRESS`].
+fn mdns_world<'d, 'b>(
+    values: &'d mut [Slot],
+    storage: &'b mut [Storage; 1],
+) -> World<'d, 'b, 1, UdpResponder<MockUdpSocket>> {
+    let mut net = Net::new(4096, 4096);
+    let mdns = UdpResponder::open(&mut net, "light-1", &[IpAddr::V4(ADDRESS)]).unwrap();
+    assert_eq!(net.udp_bound, Some(5353), "the mDNS port");
+    let info = ServiceInfo {
+        name: "Light",
+        model: "L1",
+        category: Category::LIGHTBULB,
+        config: ConfigNumber::default(),
+        setup_id: None,
+    };
+    let accessory = Accessory::with_responder(
+        &mut net,
+        51826,
+        server(values, Config::default()),
+        storage.each_mut().map(SlotStorage::buffers),
+        mdns,
+        info,
+    )
+    .unwrap();
+    World {
+        net,
+        accessory,
+        now: Instant::from_millis(1_000),
+        rng: ChaCha20Rng::seed_from_u64(9),
+        stored: Vec::new(),
+        events: Vec::new(),
+        next: None,
+        mdns_events: Vec::new(),
+        datagrams: Vec::new(),
+    }
+}
+
+impl<const N: usize> World<'_, '_, N, UdpResponder<MockUdpSocket>> {
+    /// Polls every 10 ms for `duration`, as an application would on its tick.
+    fn run(&mut self, duration: Duration) {
+        for _ in 0..duration.as_millis() / 10 {
+            self.poll(Duration::from_millis(10));
+        }
+    }
+}
+
+fn name(text: &str) -> Name<'_> {
+    Name::new(text).unwrap()
+}
+
+/// Whether the datagram is a response with the record `rtype` of `owner` in its answers.
+fn answers(datagram: &[u8], owner: &str, rtype: u16) -> bool {
+    let packet = Packet::parse(datagram).unwrap();
+    packet.header().is_response()
+        && packet
+            .answers()
+            .any(|r| r.rtype == rtype && r.name.eq_name(&name(owner)))
+}
+
+/// The value of `key` in the TXT record of a response, if it has one.
+fn txt_value(datagram: &[u8], key: &str) -> Option<String> {
+    let packet = Packet::parse(datagram).unwrap();
+    packet.records().find_map(|r| match r.rdata {
+        RData::Txt(txt) if r.name.eq_name(&name(INSTANCE)) => txt
+            .get(key.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned()),
+        _ => None,
+    })
+}
+
+/// A query from another host for `qname`'s records of type `qtype`.
+fn query(qname: &str, qtype: u16) -> Vec<u8> {
+    let mut buf = [0; 512];
+    let mut writer = wire::Writer::new(&mut buf, 0, Header::QUERY).unwrap();
+    writer
+        .question(name(qname), qtype, wire::CLASS_IN, false)
+        .unwrap();
+    writer.finish().to_vec()
+}
+
+fn is_mdns_group(to: &SocketAddr) -> bool {
+    to.port() == 5353
+        && (to.ip() == IpAddr::V4(Ipv4Addr::new(224, 0, 0, 251))
+            || to.ip() == "ff02::fb".parse::<IpAddr>().unwrap())
+}
+
+#[test]
+fn mdns_probes_then_announces_the_service_and_answers_a_browse() {
+    let mut values = [Slot::EMPTY; LIGHT_SLOTS];
+    let mut storage: [Storage; 1] = [Storage::new()];
+    let mut world = mdns_world(&mut values, &mut storage);
+    world.run(Duration::from_secs(3));
+
+    assert!(!world.datagrams.is_empty(), "it sent nothing");
+    for (_, to, _) in &world.datagrams {
+        assert!(
+            is_mdns_group(to),
+            "unsolicited datagrams go to the group: {to}"
+        );
+    }
+    // Probes: queries for our names with the proposed records in the authority section.
+    let probes: Vec<Instant> = world
+        .datagrams
+        .iter()
+        .filter(|(_, _, d)| {
+            let packet = Packet::parse(d).unwrap();
+            !packet.header().is_response()
+                && packet.questions().any(|q| q.name.eq_name(&name(INSTANCE)))
+                && packet.authorities().next().is_some()
+        })
+        .map(|(at, _, _)| *at)
+        .collect();
+    let mut probe_times = probes.clone();
+    probe_times.dedup();
+    assert!(
+        probe_times.len() >= 3,
+        "three probes (RFC 6762 §8.1): {probe_times:?}"
+    );
+    // Announcements: the PTR for browsing, the SRV, TXT and A records.
+    let announcements: Vec<&(Instant, SocketAddr, Vec<u8>)> = world
+        .datagrams
+        .iter()
+        .filter(|(_, _, d)| answers(d, "_hap._tcp.local", wire::rtype::PTR))
+        .collect();
+    assert!(!announcements.is_empty(), "no announcement");
+    let first = &announcements[0];
+    assert!(
+        first.0 > *probes.last().unwrap(),
+        "announced only after probing"
+    );
+    let packet = Packet::parse(&first.2).unwrap();
+    assert!(packet.records().any(|r| matches!(
+        r.rdata,
+        RData::Ptr(target) if target.eq_name(&name(INSTANCE))
+    )));
+    assert!(packet.records().any(|r| matches!(
+        r.rdata,
+        RData::Srv { port: 51826, target, .. } if target.eq_name(&name(HOST))
+    )));
+    assert!(packet
+        .records()
+        .any(|r| r.rdata == RData::A(ADDRESS) && r.name.eq_name(&name(HOST))));
+    assert_eq!(txt_value(&first.2, "sf").as_deref(), Some("0"), "paired");
+    assert_eq!(txt_value(&first.2, "md").as_deref(), Some("L1"));
+    assert!(world
+        .mdns_events
+        .iter()
+        .any(|e| matches!(e, MdnsEvent::Probing { .. })));
+    assert!(world
+        .mdns_events
+        .iter()
+        .any(|e| matches!(e, MdnsEvent::Announced { .. })));
+    let responder = world.accessory.responder_mut().responder().unwrap();
+    assert_eq!(responder.instance_name(), "Light");
+    assert_eq!(responder.host_name(), "light-1");
+
+    // A browser on another host asks for HAP services and hears of this one.
+    let asked = world.now;
+    let browser: SocketAddr = "192.0.2.50:5353".parse().unwrap();
+    world
+        .net
+        .udp_in
+        .push_back((browser, query("_hap._tcp.local", wire::rtype::PTR)));
+    world.run(Duration::from_secs(1));
+    let answer = world
+        .datagrams
+        .iter()
+        .find(|(at, _, d)| *at > asked && answers(d, "_hap._tcp.local", wire::rtype::PTR))
+        .expect("an answer to the browse");
+    assert!(
+        answer.0 <= asked + Duration::from_millis(500),
+        "answered within 500 ms, at {:?}",
+        answer.0
+    );
+    assert!(is_mdns_group(&answer.1) || answer.1 == browser);
+}
+
+#[test]
+fn mdns_announces_sf_1_when_the_last_pairing_is_removed() {
+    let mut values = [Slot::EMPTY; LIGHT_SLOTS];
+    let mut storage: [Storage; 1] = [Storage::new()];
+    let mut world = mdns_world(&mut values, &mut storage);
+    world.run(Duration::from_secs(3));
+    let announced_sf = |world: &World<'_, '_, 1, UdpResponder<MockUdpSocket>>, after: Instant| {
+        world
+            .datagrams
+            .iter()
+            .filter(|(at, _, d)| *at > after && Packet::parse(d).unwrap().header().is_response())
+            .filter_map(|(_, _, d)| txt_value(d, "sf"))
+            .collect::<Vec<_>>()
+    };
+    assert!(announced_sf(&world, Instant::from_millis(0))
+        .iter()
+        .all(|sf| sf == "0"));
+
+    let pipe = world.net.connect();
+    let mut client = Client {
+        world: &mut world,
+        pipe,
+        peer: Peer::new(1),
+    };
+    common::verify(&mut client);
+    let removed = client.request(&common::post(
+        "/pairings",
+        &common::remove_pairing(&common::identity(1).id),
+    ));
+    assert_eq!(removed.status(), 200, "{removed:?}");
+    let unpaired_at = world.now;
+    world.run(Duration::from_secs(3));
+    assert!(world
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::PairingsChanged { paired: false })));
+    let after = announced_sf(&world, unpaired_at);
+    assert!(
+        after.iter().any(|sf| sf == "1"),
+        "announced sf=1 after unpairing: {after:?}"
+    );
+    assert!(
+        !world
+            .mdns_events
+            .iter()
+            .any(|e| matches!(e, MdnsEvent::Conflict { .. })),
+        "no conflict on a quiet link"
+    );
+}
+
+#[test]
+fn mdns_announces_new_addresses_and_says_goodbye_at_the_end() {
+    let mut values = [Slot::EMPTY; LIGHT_SLOTS];
+    let mut storage: [Storage; 1] = [Storage::new()];
+    let mut world = mdns_world(&mut values, &mut storage);
+    world.run(Duration::from_secs(3));
+
+    let renewed = Ipv4Addr::new(192, 0, 2, 8);
+    assert!(world.accessory.set_addresses(&[IpAddr::V4(renewed)]));
+    assert!(
+        !world.accessory.set_addresses(&[IpAddr::V4(renewed)]),
+        "the same addresses change nothing"
+    );
+    let changed_at = world.now;
+    world.run(Duration::from_secs(2));
+    assert!(
+        world.datagrams.iter().any(|(at, _, d)| *at > changed_at
+            && Packet::parse(d)
+                .unwrap()
+                .records()
+                .any(|r| r.rdata == RData::A(renewed))),
+        "the new address is announced"
+    );
+
+    let ended_at = world.now;
+    world
+        .accessory
+        .withdraw_mdns(&mut world.net, ended_at)
+        .unwrap();
+    let goodbyes: Vec<Vec<u8>> = world.net.udp_out.drain(..).map(|(_, d)| d).collect();
+    assert!(
+        goodbyes.iter().any(|d| {
+            let packet = Packet::parse(d).unwrap();
+            packet.header().is_response()
+                && packet.answers().any(|r| {
+                    r.ttl == 0
+                        && r.name.eq_name(&name("_hap._tcp.local"))
+                        && matches!(r.rdata, RData::Ptr(target) if target.eq_name(&name(INSTANCE)))
+                })
+        }),
+        "the goodbye withdraws the PTR with TTL 0"
+    );
+    assert_eq!(world.net.udp_bound, None, "the socket is closed");
+    // The accessory goes on serving HAP, silently on mDNS.
+    world.run(Duration::from_secs(2));
+    assert!(
+        world.net.udp_out.is_empty() && world.datagrams.iter().all(|(at, _, _)| *at <= ended_at)
+    );
+}
+
+#[test]
+fn mdns_refuses_a_host_label_it_cannot_advertise() {
+    let mut net = Net::new(64, 64);
+    for label in ["", "light.local", "light 1", &"x".repeat(64)] {
+        let refused = UdpResponder::open(&mut net, label, &[]);
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Mdns(hap_core::mdns::MdnsError::HostName))
+            ),
+            "{label:?}"
+        );
+    }
+    assert_eq!(net.udp_bound, None, "nothing bound");
 }
