@@ -33,6 +33,6 @@ trap cleanup EXIT
 
 # Every wait inside is bounded and the cases take about a minute and a half; this is the
 # backstop, which ends the run with its cleanup if something still hangs.
-timeout --signal=TERM --kill-after=10 240 \
+timeout --foreground --signal=TERM --kill-after=10 240 \
   "$venv/bin/python" tests/mdns/discovery.py --bin-dir target/debug/examples \
   --logs "${MDNS_LOGS:-target/mdns-logs}" --prefix "$prefix" "$@"
