@@ -193,7 +193,8 @@ class World:
         self.namespaces: list[str] = []
         self.processes: list[Process] = []
         # A short path for sockets (a Unix socket's path has at most 107 bytes).
-        self.sockets = Path(tempfile.mkdtemp(prefix="hapmdns-"))
+        # Named like the namespaces, so that run.sh finds it if this script is killed.
+        self.sockets = Path(tempfile.mkdtemp(prefix=self.prefix))
         # A machine without a system D-Bus, so without avahi-daemon: `--mdns auto` (the
         # default) must take the built-in responder, and never a daemon that may run on
         # the host, outside these namespaces. Case 6 gives the lights a bus of its own.

@@ -20,7 +20,8 @@ ensure_venv "$venv" tests/mdns/requirements.txt mdns "the pinned python-zeroconf
 
 cargo build --quiet -p hap-smol -p hap-embedded --examples
 
-# discovery.py deletes each case's namespaces itself; this catches what a killed run left.
+# discovery.py deletes each case's namespaces and socket directory itself; this catches
+# what a killed run left.
 prefix="hapmdns-$$-"
 cleanup() {
   for ns in $(ip netns list | awk -v p="$prefix" 'index($1, p) == 1 { print $1 }'); do
@@ -28,10 +29,12 @@ cleanup() {
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
     ip netns delete "$ns" 2>/dev/null || true
   done
+  # The short directories that hold the cases' D-Bus sockets.
+  find "${TMPDIR:-/tmp}" -maxdepth 1 -type d -name "$prefix*" -exec rm -rf {} + 2>/dev/null || true
 }
 trap cleanup EXIT
 
-# Every wait inside is bounded and the cases take about a minute and a half; this is the
+# Every wait inside is bounded and the cases take about a minute; this is the
 # backstop, which ends the run with its cleanup if something still hangs.
 timeout --foreground --signal=TERM --kill-after=10 240 \
   "$venv/bin/python" tests/mdns/discovery.py --bin-dir target/debug/examples \
