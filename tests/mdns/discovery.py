@@ -469,35 +469,25 @@ def case_embedded(world: World) -> str:
     if not re.fullmatch(r"[1-9][0-9]*", txt.get("c#") or ""):
         wrong.append(f"c#={txt.get('c#')!r}, expected a number from 1")
     output = light.output()
-    # The device id host-light printed, as XX:XX:XX:XX:XX:XX, or else as the 12 hex
-    # digits of the host label it prints when it advertises (HostLight-XXXXXXXXXXXX). It
-    # keeps its identity in memory only, so its output is the one place to read it.
-    printed_id, said_id = None, "host-light printed no device id"
-    if found_id := re.search(r"\b([0-9A-F]{2}(?::[0-9A-F]{2}){5})\b", output, re.IGNORECASE):
-        printed_id, said_id = found_id.group(1).upper(), "the printed device id"
-    elif found_id := re.search(r"(?<![0-9A-Z])([0-9A-F]{12})(?![0-9A-Z])", output, re.IGNORECASE):
-        digits = found_id.group(1).upper()
-        printed_id = ":".join(digits[i:i + 2] for i in range(0, 12, 2))
-        said_id = f"the device id in the printed host label ({found_id.group(1)})"
-    if printed_id is None:
-        wrong.append(f"host-light printed no device id to check TXT id {txt.get('id')!r} against")
-    elif txt.get("id") != printed_id:
-        wrong.append(f"id={txt.get('id')!r}, but host-light printed {printed_id}")
-    # Its setup id, from a setup URI (X-HM:// + 9 characters + the setup id) or a
-    # "setup id" line.
-    setup_id = re.search(r"X-HM://[0-9A-Z]{9}([0-9A-Z]{4})\b", output) or \
-        re.search(r"setup id\W+([0-9A-Z]{4})\b", output, re.IGNORECASE)
-    said_sh = "no setup id printed, so sh is not checked"
-    if setup_id and printed_id:
-        want_sh = setup_hash(setup_id.group(1), printed_id)
+    # host-light keeps its identity in memory only, so its output is the one place to
+    # read it: the "Device id:" line and the setup URI (X-HM:// + 9 characters + the
+    # setup id), from which `sh` follows.
+    printed_id = re.search(r"^Device id: ([0-9A-F]{2}(?::[0-9A-F]{2}){5})$", output, re.M)
+    setup_id = re.search(r"^Setup URI: X-HM://[0-9A-Z]{9}([0-9A-Z]{4})$", output, re.M)
+    if printed_id is None or setup_id is None:
+        wrong.append("host-light printed no 'Device id:' or no 'Setup URI:' line")
+    else:
+        if txt.get("id") != printed_id.group(1):
+            wrong.append(f"id={txt.get('id')!r}, but host-light printed {printed_id.group(1)}")
+        want_sh = setup_hash(setup_id.group(1), printed_id.group(1))
         if txt.get("sh") != want_sh:
             wrong.append(f"sh={txt.get('sh')!r}, expected {want_sh} for setup id "
                          f"{setup_id.group(1)}")
-        said_sh = f"sh matches setup id {setup_id.group(1)}"
     if wrong:
         raise Failure(f"'Host Light' resolved ({describe(service)}) with TXT {txt}, but: "
                       + "; ".join(wrong))
-    return f"'Host Light' -> {describe(service)}; TXT {txt}; id is {said_id}; {said_sh}"
+    return (f"'Host Light' -> {describe(service)}; TXT {txt}; id and sh match the printed "
+            "device id and setup URI")
 
 
 DBUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"

@@ -41,7 +41,7 @@ use hap_core::database::{CharacteristicDef, Database, Entry, OwnedValue, Service
 use hap_core::mdns::responder::{MDNS_GROUP_V4, MDNS_GROUP_V6, MDNS_PORT};
 use hap_core::mdns::{MdnsEvent, MdnsResponder, NameKind, Responder};
 use hap_core::server::{Config, Event, Server};
-use hap_core::setup::{Provisioning, SetupCode};
+use hap_core::setup::{setup_uri, Provisioning, SetupCode, SetupFlags};
 use hap_core::state::AccessoryState;
 use hap_core::time::Instant;
 use hap_embedded::{Accessory, ServiceInfo, SlotStorage, UdpResponder};
@@ -176,6 +176,18 @@ fn run(args: &Args) -> Result<(), String> {
         setup_id,
     } = provisioned.setup;
     let code = setup_code.ok_or("a new accessory always gets a setup code")?;
+    // What a user needs to pair: the code, and the URI a QR code would carry (with the
+    // setup id, which the TXT record's `sh` is derived from). The device id is printed too:
+    // nothing is stored, so the output is the one place to read this accessory's identity.
+    let mut identity = format!("Device id: {}", state.device_id);
+    if let Some(setup_id) = &setup_id {
+        let flags = SetupFlags {
+            ip: true,
+            ..SetupFlags::default()
+        };
+        let uri = setup_uri(&code, setup_id, Category::LIGHTBULB, flags);
+        identity.push_str(&format!("\nSetup URI: {uri}"));
+    }
     // Unique on the link, as a device would make it from its MAC address.
     let host_label: String = format!("HostLight-{}", state.device_id)
         .chars()
@@ -212,7 +224,7 @@ fn run(args: &Args) -> Result<(), String> {
     if !args.mdns {
         let mut accessory =
             Accessory::new(&mut stack, args.port, server, buffers).map_err(listen_error)?;
-        greet(args, &code, &stack);
+        greet(args, &code, &identity, &stack);
         println!("not advertising over mDNS (--no-mdns)");
         serve(&mut accessory, &mut stack, started, |_, _, _| None)?;
         let now = since(started);
@@ -253,7 +265,7 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let mut accessory = Accessory::with_responder(&mut stack, port, server, buffers, mdns, info)
         .map_err(listen_error)?;
-    greet(args, &code, &stack);
+    greet(args, &code, &identity, &stack);
     println!(
         "advertising {} on {host_label}.local port {} at {}",
         args.name,
@@ -314,9 +326,10 @@ fn since(started: StdInstant) -> Instant {
     Instant::from_millis(started.elapsed().as_millis() as u64)
 }
 
-/// The first lines: the name, the setup code and where HAP listens.
-fn greet(args: &Args, code: &SetupCode, stack: &HostStack) {
-    println!("{}\nSetup code: {}", args.name, code.as_str());
+/// The first lines: the name, the setup code, the device id and setup URI, and where HAP
+/// listens.
+fn greet(args: &Args, code: &SetupCode, identity: &str, stack: &HostStack) {
+    println!("{}\nSetup code: {}\n{identity}", args.name, code.as_str());
     if let Some(address) = stack.listening {
         println!("listening on {address}");
     }
