@@ -681,8 +681,11 @@ impl<R: Runtime> AppOn<R> {
             options.config.max_connections = max;
         }
         if !self.flags.no_mdns {
-            let responder = crate::mdns::MdnsResponder::new(crate::mdns::MdnsConfig::default())
-                .map_err(|e| AppError::Mdns(e.to_string()))?;
+            let responder = crate::mdns::MdnsResponder::new(
+                crate::mdns::MdnsConfig::default(),
+                Box::new(|_| {}),
+            )
+            .map_err(|e| AppError::Mdns(e.to_string()))?;
             options.announcer = Some(Box::new(responder) as Box<dyn Announcer>);
         }
         Ok(Prepared {
