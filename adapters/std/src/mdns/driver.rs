@@ -570,7 +570,7 @@ impl Shared {
             let withdrawn = state_ref
                 .published
                 .as_ref()
-                .is_none_or(|published| published.responder.is_withdrawn());
+                .map_or(true, |published| published.responder.is_withdrawn());
             if !events.is_empty() {
                 drop(state);
                 self.dispatch(events);
