@@ -18,11 +18,22 @@
 //! ```
 
 use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
 
 use rand_core::RngCore;
 
+use super::wire::Packet;
 use super::Advertisement;
 use crate::time::Instant;
+
+mod engine;
+mod records;
+mod schedule;
+#[cfg(test)]
+mod tests;
+
+use records::Service;
+use schedule::{Iface, Phase, GOODBYES, PROBE_JITTER_MS};
 
 /// How many interfaces one responder serves.
 pub const MAX_INTERFACES: usize = 4;
@@ -239,23 +250,64 @@ fn join_cut(base: &str, suffix: &str) -> heapless::String<MAX_LABEL> {
 
 /// The responder for one accessory: its service instance and its host name, on up to
 /// [`MAX_INTERFACES`] interfaces, IPv4 and IPv6.
+///
+/// It never allocates and never panics: every capacity is one of this module's
+/// constants. Time comes only from the `now` arguments and randomness only from the
+/// `rng` arguments.
 #[derive(Debug)]
 pub struct MdnsResponder {
-    _todo: (),
+    service: Service,
+    /// The instance name the application asked for, before any rename: a later
+    /// [`MdnsResponder::set_advertisement`] with the same name keeps the renamed one.
+    requested_instance: heapless::String<MAX_LABEL>,
+    ifaces: heapless::Vec<Iface, MAX_INTERFACES>,
+    events: heapless::Deque<MdnsEvent, MAX_EVENTS>,
+    /// When recent probing conflicts happened (RFC 6762 §8.1 rate limit).
+    conflicts: heapless::Deque<Instant, { schedule::MAX_CONFLICTS }>,
+    /// The goodbye of everything: rounds sent and when the next is due.
+    goodbye: Option<(u8, Instant)>,
+    withdrawn: bool,
+    /// Drawn from the last `rng` argument, for the one jitter chosen where no `rng` is
+    /// given ([`MdnsResponder::set_advertisement`]).
+    jitter_seed: u32,
+    /// The latest `now` seen, for [`MdnsResponder::poll_timeout`] when work is ready.
+    now: Instant,
 }
+
+/// Events kept for [`MdnsResponder::poll_event`]; older ones are dropped first.
+pub const MAX_EVENTS: usize = 16;
 
 impl MdnsResponder {
     /// A responder for `advertisement` whose host is `<host_label>.local`. It sends
     /// nothing until an interface is added with [`MdnsResponder::set_interface`].
     pub fn new(host_label: &str, advertisement: &Advertisement<'_>) -> Result<Self, MdnsError> {
-        let _ = (host_label, advertisement);
-        todo!()
+        let host = valid_host(host_label)?;
+        let instance = valid_instance(advertisement.name)?;
+        let service = Service {
+            instance: instance.clone(),
+            host,
+            port: advertisement.port,
+            txt: advertisement.txt(),
+        };
+        check_txt(&service)?;
+        Ok(Self {
+            service,
+            requested_instance: instance,
+            ifaces: heapless::Vec::new(),
+            events: heapless::Deque::new(),
+            conflicts: heapless::Deque::new(),
+            goodbye: None,
+            withdrawn: false,
+            jitter_seed: 0,
+            now: Instant::from_millis(0),
+        })
     }
 
     /// Adds an interface with its current addresses, or replaces the addresses of a known
     /// one. A new interface is probed, then announced (§8); changed addresses are
-    /// announced again without probing (§8.4). An empty list keeps the interface but
-    /// advertises no address on it.
+    /// announced again without probing (§8.4), and removed ones get a goodbye. An empty
+    /// list keeps the interface but advertises no address on it; addresses after the
+    /// first [`MAX_ADDRESSES`] are not advertised.
     pub fn set_interface<R: RngCore>(
         &mut self,
         iface: InterfaceId,
@@ -263,19 +315,98 @@ impl MdnsResponder {
         now: Instant,
         rng: &mut R,
     ) -> Result<(), MdnsError> {
-        let _ = (iface, addresses, now, rng);
-        todo!()
+        self.touch(now);
+        self.jitter_seed = rng.next_u32();
+        if self.goodbye.is_some() {
+            return Err(MdnsError::Withdrawn);
+        }
+        let mut new_addresses = heapless::Vec::<IpAddr, MAX_ADDRESSES>::new();
+        for address in addresses {
+            if !new_addresses.contains(address) {
+                // Beyond MAX_ADDRESSES the rest are not advertised.
+                let _ = new_addresses.push(*address);
+            }
+        }
+        let first_probe = now + Duration::from_millis(random_between(rng, 0, PROBE_JITTER_MS));
+        let Some(index) = self.index(iface) else {
+            let mut state = Iface::new(
+                iface,
+                Phase::Probing {
+                    sent: 0,
+                    next: first_probe,
+                },
+            );
+            state.addresses = new_addresses;
+            return self
+                .ifaces
+                .push(state)
+                .map_err(|_| MdnsError::TooManyInterfaces);
+        };
+        let state = &mut self.ifaces[index];
+        if state.phase == Phase::Leaving {
+            // Added back while its goodbye was pending: start over.
+            state.addresses = new_addresses;
+            state.phase = Phase::Established;
+            state.start_probing(first_probe);
+            return Ok(());
+        }
+        if state.addresses == new_addresses {
+            return Ok(());
+        }
+        let announced = state.phase.answers();
+        for old in &state.addresses {
+            if announced && !new_addresses.contains(old) && !state.stale_addresses.contains(old) {
+                // Full only if more than MAX_ADDRESSES are removed before the goodbye
+                // goes out; the rest then expire with their TTL.
+                let _ = state.stale_addresses.push(*old);
+            }
+        }
+        state.addresses = new_addresses;
+        // The address bits of pending answers indexed the old list.
+        for outbox in &mut state.outbox {
+            outbox.answers &= !records::ADDRS;
+            outbox.additionals &= !records::ADDRS;
+            outbox.last_multicast[3..7].fill(None);
+        }
+        if !state.stale_addresses.is_empty() {
+            state.mark_stale();
+        }
+        if announced {
+            state.reannounce(now);
+            push_event(&mut self.events, MdnsEvent::AddressesChanged { iface });
+        }
+        Ok(())
     }
 
     /// Says goodbye on `iface` (its records with TTL 0) and forgets it.
     pub fn remove_interface(&mut self, iface: InterfaceId, now: Instant) -> Result<(), MdnsError> {
-        let _ = (iface, now);
-        todo!()
+        self.touch(now);
+        let index = self.index(iface).ok_or(MdnsError::UnknownInterface)?;
+        let state = &mut self.ifaces[index];
+        if state.phase == Phase::Leaving {
+            return Err(MdnsError::UnknownInterface);
+        }
+        let announced = state.phase.answers();
+        state.phase = Phase::Leaving;
+        state.unicast.clear();
+        let families = state.families();
+        let goodbye = records::announced(&state.addresses);
+        for (outbox, present) in state.outbox.iter_mut().zip(families) {
+            outbox.clear_pending();
+            if announced && present {
+                outbox.goodbye = goodbye;
+            }
+        }
+        self.forget_left();
+        Ok(())
     }
 
     /// The interfaces served, in the order they were added.
     pub fn interfaces(&self) -> impl Iterator<Item = InterfaceId> + '_ {
-        core::iter::empty()
+        self.ifaces
+            .iter()
+            .filter(|iface| iface.phase != Phase::Leaving)
+            .map(|iface| iface.id)
     }
 
     /// Replaces what is advertised. A changed TXT record (`sf`, `c#`) is announced again
@@ -286,8 +417,39 @@ impl MdnsResponder {
         advertisement: &Advertisement<'_>,
         now: Instant,
     ) -> Result<(), MdnsError> {
-        let _ = (advertisement, now);
-        todo!()
+        self.touch(now);
+        if self.goodbye.is_some() {
+            return Err(MdnsError::Withdrawn);
+        }
+        let requested = valid_instance(advertisement.name)?;
+        let txt = advertisement.txt();
+        let renamed = requested != self.requested_instance;
+        let changed = txt != self.service.txt || advertisement.port != self.service.port;
+        let old_txt = core::mem::replace(&mut self.service.txt, txt);
+        let old_port = core::mem::replace(&mut self.service.port, advertisement.port);
+        if let Err(error) = check_txt(&self.service) {
+            self.service.txt = old_txt;
+            self.service.port = old_port;
+            return Err(error);
+        }
+        if renamed {
+            self.requested_instance = requested.clone();
+            self.replace_instance(requested);
+            // The seed came from the last rng; one xorshift step keeps two calls apart.
+            self.jitter_seed ^= self.jitter_seed << 13;
+            self.jitter_seed ^= self.jitter_seed >> 17;
+            self.jitter_seed ^= self.jitter_seed << 5;
+            let delay = u64::from(self.jitter_seed % (PROBE_JITTER_MS + 1));
+            let at = now + Duration::from_millis(delay);
+            for iface in &mut self.ifaces {
+                iface.start_probing(at);
+            }
+        } else if changed {
+            for iface in &mut self.ifaces {
+                iface.reannounce(now);
+            }
+        }
+        Ok(())
     }
 
     /// Takes one datagram that arrived on `iface` from `source`. Malformed or foreign
@@ -300,55 +462,197 @@ impl MdnsResponder {
         datagram: &[u8],
         rng: &mut R,
     ) -> Result<(), super::wire::ParseError> {
-        let _ = (now, iface, source, datagram, rng);
-        todo!()
+        self.touch(now);
+        let packet = Packet::parse(datagram)?;
+        self.jitter_seed = rng.next_u32();
+        if self.goodbye.is_some() {
+            return Ok(());
+        }
+        let Some(index) = self.index(iface) else {
+            return Ok(());
+        };
+        if self.ifaces[index].phase == Phase::Leaving {
+            return Ok(());
+        }
+        let family = match source.ip() {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        };
+        if packet.header().is_response() {
+            // Only port 5353 speaks for a name (RFC 6762 §6, §11).
+            if source.port() == MDNS_PORT {
+                self.handle_response(now, index, family, &packet, rng);
+            }
+        } else {
+            self.handle_query(now, index, family, source, &packet, rng);
+        }
+        Ok(())
     }
 
     /// The next datagram due at `now`, written into `buf` (at least
     /// [`MIN_TRANSMIT_BUFFER`] bytes; a smaller buffer yields nothing). Call until
     /// `None`.
     pub fn poll_transmit<'b>(&mut self, now: Instant, buf: &'b mut [u8]) -> Option<Transmit<'b>> {
-        let _ = (now, buf);
-        todo!()
+        self.touch(now);
+        if buf.len() < MIN_TRANSMIT_BUFFER || self.withdrawn {
+            return None;
+        }
+        self.advance(now);
+        let found = self.next_output(now);
+        let Some((index, output)) = found else {
+            self.check_withdrawn();
+            self.forget_left();
+            return None;
+        };
+        let transmit = self.write_output(now, index, output, buf);
+        self.forget_left();
+        transmit
     }
 
     /// When [`MdnsResponder::handle_timeout`] is next due, if anything is scheduled.
+    /// Work that is ready now (a datagram to send) gives the latest `now` seen.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        if self.withdrawn {
+            return None;
+        }
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |at: Option<Instant>| {
+            if let Some(at) = at {
+                earliest = Some(earliest.map_or(at, |e: Instant| e.min(at)));
+            }
+        };
+        match self.goodbye {
+            Some((sent, next)) if sent < GOODBYES => consider(Some(next)),
+            // Everything was sent: the next poll marks the responder withdrawn.
+            Some(_) => consider(Some(self.now)),
+            None => {
+                for iface in &self.ifaces {
+                    consider(iface.phase.next());
+                }
+            }
+        }
+        for iface in &self.ifaces {
+            if !iface.unicast.is_empty() {
+                consider(Some(self.now));
+            }
+            for outbox in &iface.outbox {
+                if outbox.has_ready() {
+                    consider(Some(self.now));
+                }
+                if outbox.answers != 0 {
+                    consider(outbox.due);
+                }
+            }
+        }
+        earliest
     }
 
     /// Advances probes, announcements, delayed answers and goodbyes to `now`.
     pub fn handle_timeout<R: RngCore>(&mut self, now: Instant, rng: &mut R) {
-        let _ = (now, rng);
-        todo!()
+        self.touch(now);
+        self.jitter_seed = rng.next_u32();
+        self.advance(now);
+        self.check_withdrawn();
     }
 
     /// The next fact for the application.
     pub fn poll_event(&mut self) -> Option<MdnsEvent> {
-        todo!()
+        self.events.pop_front()
     }
 
     /// Withdraws everything: each record with TTL 0 on every interface (§10.1), then
-    /// silence. Drain [`MdnsResponder::poll_transmit`] until [`MdnsResponder::is_withdrawn`].
+    /// silence. The first round is ready at once; drain [`MdnsResponder::poll_transmit`],
+    /// and go on serving [`MdnsResponder::poll_timeout`] until
+    /// [`MdnsResponder::is_withdrawn`].
     pub fn goodbye(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        self.touch(now);
+        if self.goodbye.is_some() {
+            return;
+        }
+        self.goodbye = Some((0, now));
+        for iface in &mut self.ifaces {
+            iface.unicast.clear();
+            for outbox in &mut iface.outbox {
+                outbox.clear_pending();
+            }
+            if iface.phase != Phase::Leaving && !iface.phase.answers() {
+                // Never announced here: nothing to withdraw.
+                iface.phase = Phase::Leaving;
+            }
+        }
+        self.advance(now);
     }
 
     /// Whether every goodbye was sent: nothing more will be transmitted.
     pub fn is_withdrawn(&self) -> bool {
-        todo!()
+        self.withdrawn
     }
 
     /// The instance label advertised now (after any rename).
     pub fn instance_name(&self) -> &str {
-        todo!()
+        &self.service.instance
     }
 
     /// The host label advertised now (after any rename), without `.local`.
     pub fn host_name(&self) -> &str {
-        todo!()
+        &self.service.host
     }
+}
+
+/// `label` if it can be a host label: 1 to 63 letters, digits and hyphens.
+fn valid_host(label: &str) -> Result<heapless::String<MAX_LABEL>, MdnsError> {
+    let valid = !label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let mut host = heapless::String::new();
+    if !valid || host.push_str(label).is_err() {
+        return Err(MdnsError::HostName);
+    }
+    Ok(host)
+}
+
+/// `name` if it can be an instance label: 1 to 63 bytes (RFC 6763 §4.1.1).
+fn valid_instance(name: &str) -> Result<heapless::String<MAX_LABEL>, MdnsError> {
+    let mut instance = heapless::String::new();
+    if name.is_empty() || instance.push_str(name).is_err() {
+        return Err(MdnsError::InstanceName);
+    }
+    Ok(instance)
+}
+
+/// Whether the TXT record and an announcement with it fit a datagram.
+fn check_txt(service: &Service) -> Result<(), MdnsError> {
+    let length: usize = service
+        .txt
+        .iter()
+        .map(|entry| 2 + entry.key.len() + entry.value.len())
+        .sum();
+    // Room for the other records of an announcement in the smallest buffer.
+    if length > MIN_TRANSMIT_BUFFER / 2
+        || service
+            .txt
+            .iter()
+            .any(|e| e.key.len() + e.value.len() >= 255)
+    {
+        return Err(MdnsError::TxtTooLong);
+    }
+    Ok(())
+}
+
+/// A uniform number of milliseconds in `low..=high`.
+fn random_between<R: RngCore>(rng: &mut R, low: u32, high: u32) -> u64 {
+    let span = high.saturating_sub(low).saturating_add(1);
+    u64::from(low + rng.next_u32() % span)
+}
+
+/// Queues an event, dropping the oldest when full.
+fn push_event(events: &mut heapless::Deque<MdnsEvent, MAX_EVENTS>, event: MdnsEvent) {
+    if events.is_full() {
+        events.pop_front();
+    }
+    let _ = events.push_back(event);
 }
 
 #[cfg(test)]

@@ -1,0 +1,1 @@
+//! Virtual-clock tests of the responder.
