@@ -334,21 +334,26 @@ impl AppLoop {
         }
     }
 
-    /// mDNS renamed the instance after a conflict: the name is stored for the next
-    /// start, and becomes the Name of the primary accessory, so subscribers hear it.
-    fn renamed(&mut self, name: &str) {
-        log::info!("mDNS: another accessory has our name; advertised as {name:?} from now on");
+    /// mDNS renamed the instance after a conflict ("Virtual Light (2)"): the name in
+    /// the form iOS takes ("Virtual Light 2") is stored for the next start and becomes
+    /// the Name of the primary accessory, so subscribers hear it.
+    fn renamed(&mut self, renamed: &str) {
+        log::info!("mDNS: another accessory has our name; advertised as {renamed:?} from now on");
+        let Some(name) = super::stored_name::accessory_name(renamed) else {
+            log::warn!("mDNS: {renamed:?} cannot be an accessory name; the Name stays");
+            return;
+        };
         if let Some(dir) = &self.renames.data {
-            match super::stored_name::save(dir, name) {
+            match super::stored_name::save(dir, &name) {
                 Ok(()) => log::info!(
-                    "stored the new name in {}",
+                    "the accessory is named {name:?} from now on (stored in {})",
                     dir.join(super::stored_name::FILE_NAME).display()
                 ),
                 Err(e) => log::error!("cannot store the new name in {}: {e}", dir.display()),
             }
         }
         if let Some((aid, iid)) = self.renames.name_at {
-            let Some(value) = OwnedValue::string(name) else {
+            let Some(value) = OwnedValue::string(&name) else {
                 return;
             };
             if let Err(e) = self.device.set_value(aid, iid, value) {
