@@ -630,4 +630,56 @@ mod tests {
             Err(AppError::NoSuchService { aid: 1, service: s }) if s == on && s != service
         ));
     }
+
+    /// A running accessory without sockets: the host alone, for handlers that set values.
+    struct HostOnly(crate::host::SharedHost);
+
+    impl Backend for HostOnly {
+        fn host(&self) -> &crate::host::SharedHost {
+            &self.0
+        }
+        fn local_addr(&self) -> std::net::SocketAddr {
+            ([127, 0, 0, 1], 0).into()
+        }
+        fn shut_down(&self) {}
+    }
+
+    #[test]
+    fn a_rename_is_stored_and_becomes_the_name_of_the_primary_accessory() {
+        let (database, ..) = lamp();
+        let name_at = Renames::name_characteristic(&database);
+        let setup = crate::Setup::load_or_create(
+            Box::new(crate::store::MemoryStore::default()),
+            "314-15-926".parse().ok(),
+            None,
+        )
+        .unwrap();
+        let options = crate::Options::new("Lamp", "L", hap_core::catalog::Category::LIGHTBULB);
+        let host = setup
+            .into_host(database, options, 0, Box::new(|_| {}))
+            .unwrap();
+        let host = crate::host::SharedHost::new(host);
+        let (aid, iid) = name_at.expect("the lamp has a Name");
+        assert_eq!(aid, 1);
+        assert_eq!(host.value(aid, iid), OwnedValue::string("Lamp"));
+
+        let data = tempfile::tempdir().unwrap();
+        let inbox = Arc::new(Inbox::default());
+        let device = Device::new(inbox.clone());
+        device.attach(Arc::new(HostOnly(host.clone())));
+        let renames = Renames {
+            data: Some(data.path().to_owned()),
+            name_at,
+        };
+        let mut app_loop = AppLoop::new(Handlers::default(), renames, device, inbox.clone());
+        inbox.post(Inner::Renamed("Lamp (2)".into()));
+        let message = inbox.recv_until(Some(Instant::now()));
+        assert!(app_loop.turn(message, Instant::now()));
+
+        assert_eq!(host.value(aid, iid), OwnedValue::string("Lamp 2"));
+        assert_eq!(
+            super::super::stored_name::load(data.path()).as_deref(),
+            Some("Lamp 2")
+        );
+    }
 }
