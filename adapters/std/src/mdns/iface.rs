@@ -138,7 +138,7 @@ pub(crate) fn scan(only: &[String]) -> std::io::Result<Vec<Link>> {
         let wanted = if only.is_empty() {
             !interface.is_loopback() && interface.name != "lo"
         } else {
-            only.iter().any(|name| *name == interface.name)
+            only.contains(&interface.name)
         };
         if !wanted || !interface.is_oper_up() {
             continue;

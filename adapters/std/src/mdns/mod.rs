@@ -89,7 +89,7 @@ pub struct MdnsConfig {
 pub enum MdnsError {
     /// A socket or thread could not be set up.
     Io {
-        /// What was being done, such as "bind [::]:5353".
+        /// What was being done, such as "bind 0.0.0.0:5353".
         action: &'static str,
         /// The error of the operating system.
         source: io::Error,
