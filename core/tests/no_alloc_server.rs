@@ -377,3 +377,62 @@ fn reads_writes_and_events_allocate_nothing_on_a_verified_session() {
         "confirmed writes, reads on demand and their completions must not touch the heap"
     );
 }
+
+/// The mDNS responder probes, announces and answers a query on the stack alone.
+#[test]
+fn mdns_responder_answers_a_query_without_allocating() {
+    use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use hap_core::catalog::Category;
+    use hap_core::mdns::responder::{Destination, InterfaceId, MIN_TRANSMIT_BUFFER};
+    use hap_core::mdns::wire::{rtype, Header, Name, Packet, Writer, CLASS_IN};
+    use hap_core::mdns::{Advertisement, MdnsResponder};
+
+    let advertisement = Advertisement {
+        name: "Virtual Light",
+        port: 51826,
+        model: "VirtualLight",
+        device_id: "12:34:56:78:9A:BC".parse().unwrap(),
+        config_number: 1,
+        category: Category::LIGHTBULB,
+        paired: false,
+        setup_id: None,
+    };
+    let iface = InterfaceId(1);
+    let querier = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 5353);
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let mut buf = [0u8; MIN_TRANSMIT_BUFFER];
+    let mut query = [0u8; 64];
+    let mut answered = 0;
+    let allocations = allocations_during(|| {
+        let mut responder = MdnsResponder::new("123456789ABC", &advertisement).unwrap();
+        let addresses = [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))];
+        responder
+            .set_interface(iface, &addresses, Instant::from_millis(0), &mut rng)
+            .unwrap();
+        let mut now = Instant::from_millis(0);
+        while let Some(at) = responder.poll_timeout().filter(|at| at.as_millis() < 6_000) {
+            now = now.max(at);
+            responder.handle_timeout(now, &mut rng);
+            while responder.poll_transmit(now, &mut buf).is_some() {}
+        }
+        let mut writer = Writer::new(&mut query, 0, Header::QUERY).unwrap();
+        let service = Name::new("_hap._tcp.local").unwrap();
+        writer
+            .question(service, rtype::PTR, CLASS_IN, false)
+            .unwrap();
+        let len = writer.finish().len();
+        let now = Instant::from_millis(10_000);
+        responder
+            .handle_datagram(now, iface, querier, &query[..len], &mut rng)
+            .unwrap();
+        let later = Instant::from_millis(10_200);
+        responder.handle_timeout(later, &mut rng);
+        while let Some(transmit) = responder.poll_transmit(later, &mut buf) {
+            assert!(matches!(transmit.destination, Destination::Multicast(_)));
+            let packet = Packet::parse(transmit.payload).unwrap();
+            answered += packet.answers().filter(|r| r.rtype == rtype::PTR).count();
+        }
+    });
+    assert_eq!(answered, 1);
+    assert_eq!(allocations, 0, "the responder must not touch the heap");
+}

@@ -12,6 +12,7 @@ use crate::mdns::wire::{
 /// our compression) parses back to the same header, questions and records, exactly. A
 /// buffer one byte short is refused with `Full` and still leaves a valid message.
 pub fn mdns_packet(data: &[u8]) {
+    feed_responder(data);
     let Ok(packet) = Packet::parse(data) else {
         return;
     };
@@ -70,6 +71,96 @@ pub fn mdns_packet(data: &[u8]) {
                 + usize::from(h.additionals)
         };
         assert!(counted(&partial) < counted(&packet));
+    }
+}
+
+/// Feeds the bytes to responders, while probing and once established, as a query
+/// (from port 5353 and from a legacy port) and as a response, and drains everything
+/// they send: none may panic, and every datagram they send must parse and fit.
+fn feed_responder(data: &[u8]) {
+    use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    use crate::mdns::responder::{InterfaceId, MdnsResponder, MIN_TRANSMIT_BUFFER};
+    use crate::time::Instant;
+
+    let iface = InterfaceId(1);
+    let addresses = [
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
+    ];
+    let sources = [
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 5353),
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 40000),
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)), 5353),
+    ];
+    let mut rng = super::FuzzRng::new(21);
+    let mut buf = vec![0u8; MIN_TRANSMIT_BUFFER];
+    let ad = advertisement();
+    // Established at 6 s; probing at 300 ms.
+    for established_at in [6_000, 300] {
+        let mut responder = MdnsResponder::new("123456789ABC", &ad).expect("valid names");
+        let mut now = Instant::from_millis(0);
+        responder
+            .set_interface(iface, &addresses, now, &mut rng)
+            .expect("one interface");
+        run_until(&mut responder, &mut now, established_at, &mut rng, &mut buf);
+        for source in sources {
+            let _ = responder.handle_datagram(now, iface, source, data, &mut rng);
+            let until = now.as_millis() + 1_500;
+            run_until(&mut responder, &mut now, until, &mut rng, &mut buf);
+        }
+        responder.goodbye(now);
+        let until = now.as_millis() + 1_000;
+        run_until(&mut responder, &mut now, until, &mut rng, &mut buf);
+        assert!(responder.is_withdrawn());
+    }
+}
+
+/// Serves the responder's deadlines up to `until` ms, sending what it has.
+fn run_until(
+    responder: &mut crate::mdns::MdnsResponder,
+    now: &mut crate::time::Instant,
+    until: u64,
+    rng: &mut super::FuzzRng,
+    buf: &mut [u8],
+) {
+    use crate::time::Instant;
+    drain(responder, *now, buf);
+    for _ in 0..1_000 {
+        match responder.poll_timeout() {
+            Some(at) if at.as_millis() <= until => {
+                *now = (*now).max(at);
+                responder.handle_timeout(*now, rng);
+                drain(responder, *now, buf);
+            }
+            _ => break,
+        }
+    }
+    *now = (*now).max(Instant::from_millis(until));
+}
+
+/// Sends what is ready: every datagram must parse and fit.
+fn drain(responder: &mut crate::mdns::MdnsResponder, now: crate::time::Instant, buf: &mut [u8]) {
+    for _ in 0..64 {
+        let Some(transmit) = responder.poll_transmit(now, buf) else {
+            break;
+        };
+        assert!(transmit.payload.len() <= crate::mdns::responder::MIN_TRANSMIT_BUFFER);
+        Packet::parse(transmit.payload).expect("the responder sends valid DNS");
+    }
+    while responder.poll_event().is_some() {}
+}
+
+fn advertisement() -> crate::mdns::Advertisement<'static> {
+    crate::mdns::Advertisement {
+        name: "Virtual Light",
+        port: 51826,
+        model: "VirtualLight",
+        device_id: "12:34:56:78:9A:BC".parse().expect("a device id"),
+        config_number: 3,
+        category: crate::catalog::Category::LIGHTBULB,
+        paired: false,
+        setup_id: Some("7OSX".parse().expect("a setup id")),
     }
 }
 

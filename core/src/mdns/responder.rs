@@ -1,7 +1,10 @@
 //! A sans-IO mDNS responder (RFC 6762) for one DNS-SD service instance (RFC 6763).
 //!
-//! API SKELETON (branch mdnscore): signatures and documentation are agreed; the bodies
-//! are filled in on this branch before it reaches main.
+//! It probes the instance and host names (§8.1, §8.2), announces them (§8.3), answers
+//! queries (§6, §7: known answers, QU, legacy unicast, NSEC negative answers, a 1 s rate
+//! limit per record), defends and renames on conflicts (§9), announces updates (§8.4) and
+//! says goodbye (§10.1), per interface and with only that interface's addresses (§14).
+//! The numbers are in `responder/schedule.rs`; the records in `responder/records.rs`.
 //!
 //! Driven like the server: datagrams in with [`MdnsResponder::handle_datagram`],
 //! datagrams out with [`MdnsResponder::poll_transmit`], a deadline from
@@ -366,7 +369,9 @@ impl MdnsResponder {
         for outbox in &mut state.outbox {
             outbox.answers &= !records::ADDRS;
             outbox.additionals &= !records::ADDRS;
-            outbox.last_multicast[3..7].fill(None);
+            for bit in records::bits(records::ADDRS) {
+                outbox.last_multicast[records::bit_index(bit)] = None;
+            }
         }
         if !state.stale_addresses.is_empty() {
             state.mark_stale();
@@ -575,10 +580,6 @@ impl MdnsResponder {
             iface.unicast.clear();
             for outbox in &mut iface.outbox {
                 outbox.clear_pending();
-            }
-            if iface.phase != Phase::Leaving && !iface.phase.answers() {
-                // Never announced here: nothing to withdraw.
-                iface.phase = Phase::Leaving;
             }
         }
         self.advance(now);

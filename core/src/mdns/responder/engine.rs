@@ -58,7 +58,6 @@ impl MdnsResponder {
                     .outbox
                     .iter()
                     .any(|outbox| outbox.goodbye != 0 || outbox.stale)
-                || self.goodbye.is_some_and(|(sent, _)| sent < GOODBYES)
         });
     }
 
@@ -81,7 +80,9 @@ impl MdnsResponder {
                 for iface in &mut self.ifaces {
                     let goodbye = records::announced(&iface.addresses);
                     let families = iface.families();
-                    let announced = iface.phase.answers() || iface.phase == Phase::Leaving;
+                    // Only where the names were announced; a removed interface has
+                    // its own goodbye queued already.
+                    let announced = iface.phase.answers();
                     for (outbox, present) in iface.outbox.iter_mut().zip(families) {
                         if present && announced {
                             outbox.goodbye |= goodbye;
@@ -219,6 +220,10 @@ impl MdnsResponder {
         // A known answer also cancels a delayed answer to an earlier part of a
         // truncated query (§7.2).
         outbox.answers &= !known;
+        if outbox.answers == 0 {
+            outbox.additionals = 0;
+            outbox.due = None;
+        }
         answers &= !known;
         if answers == 0 {
             return;
@@ -229,7 +234,6 @@ impl MdnsResponder {
             let reply = UnicastReply {
                 destination: source,
                 id: packet.header().id,
-                recursion_desired: packet.header().flags & Header::RD != 0,
                 legacy: true,
                 questions: echoed,
                 answers,
@@ -267,7 +271,6 @@ impl MdnsResponder {
             let reply = UnicastReply {
                 destination: source,
                 id: 0,
-                recursion_desired: false,
                 legacy: false,
                 questions: heapless::Vec::new(),
                 answers: unicast,
@@ -298,6 +301,10 @@ impl MdnsResponder {
                 if record.ttl >= ttl_of(bit) / 2 {
                     // Someone else just gave this answer (§7.4).
                     outbox.answers &= !bit;
+                    if outbox.answers == 0 {
+                        outbox.additionals = 0;
+                        outbox.due = None;
+                    }
                 } else if record.ttl > 0 && answering {
                     // A cache is about to lose our record: refresh it (§6.6).
                     outbox.answers |= bit;
@@ -481,10 +488,9 @@ impl MdnsResponder {
             Output::Unicast => {
                 let reply = iface.unicast.front_mut()?;
                 let limit = if reply.legacy { LEGACY_MAX } else { buf.len() };
-                let mut flags = Header::RESPONSE;
-                if reply.recursion_desired {
-                    flags |= Header::RD;
-                }
+                // Avahi and python-zeroconf answer a legacy query (RD set) with QR|AA
+                // only; so do we.
+                let flags = Header::RESPONSE;
                 let mut writer = Writer::new(&mut buf[..limit], reply.id, flags).ok()?;
                 for question in &reply.questions {
                     if let Some(name) = service.name(question.name) {

@@ -136,8 +136,6 @@ pub(super) struct UnicastReply {
     pub(super) destination: SocketAddr,
     /// The query's id (legacy) or 0.
     pub(super) id: u16,
-    /// The query's RD bit, echoed in a legacy reply.
-    pub(super) recursion_desired: bool,
     /// A legacy reply: TTLs at most 10 s, questions echoed, no cache-flush bits.
     pub(super) legacy: bool,
     pub(super) questions: heapless::Vec<Echoed, MAX_ECHOED>,
