@@ -21,8 +21,6 @@
 
 #[cfg(feature = "app")]
 pub mod app;
-#[cfg(feature = "mdns")]
-pub mod avahi;
 pub mod host;
 #[cfg(feature = "mdns")]
 pub mod mdns;
