@@ -21,6 +21,8 @@
 
 #[cfg(feature = "app")]
 pub mod app;
+#[cfg(feature = "mdns")]
+pub mod avahi;
 pub mod host;
 #[cfg(feature = "mdns")]
 pub mod mdns;
