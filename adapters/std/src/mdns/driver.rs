@@ -1,6 +1,7 @@
 //! The responder's sockets and threads: datagrams in, the core's transmits out, its
 //! deadlines served, the interfaces followed.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,13 @@ use hap_core::mdns::responder::MAX_INTERFACES;
 /// The largest datagram read: the most RFC 6762 §17 allows.
 const MAX_DATAGRAM: usize = 9000;
 
+/// How long a datagram sent is remembered, to recognise it when multicast loopback
+/// brings it back (within milliseconds).
+const ECHO_WINDOW: Duration = Duration::from_secs(2);
+
+/// The most datagrams remembered for that.
+const ECHO_MEMORY: usize = 64;
+
 /// The published advertisement.
 pub(super) struct Published {
     pub(super) responder: MdnsResponder,
@@ -37,6 +45,41 @@ pub(super) struct State {
     pub(super) buf: Vec<u8>,
     /// When to look at the interfaces again.
     pub(super) next_check: Instant,
+    /// The datagrams sent lately, by hash: see [`State::is_echo`].
+    pub(super) sent: VecDeque<(u64, Instant)>,
+}
+
+impl State {
+    /// Whether `datagram` is one this responder sent in the last [`ECHO_WINDOW`],
+    /// brought back by multicast loopback. Loopback stays on so that two accessories on
+    /// one host hear each other; but its own records, heard back after an address
+    /// changed (a goodbye for the old one), would look like another host's.
+    pub(super) fn is_echo(&mut self, datagram: &[u8]) -> bool {
+        let now = Instant::now();
+        while self
+            .sent
+            .front()
+            .is_some_and(|(_, at)| now.duration_since(*at) > ECHO_WINDOW)
+        {
+            self.sent.pop_front();
+        }
+        let hash = hash(datagram);
+        self.sent.iter().any(|(sent, _)| *sent == hash)
+    }
+
+    fn remember(sent: &mut VecDeque<(u64, Instant)>, datagram: &[u8]) {
+        if sent.len() == ECHO_MEMORY {
+            sent.pop_front();
+        }
+        sent.push_back((hash(datagram), Instant::now()));
+    }
+}
+
+fn hash(datagram: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    datagram.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The responder's state and sockets, shared by its threads and its handle.
@@ -191,6 +234,10 @@ impl Shared {
                 SocketAddr::V6(v6) => v6.scope_id(),
                 SocketAddr::V4(_) => 0,
             };
+            if state.is_echo(datagram) {
+                log::trace!("mDNS: our own datagram came back from {source}");
+                return;
+            }
             let Some(iface) = iface::interface_of(source.ip(), scope, &state.links) else {
                 log::trace!("mDNS: dropped a datagram from {source}: not on a served link");
                 return;
@@ -389,13 +436,16 @@ impl Shared {
             published,
             links,
             buf,
+            sent,
             ..
         } = state;
         let Some(published) = published.as_mut() else {
             return Vec::new();
         };
         while let Some(transmit) = published.responder.poll_transmit(now, buf) {
-            self.send(links, &transmit);
+            if self.send(links, &transmit) {
+                State::remember(sent, transmit.payload);
+            }
         }
         let mut events = Vec::new();
         while let Some(event) = published.responder.poll_event() {
@@ -405,18 +455,19 @@ impl Shared {
         events
     }
 
-    fn send(&self, links: &[Link], transmit: &Transmit<'_>) {
+    /// Sends one datagram; whether it left.
+    fn send(&self, links: &[Link], transmit: &Transmit<'_>) -> bool {
         let link = links.iter().find(|link| link.id == transmit.iface);
         let name = link.map_or("an interface no longer served", |link| link.name.as_str());
-        let (socket, target) = match transmit.destination {
+        let (socket, target) = match shared_port_safe(transmit.destination, links) {
             Destination::Multicast(Family::V4) => {
                 let (Some(socket), Some(address)) = (&self.v4, link.and_then(Link::ipv4)) else {
                     log::trace!("mDNS: no IPv4 on {name}: not sent");
-                    return;
+                    return false;
                 };
                 if let Err(e) = SockRef::from(socket).set_multicast_if_v4(&address) {
                     log::debug!("mDNS: cannot send on {name} ({address}): {e}");
-                    return;
+                    return false;
                 }
                 let group = SocketAddr::from((MDNS_GROUP_V4, MDNS_PORT));
                 (socket, group)
@@ -424,26 +475,26 @@ impl Shared {
             Destination::Multicast(Family::V6) => {
                 let Some(socket) = &self.v6 else {
                     log::trace!("mDNS: no IPv6 socket: not sent on {name}");
-                    return;
+                    return false;
                 };
                 if let Err(e) = SockRef::from(socket).set_multicast_if_v6(transmit.iface.0) {
                     log::debug!("mDNS: cannot send on {name} over IPv6: {e}");
-                    return;
+                    return false;
                 }
                 let group = SocketAddrV6::new(MDNS_GROUP_V6, MDNS_PORT, 0, transmit.iface.0);
                 (socket, SocketAddr::V6(group))
             }
             Destination::Unicast(SocketAddr::V4(to)) => match &self.v4 {
                 Some(socket) => (socket, SocketAddr::V4(to)),
-                None => return,
+                None => return false,
             },
             Destination::Unicast(SocketAddr::V6(to)) => match &self.v6 {
                 Some(socket) => (socket, scoped(to, transmit.iface)),
-                None => return,
+                None => return false,
             },
             // Destination may grow; nothing else is known to send.
             #[allow(unreachable_patterns)]
-            _ => return,
+            _ => return false,
         };
         if log::log_enabled!(log::Level::Debug) {
             log::debug!(
@@ -451,9 +502,31 @@ impl Shared {
                 describe(transmit.payload)
             );
         }
-        if let Err(e) = socket.send_to(transmit.payload, target) {
-            log::debug!("mDNS: cannot send on {name} to {target}: {e}");
+        match socket.send_to(transmit.payload, target) {
+            Ok(_) => true,
+            Err(e) => {
+                log::debug!("mDNS: cannot send on {name} to {target}: {e}");
+                false
+            }
         }
+    }
+}
+
+/// `destination`, or the group of its family when it is port 5353 of an address of
+/// this host: another responder on the host (a second accessory, avahi-daemon) shares
+/// that port, and the system hands a unicast datagram to only one of the sockets bound
+/// to it, perhaps ours (RFC 6762 §15.1). Multicast reaches every one of them.
+fn shared_port_safe(destination: Destination, links: &[Link]) -> Destination {
+    match destination {
+        Destination::Unicast(to)
+            if to.port() == MDNS_PORT
+                && links
+                    .iter()
+                    .any(|link| link.nets.iter().any(|(address, _)| *address == to.ip())) =>
+        {
+            Destination::Multicast(if to.is_ipv4() { Family::V4 } else { Family::V6 })
+        }
+        other => other,
     }
 }
 
@@ -601,5 +674,74 @@ impl Shared {
             }
         }
         state.published = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State {
+            published: None,
+            links: Vec::new(),
+            joined: Vec::new(),
+            rng: OsRng,
+            buf: Vec::new(),
+            next_check: Instant::now(),
+            sent: VecDeque::new(),
+        }
+    }
+
+    #[test]
+    fn a_datagram_sent_lately_is_recognised_when_it_comes_back() {
+        let mut state = state();
+        State::remember(&mut state.sent, b"ours");
+        assert!(state.is_echo(b"ours"));
+        assert!(
+            state.is_echo(b"ours"),
+            "the IPv4 and IPv6 copies both come back"
+        );
+        assert!(!state.is_echo(b"another responder's"));
+
+        let long_ago = Instant::now() - ECHO_WINDOW - Duration::from_millis(1);
+        state.sent = VecDeque::from([(hash(b"old"), long_ago)]);
+        assert!(!state.is_echo(b"old"), "forgotten after the window");
+        assert!(state.sent.is_empty());
+    }
+
+    #[test]
+    fn a_unicast_answer_to_this_host_port_5353_goes_by_multicast() {
+        let links = [Link {
+            id: InterfaceId(2),
+            name: "eth0".into(),
+            nets: vec![
+                ("192.0.2.2".parse().unwrap(), 24),
+                ("2001:db8::2".parse().unwrap(), 64),
+            ],
+        }];
+        let to = |text: &str| Destination::Unicast(text.parse().unwrap());
+        assert_eq!(
+            shared_port_safe(to("192.0.2.2:5353"), &links),
+            Destination::Multicast(Family::V4)
+        );
+        assert_eq!(
+            shared_port_safe(to("[2001:db8::2]:5353"), &links),
+            Destination::Multicast(Family::V6)
+        );
+        for kept in ["192.0.2.1:5353", "192.0.2.2:40000", "[2001:db8::1]:5353"] {
+            assert_eq!(shared_port_safe(to(kept), &links), to(kept), "{kept}");
+        }
+    }
+
+    #[test]
+    fn the_memory_is_bounded() {
+        let mut state = state();
+        for n in 0..ECHO_MEMORY + 10 {
+            State::remember(&mut state.sent, &n.to_be_bytes());
+        }
+        assert_eq!(state.sent.len(), ECHO_MEMORY);
+        assert!(!state.is_echo(&0usize.to_be_bytes()));
+        assert!(state.is_echo(&(ECHO_MEMORY + 9).to_be_bytes()));
     }
 }
