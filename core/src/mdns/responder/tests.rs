@@ -601,6 +601,25 @@ fn response_from_other_port_is_no_conflict() {
 }
 
 #[test]
+fn a_goodbye_for_another_address_is_no_conflict() {
+    // Our own goodbye for an address just removed comes back over multicast loopback
+    // after the interface already carries the new one: no rename.
+    for mut h in [first_probe(), Harness::established()] {
+        let host = Name::new("123456789ABC.local").unwrap();
+        let gone = RecordOut::new(host, true, 0, RecordData::A(Ipv4Addr::new(192, 0, 2, 99)));
+        let mut gone_srv = other_srv(51827);
+        gone_srv.ttl = 0;
+        h.receive(querier(), &response(&[gone, gone_srv]));
+        assert_eq!(h.responder.host_name(), "123456789ABC");
+        assert_eq!(h.responder.instance_name(), "Virtual Light");
+        assert!(h
+            .events
+            .iter()
+            .all(|e| !matches!(e, MdnsEvent::Conflict { .. } | MdnsEvent::Renamed { .. })));
+    }
+}
+
+#[test]
 fn host_conflict_renames_host_2() {
     let mut h = first_probe();
     let host = Name::new("123456789ABC.local").unwrap();
@@ -1026,4 +1045,27 @@ fn random_and_mutated_datagrams_never_panic_and_replies_stay_valid() {
         .sent
         .iter()
         .all(|s| s.packet().header().is_response() || s.is_probe()));
+}
+
+#[test]
+fn truncated_query_waits_400_to_500ms_for_its_known_answers() {
+    let mut h = Harness::established();
+    let asked = h.now;
+    let mut bytes = query(0, &[("_hap._tcp.local", rtype::PTR, false)], &[]);
+    bytes[2] |= (Header::TC >> 8) as u8;
+    h.receive(querier(), &bytes);
+    h.run_until(asked + 399);
+    assert!(h.sent.is_empty());
+    h.run_until(asked + 500);
+    assert_eq!(h.sent.len(), 1);
+    assert!((400..=500).contains(&(h.sent[0].at - asked)));
+
+    // The rest of the known answers, in a second packet, cancel the answer (§7.2).
+    h.run_until(asked + 2_000);
+    h.sent.clear();
+    h.receive(querier(), &bytes);
+    h.run_until(h.now + 100);
+    h.receive(querier(), &query(0, &[], &[ptr_record(4500)]));
+    h.run_until(h.now + 1_000);
+    assert!(h.sent.is_empty());
 }
