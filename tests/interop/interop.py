@@ -128,6 +128,11 @@ class Accessory:
             args += ["--data", str(data), "--setup-id", setup_id]
             if not mdns:
                 args.append("--no-mdns")
+            else:
+                # Case 8's namespace has only `lo`, which the built-in responder serves
+                # only when named; `builtin`, so that an avahi-daemon of the host (its
+                # D-Bus socket is reachable from the namespace) is not used.
+                args += ["--mdns", "builtin", "--mdns-interface", "lo"]
             args += ["--log", "debug"]
         args += extra or []
         self.args = args

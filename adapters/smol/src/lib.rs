@@ -16,6 +16,12 @@
 //!
 //! On the benchmark machine each of the two was worth 15 to 20 µs of CPU per request.
 //!
+//! mDNS is hap-std's ([`hap_std::mdns`], or [`hap_std::avahi`]): the built-in responder
+//! drives the core's responder on threads of its own (one per socket and one for its
+//! deadlines and the interface check), not on smol's executor, so that its blocking
+//! waits never hold up a connection and it needs nothing from the runtime. The
+//! features `mdns`, `store`, `app` and `qr` are hap-std's, forwarded.
+//!
 //! ```no_run
 //! # use hap_core::database::{builder::{AccessoryInfo, DatabaseBuilder}, ids::IdMap, Database};
 //! # fn database(ids: &mut IdMap) -> Database<'static> {

@@ -57,7 +57,20 @@ fn run_test() {
     let data = dir.join("data");
 
     let mut command = namespace.command(example::path("virtual-light"));
-    command.arg("--data").arg(&data);
+    // The namespace has only loopback, which the built-in responder serves only when
+    // named; `builtin`, so that an avahi-daemon of the host (whose D-Bus socket the
+    // namespace shares) is not asked to advertise on the host's network.
+    command
+        .args([
+            "--mdns",
+            "builtin",
+            "--mdns-interface",
+            "lo",
+            "--log",
+            "debug",
+        ])
+        .arg("--data")
+        .arg(&data);
     let mut light = Process::spawn("virtual-light", command, &dir.join("light.log"));
     let deadline = Instant::now() + STEP;
     while !light.output().contains("listening on") {
@@ -110,4 +123,11 @@ fn run_test() {
     assert_eq!(txt("id"), Some(device_id));
     assert_eq!(txt("sh").map(str::len), Some(8));
     assert!(light.output().contains("stopped"));
+    assert!(
+        light
+            .output()
+            .contains("Advertised as \"Virtual Light\" by the built-in mDNS responder on lo"),
+        "{}",
+        light.output()
+    );
 }

@@ -18,7 +18,7 @@ use hap_core::database::builder::AccessoryInfo;
 use hap_core::database::handle::Handle;
 use hap_core::database::ValueBytes;
 use hap_core::status::HapStatus;
-use hap_std::app::{App, Device, Flags};
+use hap_std::app::{App, Device, Flags, MdnsMode};
 
 const CODE: &str = "314-15-926";
 
@@ -28,7 +28,7 @@ fn flags(data: &std::path::Path) -> Flags {
         bind: Some([127, 0, 0, 1].into()),
         port: 0,
         data: Some(data.to_owned()),
-        no_mdns: true,
+        mdns: MdnsMode::Off,
         ..Flags::default()
     }
 }

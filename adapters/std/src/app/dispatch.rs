@@ -160,6 +160,36 @@ impl Handlers {
     }
 }
 
+/// Where a name chosen by an mDNS rename goes: the `--data` directory (for the next
+/// start) and the Name characteristic of the primary accessory's Accessory Information.
+#[derive(Debug, Default)]
+pub(crate) struct Renames {
+    pub(crate) data: Option<std::path::PathBuf>,
+    pub(crate) name_at: Option<(u64, u64)>,
+}
+
+impl Renames {
+    /// The Name characteristic of accessory 1's Accessory Information, in `database`.
+    pub(crate) fn name_characteristic(database: &Database<'_>) -> Option<(u64, u64)> {
+        use hap_core::catalog::characteristic::NAME;
+        use hap_core::catalog::service::ACCESSORY_INFORMATION;
+        let (mut aid, mut information) = (0, false);
+        for entry in database.entries() {
+            match entry {
+                Entry::Accessory(at) => aid = *at,
+                Entry::Service(def) => information = def.kind.uuid == ACCESSORY_INFORMATION.uuid,
+                Entry::Characteristic(def)
+                    if aid == 1 && information && def.kind.uuid == NAME.uuid =>
+                {
+                    return Some((aid, def.iid));
+                }
+                Entry::Characteristic(_) => {}
+            }
+        }
+        None
+    }
+}
+
 /// The items of one controller's write request for one service that the application
 /// handles as a whole ([`super::AppOn::on_service_write`]): On and Brightness of a light,
 /// say. Nothing is stored yet. A request with more than
@@ -206,6 +236,7 @@ impl Batch {
 /// [`AppLoop::run_blocking`] is that loop for a thread.
 pub struct AppLoop {
     handlers: Handlers,
+    renames: Renames,
     timers: Timers,
     device: Device,
     inbox: Arc<Inbox>,
@@ -220,9 +251,15 @@ impl std::fmt::Debug for AppLoop {
 }
 
 impl AppLoop {
-    pub(crate) fn new(handlers: Handlers, device: Device, inbox: Arc<Inbox>) -> Self {
+    pub(crate) fn new(
+        handlers: Handlers,
+        renames: Renames,
+        device: Device,
+        inbox: Arc<Inbox>,
+    ) -> Self {
         Self {
             handlers,
+            renames,
             timers: Timers::default(),
             device,
             inbox,
@@ -276,6 +313,7 @@ impl AppLoop {
                     }
                 }
                 Inner::Changed(items) => self.changed(&items),
+                Inner::Renamed(name) => self.renamed(&name),
                 Inner::Timer(id, at, job) => self.timers.add(id, at, job),
                 Inner::Cancel(id) => self.timers.cancel(id),
                 Inner::Stop => return false,
@@ -292,6 +330,34 @@ impl AppLoop {
             let message = self.inbox.recv_until(deadline);
             if !self.turn(message, Instant::now()) {
                 break;
+            }
+        }
+    }
+
+    /// mDNS renamed the instance after a conflict ("Virtual Light (2)"): the name in
+    /// the form iOS takes ("Virtual Light 2") is stored for the next start and becomes
+    /// the Name of the primary accessory, so subscribers hear it.
+    fn renamed(&mut self, renamed: &str) {
+        log::info!("mDNS: another accessory has our name; advertised as {renamed:?} from now on");
+        let Some(name) = super::stored_name::accessory_name(renamed) else {
+            log::warn!("mDNS: {renamed:?} cannot be an accessory name; the Name stays");
+            return;
+        };
+        if let Some(dir) = &self.renames.data {
+            match super::stored_name::save(dir, &name) {
+                Ok(()) => log::info!(
+                    "the accessory is named {name:?} from now on (stored in {})",
+                    dir.join(super::stored_name::FILE_NAME).display()
+                ),
+                Err(e) => log::error!("cannot store the new name in {}: {e}", dir.display()),
+            }
+        }
+        if let Some((aid, iid)) = self.renames.name_at {
+            let Some(value) = OwnedValue::string(&name) else {
+                return;
+            };
+            if let Err(e) = self.device.set_value(aid, iid, value) {
+                log::warn!("cannot set the Name characteristic to {name:?}: {e}");
             }
         }
     }
@@ -518,7 +584,12 @@ mod tests {
     fn a_timer_counts_from_when_it_was_started_not_from_when_the_loop_takes_it() {
         let inbox = Arc::new(Inbox::default());
         let device = Device::new(inbox.clone());
-        let mut app_loop = AppLoop::new(Handlers::default(), device.clone(), inbox.clone());
+        let mut app_loop = AppLoop::new(
+            Handlers::default(),
+            Renames::default(),
+            device.clone(),
+            inbox.clone(),
+        );
         let before = Instant::now();
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = ran.clone();
@@ -558,5 +629,57 @@ mod tests {
             handlers.mark(database),
             Err(AppError::NoSuchService { aid: 1, service: s }) if s == on && s != service
         ));
+    }
+
+    /// A running accessory without sockets: the host alone, for handlers that set values.
+    struct HostOnly(crate::host::SharedHost);
+
+    impl Backend for HostOnly {
+        fn host(&self) -> &crate::host::SharedHost {
+            &self.0
+        }
+        fn local_addr(&self) -> std::net::SocketAddr {
+            ([127, 0, 0, 1], 0).into()
+        }
+        fn shut_down(&self) {}
+    }
+
+    #[test]
+    fn a_rename_is_stored_and_becomes_the_name_of_the_primary_accessory() {
+        let (database, ..) = lamp();
+        let name_at = Renames::name_characteristic(&database);
+        let setup = crate::Setup::load_or_create(
+            Box::new(crate::store::MemoryStore::default()),
+            "314-15-926".parse().ok(),
+            None,
+        )
+        .unwrap();
+        let options = crate::Options::new("Lamp", "L", hap_core::catalog::Category::LIGHTBULB);
+        let host = setup
+            .into_host(database, options, 0, Box::new(|_| {}))
+            .unwrap();
+        let host = crate::host::SharedHost::new(host);
+        let (aid, iid) = name_at.expect("the lamp has a Name");
+        assert_eq!(aid, 1);
+        assert_eq!(host.value(aid, iid), OwnedValue::string("Lamp"));
+
+        let data = tempfile::tempdir().unwrap();
+        let inbox = Arc::new(Inbox::default());
+        let device = Device::new(inbox.clone());
+        device.attach(Arc::new(HostOnly(host.clone())));
+        let renames = Renames {
+            data: Some(data.path().to_owned()),
+            name_at,
+        };
+        let mut app_loop = AppLoop::new(Handlers::default(), renames, device, inbox.clone());
+        inbox.post(Inner::Renamed("Lamp (2)".into()));
+        let message = inbox.recv_until(Some(Instant::now()));
+        assert!(app_loop.turn(message, Instant::now()));
+
+        assert_eq!(host.value(aid, iid), OwnedValue::string("Lamp 2"));
+        assert_eq!(
+            super::super::stored_name::load(data.path()).as_deref(),
+            Some("Lamp 2")
+        );
     }
 }

@@ -50,8 +50,17 @@ pub struct Flags {
     /// ./NAME-data, from the program's name]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Don't advertise over mDNS
-    #[arg(long)]
+    /// How to advertise over mDNS: `auto` registers through avahi-daemon when it runs
+    /// (on the system D-Bus), else uses the built-in responder; `builtin`; `avahi`
+    /// (fails if avahi-daemon cannot be reached); or `off`
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = MdnsMode::Auto)]
+    pub mdns: MdnsMode,
+    /// The built-in responder serves only interface NAME (repeatable; loopback allowed)
+    /// [default: every interface that is up and takes multicast, but loopback]
+    #[arg(long = "mdns-interface", value_name = "NAME")]
+    pub mdns_interfaces: Vec<String>,
+    /// The same as `--mdns off` (kept for older scripts)
+    #[arg(long, hide = true, conflicts_with = "mdns")]
     pub no_mdns: bool,
     /// Connections served at once [default: 32]
     #[arg(long, value_name = "N", value_parser = parse_max_connections)]
@@ -61,7 +70,31 @@ pub struct Flags {
     pub log: Option<log::LevelFilter>,
 }
 
+/// How an accessory is advertised over mDNS: `--mdns`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MdnsMode {
+    /// Through avahi-daemon when it runs, else the built-in responder.
+    #[default]
+    Auto,
+    /// The built-in responder ([`crate::mdns`]).
+    Builtin,
+    /// Through avahi-daemon ([`crate::avahi`]); start-up fails without it.
+    Avahi,
+    /// Not advertised.
+    Off,
+}
+
 impl Flags {
+    /// How to advertise: `--mdns`, or [`MdnsMode::Off`] with the older `--no-mdns`.
+    pub fn mdns_mode(&self) -> MdnsMode {
+        if self.no_mdns {
+            MdnsMode::Off
+        } else {
+            self.mdns
+        }
+    }
+
     /// Where to listen: `--bind`'s address only, or both families.
     pub fn bind(&self) -> Bind {
         self.bind.map_or(Bind::Any, Bind::Only)
@@ -150,7 +183,12 @@ mod tests {
             "0",
             "--data",
             "/tmp/lamp",
-            "--no-mdns",
+            "--mdns",
+            "builtin",
+            "--mdns-interface",
+            "eth0",
+            "--mdns-interface",
+            "lo",
             "--max-connections",
             "4",
             "--log",
@@ -163,9 +201,27 @@ mod tests {
         assert_eq!(flags.bind(), Bind::Only([127, 0, 0, 1].into()));
         assert_eq!(flags.port, 0);
         assert_eq!(flags.data_or("x"), PathBuf::from("/tmp/lamp"));
-        assert!(flags.no_mdns);
+        assert_eq!(flags.mdns_mode(), MdnsMode::Builtin);
+        assert_eq!(flags.mdns_interfaces, ["eth0", "lo"]);
         assert_eq!(flags.max_connections, Some(4));
         assert_eq!(flags.log, Some(log::LevelFilter::Debug));
+    }
+
+    #[test]
+    fn mdns_modes_parse_and_no_mdns_means_off() {
+        assert_eq!(parse(&[]).unwrap().mdns_mode(), MdnsMode::Auto);
+        for (text, mode) in [
+            ("auto", MdnsMode::Auto),
+            ("builtin", MdnsMode::Builtin),
+            ("avahi", MdnsMode::Avahi),
+            ("off", MdnsMode::Off),
+        ] {
+            assert_eq!(parse(&["--mdns", text]).unwrap().mdns_mode(), mode);
+        }
+        let old = parse(&["--no-mdns"]).unwrap();
+        assert_eq!(old.mdns_mode(), MdnsMode::Off);
+        assert!(parse(&["--mdns", "builtin", "--no-mdns"]).is_err());
+        assert!(parse(&[]).unwrap().mdns_interfaces.is_empty());
     }
 
     #[test]
@@ -185,6 +241,8 @@ mod tests {
             (&["--port", "65536"][..], "--port"),
             (&["--bind", "localhost"][..], "--bind"),
             (&["--log", "loud"][..], "--log"),
+            (&["--mdns", "bonjour"][..], "builtin"),
+            (&["--mdns-interface"][..], "--mdns-interface"),
             (&["--unknown"][..], "--unknown"),
         ] {
             let error = parse(args).unwrap_err().to_string();

@@ -24,6 +24,7 @@ impl std::fmt::Debug for Message {
             Inner::Timer(id, at, _) => f.debug_tuple("Timer").field(id).field(at).finish(),
             Inner::Cancel(id) => f.debug_tuple("Cancel").field(id).finish(),
             Inner::Changed(items) => f.debug_tuple("Changed").field(items).finish(),
+            Inner::Renamed(name) => f.debug_tuple("Renamed").field(name).finish(),
             Inner::Stop => f.write_str("Stop"),
         }
     }
@@ -43,6 +44,8 @@ pub(crate) enum Inner {
     /// Writes stored after a deferred answer: `(aid, iid, value)`, for the change
     /// handlers.
     Changed(Vec<(u64, u64, OwnedValue)>),
+    /// mDNS renamed the instance after a conflict: store the name and show it.
+    Renamed(String),
     /// The accessory shut down: the loop ends.
     Stop,
 }

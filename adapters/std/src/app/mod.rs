@@ -3,10 +3,18 @@
 //! [`App`] takes care of the parts every accessory program repeats:
 //! - the standard command line ([`Flags`], for `clap`'s derive API, to flatten into
 //!   your own arguments);
-//! - the state at `--data` ([`crate::store::FileStore`]), mDNS unless `--no-mdns`
-//!   ([`crate::mdns`]), logging at `--log`;
-//! - the start-up [`banner`]: name, setup code, setup URI and its QR code; then the line
-//!   `listening on ADDR` once connections are accepted, and `stopped` at the end;
+//! - the state at `--data` ([`crate::store::FileStore`]), logging at `--log`;
+//! - mDNS as `--mdns` says ([`MdnsMode`]): through avahi-daemon when it runs
+//!   ([`crate::avahi`]), else the built-in responder ([`crate::mdns`]) on every
+//!   interface or those named by `--mdns-interface`. When another accessory has the
+//!   name, the responder (or Avahi) picks "Name (2)": the new name is logged, stored in
+//!   `--data` (file `mdns-name`) so the next start advertises it unless `--name` says
+//!   otherwise, and set as the primary accessory's Name;
+//! - the start-up [`banner`]: name, setup code, setup URI and its QR code, and how the
+//!   accessory is advertised (`Advertised as "Virtual Light" by the built-in mDNS
+//!   responder on eth0 (192.0.2.2, 2001:db8::2)`, `... through avahi-daemon`, or
+//!   `Not advertised (--mdns off)`); then the line `listening on ADDR` once connections
+//!   are accepted, and `stopped` at the end;
 //! - Ctrl+C and SIGTERM, which send the mDNS goodbye and stop cleanly (a second one ends
 //!   the process at once, with status 130);
 //! - handlers, run one at a time on the application's loop, by typed
@@ -103,25 +111,27 @@ use hap_core::database::handle::Handle;
 use hap_core::database::{Database, OwnedValue};
 use hap_core::status::HapStatus;
 
-use crate::host::Announcer;
 use crate::store::{FileStore, StoreError};
 use crate::{Options, Setup, StartError};
 
+mod advertise;
 mod banner;
 mod device;
 mod dispatch;
 mod flags;
 mod inbox;
 mod reply;
+mod stored_name;
 mod timers;
 
 pub use banner::banner;
 pub use device::{Backend, Device, DeviceError};
 pub use dispatch::{AppLoop, Batch};
-use dispatch::{Handlers, ReadFn, ServiceWrites, WriteFn};
-pub use flags::Flags;
+use dispatch::{Handlers, ReadFn, Renames, ServiceWrites, WriteFn};
+pub use flags::{Flags, MdnsMode};
 pub use inbox::{Inbox, Message};
 pub use reply::{ReadReply, Reply};
+pub use stored_name::FILE_NAME as NAME_FILE;
 pub use timers::TimerId;
 
 /// Why an application could not start or run.
@@ -184,7 +194,7 @@ impl fmt::Display for AppError {
                     "a handler was given for service {aid}.{service}, which is not there"
                 )
             }
-            Self::Mdns(e) => write!(f, "cannot start mDNS (use --no-mdns to run without): {e}"),
+            Self::Mdns(e) => write!(f, "cannot start mDNS (--mdns off runs without): {e}"),
             Self::Thread(e) => write!(f, "cannot start a thread: {e}"),
         }
     }
@@ -303,6 +313,8 @@ pub struct AppOn<R: Runtime> {
     model: String,
     category: Category,
     flags: Flags,
+    /// The `--data` directory, where a renamed name is stored.
+    data: std::path::PathBuf,
     setup: Setup,
     database: Option<Database<'static>>,
     handlers: Handlers,
@@ -325,19 +337,32 @@ impl<R: Runtime> AppOn<R> {
     /// Starts logging at `--log`, and loads the state from `--data` (by default
     /// `./NAME-data`, see [`Flags::data_or`]) or creates it with `--pin` and `--setup-id`.
     /// The model advertised over mDNS is `name` without spaces; see [`AppOn::model`].
+    ///
+    /// The name shown is `--name`, else the name an mDNS rename stored in `--data`
+    /// ([`NAME_FILE`]), else `name`.
     pub fn new(flags: &Flags, name: &str, category: Category) -> Result<Self, AppError> {
         if let Some(level) = flags.log {
             // Another logger may be installed already; it keeps logging.
             let _ = env_logger::Builder::new().filter_level(level).try_init();
         }
-        let store = FileStore::open(flags.data_or(name))?;
+        let data = flags.data_or(name);
+        let store = FileStore::open(&data)?;
         let setup = Setup::load_or_create(Box::new(store), flags.pin, flags.setup_id)?;
         let inbox = Arc::new(Inbox::default());
+        let shown = match (&flags.name, stored_name::load(&data)) {
+            (Some(given), _) => given.clone(),
+            (None, Some(stored)) => {
+                log::info!("advertising the name {stored:?}, chosen by an earlier rename");
+                stored
+            }
+            (None, None) => name.to_owned(),
+        };
         Ok(Self {
-            name: flags.name.clone().unwrap_or_else(|| name.to_owned()),
+            name: shown,
             model: name.split_whitespace().collect(),
             category,
             flags: flags.clone(),
+            data,
             setup,
             database: None,
             handlers: Handlers::default(),
@@ -680,16 +705,18 @@ impl<R: Runtime> AppOn<R> {
         if let Some(max) = self.flags.max_connections {
             options.config.max_connections = max;
         }
-        if !self.flags.no_mdns {
-            let responder = crate::mdns::MdnsResponder::new(crate::mdns::MdnsConfig::default())
-                .map_err(|e| AppError::Mdns(e.to_string()))?;
-            options.announcer = Some(Box::new(responder) as Box<dyn Announcer>);
-        }
+        let (announcer, advertising) = advertise::start(&self.flags, &self.inbox)?;
+        options.announcer = announcer;
+        println!("{}", advertise::banner_line(&self.name, &advertising));
+        let renames = Renames {
+            data: Some(self.data),
+            name_at: Renames::name_characteristic(&database),
+        };
         Ok(Prepared {
             setup: self.setup,
             database,
             options,
-            app_loop: AppLoop::new(self.handlers, self.device, self.inbox),
+            app_loop: AppLoop::new(self.handlers, renames, self.device, self.inbox),
         })
     }
 }
