@@ -106,7 +106,7 @@ impl TcpClientStack for Net {
             return Err(nb::Error::Other(MockError));
         }
         self.sends += 1;
-        if self.sends % 2 == 0 {
+        if self.sends.is_multiple_of(2) {
             return Err(nb::Error::WouldBlock);
         }
         let n = buffer.len().min(self.send_limit);

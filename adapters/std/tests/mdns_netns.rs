@@ -365,7 +365,7 @@ fn run_fresh_browser() {
         .resolved(FOLLOW_STEP, |found| {
             found.fullname == FULLNAME
                 && found.addresses.contains(&wanted)
-                && unwanted.map_or(true, |old| !found.addresses.contains(&old))
+                && unwanted.is_none_or(|old| !found.addresses.contains(&old))
         })
         .unwrap_or_else(|e| panic!("{e}"));
     println!("resolved: {found:?}");

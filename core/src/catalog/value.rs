@@ -360,7 +360,7 @@ impl Constraints {
         let mut chunk = [0u8; 96];
         let mut total = 0usize;
         let bytes = encoded.as_bytes();
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return Err(ValueError::BadEncoding);
         }
         for piece in bytes.chunks(128) {

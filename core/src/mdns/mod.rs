@@ -222,7 +222,7 @@ impl<R: Responder> Advertiser<R> {
         now: Instant,
         advertisement: &Advertisement<'_>,
     ) -> Result<bool, R::Error> {
-        if !self.due.is_some_and(|due| due <= now) {
+        if self.due.is_none_or(|due| due > now) {
             return Ok(false);
         }
         match self.responder.announce(advertisement) {

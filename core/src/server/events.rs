@@ -139,9 +139,7 @@ impl ButtonLog {
 
     /// Whether presses from `cursor` on are all still logged.
     pub(super) fn covers(&self, cursor: u64) -> bool {
-        self.presses
-            .front()
-            .map_or(true, |first| first.seq <= cursor)
+        self.presses.front().is_none_or(|first| first.seq <= cursor)
     }
 
     /// Presses from `cursor` on.

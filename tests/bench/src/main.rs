@@ -128,7 +128,7 @@ fn main() {
                 ready.wait();
                 let mut operations = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let reply = if operations % 2 == 0 {
+                    let reply = if operations.is_multiple_of(2) {
                         controller.get(&read)
                     } else {
                         controller.put("/characteristics", &writes[(operations / 2 % 2) as usize])

@@ -643,7 +643,7 @@ impl Shared {
             let withdrawn = state_ref
                 .published
                 .as_ref()
-                .map_or(true, |published| published.responder.is_withdrawn());
+                .is_none_or(|published| published.responder.is_withdrawn());
             if !events.is_empty() {
                 drop(state);
                 self.dispatch(events);
