@@ -18,14 +18,20 @@ pub(crate) struct Link {
     pub(crate) id: InterfaceId,
     pub(crate) name: String,
     /// Addresses and prefix lengths, IPv4 first, then IPv6 link-local, then other IPv6;
-    /// at most [`MAX_ADDRESSES`].
+    /// all of them, since each prefix counts for the on-link check even when its address
+    /// is not advertised (see [`Link::addresses`]).
     pub(crate) nets: Vec<(IpAddr, u8)>,
 }
 
 impl Link {
-    /// The addresses, for the responder and the banner.
+    /// The addresses advertised, for the responder and the banner: the first
+    /// [`MAX_ADDRESSES`], since the responder takes no more per interface.
     pub(crate) fn addresses(&self) -> Vec<IpAddr> {
-        self.nets.iter().map(|(address, _)| *address).collect()
+        self.nets
+            .iter()
+            .take(MAX_ADDRESSES)
+            .map(|(address, _)| *address)
+            .collect()
     }
 
     /// The first IPv4 address: the one `IP_MULTICAST_IF` selects the interface by.
@@ -128,7 +134,7 @@ fn is_multicast_capable(name: &str) -> bool {
 
 /// The interfaces to serve now, by index: with `only` empty, every interface that is up,
 /// takes multicast and is not loopback; else the interfaces named in `only` that are up
-/// (loopback included). Each keeps at most [`MAX_ADDRESSES`] addresses.
+/// (loopback included). Each keeps all its addresses, in the order [`order`] gives.
 pub(crate) fn scan(only: &[String]) -> std::io::Result<Vec<Link>> {
     let mut links: Vec<Link> = Vec::new();
     for interface in if_addrs::get_if_addrs()? {
@@ -162,15 +168,16 @@ pub(crate) fn scan(only: &[String]) -> std::io::Result<Vec<Link>> {
         }
     }
     for link in &mut links {
-        order_and_cap(&mut link.nets);
+        order(&mut link.nets);
     }
     links.sort_by_key(|link| link.id);
     Ok(links)
 }
 
-/// Sorts addresses IPv4 first, then IPv6 link-local, then other IPv6, and keeps the first
-/// [`MAX_ADDRESSES`]: the responder takes no more per interface.
-fn order_and_cap(nets: &mut Vec<(IpAddr, u8)>) {
+/// Sorts addresses IPv4 first, then IPv6 link-local, then other IPv6, without
+/// duplicates. Only the first [`MAX_ADDRESSES`] are advertised ([`Link::addresses`]); the
+/// rest still define which sources are on-link.
+fn order(nets: &mut Vec<(IpAddr, u8)>) {
     nets.sort_by_key(|(address, _)| match address {
         IpAddr::V4(_) => 0,
         IpAddr::V6(v6) if is_ipv6_link_local(v6) => 1,
@@ -183,7 +190,6 @@ fn order_and_cap(nets: &mut Vec<(IpAddr, u8)>) {
             nets.len(),
             nets
         );
-        nets.truncate(MAX_ADDRESSES);
     }
 }
 
@@ -267,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn addresses_are_ordered_and_capped() {
+    fn addresses_are_ordered_and_only_the_advertised_ones_capped() {
         let mut nets: Vec<(IpAddr, u8)> = [
             ("2001:db8::1", 64),
             ("2001:db8::2", 64),
@@ -279,12 +285,42 @@ mod tests {
         .iter()
         .map(|(a, p)| (a.parse().unwrap(), *p))
         .collect();
-        order_and_cap(&mut nets);
-        let shown: Vec<String> = nets.iter().map(|(a, _)| a.to_string()).collect();
+        order(&mut nets);
+        let eth0 = Link {
+            id: InterfaceId(2),
+            name: "eth0".into(),
+            nets,
+        };
+        let shown: Vec<String> = eth0.addresses().iter().map(|a| a.to_string()).collect();
         assert_eq!(
             shown,
             ["192.0.2.1", "fe80::1", "2001:db8::1", "2001:db8::2"]
         );
+        assert_eq!(eth0.nets.len(), 5, "the duplicate went, no prefix did");
+    }
+
+    #[test]
+    fn a_prefix_whose_address_is_not_advertised_is_still_on_link() {
+        let mut nets: Vec<(IpAddr, u8)> = [
+            ("192.0.2.1", 24),
+            ("fe80::1", 64),
+            ("2001:db8::1", 64),
+            ("2001:db8:1::1", 64),
+            ("fd00:1::1", 64),
+        ]
+        .iter()
+        .map(|(a, p)| (a.parse().unwrap(), *p))
+        .collect();
+        order(&mut nets);
+        let eth0 = Link {
+            id: InterfaceId(2),
+            name: "eth0".into(),
+            nets,
+        };
+        let ula: IpAddr = "fd00:1::1".parse().unwrap();
+        assert!(!eth0.addresses().contains(&ula), "fifth: not advertised");
+        let source = "fd00:1::99".parse().unwrap();
+        assert_eq!(interface_of(source, 0, &[eth0]), Some(InterfaceId(2)));
     }
 
     #[test]
