@@ -266,8 +266,9 @@ impl Shared {
         let mut state = self.lock();
         while !self.stop.load(Ordering::SeqCst) {
             let now = Instant::now();
+            let mut events = Vec::new();
             if now >= state.next_check {
-                self.check_interfaces(&mut state);
+                events = self.check_interfaces(&mut state);
             }
             let core_now = self.now();
             let mut deadline = state.next_check;
@@ -283,7 +284,7 @@ impl Shared {
                         .handle_timeout(core_now, &mut state_ref.rng);
                 }
             }
-            let events = self.flush(&mut state);
+            events.extend(self.flush(&mut state));
             if let Some(at) = state
                 .published
                 .as_ref()
@@ -312,16 +313,22 @@ impl Shared {
     }
 
     /// Looks at the interfaces: joins the groups on new ones and tells the core of new,
-    /// changed and vanished ones.
-    pub(super) fn check_interfaces(&self, state: &mut State) {
+    /// changed and vanished ones. Returns the core's events from the goodbyes sent.
+    pub(super) fn check_interfaces(&self, state: &mut State) -> Vec<MdnsEvent> {
         state.next_check = Instant::now() + INTERFACE_CHECK;
-        let mut links = match iface::scan(&self.config.interfaces) {
-            Ok(links) => links,
+        match iface::scan(&self.config.interfaces) {
+            Ok(links) => self.apply_links(state, links),
             Err(e) => {
                 log::debug!("mDNS: cannot list the interfaces: {e}");
-                return;
+                Vec::new()
             }
-        };
+        }
+    }
+
+    /// Serves `links` from now on: forgets the vanished ones (sending their goodbyes
+    /// first, which frees their places in the core), then adds the new and changed ones.
+    /// A link the core refuses is not recorded, so the next check tries it again.
+    fn apply_links(&self, state: &mut State, mut links: Vec<Link>) -> Vec<MdnsEvent> {
         if links.len() > MAX_INTERFACES {
             let left: Vec<&str> = links[MAX_INTERFACES..]
                 .iter()
@@ -347,10 +354,15 @@ impl Shared {
             }
             self.leave(&mut state.joined, gone.id);
         }
-        for link in &links {
-            self.join(&mut state.joined, link);
+        // The core keeps a vanished interface until its goodbye is out: send it now (the
+        // old links still name the interface), so an interface that replaced it fits.
+        let events = self.flush(state);
+        let mut served = Vec::with_capacity(links.len());
+        for link in links {
+            self.join(&mut state.joined, &link);
             let old = state.links.iter().find(|old| old.id == link.id);
-            if old.is_some_and(|old| old.nets == link.nets) {
+            if old.is_some_and(|old| old.addresses() == link.addresses()) {
+                served.push(link);
                 continue;
             }
             match old {
@@ -366,18 +378,25 @@ impl Shared {
                     link.addresses()
                 ),
             }
-            if let Some(published) = state.published.as_mut() {
-                let addresses = link.addresses();
-                let rng = &mut state.rng;
-                if let Err(e) = published
-                    .responder
-                    .set_interface(link.id, &addresses, now, rng)
-                {
-                    log::warn!("mDNS: not serving {}: {e}", link.name);
+            let Some(published) = state.published.as_mut() else {
+                served.push(link);
+                continue;
+            };
+            let addresses = link.addresses();
+            match published
+                .responder
+                .set_interface(link.id, &addresses, now, &mut state.rng)
+            {
+                Ok(()) => served.push(link),
+                Err(e) => {
+                    log::warn!("mDNS: not serving {} yet: {e}; trying again", link.name);
+                    // What the core still has, so the change is tried again next time.
+                    served.extend(old.cloned());
                 }
             }
         }
-        state.links = links;
+        state.links = served;
+        events
     }
 
     /// Joins 224.0.0.251 and ff02::fb on `link` where not joined yet; a failure is
@@ -691,6 +710,120 @@ mod tests {
             next_check: Instant::now(),
             sent: VecDeque::new(),
         }
+    }
+
+    /// A responder publishing, served on nothing yet, with an IPv4 socket that sends
+    /// nothing (the test interfaces' addresses are not this host's).
+    fn publishing() -> Shared {
+        let advertisement = hap_core::mdns::Advertisement {
+            name: "Light",
+            port: 51826,
+            model: "Light",
+            device_id: "12:34:56:78:9A:BC".parse().unwrap(),
+            config_number: 1,
+            category: hap_core::catalog::Category::LIGHTBULB,
+            paired: false,
+            setup_id: None,
+        };
+        let responder = MdnsResponder::new("light", &advertisement).unwrap();
+        let mut state = state();
+        state.published = Some(Published { responder });
+        state.buf = vec![0; hap_core::mdns::responder::MIN_TRANSMIT_BUFFER];
+        Shared {
+            state: Mutex::new(state),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+            v4: Some(UdpSocket::bind("127.0.0.1:0").unwrap()),
+            v6: None,
+            epoch: Instant::now(),
+            events: Box::new(|_| {}),
+            config: MdnsConfig::default(),
+        }
+    }
+
+    fn link(index: u32) -> Link {
+        Link {
+            id: InterfaceId(index),
+            name: format!("eth{index}"),
+            nets: vec![(format!("192.0.2.{index}").parse().unwrap(), 24)],
+        }
+    }
+
+    fn ids(links: &[Link]) -> Vec<u32> {
+        links.iter().map(|link| link.id.0).collect()
+    }
+
+    fn in_core(state: &State) -> Vec<u32> {
+        let published = state.published.as_ref().unwrap();
+        let mut ids: Vec<u32> = published.responder.interfaces().map(|id| id.0).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn an_interface_the_core_refuses_is_not_recorded_and_is_tried_again() {
+        let shared = publishing();
+        let mut state = shared.lock();
+        let now = shared.now();
+        // The core is full: three links served, and one more it holds (such as one
+        // whose goodbye is still pending).
+        let events = shared.apply_links(&mut state, vec![link(1), link(2), link(3)]);
+        assert!(events.is_empty());
+        let published = state.published.as_mut().unwrap();
+        let addresses = link(9).addresses();
+        published
+            .responder
+            .set_interface(InterfaceId(9), &addresses, now, &mut OsRng)
+            .unwrap();
+
+        shared.apply_links(&mut state, vec![link(1), link(2), link(3), link(4)]);
+        assert_eq!(ids(&state.links), [1, 2, 3], "eth4 did not fit: not served");
+
+        let published = state.published.as_mut().unwrap();
+        published.responder.remove_interface(InterfaceId(9), now).unwrap();
+        shared.apply_links(&mut state, vec![link(1), link(2), link(3), link(4)]);
+        assert_eq!(ids(&state.links), [1, 2, 3, 4], "tried again, and served");
+        assert_eq!(in_core(&state), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn an_interface_that_replaces_an_announced_one_is_served() {
+        let shared = publishing();
+        let mut state = shared.lock();
+        shared.apply_links(&mut state, vec![link(1), link(2), link(3), link(4)]);
+        // Probe and announce on all four, on the core's clock.
+        let mut at = shared.now();
+        for _ in 0..100 {
+            at = at + Duration::from_millis(100);
+            let state = &mut *state;
+            let published = state.published.as_mut().unwrap();
+            published.responder.handle_timeout(at, &mut state.rng);
+            while published
+                .responder
+                .poll_transmit(at, &mut state.buf)
+                .is_some()
+            {}
+        }
+        while state
+            .published
+            .as_mut()
+            .unwrap()
+            .responder
+            .poll_event()
+            .is_some()
+        {}
+        drop(state);
+        // The core's clock may not go back: start the driver's where the loop ended.
+        let shared = Shared {
+            epoch: Instant::now() - Duration::from_millis(at.as_millis()),
+            ..shared
+        };
+        let mut state = shared.lock();
+
+        // In one check, eth4 goes (a goodbye to send) and eth5 comes.
+        shared.apply_links(&mut state, vec![link(1), link(2), link(3), link(5)]);
+        assert_eq!(ids(&state.links), [1, 2, 3, 5]);
+        assert_eq!(in_core(&state), [1, 2, 3, 5]);
     }
 
     #[test]

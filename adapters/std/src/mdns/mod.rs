@@ -195,8 +195,9 @@ impl MdnsResponder {
         // The first look now, so the interfaces are known when this returns.
         let events = {
             let mut state = shared.lock();
-            shared.check_interfaces(&mut state);
-            shared.flush(&mut state)
+            let mut events = shared.check_interfaces(&mut state);
+            events.extend(shared.flush(&mut state));
+            events
         };
         shared.dispatch(events);
 
