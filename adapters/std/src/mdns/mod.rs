@@ -28,8 +28,10 @@
 //!   this host goes to the group instead, since the system hands a unicast datagram to
 //!   only one of the sockets sharing the port (RFC 6762 §15.1).
 //! - Threads: one per socket reads datagrams; one more serves the core's deadlines and
-//!   the interface check. Each waits at most [`THREAD_WAKE`] at a time, and all end
-//!   within about that when the responder is dropped.
+//!   the interface check. Each waits at most [`THREAD_WAKE`] at a time, so all end
+//!   within about that once told to stop. Dropping the responder first says goodbye if
+//!   something is published (waiting at most [`GOODBYE_WAIT`]) and then stops them: a
+//!   drop takes at most about `GOODBYE_WAIT + THREAD_WAKE`.
 //! - What the core reports ([`MdnsEvent`]: probing, announced, conflict, renamed,
 //!   addresses changed, withdrawn) goes to the callback given to [`MdnsResponder::new`],
 //!   and to the log at debug level, with every datagram sent (interface, destination,
@@ -142,7 +144,7 @@ pub struct ServedInterface {
 /// The built-in responder; see the [module](self) docs.
 ///
 /// Dropping it says goodbye if something is published (waiting at most
-/// [`GOODBYE_WAIT`]) and stops its threads.
+/// [`GOODBYE_WAIT`]) and then stops its threads, which takes about [`THREAD_WAKE`] more.
 pub struct MdnsResponder {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
