@@ -13,11 +13,13 @@
 //! [`ALL_INTERFACES`] reports the group established.
 //!
 //! The calls, all to `org.freedesktop.Avahi` on the system bus:
-//! - the bus's `GetNameOwner` and then `Server.GetState` at [`AvahiResponder::connect`],
-//!   which fails unless the daemon is there and its state is 2 (running);
-//! - `Server.EntryGroupNew`, then on the group `AddService` (any interface, any
-//!   protocol, no flags, the name, `_hap._tcp`, the default domain and host, the port,
-//!   the TXT strings) and `Commit` at the first [`Responder::announce`];
+//! - the bus's `GetNameOwner`, then `Server.GetState` and `Server.EntryGroupNew` at
+//!   [`AvahiResponder::connect`], which fails unless the daemon is there, its state is 2
+//!   (running) and it lets us make an entry group (so that a caller can still fall back
+//!   to the built-in responder);
+//! - on the group, `AddService` (any interface, any protocol, no flags, the name,
+//!   `_hap._tcp`, the default domain and host, the port, the TXT strings) and `Commit` at
+//!   the first [`Responder::announce`];
 //! - `UpdateServiceTxt` when only the TXT record changed (Avahi announces it again without
 //!   probing), or `Reset`, `AddService`, `Commit` when the name or port changed;
 //! - `Free` at [`Responder::goodbye`] and on drop.
@@ -243,9 +245,15 @@ impl AvahiResponder {
     /// [`Responder::announce`] for a rename it makes at once (when another registration
     /// with the same daemon has the name).
     ///
-    /// Fails within about [`CONNECT_TIMEOUT`] when there is no bus or no daemon, so a
-    /// caller can fall back to the built-in responder. The daemon is not started by bus
+    /// Fails within about [`CONNECT_TIMEOUT`] when there is no bus or no daemon (and
+    /// within [`CALL_TIMEOUT`] more when the daemon refuses `EntryGroupNew`), so a caller
+    /// can fall back to the built-in responder. The daemon is not started by bus
     /// activation: a stopped avahi-daemon counts as absent.
+    ///
+    /// The D-Bus handshake has no time limit of its own, so it runs on a thread named
+    /// `avahi-connect`. After a timeout that thread is left behind, detached: it ends by
+    /// itself when the bus answers or closes the socket (each call it makes is bounded by
+    /// [`CALL_TIMEOUT`]), and the connection it made, if any, is then dropped unused.
     pub fn connect(events: EventHandler) -> Result<Self, AvahiError> {
         // The D-Bus handshake has no time limit of its own: do it on a thread and stop
         // waiting after the timeout (the thread ends when the bus answers or hangs up).
@@ -269,6 +277,10 @@ impl AvahiResponder {
             }),
             events,
         });
+        // Made now rather than at the first announce: a daemon that refuses entry groups
+        // (a policy, a limit of groups per client) is found while the caller can still
+        // choose another responder.
+        shared.group(&mut shared.lock())?;
         let watching = Arc::clone(&shared);
         let watcher = std::thread::Builder::new()
             .name("avahi-watch".into())

@@ -2,13 +2,14 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hap_core::mdns::{MdnsEvent, NameKind};
 
 use super::flags::{Flags, MdnsMode};
 use super::inbox::{Inbox, Inner};
 use super::AppError;
-use crate::avahi::AvahiResponder;
+use crate::avahi::{AvahiError, AvahiResponder};
 use crate::host::Announcer;
 use crate::mdns::{MdnsConfig, MdnsResponder, ServedInterface};
 
@@ -23,8 +24,17 @@ pub(crate) enum Advertising {
     Off,
 }
 
+/// How long avahi-daemon may stay not ready (registering its host name, as at boot)
+/// before `auto` gives up on it and `avahi` fails.
+const AVAHI_READY_WAIT: Duration = Duration::from_secs(5);
+
+/// How long to wait between two tries while avahi-daemon is not ready.
+const AVAHI_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
 /// The responder `flags` ask for, with what it hears going to `inbox`: `auto` tries
-/// avahi-daemon and falls back to the built-in responder, saying why in the log.
+/// avahi-daemon and falls back to the built-in responder, saying why in the log. With
+/// interfaces named (`--mdns-interface`), `auto` takes the built-in responder: Avahi
+/// would advertise on all of the daemon's interfaces.
 pub(crate) fn start(
     flags: &Flags,
     inbox: &Arc<Inbox>,
@@ -42,7 +52,11 @@ pub(crate) fn start(
             Advertising::Builtin(served),
         ))
     };
-    let avahi = || AvahiResponder::connect(sink(inbox.clone()));
+    let avahi = || {
+        until_ready(AVAHI_READY_WAIT, AVAHI_RETRY_PAUSE, || {
+            AvahiResponder::connect(sink(inbox.clone()))
+        })
+    };
     match flags.mdns_mode() {
         MdnsMode::Off => Ok((None, Advertising::Off)),
         MdnsMode::Builtin => builtin(),
@@ -56,6 +70,13 @@ pub(crate) fn start(
             ))),
         },
         // `auto`, and any mode added later.
+        _ if !flags.mdns_interfaces.is_empty() => {
+            log::info!(
+                "mDNS: using the built-in responder (--mdns auto with --mdns-interface): \
+                 avahi-daemon would advertise on all of its interfaces"
+            );
+            builtin()
+        }
         _ => match avahi() {
             Ok(responder) => {
                 log::info!("mDNS: avahi-daemon runs; registering through it (--mdns auto)");
@@ -69,6 +90,26 @@ pub(crate) fn start(
                 builtin()
             }
         },
+    }
+}
+
+/// Calls `connect` until avahi-daemon is ready: while it answers
+/// [`AvahiError::NotReady`] (still registering its host name, as at boot), tries again
+/// every `pause` for up to `limit`. Any other answer is returned at once.
+fn until_ready<T>(
+    limit: Duration,
+    pause: Duration,
+    mut connect: impl FnMut() -> Result<T, AvahiError>,
+) -> Result<T, AvahiError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match connect() {
+            Err(AvahiError::NotReady { state }) if Instant::now() + pause <= deadline => {
+                log::debug!("mDNS: avahi-daemon is not ready (state {state}); trying again");
+                std::thread::sleep(pause);
+            }
+            other => return other,
+        }
     }
 }
 
@@ -178,6 +219,55 @@ mod tests {
                 assert_eq!(advertising, Advertising::Avahi);
             }
         }
+    }
+
+    #[test]
+    fn a_daemon_not_ready_is_tried_again_for_a_while() {
+        let mut tries = 0;
+        let ready = until_ready(Duration::from_secs(5), Duration::from_millis(1), || {
+            tries += 1;
+            if tries < 3 {
+                Err(AvahiError::NotReady { state: 1 })
+            } else {
+                Ok(tries)
+            }
+        });
+        assert_eq!(ready.unwrap(), 3);
+
+        let start = Instant::now();
+        let mut tries = 0;
+        let never = until_ready(Duration::from_millis(50), Duration::from_millis(10), || {
+            tries += 1;
+            Err::<(), _>(AvahiError::NotReady { state: 1 })
+        });
+        assert!(matches!(never, Err(AvahiError::NotReady { state: 1 })));
+        assert!(start.elapsed() < Duration::from_secs(1), "bounded");
+        assert!((2..=6).contains(&tries), "{tries} tries");
+
+        let mut tries = 0;
+        let absent = until_ready(Duration::from_secs(5), Duration::from_millis(1), || {
+            tries += 1;
+            Err::<(), _>(AvahiError::NotRunning)
+        });
+        assert!(matches!(absent, Err(AvahiError::NotRunning)));
+        assert_eq!(tries, 1, "only NotReady is tried again");
+    }
+
+    #[test]
+    fn auto_with_interfaces_named_takes_the_built_in_responder() {
+        let inbox = Arc::new(Inbox::default());
+        let flags = Flags {
+            mdns: MdnsMode::Auto,
+            mdns_interfaces: vec!["lo".into()],
+            ..Flags::default()
+        };
+        let (announcer, advertising) = start(&flags, &inbox).unwrap();
+        assert!(announcer.is_some());
+        assert!(
+            matches!(&advertising, Advertising::Builtin(served)
+                if served.iter().all(|iface| iface.name == "lo")),
+            "{advertising:?}"
+        );
     }
 
     #[test]

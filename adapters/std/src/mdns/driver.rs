@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -329,6 +329,9 @@ impl Shared {
     /// first, which frees their places in the core), then adds the new and changed ones.
     /// A link the core refuses is not recorded, so the next check tries it again.
     fn apply_links(&self, state: &mut State, mut links: Vec<Link>) -> Vec<MdnsEvent> {
+        for link in &mut links {
+            bound_families_only(&mut link.nets, self.v4.is_some(), self.v6.is_some());
+        }
         if links.len() > MAX_INTERFACES {
             let left: Vec<&str> = links[MAX_INTERFACES..]
                 .iter()
@@ -529,6 +532,12 @@ impl Shared {
             }
         }
     }
+}
+
+/// Keeps the addresses of the families with a socket: the others are neither advertised
+/// nor shown in the banner (no datagram of theirs can come in, or go out, either).
+fn bound_families_only(nets: &mut Vec<(IpAddr, u8)>, v4: bool, v6: bool) {
+    nets.retain(|(address, _)| if address.is_ipv4() { v4 } else { v6 });
 }
 
 /// `destination`, or the group of its family when it is port 5353 of an address of
@@ -780,7 +789,10 @@ mod tests {
         assert_eq!(ids(&state.links), [1, 2, 3], "eth4 did not fit: not served");
 
         let published = state.published.as_mut().unwrap();
-        published.responder.remove_interface(InterfaceId(9), now).unwrap();
+        published
+            .responder
+            .remove_interface(InterfaceId(9), now)
+            .unwrap();
         shared.apply_links(&mut state, vec![link(1), link(2), link(3), link(4)]);
         assert_eq!(ids(&state.links), [1, 2, 3, 4], "tried again, and served");
         assert_eq!(in_core(&state), [1, 2, 3, 4]);
@@ -841,6 +853,23 @@ mod tests {
         state.sent = VecDeque::from([(hash(b"old"), long_ago)]);
         assert!(!state.is_echo(b"old"), "forgotten after the window");
         assert!(state.sent.is_empty());
+    }
+
+    #[test]
+    fn only_the_addresses_of_a_bound_family_are_served() {
+        let all: Vec<(IpAddr, u8)> = vec![
+            ("192.0.2.2".parse().unwrap(), 24),
+            ("fe80::2".parse().unwrap(), 64),
+        ];
+        let mut nets = all.clone();
+        bound_families_only(&mut nets, false, true);
+        assert_eq!(nets, all[1..], "no IPv4 socket: no IPv4 address");
+        let mut nets = all.clone();
+        bound_families_only(&mut nets, true, false);
+        assert_eq!(nets, all[..1]);
+        let mut nets = all.clone();
+        bound_families_only(&mut nets, true, true);
+        assert_eq!(nets, all);
     }
 
     #[test]
