@@ -31,6 +31,11 @@
 //! held the group (it restarted), the service is published again in a new group. Every
 //! call and state change is logged at debug level.
 //!
+//! Each call waits at most [`CALL_TIMEOUT`], and one that times out ends what was being
+//! done (the daemon is not answering); finding a free name tries further names for at
+//! most [`RENAME_BUDGET`]. So the watching thread, which holds the registration while it
+//! publishes again, holds up [`Responder::announce`] and drop for a bounded time.
+//!
 //! Not followed: a restart of the D-Bus system bus itself. The connection then ends, the
 //! thread stops, and [`Responder::announce`] returns errors; make a new responder.
 
@@ -78,6 +83,10 @@ const GROUP_FAILURE: i32 = 4;
 /// How many names [`Responder::announce`] tries when local registrations already hold
 /// them, before it gives up.
 const MAX_LOCAL_RENAMES: usize = 16;
+
+/// How long one publication may go on trying further names when local registrations
+/// hold them: no new name is tried after this (each try is a call to the daemon).
+pub const RENAME_BUDGET: Duration = Duration::from_secs(4);
 
 /// The interface [`MdnsEvent::Announced`] names: 0 means "Avahi, on all interfaces", since
 /// Avahi reports the group as established once, not per interface.
@@ -353,6 +362,18 @@ fn call_error(method: &'static str, error: zbus::Error) -> AvahiError {
     }
 }
 
+/// Whether a call failed because the daemon did not answer in time.
+fn is_timeout(error: &AvahiError) -> bool {
+    match error {
+        AvahiError::Timeout => true,
+        AvahiError::Call { error, .. } => matches!(
+            &*error.0,
+            zbus::Error::InputOutput(io) if io.kind() == std::io::ErrorKind::TimedOut
+        ),
+        _ => false,
+    }
+}
+
 /// [`AvahiError::Timeout`] for a call that timed out, else `other(error)`.
 fn timeout_or(error: zbus::Error, other: impl FnOnce(zbus::Error) -> AvahiError) -> AvahiError {
     match &error {
@@ -437,7 +458,11 @@ impl Shared {
             registration.added = false;
         }
         let mut renamed = None;
+        let started = std::time::Instant::now();
         for _ in 0..MAX_LOCAL_RENAMES {
+            if renamed.is_some() && started.elapsed() > RENAME_BUDGET {
+                break;
+            }
             let body = (
                 ANY,
                 ANY,
@@ -453,8 +478,9 @@ impl Shared {
                 Ok(()) => {
                     registration.added = true;
                     if let Err(error) = self.group_call(&group, "Commit", &()) {
-                        // Leave the group empty, so the next try starts afresh.
-                        if self.group_call(&group, "Reset", &()).is_ok() {
+                        // Leave the group empty, so the next try starts afresh; unless
+                        // the daemon is not answering at all.
+                        if !is_timeout(&error) && self.group_call(&group, "Reset", &()).is_ok() {
                             registration.added = false;
                         }
                         return Err(error);
@@ -477,7 +503,8 @@ impl Shared {
         Err(call_error(
             "AddService",
             zbus::Error::Failure(format!(
-                "{MAX_LOCAL_RENAMES} names in a row are registered here already"
+                "the names up to {:?} are registered here already",
+                registration.name
             )),
         ))
     }
