@@ -332,6 +332,8 @@ impl Shared {
         for link in &mut links {
             bound_families_only(&mut link.nets, self.v4.is_some(), self.v6.is_some());
         }
+        // Such an interface could be neither joined nor sent on.
+        links.retain(|link| !link.nets.is_empty());
         if links.len() > MAX_INTERFACES {
             let left: Vec<&str> = links[MAX_INTERFACES..]
                 .iter()
