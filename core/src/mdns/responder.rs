@@ -29,6 +29,7 @@ use super::wire::Packet;
 use super::Advertisement;
 use crate::time::Instant;
 
+mod echo;
 mod engine;
 mod output;
 mod records;
@@ -218,6 +219,8 @@ pub struct MdnsResponder {
     jitter_seed: u32,
     /// The latest `now` seen, for [`MdnsResponder::poll_timeout`] when work is ready.
     now: Instant,
+    /// The datagrams sent lately, to recognise them when they come back.
+    echoes: echo::Echoes,
 }
 
 /// Events kept for [`MdnsResponder::poll_event`]; older ones are dropped first.
@@ -246,6 +249,7 @@ impl MdnsResponder {
             withdrawn: false,
             jitter_seed: 0,
             now: Instant::from_millis(0),
+            echoes: echo::Echoes::default(),
         })
     }
 
@@ -402,6 +406,12 @@ impl MdnsResponder {
 
     /// Takes one datagram that arrived on `iface` from `source`. Malformed or foreign
     /// datagrams are dropped with an error the caller may log; none panics.
+    ///
+    /// A datagram identical to one [`MdnsResponder::poll_transmit`] gave out in the last
+    /// 2 s is our own, brought back by multicast loopback (which stays on: responders
+    /// sharing a host must hear each other, RFC 6762 §15.1), and is ignored: after a
+    /// change its records would look like another host's. The adapter needs no filter
+    /// of its own.
     pub fn handle_datagram<R: RngCore>(
         &mut self,
         now: Instant,
@@ -411,6 +421,9 @@ impl MdnsResponder {
         rng: &mut R,
     ) -> Result<(), super::wire::ParseError> {
         self.touch(now);
+        if self.echoes.is_echo(datagram, now) {
+            return Ok(());
+        }
         let packet = Packet::parse(datagram)?;
         self.jitter_seed = rng.next_u32();
         if self.goodbye.is_some() {
@@ -454,6 +467,9 @@ impl MdnsResponder {
             return None;
         };
         let transmit = self.write_output(now, index, output, buf);
+        if let Some(transmit) = &transmit {
+            self.echoes.remember(transmit.payload, now);
+        }
         self.forget_left();
         transmit
     }

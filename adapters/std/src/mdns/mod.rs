@@ -182,7 +182,6 @@ impl MdnsResponder {
                 rng: OsRng,
                 buf: vec![0; MIN_TRANSMIT_BUFFER],
                 next_check: Instant::now(),
-                sent: std::collections::VecDeque::new(),
             }),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),

@@ -1069,3 +1069,72 @@ fn truncated_query_waits_400_to_500ms_for_its_known_answers() {
     h.run_until(h.now + 1_000);
     assert!(h.sent.is_empty());
 }
+
+/// Whether any event says another host claims our names, or that we renamed.
+fn conflicted(events: &[MdnsEvent]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, MdnsEvent::Conflict { .. } | MdnsEvent::Renamed { .. }))
+}
+
+#[test]
+fn our_own_announcement_looped_back_after_a_txt_change_is_no_conflict() {
+    let mut h = Harness::new();
+    // The last announcement went out at 3.75 to 4 s, less than 2 s before 5 s.
+    h.run_until(5_000);
+    let old = h
+        .sent
+        .iter()
+        .rev()
+        .find(|s| s.packet().header().is_response())
+        .unwrap()
+        .clone();
+    h.sent.clear();
+    h.events.clear();
+    // Paired: sf 1 -> 0; the loopback then brings back the sf=1 announcement.
+    let now = h.instant();
+    h.responder
+        .set_advertisement(&advertisement(true, 1), now)
+        .unwrap();
+    h.receive(querier(), &old.bytes);
+    h.run_until(h.now + 500);
+    assert!(!conflicted(&h.events), "{:?}", h.events);
+    assert!(h.sent.iter().all(|s| !s.is_probe()), "no re-probe");
+    assert_eq!(h.responder.instance_name(), "Virtual Light");
+
+    // Another host's datagram with our old TXT record is a conflict all the same.
+    let other = response(&[RecordOut::new(
+        instance_name(),
+        true,
+        4500,
+        RecordData::TxtEntries(txt_entries("sf", "1")),
+    )]);
+    h.receive(querier(), &other);
+    assert!(h.events.contains(&MdnsEvent::Conflict {
+        kind: NameKind::Instance,
+        iface: IFACE,
+        probing: false
+    }));
+}
+
+#[test]
+fn our_own_datagram_is_ours_for_2s_only() {
+    let mut h = Harness::new();
+    h.run_until(5_000);
+    let old = h
+        .sent
+        .iter()
+        .rev()
+        .find(|s| s.packet().header().is_response())
+        .unwrap()
+        .clone();
+    let now = h.instant();
+    h.responder
+        .set_advertisement(&advertisement(true, 1), now)
+        .unwrap();
+    h.run_until(old.at + 2_000);
+    h.events.clear();
+    // Arriving later than loopback could bring it, it is another host's.
+    h.receive(querier(), &old.bytes);
+    assert!(conflicted(&h.events), "{:?}", h.events);
+}
