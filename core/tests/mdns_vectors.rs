@@ -302,14 +302,15 @@ fn probes_propose_the_records_avahi_proposes() {
     assert_eq!(proposed, theirs_ours);
     for c in &theirs {
         assert_eq!(c.packet().header().flags, Header::QUERY);
-        // Deliberate difference: RFC 6762 §8.1 says probes SHOULD ask for unicast
-        // replies (QU); Avahi asks QM. And we probe both names in one datagram (§8.1
-        // allows it), Avahi the host first, then the service.
+        // Both ask QM, though RFC 6762 §8.1 suggests QU: with port 5353 shared on a
+        // host, a unicast reply reaches only one socket (§15.1). The one deliberate
+        // difference: we probe both names in one datagram (§8.1 allows it), Avahi the
+        // host first, then the service.
         assert!(c.packet().questions().all(|q| !q.unicast_response));
     }
     assert!(packet
         .questions()
-        .all(|q| q.unicast_response && q.qtype == rtype::ANY));
+        .all(|q| !q.unicast_response && q.qtype == rtype::ANY));
     assert_eq!(packet.questions().count(), 2);
 }
 

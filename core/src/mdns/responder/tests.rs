@@ -251,9 +251,10 @@ fn probes_three_times_250ms_apart_after_random_delay_0_250() {
         let packet = probe.packet();
         let questions: Vec<_> = packet.questions().collect();
         assert_eq!(questions.len(), 2);
+        // QM: a defender's reply must reach every socket on a shared port (§15.1).
         assert!(questions
             .iter()
-            .all(|q| q.qtype == rtype::ANY && q.unicast_response));
+            .all(|q| q.qtype == rtype::ANY && !q.unicast_response));
         assert_eq!(questions[0].name.to_string(), INSTANCE);
         assert_eq!(questions[1].name.to_string(), HOST);
         let proposed: Vec<_> = packet.authorities().map(|r| summary(&r)).collect();
