@@ -413,7 +413,8 @@ fn known_answer_below_half_ttl_does_not() {
 #[test]
 fn qu_question_gets_unicast_reply_unless_not_multicast_within_quarter_ttl() {
     let mut h = Harness::established();
-    // The PTR was announced within a quarter of 4500 s: unicast, at once, no flush bits.
+    // The PTR was announced within a quarter of 4500 s: unicast, at once, with the
+    // cache-flush bit on unique records (§10.2 leaves it out of legacy replies only).
     h.receive(
         querier(),
         &query(0, &[("_hap._tcp.local", rtype::PTR, true)], &[]),
@@ -421,7 +422,10 @@ fn qu_question_gets_unicast_reply_unless_not_multicast_within_quarter_ttl() {
     assert_eq!(h.sent.len(), 1);
     assert_eq!(h.sent[0].destination, Destination::Unicast(querier()));
     assert_eq!(types(&h.sent[0].answers()), [rtype::PTR]);
-    assert!(h.sent[0].additionals().iter().all(|r| !r.2));
+    assert!(!h.sent[0].answers()[0].2, "the PTR is shared");
+    let additionals = h.sent[0].additionals();
+    assert_eq!(additionals.len(), 4);
+    assert!(additionals.iter().all(|r| r.2), "{additionals:?}");
     // The SRV (TTL 120) was last multicast more than 30 s ago: multicast instead.
     h.sent.clear();
     h.run_until(h.now + 40_000);
