@@ -292,8 +292,13 @@ impl MdnsResponder {
                         outbox.additionals = 0;
                         outbox.due = None;
                     }
-                } else if record.ttl > 0 && answering {
-                    // A cache is about to lose our record: refresh it (§6.6).
+                } else if record.ttl > 0
+                    && answering
+                    && outbox.multicast_within(bit, now, |_| RATE_LIMIT) == 0
+                {
+                    // A cache is about to lose our record: refresh it (§6.6), within the
+                    // rate limit (§6), so that a host repeating low TTLs gets one
+                    // multicast a second from us, not one per packet.
                     outbox.answers |= bit;
                     outbox.due = Some(now);
                 }

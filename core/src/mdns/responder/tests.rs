@@ -1143,3 +1143,19 @@ fn our_own_datagram_is_ours_for_2s_only() {
     h.receive(querier(), &old.bytes);
     assert!(conflicted(&h.events), "{:?}", h.events);
 }
+
+#[test]
+fn low_ttl_refreshes_are_rate_limited_to_one_a_second() {
+    let mut h = Harness::established();
+    h.run_until(h.now + 2_000);
+    let stale = response(&[ptr_record(100)]);
+    let start = h.now;
+    for step in 0..10 {
+        h.now = start + step * 100;
+        h.receive(querier(), &stale);
+    }
+    assert_eq!(h.sent.len(), 1, "one refresh within the second");
+    h.now = start + 1_000;
+    h.receive(querier(), &stale);
+    assert_eq!(h.sent.len(), 2, "and the next a second later");
+}
