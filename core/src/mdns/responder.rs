@@ -294,8 +294,30 @@ impl MdnsResponder {
         };
         let state = &mut self.ifaces[index];
         if state.phase == Phase::Leaving {
-            // Added back while its goodbye was pending: start over.
+            // Added back while its goodbye was pending: start over. The goodbye bits
+            // index the old address list; the old addresses that are gone keep their
+            // goodbye as stale addresses. The other records are probed and announced
+            // again.
+            let pending = state
+                .outbox
+                .iter()
+                .fold(0, |set, outbox| set | outbox.goodbye);
+            for (i, old) in state.addresses.iter().enumerate() {
+                if pending & records::addr_bit(i) != 0
+                    && !new_addresses.contains(old)
+                    && !state.stale_addresses.contains(old)
+                {
+                    // Full only past MAX_ADDRESSES; the rest expire with their TTL.
+                    let _ = state.stale_addresses.push(*old);
+                }
+            }
+            for outbox in &mut state.outbox {
+                outbox.goodbye = 0;
+            }
             state.addresses = new_addresses;
+            if !state.stale_addresses.is_empty() {
+                state.mark_stale();
+            }
             state.phase = Phase::Established;
             state.start_probing(first_probe);
             return Ok(());

@@ -1159,3 +1159,33 @@ fn low_ttl_refreshes_are_rate_limited_to_one_a_second() {
     h.receive(querier(), &stale);
     assert_eq!(h.sent.len(), 2, "and the next a second later");
 }
+
+#[test]
+fn an_interface_added_back_before_its_goodbye_says_goodbye_to_the_old_addresses() {
+    let mut h = Harness::established();
+    let now = h.instant();
+    h.responder.remove_interface(IFACE, now).unwrap();
+    let new_v4 = Ipv4Addr::new(192, 0, 2, 50);
+    h.responder
+        .set_interface(IFACE, &[IpAddr::V4(new_v4)], now, &mut h.rng)
+        .unwrap();
+    h.drain();
+    let goodbyes: Vec<&Sent> = h.sent.iter().filter(|s| s.is_goodbye()).collect();
+    assert!(!goodbyes.is_empty());
+    let mut gone = Vec::new();
+    for goodbye in &goodbyes {
+        for record in goodbye.packet().answers() {
+            assert_ne!(record.rdata, crate::mdns::wire::RData::A(new_v4));
+            gone.push(record.rdata);
+        }
+    }
+    assert!(gone.contains(&crate::mdns::wire::RData::A(V4)), "{gone:?}");
+    assert!(gone.contains(&crate::mdns::wire::RData::Aaaa(V6)), "{gone:?}");
+    // Then the interface is probed and announced with its new address.
+    h.run_until(h.now + 5_000);
+    assert_eq!(h.sent.iter().filter(|s| s.is_probe()).count(), 3);
+    assert!(h.sent.iter().any(|s| s
+        .answers()
+        .iter()
+        .any(|r| r.1 == rtype::A && r.3 == 120)));
+}
