@@ -122,12 +122,15 @@ pub enum NameKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MdnsEvent {
-    /// Probing for the names started on an interface (first probe sent).
+    /// Probing for the names started on an interface: the first probe of a round is
+    /// queued for [`MdnsResponder::poll_transmit`]. An interface without an address
+    /// sends nothing and waits; this comes when it gets one.
     Probing {
         /// The interface.
         iface: InterfaceId,
     },
-    /// The records were announced (the first announcement of a round) on an interface.
+    /// The records are being announced on an interface: the first announcement of a
+    /// round is queued for [`MdnsResponder::poll_transmit`].
     Announced {
         /// The interface.
         iface: InterfaceId,
@@ -256,8 +259,11 @@ impl MdnsResponder {
     /// Adds an interface with its current addresses, or replaces the addresses of a known
     /// one. A new interface is probed, then announced (§8); changed addresses are
     /// announced again without probing (§8.4), and removed ones get a goodbye. An empty
-    /// list keeps the interface but advertises no address on it; addresses after the
-    /// first [`MAX_ADDRESSES`] are not advertised.
+    /// list keeps the interface but advertises no address on it, and probing waits
+    /// until it has one; a family (IPv4, IPv6) that gets its first address and was not
+    /// probed on this interface is probed before it is announced (the interface probes
+    /// again, and answers nothing meanwhile). Addresses after the first
+    /// [`MAX_ADDRESSES`] are not advertised.
     pub fn set_interface<R: RngCore>(
         &mut self,
         iface: InterfaceId,
@@ -325,6 +331,7 @@ impl MdnsResponder {
         if state.addresses == new_addresses {
             return Ok(());
         }
+        let old_families = state.families();
         let announced = state.phase.answers();
         for old in &state.addresses {
             if announced && !new_addresses.contains(old) && !state.stale_addresses.contains(old) {
@@ -345,7 +352,19 @@ impl MdnsResponder {
         if !state.stale_addresses.is_empty() {
             state.mark_stale();
         }
-        if announced {
+        // A family with its first address where the names were never probed (the
+        // interface came without addresses, or with the other family only) is probed
+        // before anything is announced there (§8.1). The whole interface probes again:
+        // probing is per interface.
+        let unprobed = state
+            .families()
+            .into_iter()
+            .zip(old_families)
+            .zip(state.probed)
+            .any(|((present, was), probed)| present && !was && !probed);
+        if unprobed {
+            state.start_probing(first_probe);
+        } else if announced {
             state.reannounce(now);
             push_event(&mut self.events, MdnsEvent::AddressesChanged { iface });
         }
@@ -514,7 +533,7 @@ impl MdnsResponder {
             Some(_) => consider(Some(self.now)),
             None => {
                 for iface in &self.ifaces {
-                    consider(iface.phase.next());
+                    consider(iface.next_step());
                 }
             }
         }

@@ -81,6 +81,10 @@ impl MdnsResponder {
             return;
         }
         for iface in &mut self.ifaces {
+            if !iface.can_send() {
+                // Nothing would be sent: probes and announcements wait for an address.
+                continue;
+            }
             let families = iface.families();
             loop {
                 match iface.phase {
@@ -100,6 +104,7 @@ impl MdnsResponder {
                                 next: now + PROBE_INTERVAL,
                             };
                         } else {
+                            iface.probed = families;
                             iface.phase = Phase::Announcing { sent: 0, next: now };
                             continue;
                         }

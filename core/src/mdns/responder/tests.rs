@@ -1180,12 +1180,65 @@ fn an_interface_added_back_before_its_goodbye_says_goodbye_to_the_old_addresses(
         }
     }
     assert!(gone.contains(&crate::mdns::wire::RData::A(V4)), "{gone:?}");
-    assert!(gone.contains(&crate::mdns::wire::RData::Aaaa(V6)), "{gone:?}");
+    assert!(
+        gone.contains(&crate::mdns::wire::RData::Aaaa(V6)),
+        "{gone:?}"
+    );
     // Then the interface is probed and announced with its new address.
     h.run_until(h.now + 5_000);
     assert_eq!(h.sent.iter().filter(|s| s.is_probe()).count(), 3);
-    assert!(h.sent.iter().any(|s| s
-        .answers()
+    assert!(h
+        .sent
         .iter()
-        .any(|r| r.1 == rtype::A && r.3 == 120)));
+        .any(|s| s.answers().iter().any(|r| r.1 == rtype::A && r.3 == 120)));
+}
+
+#[test]
+fn an_interface_without_addresses_waits_and_probes_once_it_has_one() {
+    let mut h = Harness::with_addresses(&[]);
+    h.run_until(3_000);
+    assert!(h.sent.is_empty());
+    assert!(h.events.is_empty(), "no probing reported: {:?}", h.events);
+    assert_eq!(h.responder.poll_timeout(), None, "nothing to wait for");
+    let now = h.instant();
+    h.responder
+        .set_interface(IFACE, &[IpAddr::V4(V4)], now, &mut h.rng)
+        .unwrap();
+    h.run_until(h.now + 6_000);
+    let probes: Vec<&Sent> = h.sent.iter().filter(|s| s.is_probe()).collect();
+    assert_eq!(probes.len(), 3, "three probes before claiming the names");
+    assert_eq!(probes[1].at - probes[0].at, 250);
+    let first_announcement = h
+        .sent
+        .iter()
+        .position(|s| s.packet().header().is_response())
+        .unwrap();
+    assert_eq!(first_announcement, 3, "announced after the probes");
+    assert_eq!(h.sent.len(), 6);
+    assert_eq!(
+        h.events,
+        [
+            MdnsEvent::Probing { iface: IFACE },
+            MdnsEvent::Announced { iface: IFACE }
+        ]
+    );
+}
+
+#[test]
+fn a_family_gaining_its_first_address_is_probed_there() {
+    let mut h = Harness::with_addresses(&[IpAddr::V4(V4)]);
+    h.run_until(5_000);
+    h.sent.clear();
+    h.events.clear();
+    let now = h.instant();
+    h.responder
+        .set_interface(IFACE, &[IpAddr::V4(V4), IpAddr::V6(V6)], now, &mut h.rng)
+        .unwrap();
+    h.run_until(h.now + 5_000);
+    let v6 = Destination::Multicast(Family::V6);
+    let on_v6: Vec<&Sent> = h.sent.iter().filter(|s| s.destination == v6).collect();
+    assert_eq!(on_v6.iter().filter(|s| s.is_probe()).count(), 3);
+    assert!(on_v6[..3].iter().all(|s| s.is_probe()), "probes first");
+    assert_eq!(on_v6.len(), 6, "then three announcements");
+    assert_eq!(h.events[0], MdnsEvent::Probing { iface: IFACE });
 }
