@@ -707,7 +707,15 @@ const TRANSMITS_PER_POLL: usize = 32;
 /// - report each datagram's real source address and port from
 ///   [`UdpClientStack::receive`](embedded_nal::UdpClientStack::receive): the responder answers a query from another port
 ///   (a one-shot query, §6.7) by unicast to that address, and ignores answers that did
-///   not come from port 5353.
+///   not come from port 5353;
+/// - drop datagrams whose source is not on the local link: an address outside the
+///   interface's own prefixes (RFC 6762 §11; a host's responder checks this, and the
+///   core's does not, as it does not know the prefixes). A router does not forward
+///   224.0.0.251 or ff02::fb, but a unicast datagram to port 5353 from afar would
+///   otherwise be answered, and its records could claim our names. Where the stack
+///   does not filter, wrap its `receive` and drop a datagram whose source does not
+///   share the device's own address and prefix (IPv4), or is not link-local `fe80::/10`
+///   or within an IPv6 prefix of the device.
 ///
 /// A stack with only IPv4 leaves the IPv6 datagrams unsent (their `send_to` fails;
 /// [`Accessory::poll_mdns`] reports it) and advertises only its IPv4 address; list only
