@@ -305,11 +305,23 @@ fn run(args: &Args) -> Result<(), String> {
             })
         },
     )?;
-    let now = since(started);
-    match accessory.withdraw_mdns(&mut stack, now) {
-        Ok(()) => println!("mDNS: goodbye sent"),
+    // The goodbye goes out twice, 250 ms apart: poll until it is all sent (a second at
+    // most, should the stack keep refusing).
+    let mut next = accessory.withdraw_mdns(&mut stack, since(started));
+    let give_up = StdInstant::now() + std::time::Duration::from_secs(1);
+    while !accessory.is_mdns_withdrawn() && StdInstant::now() < give_up {
+        if let Ok(Some(at)) = next {
+            let wait = at.as_millis().saturating_sub(since(started).as_millis());
+            std::thread::sleep(std::time::Duration::from_millis(wait.min(250)));
+        }
+        next = accessory.poll_mdns(&mut stack, since(started), &mut OsRng, |_| {});
+    }
+    match next {
+        Ok(_) if accessory.is_mdns_withdrawn() => println!("mDNS: goodbye sent"),
+        Ok(_) => eprintln!("mDNS: the goodbye was not finished"),
         Err(e) => eprintln!("mDNS: the goodbye failed: {e:?}"),
     }
+    let now = since(started);
     accessory.shut_down(
         &mut stack,
         now,

@@ -65,7 +65,8 @@
 //! [`Accessory::poll`]. The responder probes for its names, announces them, answers
 //! queries, and announces the new `sf` when the accessory is paired or unpaired. Give
 //! it new addresses with [`Accessory::set_addresses`] (after a DHCP renewal, say), and
-//! withdraw it with [`Accessory::withdraw_mdns`] before [`Accessory::shut_down`]. The
+//! withdraw it with [`Accessory::withdraw_mdns`] (then poll until
+//! [`Accessory::is_mdns_withdrawn`]) before [`Accessory::shut_down`]. The
 //! UDP stack must join the mDNS groups and send with a TTL of 255: see
 //! [what the UDP stack must do](UdpResponder#what-the-udp-stack-must-do).
 //!
@@ -622,7 +623,8 @@ impl<'d, 'b, T: TcpFullStack, const N: usize, M: Responder> Accessory<'d, 'b, T,
     /// Closes every connection and the listening socket, withdraws the mDNS
     /// advertisement, and returns the server. A change still waiting for storage is
     /// stored through `persist`. A [`UdpResponder`] needs its stack to say goodbye: call
-    /// [`Accessory::withdraw_mdns`] first.
+    /// [`Accessory::withdraw_mdns`] first, and [`Accessory::poll_mdns`] until
+    /// [`Accessory::is_mdns_withdrawn`].
     pub fn shut_down<R, P, E>(
         self,
         stack: &mut T,
@@ -705,15 +707,26 @@ const TRANSMITS_PER_POLL: usize = 32;
 /// - report each datagram's real source address and port from
 ///   [`UdpClientStack::receive`](embedded_nal::UdpClientStack::receive): the responder answers a query from another port
 ///   (a one-shot query, §6.7) by unicast to that address, and ignores answers that did
-///   not come from port 5353.
+///   not come from port 5353;
+/// - drop datagrams whose source is not on the local link: an address outside the
+///   interface's own prefixes (RFC 6762 §11; a host's responder checks this, and the
+///   core's does not, as it does not know the prefixes). A router does not forward
+///   224.0.0.251 or ff02::fb, but a unicast datagram to port 5353 from afar would
+///   otherwise be answered, and its records could claim our names. Where the stack
+///   does not filter, wrap its `receive` and drop a datagram whose source does not
+///   share the device's own address and prefix (IPv4), or is not link-local `fe80::/10`
+///   or within an IPv6 prefix of the device.
 ///
 /// A stack with only IPv4 leaves the IPv6 datagrams unsent (their `send_to` fails;
 /// [`Accessory::poll_mdns`] reports it) and advertises only its IPv4 address; list only
 /// the addresses the stack has in [`UdpResponder::open`] and
 /// [`Accessory::set_addresses`].
 pub struct UdpResponder<S> {
-    /// The socket on port 5353, until [`Accessory::withdraw_mdns`] closes it.
+    /// The socket on port 5353, until the goodbye [`Accessory::withdraw_mdns`] starts
+    /// was sent and the socket closed.
     socket: Option<S>,
+    /// [`Accessory::withdraw_mdns`] started the goodbye: nothing more is advertised.
+    withdrawing: bool,
     host_label: heapless::String<MAX_LABEL>,
     /// Made at the first announcement, when the accessory knows what it advertises.
     responder: Option<MdnsResponder>,
@@ -775,6 +788,7 @@ impl<S> UdpResponder<S> {
             addresses: addresses.iter().take(MAX_ADDRESSES).copied().collect(),
             addresses_due: true,
             announce_due: false,
+            withdrawing: false,
             datagram: [0; MDNS_DATAGRAM_LEN],
         })
     }
@@ -804,6 +818,11 @@ impl<S> UdpResponder<S> {
             return Ok(None);
         };
         let mut failure = None;
+        if self.withdrawing {
+            // The goodbye is under way: what the accessory announced is not applied.
+            self.announce_due = false;
+            self.addresses_due = false;
+        }
         if core::mem::take(&mut self.announce_due) {
             match self.responder.as_mut() {
                 Some(responder) => {
@@ -862,37 +881,43 @@ impl<S> UdpResponder<S> {
         } else {
             Some(now)
         };
+        if self.withdrawing && responder.is_withdrawn() {
+            if let Some(socket) = self.socket.take() {
+                if let Err(error) = udp.close(socket) {
+                    failure.get_or_insert(Error::Stack(error));
+                }
+            }
+            return failure.map_or(Ok(None), Err);
+        }
         failure.map_or(Ok(next), Err)
     }
 
-    /// Says goodbye, sends it, and closes the socket; see [`Accessory::withdraw_mdns`].
-    fn withdraw<U>(&mut self, udp: &mut U, now: Instant) -> Result<(), Error<U::Error>>
+    /// Starts the goodbye and sends its first round; see [`Accessory::withdraw_mdns`].
+    fn withdraw<U>(&mut self, udp: &mut U, now: Instant) -> Result<Option<Instant>, Error<U::Error>>
     where
         U: UdpFullStack<UdpSocket = S>,
     {
-        let Some(mut socket) = self.socket.take() else {
-            return Ok(());
+        let Some(socket) = self.socket.as_mut() else {
+            return Ok(None);
         };
-        let mut failure = None;
-        if let Some(responder) = self.responder.as_mut() {
-            responder.goodbye(now);
-            // A bound, in case the stack keeps refusing; the goodbye is sent at `now`.
-            for _ in 0..TRANSMITS_PER_POLL {
-                let (_, send_failure) =
-                    transmit(udp, &mut socket, responder, &mut self.datagram, now);
-                if let Some(error) = send_failure {
-                    failure.get_or_insert(error);
-                }
-                if responder.is_withdrawn() {
-                    break;
-                }
-            }
-        }
-        let closed = udp.close(socket);
-        match failure {
-            Some(error) => Err(Error::Stack(error)),
-            None => closed.map_err(Error::Stack),
-        }
+        self.withdrawing = true;
+        let Some(responder) = self.responder.as_mut() else {
+            // Never announced: nothing to withdraw.
+            let closed = self
+                .socket
+                .take()
+                .map_or(Ok(()), |socket| udp.close(socket));
+            return closed.map(|()| None).map_err(Error::Stack);
+        };
+        responder.goodbye(now);
+        let (sent_all, failure) = transmit(udp, socket, responder, &mut self.datagram, now);
+        // The second round is due 250 ms later: the caller's polls send it.
+        let next = if sent_all {
+            responder.poll_timeout()
+        } else {
+            Some(now)
+        };
+        failure.map_or(Ok(next), |error| Err(Error::Stack(error)))
     }
 }
 
@@ -992,17 +1017,51 @@ impl<T: TcpFullStack, const N: usize, S> Accessory<'_, '_, T, N, UdpResponder<S>
         true
     }
 
-    /// Withdraws the advertisement: sends the goodbye (every record with TTL 0) on `udp`
-    /// and closes the socket. Call it before [`Accessory::shut_down`], so that
-    /// controllers forget the accessory at once rather than when the records expire; the
-    /// accessory announces nothing after it.
-    pub fn withdraw_mdns<U>(&mut self, udp: &mut U, now: Instant) -> Result<(), Error<U::Error>>
+    /// Withdraws the advertisement: starts the goodbye (every record with TTL 0, sent
+    /// twice 250 ms apart, in case one is lost) and sends its first round on `udp`. Go
+    /// on calling [`Accessory::poll_mdns`] until [`Accessory::is_mdns_withdrawn`] (it
+    /// sends the second round when due, then closes the socket); then call
+    /// [`Accessory::shut_down`]. Controllers then forget the accessory at once rather
+    /// than when the records expire. The accessory announces nothing after it.
+    ///
+    /// Returns when to poll again, as [`Accessory::poll_mdns`] does; `None` when
+    /// nothing was ever announced and the socket is already closed.
+    ///
+    /// ```
+    /// # use embedded_nal::{TcpFullStack, UdpFullStack};
+    /// # use hap_core::time::Instant;
+    /// # use hap_embedded::{Accessory, UdpResponder};
+    /// # fn stop<T: TcpFullStack + UdpFullStack>(
+    /// #     accessory: &mut Accessory<'_, '_, T, 2, UdpResponder<<T as embedded_nal::UdpClientStack>::UdpSocket>>,
+    /// #     stack: &mut T,
+    /// #     clock: impl Fn() -> Instant,
+    /// #     rng: &mut impl rand_core::RngCore,
+    /// # ) {
+    /// let _ = accessory.withdraw_mdns(stack, clock());
+    /// while !accessory.is_mdns_withdrawn() {
+    ///     // Sleep until the instant returned (250 ms at most), then:
+    ///     let _ = accessory.poll_mdns(stack, clock(), rng, |_event| {});
+    /// #   break;
+    /// }
+    /// # }
+    /// ```
+    pub fn withdraw_mdns<U>(
+        &mut self,
+        udp: &mut U,
+        now: Instant,
+    ) -> Result<Option<Instant>, Error<U::Error>>
     where
         U: UdpFullStack<UdpSocket = S>,
     {
         // Announcements requested from now on are ignored.
         let _ = self.mdns.advertiser.goodbye();
         self.mdns.advertiser.responder_mut().withdraw(udp, now)
+    }
+
+    /// Whether the goodbye [`Accessory::withdraw_mdns`] started was sent and the socket
+    /// closed (also true once the socket was closed for any reason).
+    pub fn is_mdns_withdrawn(&self) -> bool {
+        self.mdns.advertiser.responder().socket.is_none()
     }
 }
 

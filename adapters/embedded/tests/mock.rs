@@ -1175,28 +1175,50 @@ fn mdns_announces_new_addresses_and_says_goodbye_at_the_end() {
     );
 
     let ended_at = world.now;
-    world
+    let next = world
         .accessory
         .withdraw_mdns(&mut world.net, ended_at)
         .unwrap();
-    let goodbyes: Vec<Vec<u8>> = world.net.udp_out.drain(..).map(|(_, d)| d).collect();
+    assert_eq!(next, Some(ended_at + Duration::from_millis(250)));
+    let withdraws_ptr = |d: &[u8]| {
+        let packet = Packet::parse(d).unwrap();
+        packet.header().is_response()
+            && packet.answers().any(|r| {
+                r.ttl == 0
+                    && r.name.eq_name(&name("_hap._tcp.local"))
+                    && matches!(r.rdata, RData::Ptr(target) if target.eq_name(&name(INSTANCE)))
+            })
+    };
+    let first: Vec<Vec<u8>> = world.net.udp_out.drain(..).map(|(_, d)| d).collect();
     assert!(
-        goodbyes.iter().any(|d| {
-            let packet = Packet::parse(d).unwrap();
-            packet.header().is_response()
-                && packet.answers().any(|r| {
-                    r.ttl == 0
-                        && r.name.eq_name(&name("_hap._tcp.local"))
-                        && matches!(r.rdata, RData::Ptr(target) if target.eq_name(&name(INSTANCE)))
-                })
-        }),
+        first.iter().any(|d| withdraws_ptr(d)),
         "the goodbye withdraws the PTR with TTL 0"
     );
+    assert!(
+        !world.accessory.is_mdns_withdrawn(),
+        "a second round is due"
+    );
+    assert!(world.net.udp_bound.is_some());
+    // The application polls on: the second round goes out 250 ms later, then the
+    // socket is closed.
+    world.run(Duration::from_secs(1));
+    let second: Vec<Instant> = world
+        .datagrams
+        .iter()
+        .filter(|(at, _, d)| *at > ended_at && withdraws_ptr(d))
+        .map(|(at, _, _)| *at)
+        .collect();
+    assert_eq!(second.len(), first.len(), "the same goodbye again");
+    assert!(second
+        .iter()
+        .all(|at| *at == ended_at + Duration::from_millis(250)));
+    assert!(world.accessory.is_mdns_withdrawn());
     assert_eq!(world.net.udp_bound, None, "the socket is closed");
     // The accessory goes on serving HAP, silently on mDNS.
+    let quiet_from = world.now;
     world.run(Duration::from_secs(2));
     assert!(
-        world.net.udp_out.is_empty() && world.datagrams.iter().all(|(at, _, _)| *at <= ended_at)
+        world.net.udp_out.is_empty() && world.datagrams.iter().all(|(at, _, _)| *at <= quiet_from)
     );
 }
 

@@ -249,6 +249,11 @@ impl<R: Responder> Advertiser<R> {
     pub fn responder_mut(&mut self) -> &mut R {
         &mut self.responder
     }
+
+    /// The responder, to look at.
+    pub fn responder(&self) -> &R {
+        &self.responder
+    }
 }
 
 #[cfg(test)]

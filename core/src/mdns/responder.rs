@@ -29,6 +29,7 @@ use super::wire::Packet;
 use super::Advertisement;
 use crate::time::Instant;
 
+mod echo;
 mod engine;
 mod output;
 mod records;
@@ -121,12 +122,15 @@ pub enum NameKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MdnsEvent {
-    /// Probing for the names started on an interface (first probe sent).
+    /// Probing for the names started on an interface: the first probe of a round is
+    /// queued for [`MdnsResponder::poll_transmit`]. An interface without an address
+    /// sends nothing and waits; this comes when it gets one.
     Probing {
         /// The interface.
         iface: InterfaceId,
     },
-    /// The records were announced (the first announcement of a round) on an interface.
+    /// The records are being announced on an interface: the first announcement of a
+    /// round is queued for [`MdnsResponder::poll_transmit`].
     Announced {
         /// The interface.
         iface: InterfaceId,
@@ -218,6 +222,8 @@ pub struct MdnsResponder {
     jitter_seed: u32,
     /// The latest `now` seen, for [`MdnsResponder::poll_timeout`] when work is ready.
     now: Instant,
+    /// The datagrams sent lately, to recognise them when they come back.
+    echoes: echo::Echoes,
 }
 
 /// Events kept for [`MdnsResponder::poll_event`]; older ones are dropped first.
@@ -246,14 +252,18 @@ impl MdnsResponder {
             withdrawn: false,
             jitter_seed: 0,
             now: Instant::from_millis(0),
+            echoes: echo::Echoes::default(),
         })
     }
 
     /// Adds an interface with its current addresses, or replaces the addresses of a known
     /// one. A new interface is probed, then announced (§8); changed addresses are
     /// announced again without probing (§8.4), and removed ones get a goodbye. An empty
-    /// list keeps the interface but advertises no address on it; addresses after the
-    /// first [`MAX_ADDRESSES`] are not advertised.
+    /// list keeps the interface but advertises no address on it, and probing waits
+    /// until it has one; a family (IPv4, IPv6) that gets its first address and was not
+    /// probed on this interface is probed before it is announced (the interface probes
+    /// again, and answers nothing meanwhile). Addresses after the first
+    /// [`MAX_ADDRESSES`] are not advertised.
     pub fn set_interface<R: RngCore>(
         &mut self,
         iface: InterfaceId,
@@ -290,8 +300,30 @@ impl MdnsResponder {
         };
         let state = &mut self.ifaces[index];
         if state.phase == Phase::Leaving {
-            // Added back while its goodbye was pending: start over.
+            // Added back while its goodbye was pending: start over. The goodbye bits
+            // index the old address list; the old addresses that are gone keep their
+            // goodbye as stale addresses. The other records are probed and announced
+            // again.
+            let pending = state
+                .outbox
+                .iter()
+                .fold(0, |set, outbox| set | outbox.goodbye);
+            for (i, old) in state.addresses.iter().enumerate() {
+                if pending & records::addr_bit(i) != 0
+                    && !new_addresses.contains(old)
+                    && !state.stale_addresses.contains(old)
+                {
+                    // Full only past MAX_ADDRESSES; the rest expire with their TTL.
+                    let _ = state.stale_addresses.push(*old);
+                }
+            }
+            for outbox in &mut state.outbox {
+                outbox.goodbye = 0;
+            }
             state.addresses = new_addresses;
+            if !state.stale_addresses.is_empty() {
+                state.mark_stale();
+            }
             state.phase = Phase::Established;
             state.start_probing(first_probe);
             return Ok(());
@@ -299,6 +331,7 @@ impl MdnsResponder {
         if state.addresses == new_addresses {
             return Ok(());
         }
+        let old_families = state.families();
         let announced = state.phase.answers();
         for old in &state.addresses {
             if announced && !new_addresses.contains(old) && !state.stale_addresses.contains(old) {
@@ -319,7 +352,19 @@ impl MdnsResponder {
         if !state.stale_addresses.is_empty() {
             state.mark_stale();
         }
-        if announced {
+        // A family with its first address where the names were never probed (the
+        // interface came without addresses, or with the other family only) is probed
+        // before anything is announced there (§8.1). The whole interface probes again:
+        // probing is per interface.
+        let unprobed = state
+            .families()
+            .into_iter()
+            .zip(old_families)
+            .zip(state.probed)
+            .any(|((present, was), probed)| present && !was && !probed);
+        if unprobed {
+            state.start_probing(first_probe);
+        } else if announced {
             state.reannounce(now);
             push_event(&mut self.events, MdnsEvent::AddressesChanged { iface });
         }
@@ -402,6 +447,12 @@ impl MdnsResponder {
 
     /// Takes one datagram that arrived on `iface` from `source`. Malformed or foreign
     /// datagrams are dropped with an error the caller may log; none panics.
+    ///
+    /// A datagram identical to one [`MdnsResponder::poll_transmit`] gave out in the last
+    /// 2 s is our own, brought back by multicast loopback (which stays on: responders
+    /// sharing a host must hear each other, RFC 6762 §15.1), and is ignored: after a
+    /// change its records would look like another host's. The adapter needs no filter
+    /// of its own.
     pub fn handle_datagram<R: RngCore>(
         &mut self,
         now: Instant,
@@ -411,6 +462,9 @@ impl MdnsResponder {
         rng: &mut R,
     ) -> Result<(), super::wire::ParseError> {
         self.touch(now);
+        if self.echoes.is_echo(datagram, now) {
+            return Ok(());
+        }
         let packet = Packet::parse(datagram)?;
         self.jitter_seed = rng.next_u32();
         if self.goodbye.is_some() {
@@ -454,6 +508,9 @@ impl MdnsResponder {
             return None;
         };
         let transmit = self.write_output(now, index, output, buf);
+        if let Some(transmit) = &transmit {
+            self.echoes.remember(transmit.payload, now);
+        }
         self.forget_left();
         transmit
     }
@@ -476,7 +533,7 @@ impl MdnsResponder {
             Some(_) => consider(Some(self.now)),
             None => {
                 for iface in &self.ifaces {
-                    consider(iface.phase.next());
+                    consider(iface.next_step());
                 }
             }
         }

@@ -22,11 +22,10 @@
 //!   interface whose subnet holds it. Datagrams from elsewhere are dropped (§11).
 //!   Multicast leaves on the interface the core names (`IP_MULTICAST_IF` by that
 //!   interface's IPv4 address, `IPV6_MULTICAST_IF` by its index).
-//! - Sharing the host: a datagram this responder sent in the last two seconds and heard
-//!   back through multicast loopback is dropped (its own records after an address change
-//!   would look like another host's); a unicast answer to port 5353 of an address of
-//!   this host goes to the group instead, since the system hands a unicast datagram to
-//!   only one of the sockets sharing the port (RFC 6762 §15.1).
+//! - Sharing the host: the core itself drops its own datagrams heard back through
+//!   multicast loopback; the driver sends a unicast answer to port 5353 of an address of
+//!   this host to the group instead, since the system hands a unicast datagram to only
+//!   one of the sockets sharing the port (RFC 6762 §15.1).
 //! - Threads: one per socket reads datagrams; one more serves the core's deadlines and
 //!   the interface check. Each waits at most [`THREAD_WAKE`] at a time, so all end
 //!   within about that once told to stop. Dropping the responder first says goodbye if
@@ -184,7 +183,6 @@ impl MdnsResponder {
                 rng: OsRng,
                 buf: vec![0; MIN_TRANSMIT_BUFFER],
                 next_check: Instant::now(),
-                sent: std::collections::VecDeque::new(),
             }),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),

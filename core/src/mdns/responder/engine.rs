@@ -81,6 +81,10 @@ impl MdnsResponder {
             return;
         }
         for iface in &mut self.ifaces {
+            if !iface.can_send() {
+                // Nothing would be sent: probes and announcements wait for an address.
+                continue;
+            }
             let families = iface.families();
             loop {
                 match iface.phase {
@@ -100,6 +104,7 @@ impl MdnsResponder {
                                 next: now + PROBE_INTERVAL,
                             };
                         } else {
+                            iface.probed = families;
                             iface.phase = Phase::Announcing { sent: 0, next: now };
                             continue;
                         }
@@ -292,8 +297,13 @@ impl MdnsResponder {
                         outbox.additionals = 0;
                         outbox.due = None;
                     }
-                } else if record.ttl > 0 && answering {
-                    // A cache is about to lose our record: refresh it (§6.6).
+                } else if record.ttl > 0
+                    && answering
+                    && outbox.multicast_within(bit, now, |_| RATE_LIMIT) == 0
+                {
+                    // A cache is about to lose our record: refresh it (§6.6), within the
+                    // rate limit (§6), so that a host repeating low TTLs gets one
+                    // multicast a second from us, not one per packet.
                     outbox.answers |= bit;
                     outbox.due = Some(now);
                 }

@@ -140,12 +140,16 @@ impl MdnsResponder {
             Output::Probe(family) => {
                 iface.outbox[family].probe = false;
                 let mut writer = Writer::new(buf, 0, Header::QUERY).ok()?;
-                // §8.1: one ANY question per name, QU, proposed records in Authority.
+                // §8.1: one ANY question per name, proposed records in Authority. QM,
+                // not the QU §8.1 suggests: where port 5353 is shared (Avahi and us, or
+                // two accessories on one host), a defender's unicast reply reaches only
+                // one of the sockets and we could miss it (§15.1); a multicast reply
+                // reaches all. Avahi probes QM too (avahi-core/probe-sched.c).
                 for name in [service.instance_name(), service.host_name()]
                     .into_iter()
                     .flatten()
                 {
-                    let _ = writer.question(name, rtype::ANY, CLASS_IN, true);
+                    let _ = writer.question(name, rtype::ANY, CLASS_IN, false);
                 }
                 let proposed = records::SRV | records::TXT | records::addr_bits(addresses);
                 service.write(

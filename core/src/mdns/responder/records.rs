@@ -108,7 +108,8 @@ pub(super) struct Service {
 /// How records are written into one message.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Style {
-    /// Set the cache-flush bit on unique records (multicast only, RFC 6762 §10.2).
+    /// Set the cache-flush bit on unique records (RFC 6762 §10.2: not in legacy unicast
+    /// replies nor in a probe's proposed records).
     pub(super) flush: bool,
     /// The TTL of every record, for goodbyes (0, RFC 6762 §10.1).
     pub(super) ttl: Option<u32>,
@@ -122,10 +123,10 @@ impl Style {
         ttl: None,
         max_ttl: u32::MAX,
     };
-    pub(super) const UNICAST: Self = Self {
-        flush: false,
-        ..Self::MULTICAST
-    };
+    /// A reply to a QU question, to port 5353: a full mDNS response, cache-flush bits
+    /// included (§10.2 forbids them only in legacy unicast replies and probes;
+    /// mDNSResponder sets them).
+    pub(super) const UNICAST: Self = Self::MULTICAST;
     pub(super) const LEGACY: Self = Self {
         flush: false,
         ttl: None,
@@ -133,7 +134,10 @@ impl Style {
     };
     /// Proposed records in a probe: no cache-flush bit (RFC 6762 §8.2 compares classes
     /// without it; Avahi sends none).
-    pub(super) const PROBE: Self = Self::UNICAST;
+    pub(super) const PROBE: Self = Self {
+        flush: false,
+        ..Self::MULTICAST
+    };
     pub(super) const GOODBYE: Self = Self {
         flush: true,
         ttl: Some(0),

@@ -156,6 +156,9 @@ pub(super) struct Iface {
     pub(super) stale_ptr: Option<heapless::String<MAX_LABEL>>,
     /// Addresses announced here and since removed: they get a goodbye.
     pub(super) stale_addresses: heapless::Vec<IpAddr, MAX_ADDRESSES>,
+    /// The families (IPv4, IPv6) on which the current names were probed (§8.1): a
+    /// family that gains its first address and is not among them is probed first.
+    pub(super) probed: [bool; 2],
 }
 
 impl Iface {
@@ -168,6 +171,7 @@ impl Iface {
             unicast: heapless::Deque::new(),
             stale_ptr: None,
             stale_addresses: heapless::Vec::new(),
+            probed: [false; 2],
         }
     }
 
@@ -179,12 +183,24 @@ impl Iface {
         ]
     }
 
+    /// Whether anything can be sent here: probing and announcing wait while no family
+    /// has an address, since nothing would go out (§8.1 asks for probes really sent).
+    pub(super) fn can_send(&self) -> bool {
+        !self.addresses.is_empty()
+    }
+
+    /// When the probing or announcing here is next due, if it can go on.
+    pub(super) fn next_step(&self) -> Option<Instant> {
+        self.phase.next().filter(|_| self.can_send())
+    }
+
     /// Stops what was scheduled and starts probing, first probe at `at`.
     pub(super) fn start_probing(&mut self, at: Instant) {
         if self.phase == Phase::Leaving {
             return;
         }
         self.phase = Phase::Probing { sent: 0, next: at };
+        self.probed = [false; 2];
         for outbox in &mut self.outbox {
             outbox.clear_pending();
         }

@@ -251,9 +251,10 @@ fn probes_three_times_250ms_apart_after_random_delay_0_250() {
         let packet = probe.packet();
         let questions: Vec<_> = packet.questions().collect();
         assert_eq!(questions.len(), 2);
+        // QM: a defender's reply must reach every socket on a shared port (§15.1).
         assert!(questions
             .iter()
-            .all(|q| q.qtype == rtype::ANY && q.unicast_response));
+            .all(|q| q.qtype == rtype::ANY && !q.unicast_response));
         assert_eq!(questions[0].name.to_string(), INSTANCE);
         assert_eq!(questions[1].name.to_string(), HOST);
         let proposed: Vec<_> = packet.authorities().map(|r| summary(&r)).collect();
@@ -412,7 +413,8 @@ fn known_answer_below_half_ttl_does_not() {
 #[test]
 fn qu_question_gets_unicast_reply_unless_not_multicast_within_quarter_ttl() {
     let mut h = Harness::established();
-    // The PTR was announced within a quarter of 4500 s: unicast, at once, no flush bits.
+    // The PTR was announced within a quarter of 4500 s: unicast, at once, with the
+    // cache-flush bit on unique records (§10.2 leaves it out of legacy replies only).
     h.receive(
         querier(),
         &query(0, &[("_hap._tcp.local", rtype::PTR, true)], &[]),
@@ -420,7 +422,10 @@ fn qu_question_gets_unicast_reply_unless_not_multicast_within_quarter_ttl() {
     assert_eq!(h.sent.len(), 1);
     assert_eq!(h.sent[0].destination, Destination::Unicast(querier()));
     assert_eq!(types(&h.sent[0].answers()), [rtype::PTR]);
-    assert!(h.sent[0].additionals().iter().all(|r| !r.2));
+    assert!(!h.sent[0].answers()[0].2, "the PTR is shared");
+    let additionals = h.sent[0].additionals();
+    assert_eq!(additionals.len(), 4);
+    assert!(additionals.iter().all(|r| r.2), "{additionals:?}");
     // The SRV (TTL 120) was last multicast more than 30 s ago: multicast instead.
     h.sent.clear();
     h.run_until(h.now + 40_000);
@@ -713,7 +718,10 @@ fn identical_probe_is_no_conflict() {
         let next = h.now + 10;
         h.run_until(next);
     }
-    let own = h.sent.iter().find(|s| s.is_probe()).unwrap().bytes.clone();
+    let mut own = h.sent.iter().find(|s| s.is_probe()).unwrap().bytes.clone();
+    // Another host proposing the same records: a different message id, so that it is
+    // not taken for our own probe looped back.
+    own[..2].copy_from_slice(&0x1234u16.to_be_bytes());
     h.sent.clear();
     let at = h.now;
     h.receive(querier(), &own);
@@ -1068,4 +1076,172 @@ fn truncated_query_waits_400_to_500ms_for_its_known_answers() {
     h.receive(querier(), &query(0, &[], &[ptr_record(4500)]));
     h.run_until(h.now + 1_000);
     assert!(h.sent.is_empty());
+}
+
+/// Whether any event says another host claims our names, or that we renamed.
+fn conflicted(events: &[MdnsEvent]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, MdnsEvent::Conflict { .. } | MdnsEvent::Renamed { .. }))
+}
+
+#[test]
+fn our_own_announcement_looped_back_after_a_txt_change_is_no_conflict() {
+    let mut h = Harness::new();
+    // The last announcement went out at 3.75 to 4 s, less than 2 s before 5 s.
+    h.run_until(5_000);
+    let old = h
+        .sent
+        .iter()
+        .rev()
+        .find(|s| s.packet().header().is_response())
+        .unwrap()
+        .clone();
+    h.sent.clear();
+    h.events.clear();
+    // Paired: sf 1 -> 0; the loopback then brings back the sf=1 announcement.
+    let now = h.instant();
+    h.responder
+        .set_advertisement(&advertisement(true, 1), now)
+        .unwrap();
+    h.receive(querier(), &old.bytes);
+    h.run_until(h.now + 500);
+    assert!(!conflicted(&h.events), "{:?}", h.events);
+    assert!(h.sent.iter().all(|s| !s.is_probe()), "no re-probe");
+    assert_eq!(h.responder.instance_name(), "Virtual Light");
+
+    // Another host's datagram with our old TXT record is a conflict all the same.
+    let other = response(&[RecordOut::new(
+        instance_name(),
+        true,
+        4500,
+        RecordData::TxtEntries(txt_entries("sf", "1")),
+    )]);
+    h.receive(querier(), &other);
+    assert!(h.events.contains(&MdnsEvent::Conflict {
+        kind: NameKind::Instance,
+        iface: IFACE,
+        probing: false
+    }));
+}
+
+#[test]
+fn our_own_datagram_is_ours_for_2s_only() {
+    let mut h = Harness::new();
+    h.run_until(5_000);
+    let old = h
+        .sent
+        .iter()
+        .rev()
+        .find(|s| s.packet().header().is_response())
+        .unwrap()
+        .clone();
+    let now = h.instant();
+    h.responder
+        .set_advertisement(&advertisement(true, 1), now)
+        .unwrap();
+    h.run_until(old.at + 2_000);
+    h.events.clear();
+    // Arriving later than loopback could bring it, it is another host's.
+    h.receive(querier(), &old.bytes);
+    assert!(conflicted(&h.events), "{:?}", h.events);
+}
+
+#[test]
+fn low_ttl_refreshes_are_rate_limited_to_one_a_second() {
+    let mut h = Harness::established();
+    h.run_until(h.now + 2_000);
+    let stale = response(&[ptr_record(100)]);
+    let start = h.now;
+    for step in 0..10 {
+        h.now = start + step * 100;
+        h.receive(querier(), &stale);
+    }
+    assert_eq!(h.sent.len(), 1, "one refresh within the second");
+    h.now = start + 1_000;
+    h.receive(querier(), &stale);
+    assert_eq!(h.sent.len(), 2, "and the next a second later");
+}
+
+#[test]
+fn an_interface_added_back_before_its_goodbye_says_goodbye_to_the_old_addresses() {
+    let mut h = Harness::established();
+    let now = h.instant();
+    h.responder.remove_interface(IFACE, now).unwrap();
+    let new_v4 = Ipv4Addr::new(192, 0, 2, 50);
+    h.responder
+        .set_interface(IFACE, &[IpAddr::V4(new_v4)], now, &mut h.rng)
+        .unwrap();
+    h.drain();
+    let goodbyes: Vec<&Sent> = h.sent.iter().filter(|s| s.is_goodbye()).collect();
+    assert!(!goodbyes.is_empty());
+    let mut gone = Vec::new();
+    for goodbye in &goodbyes {
+        for record in goodbye.packet().answers() {
+            assert_ne!(record.rdata, crate::mdns::wire::RData::A(new_v4));
+            gone.push(record.rdata);
+        }
+    }
+    assert!(gone.contains(&crate::mdns::wire::RData::A(V4)), "{gone:?}");
+    assert!(
+        gone.contains(&crate::mdns::wire::RData::Aaaa(V6)),
+        "{gone:?}"
+    );
+    // Then the interface is probed and announced with its new address.
+    h.run_until(h.now + 5_000);
+    assert_eq!(h.sent.iter().filter(|s| s.is_probe()).count(), 3);
+    assert!(h
+        .sent
+        .iter()
+        .any(|s| s.answers().iter().any(|r| r.1 == rtype::A && r.3 == 120)));
+}
+
+#[test]
+fn an_interface_without_addresses_waits_and_probes_once_it_has_one() {
+    let mut h = Harness::with_addresses(&[]);
+    h.run_until(3_000);
+    assert!(h.sent.is_empty());
+    assert!(h.events.is_empty(), "no probing reported: {:?}", h.events);
+    assert_eq!(h.responder.poll_timeout(), None, "nothing to wait for");
+    let now = h.instant();
+    h.responder
+        .set_interface(IFACE, &[IpAddr::V4(V4)], now, &mut h.rng)
+        .unwrap();
+    h.run_until(h.now + 6_000);
+    let probes: Vec<&Sent> = h.sent.iter().filter(|s| s.is_probe()).collect();
+    assert_eq!(probes.len(), 3, "three probes before claiming the names");
+    assert_eq!(probes[1].at - probes[0].at, 250);
+    let first_announcement = h
+        .sent
+        .iter()
+        .position(|s| s.packet().header().is_response())
+        .unwrap();
+    assert_eq!(first_announcement, 3, "announced after the probes");
+    assert_eq!(h.sent.len(), 6);
+    assert_eq!(
+        h.events,
+        [
+            MdnsEvent::Probing { iface: IFACE },
+            MdnsEvent::Announced { iface: IFACE }
+        ]
+    );
+}
+
+#[test]
+fn a_family_gaining_its_first_address_is_probed_there() {
+    let mut h = Harness::with_addresses(&[IpAddr::V4(V4)]);
+    h.run_until(5_000);
+    h.sent.clear();
+    h.events.clear();
+    let now = h.instant();
+    h.responder
+        .set_interface(IFACE, &[IpAddr::V4(V4), IpAddr::V6(V6)], now, &mut h.rng)
+        .unwrap();
+    h.run_until(h.now + 5_000);
+    let v6 = Destination::Multicast(Family::V6);
+    let on_v6: Vec<&Sent> = h.sent.iter().filter(|s| s.destination == v6).collect();
+    assert_eq!(on_v6.iter().filter(|s| s.is_probe()).count(), 3);
+    assert!(on_v6[..3].iter().all(|s| s.is_probe()), "probes first");
+    assert_eq!(on_v6.len(), 6, "then three announcements");
+    assert_eq!(h.events[0], MdnsEvent::Probing { iface: IFACE });
 }
