@@ -227,15 +227,7 @@ fn run(args: &Args) -> Result<(), String> {
         greet(args, &code, &identity, &stack);
         println!("not advertising over mDNS (--no-mdns)");
         serve(&mut accessory, &mut stack, started, |_, _, _| None)?;
-        let now = since(started);
-        accessory.shut_down(
-            &mut stack,
-            now,
-            &mut rng,
-            &mut |_: &AccessoryState| true,
-            |_| {},
-        );
-        println!("shut down");
+        shut_down(accessory, &mut stack, started, &mut rng);
         return Ok(());
     }
 
@@ -321,16 +313,25 @@ fn run(args: &Args) -> Result<(), String> {
         Ok(_) => eprintln!("mDNS: the goodbye was not finished"),
         Err(e) => eprintln!("mDNS: the goodbye failed: {e:?}"),
     }
-    let now = since(started);
+    shut_down(accessory, &mut stack, started, &mut rng);
+    Ok(())
+}
+
+/// Closes every connection; nothing is stored, so there is nothing to persist.
+fn shut_down<M: Responder>(
+    accessory: Accessory<'_, '_, HostStack, SLOTS, M>,
+    stack: &mut HostStack,
+    started: StdInstant,
+    rng: &mut OsRng,
+) {
     accessory.shut_down(
-        &mut stack,
-        now,
-        &mut rng,
+        stack,
+        since(started),
+        rng,
         &mut |_: &AccessoryState| true,
         |_| {},
     );
     println!("shut down");
-    Ok(())
 }
 
 /// The accessory's clock: milliseconds since `started`.

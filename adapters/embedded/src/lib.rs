@@ -215,8 +215,8 @@ use hap_core::database::config::ConfigNumber;
 use hap_core::database::{OwnedValue, SetValueError};
 use hap_core::mdns::responder::{MAX_ADDRESSES, MAX_LABEL, MDNS_PORT, MIN_TRANSMIT_BUFFER};
 use hap_core::mdns::{
-    Advertisement, Advertiser, InterfaceId, MdnsError, MdnsEvent, MdnsResponder, NoResponder,
-    Responder,
+    host_label_checked, Advertisement, Advertiser, InterfaceId, MdnsError, MdnsEvent,
+    MdnsResponder, NoResponder, Responder,
 };
 use hap_core::server::{
     BuffersTooSmall, CompleteError, Connection, ConnectionBuffers, Event, HapStatus, Output,
@@ -768,14 +768,7 @@ impl<S> UdpResponder<S> {
     where
         U: UdpFullStack<UdpSocket = S>,
     {
-        let valid = !host_label.is_empty()
-            && host_label
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-');
-        let host_label = heapless::String::try_from(host_label)
-            .ok()
-            .filter(|_| valid)
-            .ok_or(Error::Mdns(MdnsError::HostName))?;
+        let host_label = host_label_checked(host_label).map_err(Error::Mdns)?;
         let mut socket = udp.socket().map_err(Error::Stack)?;
         if let Err(error) = udp.bind(&mut socket, MDNS_PORT) {
             let _ = udp.close(socket);

@@ -24,8 +24,8 @@ pub mod responder;
 pub mod wire;
 
 pub use responder::{
-    next_host_name, next_instance_name, Destination, Family, InterfaceId, MdnsError, MdnsEvent,
-    MdnsResponder, NameKind, Transmit,
+    host_label_checked, next_host_name, next_instance_name, Destination, Family, InterfaceId,
+    MdnsError, MdnsEvent, MdnsResponder, NameKind, Transmit,
 };
 
 /// The DNS-SD service type of HAP over IP.

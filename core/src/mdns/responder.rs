@@ -233,7 +233,7 @@ impl MdnsResponder {
     /// A responder for `advertisement` whose host is `<host_label>.local`. It sends
     /// nothing until an interface is added with [`MdnsResponder::set_interface`].
     pub fn new(host_label: &str, advertisement: &Advertisement<'_>) -> Result<Self, MdnsError> {
-        let host = valid_host(host_label)?;
+        let host = host_label_checked(host_label)?;
         let instance = valid_instance(advertisement.name)?;
         let service = Service {
             instance: instance.clone(),
@@ -601,8 +601,10 @@ impl MdnsResponder {
     }
 }
 
-/// `label` if it can be a host label: 1 to 63 letters, digits and hyphens.
-fn valid_host(label: &str) -> Result<heapless::String<MAX_LABEL>, MdnsError> {
+/// `label` if it can be a host label: 1 to 63 letters, digits and hyphens. The rule
+/// [`MdnsResponder::new`] applies, for adapters that check a label before they have an
+/// advertisement to build the responder from.
+pub fn host_label_checked(label: &str) -> Result<heapless::String<MAX_LABEL>, MdnsError> {
     let valid = !label.is_empty()
         && label
             .bytes()

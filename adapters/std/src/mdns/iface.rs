@@ -274,23 +274,19 @@ mod tests {
 
     #[test]
     fn addresses_are_ordered_and_only_the_advertised_ones_capped() {
-        let mut nets: Vec<(IpAddr, u8)> = [
-            ("2001:db8::1", 64),
-            ("2001:db8::2", 64),
-            ("fe80::1", 64),
-            ("192.0.2.1", 24),
-            ("2001:db8::3", 64),
-            ("2001:db8::3", 64),
-        ]
-        .iter()
-        .map(|(a, p)| (a.parse().unwrap(), *p))
-        .collect();
-        order(&mut nets);
-        let eth0 = Link {
-            id: InterfaceId(2),
-            name: "eth0".into(),
-            nets,
-        };
+        let mut eth0 = link(
+            2,
+            "eth0",
+            &[
+                ("2001:db8::1", 64),
+                ("2001:db8::2", 64),
+                ("fe80::1", 64),
+                ("192.0.2.1", 24),
+                ("2001:db8::3", 64),
+                ("2001:db8::3", 64),
+            ],
+        );
+        order(&mut eth0.nets);
         let shown: Vec<String> = eth0.addresses().iter().map(|a| a.to_string()).collect();
         assert_eq!(
             shown,
@@ -301,22 +297,18 @@ mod tests {
 
     #[test]
     fn a_prefix_whose_address_is_not_advertised_is_still_on_link() {
-        let mut nets: Vec<(IpAddr, u8)> = [
-            ("192.0.2.1", 24),
-            ("fe80::1", 64),
-            ("2001:db8::1", 64),
-            ("2001:db8:1::1", 64),
-            ("fd00:1::1", 64),
-        ]
-        .iter()
-        .map(|(a, p)| (a.parse().unwrap(), *p))
-        .collect();
-        order(&mut nets);
-        let eth0 = Link {
-            id: InterfaceId(2),
-            name: "eth0".into(),
-            nets,
-        };
+        let mut eth0 = link(
+            2,
+            "eth0",
+            &[
+                ("192.0.2.1", 24),
+                ("fe80::1", 64),
+                ("2001:db8::1", 64),
+                ("2001:db8:1::1", 64),
+                ("fd00:1::1", 64),
+            ],
+        );
+        order(&mut eth0.nets);
         let ula: IpAddr = "fd00:1::1".parse().unwrap();
         assert!(!eth0.addresses().contains(&ula), "fifth: not advertised");
         let source = "fd00:1::99".parse().unwrap();
