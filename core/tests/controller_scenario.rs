@@ -457,3 +457,241 @@ fn a_silent_accessory_times_out() {
         );
     });
 }
+
+/// Pairs and verifies, and returns On's id.
+fn verified(pair: &mut Pair<'_>) -> CharacteristicId {
+    let owner = identity();
+    pair.controller
+        .pair_setup(pair.now, CODE.parse().unwrap(), &owner)
+        .unwrap();
+    let Some(Seen::Paired(accessory)) = pair.run().pop() else {
+        panic!("not paired")
+    };
+    pair.controller
+        .pair_verify(pair.now, &owner, &accessory, &mut pair.controller_rng)
+        .unwrap();
+    assert_eq!(pair.run(), [Seen::Verified]);
+    pair.controller.get_accessories(pair.now).unwrap();
+    let iid = on_iid(&response_body(&pair.run(), Request::Accessories, 200));
+    CharacteristicId { aid: 1, iid }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    for feed in FEEDS {
+        with_pair(feed, |pair| {
+            let on = verified(pair);
+            let now = pair.now;
+            pair.controller
+                .get_characteristics(now, &[on], ReadOptions::default())
+                .unwrap();
+            pair.controller
+                .put_characteristics(now, &[Write::value(on, Scalar::Bool(true))])
+                .unwrap();
+            pair.controller
+                .get_characteristics(now, &[on], ReadOptions::default())
+                .unwrap();
+            assert_eq!(pair.controller.in_flight(), 3);
+            let answers: Vec<_> = pair
+                .run()
+                .into_iter()
+                .map(|seen| match seen {
+                    Seen::Response {
+                        request,
+                        status,
+                        body,
+                    } => {
+                        let values: Vec<_> = controller::Characteristics::parse(&body)
+                            .unwrap()
+                            .map(|item| describe(item.value))
+                            .collect();
+                        (request, status, values)
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                answers,
+                [
+                    (Request::ReadCharacteristics, 200, vec!["false".to_string()]),
+                    (Request::WriteCharacteristics, 204, vec![]),
+                    (Request::ReadCharacteristics, 200, vec!["true".to_string()]),
+                ],
+                "{feed:?}"
+            );
+        });
+    }
+}
+
+#[test]
+fn misuse_is_refused_with_a_typed_error() {
+    use controller::RequestError;
+    with_pair(Feed::Whole, |pair| {
+        let now = pair.now;
+        pair.controller
+            .pair_setup(now, CODE.parse().unwrap(), &identity())
+            .unwrap();
+        assert_eq!(
+            pair.controller.identify(now),
+            Err(RequestError::Busy),
+            "nothing else while pairing"
+        );
+        assert_eq!(
+            pair.controller
+                .pair_setup(now, CODE.parse().unwrap(), &identity()),
+            Err(RequestError::Busy)
+        );
+        pair.run();
+        for _ in 0..controller::MAX_IN_FLIGHT {
+            pair.controller.identify(now).unwrap();
+            // Drain, so that the output buffer has room.
+            while pair
+                .controller
+                .poll_output(&mut pair.controller_rng)
+                .is_some()
+            {}
+        }
+        assert_eq!(
+            pair.controller.identify(now),
+            Err(RequestError::TooManyInFlight)
+        );
+    });
+    with_pair(Feed::Whole, |pair| {
+        let on = verified(pair);
+        let accessory = AccessoryPairing {
+            id: PairingId::new(b"x").unwrap(),
+            public_key: [0; 32],
+        };
+        assert_eq!(
+            pair.controller.pair_verify(
+                pair.now,
+                &identity(),
+                &accessory,
+                &mut pair.controller_rng
+            ),
+            Err(RequestError::AlreadyVerified)
+        );
+        // Requests queue in the output buffer until polled; then it is full.
+        let (long, longer) = ("x".repeat(3000), "x".repeat(5000));
+        let many = [Write::value(on, Scalar::Str(&long))];
+        pair.controller
+            .put_characteristics(pair.now, &many)
+            .unwrap();
+        assert_eq!(
+            pair.controller.put_characteristics(pair.now, &many),
+            Err(RequestError::OutputFull)
+        );
+        let too_big = [Write::value(on, Scalar::Str(&longer))];
+        assert!(matches!(
+            pair.controller.put_characteristics(pair.now, &too_big),
+            Err(RequestError::Write(
+                controller::WriteError::BufferTooSmall { .. }
+            ))
+        ));
+    });
+}
+
+/// A controller with the smallest buffers, and nothing else.
+fn lone_controller(run: impl FnOnce(&mut controller::Connection<'_>, &mut ChaCha20Rng)) {
+    let mut buffers = controller::OwnedBuffers::new(0, 0);
+    let mut connection = controller::Connection::new(buffers.borrow()).unwrap();
+    run(&mut connection, &mut ChaCha20Rng::seed_from_u64(5));
+}
+
+fn close_reason(
+    connection: &mut controller::Connection<'_>,
+    rng: &mut ChaCha20Rng,
+) -> Option<CloseReason> {
+    while let Some(output) = connection.poll_output(rng) {
+        if let controller::Output::Close(reason) = output {
+            assert!(connection.poll_output(rng).is_none(), "nothing after Close");
+            return Some(reason);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_misbehaving_accessory_closes_the_connection() {
+    let now = Instant::from_millis(0);
+    // An answer to nothing.
+    lone_controller(|connection, rng| {
+        connection.handle_input(now, b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(
+            close_reason(connection, rng),
+            Some(CloseReason::Unsolicited)
+        );
+    });
+    // Not HTTP.
+    lone_controller(|connection, rng| {
+        connection.identify(now).unwrap();
+        connection.handle_input(now, b"SSH-2.0-OpenSSH\r\n\r\n");
+        assert_eq!(
+            close_reason(connection, rng),
+            Some(CloseReason::Response(controller::ResponseError::Malformed))
+        );
+    });
+    // A response larger than the input buffer.
+    lone_controller(|connection, rng| {
+        connection.identify(now).unwrap();
+        let mut huge = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
+        huge.resize(100_000, b' ');
+        let mut rest = &huge[..];
+        let mut reason = None;
+        while !rest.is_empty() && reason.is_none() {
+            let taken = connection.handle_input(now, rest);
+            rest = &rest[taken..];
+            reason = close_reason(connection, rng);
+        }
+        assert_eq!(
+            reason,
+            Some(CloseReason::ResponseTooLarge {
+                limit: controller::MIN_INPUT_LEN
+            })
+        );
+    });
+    // The accessory hangs up.
+    lone_controller(|connection, rng| {
+        connection.identify(now).unwrap();
+        connection.connection_lost();
+        assert_eq!(close_reason(connection, rng), Some(CloseReason::PeerClosed));
+    });
+}
+
+#[test]
+fn a_tampered_frame_closes_the_session() {
+    with_pair(Feed::Whole, |pair| {
+        let on = verified(pair);
+        pair.controller
+            .get_characteristics(pair.now, &[on], ReadOptions::default())
+            .unwrap();
+        let Some(controller::Output::Transmit(request)) =
+            pair.controller.poll_output(&mut pair.controller_rng)
+        else {
+            panic!("no request")
+        };
+        let request = request.to_vec();
+        let taken = pair.server.handle_input(
+            &mut pair.accessory,
+            pair.now,
+            &request,
+            &mut pair.server_rng,
+        );
+        assert_eq!(taken, request.len());
+        let mut answer = Vec::new();
+        while let Some(output) =
+            pair.server
+                .poll_output(&mut pair.accessory, pair.now, &mut pair.server_rng)
+        {
+            if let server::Output::Transmit(bytes) = output {
+                answer.extend_from_slice(bytes);
+            }
+        }
+        answer[5] ^= 1;
+        pair.controller.handle_input(pair.now, &answer);
+        assert_eq!(
+            close_reason(&mut pair.controller, &mut pair.controller_rng),
+            Some(CloseReason::Frame(hap_core::session::FrameError::BadTag))
+        );
+    });
+}
