@@ -20,6 +20,52 @@
 //!    [`Connection::handle_timeout`]; when the socket closes, call
 //!    [`Connection::connection_lost`]. Then drain again.
 //!
+//! Here the controller asks an unpaired accessory to identify itself; `socket` stands
+//! in for TCP and answers as an accessory would, in two pieces:
+//!
+//! ```
+//! use hap_core::controller::{self, Buffers, Connection, Event, Output};
+//! use hap_core::time::Instant;
+//! # use rand_core::SeedableRng;
+//! # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! # struct Socket { sent: Vec<u8>, answer: Vec<&'static [u8]> }
+//! # impl Socket {
+//! #     fn send(&mut self, bytes: &[u8]) { self.sent.extend_from_slice(bytes) }
+//! #     fn receive(&mut self) -> Option<&'static [u8]> { self.answer.pop() }
+//! # }
+//! # let mut socket = Socket {
+//! #     sent: Vec::new(),
+//! #     answer: vec![b"Length: 0\r\n\r\n", b"HTTP/1.1 204 No Content\r\nContent-"],
+//! # };
+//! let mut input = [0u8; controller::MIN_INPUT_LEN];
+//! let mut scratch = [0u8; controller::MIN_SCRATCH_LEN];
+//! let mut output = [0u8; controller::min_output_len(controller::MIN_SCRATCH_LEN)];
+//! let buffers = Buffers { input: &mut input, scratch: &mut scratch, output: &mut output };
+//! let mut conn = Connection::new(buffers).unwrap();
+//! let now = Instant::from_millis(0);
+//!
+//! conn.identify(now).unwrap();
+//! let mut answered = None;
+//! while answered.is_none() {
+//!     while let Some(output) = conn.poll_output(&mut rng) {
+//!         match output {
+//!             Output::Transmit(bytes) => socket.send(bytes),
+//!             Output::Event(Event::Response(response)) => answered = Some(response.status),
+//!             Output::Event(_) => {}
+//!             Output::Close(reason) => panic!("closed: {reason}"),
+//!             _ => panic!("an output newer than this code"),
+//!         }
+//!     }
+//!     match socket.receive() {
+//!         // This accessory sends little; others may need the rest offered again.
+//!         Some(bytes) => assert_eq!(conn.handle_input(now, bytes), bytes.len()),
+//!         None => conn.connection_lost(),
+//!     }
+//! }
+//! assert_eq!(socket.sent, b"POST /identify HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+//! assert_eq!(answered, Some(204));
+//! ```
+//!
 //! Pair-setup and pair-verify run by themselves once started: each answer is checked
 //! and the next message sent within step 2, and one event tells how they ended. Pair-setup
 //! needs the `alloc` feature (SRP); everything else works in the caller's buffers, with
@@ -779,17 +825,13 @@ impl<'b> Connection<'b> {
                 if free.len() < FrameEncryptor::sealed_len(len) {
                     return Err(RequestError::OutputFull);
                 }
-                let sealed = session.outbound.seal(plaintext, free).map_err(|error| {
-                    // Room was checked, so only an exhausted counter, which ends the
-                    // session.
-                    RequestError::Write(WriteError::BufferTooSmall {
-                        required: match error {
-                            FrameError::BufferTooSmall { required } => required,
-                            _ => 0,
-                        },
-                    })
-                })?;
-                sealed.written
+                match session.outbound.seal(plaintext, free) {
+                    Ok(sealed) if sealed.consumed == len => sealed.written,
+                    // Room was checked, so only an exhausted counter stops it, and that
+                    // ends the session.
+                    Ok(_) => return Err(self.exhausted(FrameError::CounterExhausted)),
+                    Err(error) => return Err(self.exhausted(error)),
+                }
             }
         };
         self.unsent += written;
@@ -799,6 +841,12 @@ impl<'b> Connection<'b> {
         // Room was checked above.
         let _ = self.in_flight.push_back(in_flight);
         Ok(())
+    }
+
+    /// The session can send no more: close the connection.
+    fn exhausted(&mut self, error: FrameError) -> RequestError {
+        self.closing = Some(CloseReason::Frame(error));
+        RequestError::Closed
     }
 
     /// Feeds a pairing answer to the exchange: sends the next message and returns
