@@ -695,3 +695,26 @@ fn a_tampered_frame_closes_the_session() {
         );
     });
 }
+
+#[test]
+fn a_paired_accessory_refuses_identify_with_a_hap_status() {
+    with_pair(Feed::Random(11), |pair| {
+        pair.controller
+            .pair_setup(pair.now, CODE.parse().unwrap(), &identity())
+            .unwrap();
+        assert!(matches!(pair.run()[..], [Seen::Paired(_)]));
+        pair.controller.identify(pair.now).unwrap();
+        let seen = pair.run();
+        let body = response_body(&seen, Request::Identify, 400);
+        let response = controller::Response {
+            request: Request::Identify,
+            status: 400,
+            body: &body,
+        };
+        assert!(!response.is_success());
+        assert_eq!(
+            response.hap_status(),
+            Ok(Some(HapStatus::InsufficientPrivileges))
+        );
+    });
+}
