@@ -3,7 +3,7 @@
 //! it is split.
 
 use hap_core::controller::response::{parse_message, top_level_status};
-use hap_core::controller::{self, Characteristics, PairingsReply};
+use hap_core::controller::{self, Accessories, Characteristics, PairingsReply};
 use hap_core::http::Status;
 use proptest::prelude::*;
 use rand_chacha::rand_core::SeedableRng;
@@ -21,6 +21,7 @@ fn answer_like() -> impl Strategy<Value = Vec<u8>> {
         b"0\r\n\r\n",
         br#"{"characteristics":[{"aid":1,"iid":9,"value":true,"status":-70402}]}"#,
         b"ffffffff\r\n",
+        br#"{"accessories":[{"aid":1,"services":[{"iid":1,"type":"3E","characteristics":[{"iid":2,"type":"14","perms":["pw"]}]}]}]}"#,
     ]);
     proptest::collection::vec(
         prop_oneof![
@@ -45,6 +46,12 @@ proptest! {
             prop_assert_eq!(items.count(), expected);
         }
         let _ = top_level_status(&bytes);
+        if let Ok(accessories) = Accessories::parse(&bytes) {
+            let _ = accessories
+                .flat_map(|a| a.services)
+                .flat_map(|s| s.characteristics)
+                .count();
+        }
         if let Ok(reply) = PairingsReply::parse(&bytes) {
             let _ = reply.pairings().count();
         }

@@ -236,9 +236,43 @@ fn response_body(seen: &[Seen], request: Request, status: u16) -> Vec<u8> {
     }
 }
 
-/// The iid of the light's On (type 25) in an `/accessories` body.
+/// The iid of the light's On (type 25) in an `/accessories` body, found by serde_json
+/// and by the controller's own reader, which must agree on every characteristic.
 fn on_iid(accessories: &[u8]) -> u64 {
     let json: serde_json::Value = serde_json::from_slice(accessories).unwrap();
+    let by_serde: Vec<(u64, u64, String)> = json["accessories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            let aid = a["aid"].as_u64().unwrap();
+            a["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["characteristics"].as_array().unwrap().clone())
+                .map(move |c| {
+                    (
+                        aid,
+                        c["iid"].as_u64().unwrap(),
+                        c["type"].as_str().unwrap().to_string(),
+                    )
+                })
+        })
+        .collect();
+    let by_controller: Vec<(u64, u64, String)> = controller::Accessories::parse(accessories)
+        .unwrap()
+        .flat_map(|a| {
+            let aid = a.aid;
+            a.services.flat_map(move |s| {
+                s.characteristics.map(move |c| {
+                    let ty = c.characteristic_type.as_plain().unwrap().to_string();
+                    (aid, c.iid, ty)
+                })
+            })
+        })
+        .collect();
+    assert_eq!(by_controller, by_serde);
     let accessory = &json["accessories"][0];
     assert_eq!(accessory["aid"], 1);
     accessory["services"]

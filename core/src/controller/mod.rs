@@ -113,9 +113,14 @@ use crate::setup::SetupCode;
 use crate::status::HapStatus;
 use crate::time::Instant;
 
+pub mod accessories;
 pub mod request;
 pub mod response;
 
+pub use accessories::{
+    Accessories, AccessoryReport, CharacteristicInfo, Perms, ServiceCharacteristics, ServiceReport,
+    Services,
+};
 pub use request::{CharacteristicId, ReadOptions, Write, WriteError};
 pub use response::{
     CharacteristicReport, Characteristics, ListedPairing, PairingsReply, ReportedValue,
@@ -272,6 +277,11 @@ impl<'a> Response<'a> {
     /// The items of a read, a write (207, or 200 with write responses) or an event.
     pub fn characteristics(&self) -> Result<Characteristics<'a>, ResponseError> {
         Characteristics::parse(self.body)
+    }
+
+    /// The accessories, services and characteristics of a `GET /accessories` answer.
+    pub fn accessories(&self) -> Result<Accessories<'a>, ResponseError> {
+        Accessories::parse(self.body)
     }
 
     /// The `status` of a whole-request answer such as `/identify`'s `{"status":-70401}`.

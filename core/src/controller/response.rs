@@ -398,18 +398,7 @@ fn next_item<'a>(
         } else if key.eq_str("iid") {
             iid = Some(unsigned(value)?);
         } else if key.eq_str("value") {
-            item.value = Some(match value {
-                Token::Bool(b) => ReportedValue::Bool(b),
-                Token::Null => ReportedValue::Null,
-                Token::Str(s) => ReportedValue::Str(s),
-                Token::Number(text) => match number_scalar(text) {
-                    Some(crate::catalog::value::Scalar::Integer(i)) => ReportedValue::Integer(i),
-                    Some(crate::catalog::value::Scalar::Float(f)) => ReportedValue::Float(f),
-                    _ => return Err(ResponseError::UnexpectedShape),
-                },
-                // Values are scalars in HAP; anything else is not an answer we know.
-                _ => return Err(ResponseError::UnexpectedShape),
-            });
+            item.value = Some(reported_value(value)?);
         } else if key.eq_str("status") {
             item.status = status_of(value)?;
         } else if key.eq_str("ev") {
@@ -425,6 +414,22 @@ fn next_item<'a>(
         (Some(aid), Some(iid)) => Ok(Some(CharacteristicReport { aid, iid, ..item })),
         _ => Err(ResponseError::UnexpectedShape),
     }
+}
+
+/// A `value` token as a [`ReportedValue`].
+pub(super) fn reported_value(token: Token<'_>) -> Result<ReportedValue<'_>, ResponseError> {
+    Ok(match token {
+        Token::Bool(b) => ReportedValue::Bool(b),
+        Token::Null => ReportedValue::Null,
+        Token::Str(s) => ReportedValue::Str(s),
+        Token::Number(text) => match number_scalar(text) {
+            Some(crate::catalog::value::Scalar::Integer(i)) => ReportedValue::Integer(i),
+            Some(crate::catalog::value::Scalar::Float(f)) => ReportedValue::Float(f),
+            _ => return Err(ResponseError::UnexpectedShape),
+        },
+        // Values are scalars in HAP; anything else is not an answer we know.
+        _ => return Err(ResponseError::UnexpectedShape),
+    })
 }
 
 fn unsigned(token: Token<'_>) -> Result<u64, ResponseError> {
