@@ -117,6 +117,7 @@
 //! - [`catalog`]: Apple's service and characteristic types, values and their validation.
 //! - [`database`]: accessories, services, characteristics, their values and stable ids.
 //! - [`server`]: the accessory's connections and shared state, with the run loop.
+//! - [`controller`]: the controller's side of a connection, the mirror of [`server`].
 //! - [`setup`]: setup codes, the `X-HM://` URI and the setup hash.
 //! - [`mdns`]: the DNS-SD advertisement and the responder trait.
 //! - [`persist`]: the documented stored form of the state (needs `alloc`).
@@ -178,6 +179,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod catalog;
+pub mod controller;
 pub mod crypto;
 pub mod database;
 // Entry points for cargo-fuzz; also built by the crate's own tests, so that they keep

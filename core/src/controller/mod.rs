@@ -1,0 +1,967 @@
+//! The controller's side of a connection to an accessory: pair-setup, pair-verify, and
+//! then requests over the encrypted session, with their responses and the accessory's
+//! events. The mirror of [`server`](crate::server).
+//!
+//! # The run loop
+//!
+//! A [`Connection`] is one TCP connection, in buffers the caller provides
+//! ([`Buffers`]). The caller owns the socket and the clock:
+//!
+//! 1. Start something: [`Connection::pair_setup`], [`Connection::pair_verify`], or a
+//!    request such as [`Connection::get_characteristics`]. Requests are queued in the
+//!    output buffer; several may be in flight and are answered in order.
+//! 2. Drain [`Connection::poll_output`] until it returns `None`: send
+//!    [`Output::Transmit`] bytes, act on [`Output::Event`]s (a response, an event from
+//!    the accessory, the end of a pairing exchange), close on [`Output::Close`]. An
+//!    event borrows the connection's input buffer; the next poll releases it.
+//! 3. When bytes arrive, call [`Connection::handle_input`]; it returns how many it took.
+//!    Keep the rest and offer it again after draining (step 2), which frees room. If the
+//!    deadline of [`Connection::poll_timeout`] passes first, call
+//!    [`Connection::handle_timeout`]; when the socket closes, call
+//!    [`Connection::connection_lost`]. Then drain again.
+//!
+//! Here the controller asks an unpaired accessory to identify itself; `socket` stands
+//! in for TCP and answers as an accessory would, in two pieces:
+//!
+//! ```
+//! use hap_core::controller::{self, Buffers, Connection, Event, Output};
+//! use hap_core::time::Instant;
+//! # use rand_core::SeedableRng;
+//! # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! # struct Socket { sent: Vec<u8>, answer: Vec<&'static [u8]> }
+//! # impl Socket {
+//! #     fn send(&mut self, bytes: &[u8]) { self.sent.extend_from_slice(bytes) }
+//! #     fn receive(&mut self) -> Option<&'static [u8]> { self.answer.pop() }
+//! # }
+//! # let mut socket = Socket {
+//! #     sent: Vec::new(),
+//! #     answer: vec![b"Length: 0\r\n\r\n", b"HTTP/1.1 204 No Content\r\nContent-"],
+//! # };
+//! let mut input = [0u8; controller::MIN_INPUT_LEN];
+//! let mut scratch = [0u8; controller::MIN_SCRATCH_LEN];
+//! let mut output = [0u8; controller::min_output_len(controller::MIN_SCRATCH_LEN)];
+//! let buffers = Buffers { input: &mut input, scratch: &mut scratch, output: &mut output };
+//! let mut conn = Connection::new(buffers).unwrap();
+//! let now = Instant::from_millis(0);
+//!
+//! conn.identify(now).unwrap();
+//! let mut answered = None;
+//! while answered.is_none() {
+//!     while let Some(output) = conn.poll_output(&mut rng) {
+//!         match output {
+//!             Output::Transmit(bytes) => socket.send(bytes),
+//!             Output::Event(Event::Response(response)) => answered = Some(response.status),
+//!             Output::Event(_) => {}
+//!             Output::Close(reason) => panic!("closed: {reason}"),
+//!             _ => panic!("an output newer than this code"),
+//!         }
+//!     }
+//!     match socket.receive() {
+//!         // This accessory sends little; others may need the rest offered again.
+//!         Some(bytes) => assert_eq!(conn.handle_input(now, bytes), bytes.len()),
+//!         None => conn.connection_lost(),
+//!     }
+//! }
+//! assert_eq!(socket.sent, b"POST /identify HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+//! assert_eq!(answered, Some(204));
+//! ```
+//!
+//! Pair-setup and pair-verify run by themselves once started: each answer is checked
+//! and the next message sent within step 2, and one event tells how they ended. Pair-setup
+//! needs the `alloc` feature (SRP); everything else works in the caller's buffers, with
+//! no allocation.
+//!
+//! # Limits
+//!
+//! A response must fit in the input buffer less one frame ([`MAX_FRAME_PLAINTEXT`]); a
+//! larger one closes the connection with [`CloseReason::ResponseTooLarge`]. The
+//! `/accessories` of a large bridge can take hundreds of KiB, so size the input buffer
+//! for the accessories the controller meets. A request must fit the scratch buffer.
+//! At most [`MAX_IN_FLIGHT`] requests wait for their responses.
+//!
+//! # What this replaces
+//!
+//! The test harnesses each speak the controller side themselves today:
+//! `core/tests/common/mod.rs` (`pair`, `verify`: the pairing exchanges without HTTP),
+//! `core/src/server/tests.rs` (`Controller::wrap`/`unwrap`, `Harness::pair`/`verify`,
+//! `post`, `get`, `responses`, `add_guest`, `remove_pairing`, `list_pairings`),
+//! `core/tests/no_alloc_server.rs` (`Peer`, `exchange`, `verify`),
+//! `core/benches/protocol.rs` (`Peer::seal`/`open`, `exchange`, `verify`),
+//! `adapters/std/tests/support/controller.rs` (`Controller::pair_setup`,
+//! `pair_verify`, `exchange`, `seal`, `receive`, `parse` with chunked bodies),
+//! `adapters/embedded/tests/common/mod.rs` (`parse`, `get`, `put`, `post`,
+//! `remove_pairing`, `verify`), `tests/hostile/src/harness.rs` (`add_body`,
+//! `remove_body`, `pairings_body`, `item_statuses`, `state_and_error`), and
+//! `tests/bench/src/main.rs` (through the std support controller). They can move onto
+//! this module; [`request`] is public so that tests can still write requests the
+//! connection would not send.
+
+use core::time::Duration;
+
+use heapless::Deque;
+use rand_core::{CryptoRng, RngCore};
+
+use crate::http::Status;
+#[cfg(feature = "alloc")]
+use crate::pairing::setup::{PairSetupClient, SetupClientOutput, MAX_SETUP_MESSAGE_LEN};
+use crate::pairing::verify::{PairVerifyClient, VerifyClientOutput, MAX_VERIFY_MESSAGE_LEN};
+use crate::pairing::{AccessoryPairing, ControllerIdentity, PairingError};
+use crate::server::BuffersTooSmall;
+use crate::session::{FrameEncryptor, FrameError, Role, Session, MAX_FRAME_PLAINTEXT};
+#[cfg(feature = "alloc")]
+use crate::setup::SetupCode;
+use crate::status::HapStatus;
+use crate::time::Instant;
+
+pub mod accessories;
+pub mod request;
+pub mod response;
+
+pub use accessories::{
+    Accessories, AccessoryReport, CharacteristicInfo, Perms, ServiceCharacteristics, ServiceReport,
+    Services,
+};
+pub use request::{CharacteristicId, ReadOptions, Write, WriteError};
+pub use response::{
+    CharacteristicReport, Characteristics, ListedPairing, PairingsReply, ReportedValue,
+    ResponseError,
+};
+
+/// The most requests in flight at once.
+pub const MAX_IN_FLIGHT: usize = 8;
+/// The smallest input buffer: a pairing response and one decrypted frame.
+pub const MIN_INPUT_LEN: usize = 2 * MAX_FRAME_PLAINTEXT;
+/// The smallest scratch buffer: the largest pairing request, with its HTTP head.
+pub const MIN_SCRATCH_LEN: usize = MAX_FRAME_PLAINTEXT;
+/// The smallest output buffer for a scratch buffer of `scratch` bytes: any request,
+/// framed.
+pub const fn min_output_len(scratch: usize) -> usize {
+    FrameEncryptor::sealed_len(scratch)
+}
+/// How long the controller waits for a response before giving up (10 s, as iOS does),
+/// counted from the request or from the last byte received, whichever is later.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The buffers a connection works in, provided by the caller.
+///
+/// - `input` holds what arrived (decrypted, once verified) until a whole message is
+///   there: at least [`MIN_INPUT_LEN`]; the largest response is its length less
+///   [`MAX_FRAME_PLAINTEXT`].
+/// - `scratch` holds a request while it is written: at least [`MIN_SCRATCH_LEN`]. Its
+///   length bounds the requests (a write of many values, a read of many ids).
+/// - `output` holds requests until they are polled: at least
+///   [`min_output_len`]`(scratch.len())`.
+#[derive(Debug)]
+pub struct Buffers<'b> {
+    /// Received bytes.
+    pub input: &'b mut [u8],
+    /// The request being written.
+    pub scratch: &'b mut [u8],
+    /// Bytes waiting to be sent.
+    pub output: &'b mut [u8],
+}
+
+/// A connection's buffers on the heap.
+#[cfg(feature = "alloc")]
+#[derive(Debug)]
+pub struct OwnedBuffers {
+    input: alloc::vec::Vec<u8>,
+    scratch: alloc::vec::Vec<u8>,
+    output: alloc::vec::Vec<u8>,
+}
+
+#[cfg(feature = "alloc")]
+impl OwnedBuffers {
+    /// Buffers for responses of up to `max_response` bytes and requests of up to
+    /// `max_request` bytes (each raised to its minimum).
+    pub fn new(max_response: usize, max_request: usize) -> Self {
+        let scratch = max_request.max(MIN_SCRATCH_LEN);
+        Self {
+            input: alloc::vec![0; (max_response + MAX_FRAME_PLAINTEXT).max(MIN_INPUT_LEN)],
+            output: alloc::vec![0; min_output_len(scratch)],
+            scratch: alloc::vec![0; scratch],
+        }
+    }
+
+    /// The buffers as [`Connection::new`] takes them.
+    pub fn borrow(&mut self) -> Buffers<'_> {
+        Buffers {
+            input: &mut self.input,
+            scratch: &mut self.scratch,
+            output: &mut self.output,
+        }
+    }
+}
+
+/// The requests a connection sends over the session (and `/identify`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Request {
+    /// `POST /identify`.
+    Identify,
+    /// `GET /accessories`.
+    Accessories,
+    /// `GET /characteristics`.
+    ReadCharacteristics,
+    /// `PUT /characteristics`.
+    WriteCharacteristics,
+    /// `POST /pairings`, list.
+    ListPairings,
+    /// `POST /pairings`, add.
+    AddPairing,
+    /// `POST /pairings`, remove.
+    RemovePairing,
+}
+
+/// What is waiting for an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InFlight {
+    #[cfg(feature = "alloc")]
+    Setup,
+    Verify,
+    Request(Request),
+}
+
+/// The pairing exchanges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PairingExchange {
+    /// Pair-setup.
+    Setup,
+    /// Pair-verify.
+    Verify,
+}
+
+/// Why a pairing exchange failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PairingFailure {
+    /// The accessory refused (for a wrong setup code,
+    /// `Rejected(ErrorCode::Authentication)` at M4), failed to prove itself, or sent a
+    /// malformed message.
+    Pairing(PairingError),
+    /// The accessory answered with this HTTP status instead of a pairing message.
+    Status(u16),
+}
+
+impl core::fmt::Display for PairingFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PairingFailure::Pairing(error) => error.fmt(f),
+            PairingFailure::Status(status) => write!(f, "the accessory answered HTTP {status}"),
+        }
+    }
+}
+
+impl core::error::Error for PairingFailure {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            PairingFailure::Pairing(error) => Some(error),
+            PairingFailure::Status(_) => None,
+        }
+    }
+}
+
+/// The answer to a [`Request`], borrowing its body from the input buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Response<'a> {
+    /// What it answers.
+    pub request: Request,
+    /// The HTTP status: 200, 204 or 207 for success (207 means per-item statuses);
+    /// 470 when the session is not verified, 4xx and 5xx for other failures.
+    pub status: u16,
+    /// The body: JSON for characteristics and accessories, TLV8 for `/pairings`.
+    pub body: &'a [u8],
+}
+
+impl<'a> Response<'a> {
+    /// The items of a read, a write (207, or 200 with write responses) or an event.
+    pub fn characteristics(&self) -> Result<Characteristics<'a>, ResponseError> {
+        Characteristics::parse(self.body)
+    }
+
+    /// The accessories, services and characteristics of a `GET /accessories` answer.
+    pub fn accessories(&self) -> Result<Accessories<'a>, ResponseError> {
+        Accessories::parse(self.body)
+    }
+
+    /// The `status` of a whole-request answer such as `/identify`'s `{"status":-70401}`.
+    pub fn hap_status(&self) -> Result<Option<HapStatus>, ResponseError> {
+        response::top_level_status(self.body)
+    }
+
+    /// The answer to a `/pairings` request.
+    pub fn pairings(&self) -> Result<PairingsReply<'a>, PairingError> {
+        PairingsReply::parse(self.body)
+    }
+
+    /// Whether the status is a 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Something the application should know about.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// Pair-setup completed: keep this, with the controller's identity, to pair-verify.
+    Paired(AccessoryPairing),
+    /// Pair-verify completed: the connection is encrypted, and requests may be sent.
+    Verified,
+    /// A pairing exchange failed. The connection stays open and unencrypted.
+    PairingFailed {
+        /// Which exchange.
+        exchange: PairingExchange,
+        /// Why.
+        failure: PairingFailure,
+    },
+    /// The answer to the oldest request in flight.
+    Response(Response<'a>),
+    /// An `EVENT/1.0`: characteristics the controller subscribed to changed.
+    Changed(Characteristics<'a>),
+}
+
+/// What the caller should do next; see the [module docs](self).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output<'c> {
+    /// Send these bytes.
+    Transmit(&'c [u8]),
+    /// Tell the application.
+    Event(Event<'c>),
+    /// Close the connection; nothing more will be produced. Requests in flight are lost.
+    Close(CloseReason),
+}
+
+/// Why a connection closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The accessory sent something that is not a response or an event we can read.
+    Response(ResponseError),
+    /// A frame failed decryption or framing.
+    Frame(FrameError),
+    /// A response arrived with no request in flight.
+    Unsolicited,
+    /// A response does not fit the input buffer, of this length.
+    ResponseTooLarge {
+        /// The input buffer's length.
+        limit: usize,
+    },
+    /// No response came within the response timeout.
+    Timeout,
+    /// The accessory disconnected (reported with [`Connection::connection_lost`]).
+    PeerClosed,
+}
+
+impl core::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CloseReason::Response(error) => write!(f, "the accessory sent a bad answer: {error}"),
+            CloseReason::Frame(error) => write!(f, "the accessory sent a bad frame: {error}"),
+            CloseReason::Unsolicited => f.write_str("the accessory answered an unasked request"),
+            CloseReason::ResponseTooLarge { limit } => {
+                write!(f, "a response does not fit the {limit}-byte input buffer")
+            }
+            CloseReason::Timeout => f.write_str("the accessory did not answer in time"),
+            CloseReason::PeerClosed => f.write_str("the accessory disconnected"),
+        }
+    }
+}
+
+/// Why a request or an exchange could not be started: misuse, or a local limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// A pairing exchange is running, or (to start one) requests are in flight.
+    Busy,
+    /// [`MAX_IN_FLIGHT`] requests are waiting for responses.
+    TooManyInFlight,
+    /// The request needs a verified session.
+    NotVerified,
+    /// The session is already verified; pairing exchanges run before.
+    AlreadyVerified,
+    /// The output buffer holds unsent bytes and has no room: drain
+    /// [`Connection::poll_output`] first.
+    OutputFull,
+    /// The connection is closed.
+    Closed,
+    /// The request could not be written (too large for the scratch buffer, or a bad
+    /// value).
+    Write(WriteError),
+    /// The pairing exchange could not start.
+    Pairing(PairingError),
+}
+
+impl core::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RequestError::Busy => f.write_str("a pairing exchange or requests are in flight"),
+            RequestError::TooManyInFlight => {
+                write!(f, "{MAX_IN_FLIGHT} requests are already in flight")
+            }
+            RequestError::NotVerified => f.write_str("the session is not verified"),
+            RequestError::AlreadyVerified => f.write_str("the session is already verified"),
+            RequestError::OutputFull => f.write_str("unsent output fills the buffer"),
+            RequestError::Closed => f.write_str("the connection is closed"),
+            RequestError::Write(error) => error.fmt(f),
+            RequestError::Pairing(error) => error.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for RequestError {}
+
+impl From<WriteError> for RequestError {
+    fn from(error: WriteError) -> Self {
+        RequestError::Write(error)
+    }
+}
+
+impl From<crate::http::BufferTooSmall> for RequestError {
+    fn from(error: crate::http::BufferTooSmall) -> Self {
+        RequestError::Write(error.into())
+    }
+}
+
+/// The pairing exchange in progress.
+// One at a time, and without a heap there is nowhere to box the larger one.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Exchange {
+    Idle,
+    #[cfg(feature = "alloc")]
+    Setup {
+        client: PairSetupClient,
+        identity: ControllerIdentity,
+    },
+    Verify {
+        client: PairVerifyClient,
+        identity: ControllerIdentity,
+        accessory: AccessoryPairing,
+    },
+}
+
+/// One connection to an accessory; see the [module docs](self).
+#[derive(Debug)]
+pub struct Connection<'b> {
+    input: &'b mut [u8],
+    /// Bytes of `input` filled.
+    received: usize,
+    /// Bytes at the front of `input` that the last event borrowed, to drop next.
+    release: usize,
+    scratch: &'b mut [u8],
+    output: &'b mut [u8],
+    /// Bytes of `output` waiting to be polled.
+    unsent: usize,
+    session: Option<Session>,
+    exchange: Exchange,
+    in_flight: Deque<InFlight, MAX_IN_FLIGHT>,
+    /// When the oldest request was sent or a byte last arrived, whichever is later.
+    progress: Instant,
+    response_timeout: Duration,
+    closing: Option<CloseReason>,
+    closed: bool,
+}
+
+impl<'b> Connection<'b> {
+    /// A connection in `buffers`, unencrypted and idle.
+    pub fn new(buffers: Buffers<'b>) -> Result<Self, BuffersTooSmall> {
+        let Buffers {
+            input,
+            scratch,
+            output,
+        } = buffers;
+        for (buffer, len, minimum) in [
+            ("input", input.len(), MIN_INPUT_LEN),
+            ("scratch", scratch.len(), MIN_SCRATCH_LEN),
+            ("output", output.len(), min_output_len(scratch.len())),
+        ] {
+            if len < minimum {
+                return Err(BuffersTooSmall { buffer, minimum });
+            }
+        }
+        Ok(Self {
+            input,
+            received: 0,
+            release: 0,
+            scratch,
+            output,
+            unsent: 0,
+            session: None,
+            exchange: Exchange::Idle,
+            in_flight: Deque::new(),
+            progress: Instant::from_millis(0),
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            closing: None,
+            closed: false,
+        })
+    }
+
+    /// Sets how long to wait for a response ([`DEFAULT_RESPONSE_TIMEOUT`]).
+    pub fn set_response_timeout(&mut self, timeout: Duration) {
+        self.response_timeout = timeout;
+    }
+
+    /// Whether pair-verify completed and the connection is encrypted.
+    pub fn is_verified(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// How many requests wait for their answers (a pairing exchange counts as one).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Starts pair-setup with the accessory's setup `code`, as `identity`. Ends with
+    /// [`Event::Paired`] or [`Event::PairingFailed`].
+    #[cfg(feature = "alloc")]
+    pub fn pair_setup(
+        &mut self,
+        now: Instant,
+        code: SetupCode,
+        identity: &ControllerIdentity,
+    ) -> Result<(), RequestError> {
+        self.check_can_pair()?;
+        let mut body = [0u8; MAX_SETUP_MESSAGE_LEN];
+        let (client, len) =
+            PairSetupClient::start(code, 0, &mut body).map_err(RequestError::Pairing)?;
+        self.send(now, InFlight::Setup, |out| {
+            Ok(request::post_tlv(out, "/pair-setup", &body[..len])?)
+        })?;
+        self.exchange = Exchange::Setup {
+            client,
+            identity: identity.clone(),
+        };
+        Ok(())
+    }
+
+    /// Starts pair-verify with an accessory paired before, as `identity`. Ends with
+    /// [`Event::Verified`] or [`Event::PairingFailed`].
+    pub fn pair_verify<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        identity: &ControllerIdentity,
+        accessory: &AccessoryPairing,
+        rng: &mut R,
+    ) -> Result<(), RequestError> {
+        self.check_can_pair()?;
+        let mut body = [0u8; MAX_VERIFY_MESSAGE_LEN];
+        let (client, len) =
+            PairVerifyClient::start(rng, &mut body).map_err(RequestError::Pairing)?;
+        self.send(now, InFlight::Verify, |out| {
+            Ok(request::post_tlv(out, "/pair-verify", &body[..len])?)
+        })?;
+        self.exchange = Exchange::Verify {
+            client,
+            identity: identity.clone(),
+            accessory: accessory.clone(),
+        };
+        Ok(())
+    }
+
+    /// Asks the accessory to identify itself; an unpaired accessory answers 204, a paired
+    /// one 400 with -70401.
+    pub fn identify(&mut self, now: Instant) -> Result<(), RequestError> {
+        if !matches!(self.exchange, Exchange::Idle) {
+            return Err(RequestError::Busy);
+        }
+        self.send(now, InFlight::Request(Request::Identify), |out| {
+            Ok(request::identify(out)?)
+        })
+    }
+
+    /// Reads the accessory database (`GET /accessories`).
+    pub fn get_accessories(&mut self, now: Instant) -> Result<(), RequestError> {
+        self.send_verified(now, Request::Accessories, |out| {
+            Ok(request::get_accessories(out)?)
+        })
+    }
+
+    /// Reads characteristics.
+    pub fn get_characteristics(
+        &mut self,
+        now: Instant,
+        ids: &[CharacteristicId],
+        options: ReadOptions,
+    ) -> Result<(), RequestError> {
+        self.send_verified(now, Request::ReadCharacteristics, |out| {
+            Ok(request::get_characteristics(out, ids, options)?)
+        })
+    }
+
+    /// Writes values and changes subscriptions.
+    pub fn put_characteristics(
+        &mut self,
+        now: Instant,
+        writes: &[Write<'_>],
+    ) -> Result<(), RequestError> {
+        self.send_verified(now, Request::WriteCharacteristics, |out| {
+            Ok(request::put_characteristics(out, writes)?)
+        })
+    }
+
+    /// Lists the accessory's pairings (admins only).
+    pub fn list_pairings(&mut self, now: Instant) -> Result<(), RequestError> {
+        let mut body = [0u8; 8];
+        let len = request::list_pairings_body(&mut body)?;
+        self.send_verified(now, Request::ListPairings, |out| {
+            Ok(request::post_tlv(out, "/pairings", &body[..len])?)
+        })
+    }
+
+    /// Adds a pairing for controller `id` with its long-term `public_key` (admins only).
+    pub fn add_pairing(
+        &mut self,
+        now: Instant,
+        id: &[u8],
+        public_key: &[u8; 32],
+        admin: bool,
+    ) -> Result<(), RequestError> {
+        let mut body = [0u8; 2 * crate::tlv::MAX_FRAGMENT_LEN];
+        let len = request::add_pairing_body(&mut body, id, public_key, admin)?;
+        self.send_verified(now, Request::AddPairing, |out| {
+            Ok(request::post_tlv(out, "/pairings", &body[..len])?)
+        })
+    }
+
+    /// Removes the pairing of controller `id` (admins only); removing this controller's
+    /// own pairing unpairs it, and the accessory then closes the connection.
+    pub fn remove_pairing(&mut self, now: Instant, id: &[u8]) -> Result<(), RequestError> {
+        let mut body = [0u8; 2 * crate::tlv::MAX_FRAGMENT_LEN];
+        let len = request::remove_pairing_body(&mut body, id)?;
+        self.send_verified(now, Request::RemovePairing, |out| {
+            Ok(request::post_tlv(out, "/pairings", &body[..len])?)
+        })
+    }
+
+    /// Takes bytes received from the accessory and returns how many it took. It takes
+    /// fewer when the input buffer is full: drain [`Connection::poll_output`] and offer
+    /// the rest again.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> usize {
+        if self.closed || self.closing.is_some() {
+            return bytes.len();
+        }
+        self.release_event();
+        if !bytes.is_empty() {
+            self.progress = self.progress.max(now);
+        }
+        let Some(session) = &mut self.session else {
+            let take = bytes.len().min(self.input.len() - self.received);
+            self.input[self.received..self.received + take].copy_from_slice(&bytes[..take]);
+            self.received += take;
+            return take;
+        };
+        let mut taken = 0;
+        // A frame's plaintext must fit whole, so open one only with room for the largest.
+        while taken < bytes.len() && self.input.len() - self.received >= MAX_FRAME_PLAINTEXT {
+            match session.inbound.open(&bytes[taken..]) {
+                Ok(opened) => {
+                    taken += opened.consumed;
+                    if let Some(plain) = opened.plaintext {
+                        self.input[self.received..self.received + plain.len()]
+                            .copy_from_slice(plain);
+                        self.received += plain.len();
+                    }
+                }
+                Err(error) => {
+                    self.closing = Some(CloseReason::Frame(error));
+                    return bytes.len();
+                }
+            }
+        }
+        taken
+    }
+
+    /// The next thing to do; call until it returns `None`. See the [module docs](self).
+    pub fn poll_output<R: RngCore + CryptoRng>(&mut self, rng: &mut R) -> Option<Output<'_>> {
+        self.release_event();
+        if self.unsent > 0 {
+            let len = core::mem::take(&mut self.unsent);
+            return Some(Output::Transmit(&self.output[..len]));
+        }
+        if self.closed {
+            return None;
+        }
+        if let Some(reason) = self.closing.take() {
+            self.closed = true;
+            self.received = 0;
+            self.in_flight.clear();
+            self.exchange = Exchange::Idle;
+            return Some(Output::Close(reason));
+        }
+        let message = match response::parse_message(&mut self.input[..self.received]) {
+            Ok(Status::Complete(message)) => message,
+            Ok(Status::Partial) => {
+                let room = self.input.len() - self.received;
+                let stuck = match self.session {
+                    Some(_) => room < MAX_FRAME_PLAINTEXT,
+                    None => room == 0,
+                };
+                if stuck {
+                    self.closing = Some(CloseReason::ResponseTooLarge {
+                        limit: self.input.len(),
+                    });
+                    return self.poll_output(rng);
+                }
+                return None;
+            }
+            Err(error) => {
+                self.closing = Some(CloseReason::Response(error));
+                return self.poll_output(rng);
+            }
+        };
+        self.release = message.len;
+        let body_range = message.body_start..message.body_end;
+        if message.event {
+            return match Characteristics::parse(&self.input[body_range.clone()]) {
+                Ok(_) => Some(Output::Event(Event::Changed(
+                    // Checked just above.
+                    Characteristics::parse(&self.input[body_range]).ok()?,
+                ))),
+                Err(error) => {
+                    self.closing = Some(CloseReason::Response(error));
+                    self.poll_output(rng)
+                }
+            };
+        }
+        let Some(in_flight) = self.in_flight.pop_front() else {
+            self.closing = Some(CloseReason::Unsolicited);
+            return self.poll_output(rng);
+        };
+        match in_flight {
+            InFlight::Request(request) => Some(Output::Event(Event::Response(Response {
+                request,
+                status: message.status,
+                body: &self.input[body_range],
+            }))),
+            #[cfg(feature = "alloc")]
+            InFlight::Setup => self.pairing_event(message.status, body_range, message.len, rng),
+            InFlight::Verify => self.pairing_event(message.status, body_range, message.len, rng),
+        }
+    }
+
+    /// Takes a pairing answer: the exchange's end, or its next message.
+    fn pairing_event<R: RngCore + CryptoRng>(
+        &mut self,
+        status: u16,
+        body: core::ops::Range<usize>,
+        message_len: usize,
+        rng: &mut R,
+    ) -> Option<Output<'_>> {
+        match self.pairing_step(status, body, message_len, rng) {
+            Some(event) => Some(Output::Event(event)),
+            None => self.poll_output(rng),
+        }
+    }
+
+    /// When [`Connection::handle_timeout`] should be called, if a response is awaited.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.in_flight.is_empty() || self.closed {
+            return None;
+        }
+        Some(self.progress + self.response_timeout)
+    }
+
+    /// Gives up on the connection if a response is overdue at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout().is_some_and(|deadline| now >= deadline) && self.closing.is_none() {
+            self.closing = Some(CloseReason::Timeout);
+        }
+    }
+
+    /// The socket closed or failed; the next poll reports it.
+    pub fn connection_lost(&mut self) {
+        if !self.closed && self.closing.is_none() {
+            self.closing = Some(CloseReason::PeerClosed);
+        }
+    }
+
+    /// Drops the message the last event borrowed.
+    fn release_event(&mut self) {
+        if self.release > 0 {
+            self.input.copy_within(self.release..self.received, 0);
+            self.received -= self.release;
+            self.release = 0;
+        }
+    }
+
+    fn check_can_pair(&self) -> Result<(), RequestError> {
+        if self.session.is_some() {
+            return Err(RequestError::AlreadyVerified);
+        }
+        if !matches!(self.exchange, Exchange::Idle) || !self.in_flight.is_empty() {
+            return Err(RequestError::Busy);
+        }
+        Ok(())
+    }
+
+    fn send_verified(
+        &mut self,
+        now: Instant,
+        request: Request,
+        write: impl FnOnce(&mut [u8]) -> Result<usize, RequestError>,
+    ) -> Result<(), RequestError> {
+        if self.session.is_none() {
+            return Err(RequestError::NotVerified);
+        }
+        self.send(now, InFlight::Request(request), write)
+    }
+
+    /// Writes a request with `write` into the scratch buffer, frames it if the session is
+    /// encrypted, and queues it for sending.
+    fn send(
+        &mut self,
+        now: Instant,
+        in_flight: InFlight,
+        write: impl FnOnce(&mut [u8]) -> Result<usize, RequestError>,
+    ) -> Result<(), RequestError> {
+        if self.closed || self.closing.is_some() {
+            return Err(RequestError::Closed);
+        }
+        if self.in_flight.is_full() {
+            return Err(RequestError::TooManyInFlight);
+        }
+        let len = write(self.scratch)?;
+        let plaintext = &self.scratch[..len];
+        let free = &mut self.output[self.unsent..];
+        let written = match &mut self.session {
+            None => {
+                let dest = free.get_mut(..len).ok_or(RequestError::OutputFull)?;
+                dest.copy_from_slice(plaintext);
+                len
+            }
+            Some(session) => {
+                if free.len() < FrameEncryptor::sealed_len(len) {
+                    return Err(RequestError::OutputFull);
+                }
+                match session.outbound.seal(plaintext, free) {
+                    Ok(sealed) if sealed.consumed == len => sealed.written,
+                    // Room was checked, so only an exhausted counter stops it, and that
+                    // ends the session.
+                    Ok(_) => return Err(self.exhausted(FrameError::CounterExhausted)),
+                    Err(error) => return Err(self.exhausted(error)),
+                }
+            }
+        };
+        self.unsent += written;
+        if self.in_flight.is_empty() {
+            self.progress = now;
+        }
+        // Room was checked above.
+        let _ = self.in_flight.push_back(in_flight);
+        Ok(())
+    }
+
+    /// The session can send no more: close the connection.
+    fn exhausted(&mut self, error: FrameError) -> RequestError {
+        self.closing = Some(CloseReason::Frame(error));
+        RequestError::Closed
+    }
+
+    /// Feeds a pairing answer to the exchange: sends the next message and returns
+    /// nothing, or returns how the exchange ended.
+    fn pairing_step<R: RngCore + CryptoRng>(
+        &mut self,
+        status: u16,
+        body: core::ops::Range<usize>,
+        message_len: usize,
+        rng: &mut R,
+    ) -> Option<Event<'static>> {
+        // Only pair-setup needs randomness after it started.
+        #[cfg(not(feature = "alloc"))]
+        let _ = rng;
+        let exchange = core::mem::replace(&mut self.exchange, Exchange::Idle);
+        let which = match exchange {
+            #[cfg(feature = "alloc")]
+            Exchange::Setup { .. } => PairingExchange::Setup,
+            _ => PairingExchange::Verify,
+        };
+        if status != 200 {
+            return Some(Event::PairingFailed {
+                exchange: which,
+                failure: PairingFailure::Status(status),
+            });
+        }
+        let failed = |error| {
+            Some(Event::PairingFailed {
+                exchange: which,
+                failure: PairingFailure::Pairing(error),
+            })
+        };
+        match exchange {
+            Exchange::Idle => None,
+            #[cfg(feature = "alloc")]
+            Exchange::Setup {
+                mut client,
+                identity,
+            } => {
+                let mut next = [0u8; MAX_SETUP_MESSAGE_LEN];
+                match client.handle_response(&self.input[body], &identity, rng, &mut next) {
+                    Ok(SetupClientOutput::Send(len)) => {
+                        if let Err(error) =
+                            self.send_next(InFlight::Setup, "/pair-setup", &next[..len])
+                        {
+                            return failed(error);
+                        }
+                        self.exchange = Exchange::Setup { client, identity };
+                        None
+                    }
+                    Ok(SetupClientOutput::Paired(pairing)) => Some(Event::Paired(pairing)),
+                    // Only a transient setup ends so, and this connection starts none.
+                    Ok(SetupClientOutput::Transient(_)) => failed(PairingError::UnexpectedState(4)),
+                    Err(error) => failed(error),
+                }
+            }
+            Exchange::Verify {
+                mut client,
+                identity,
+                accessory,
+            } => {
+                let mut next = [0u8; MAX_VERIFY_MESSAGE_LEN];
+                match client.handle_response(&self.input[body], &identity, &accessory, &mut next) {
+                    Ok(VerifyClientOutput::Send(len)) => {
+                        if let Err(error) =
+                            self.send_next(InFlight::Verify, "/pair-verify", &next[..len])
+                        {
+                            return failed(error);
+                        }
+                        self.exchange = Exchange::Verify {
+                            client,
+                            identity,
+                            accessory,
+                        };
+                        None
+                    }
+                    Ok(VerifyClientOutput::Verified(keys)) => {
+                        if self.received > message_len {
+                            // The accessory cannot have sent anything encrypted before
+                            // it saw an encrypted request; this is not HAP.
+                            self.closing = Some(CloseReason::Response(ResponseError::Malformed));
+                            return None;
+                        }
+                        self.session = Some(Session::new(keys, Role::Controller));
+                        Some(Event::Verified)
+                    }
+                    Err(error) => failed(error),
+                }
+            }
+        }
+    }
+
+    /// Queues the next message of a pairing exchange; the progress clock restarts.
+    fn send_next(
+        &mut self,
+        in_flight: InFlight,
+        path: &str,
+        body: &[u8],
+    ) -> Result<(), PairingError> {
+        let now = self.progress;
+        self.send(now, in_flight, |out| {
+            Ok(request::post_tlv(out, path, body)?)
+        })
+        .map_err(|_| PairingError::BufferTooSmall {
+            required: body.len(),
+        })
+    }
+}
