@@ -19,7 +19,7 @@ mod mdns {
     pub struct BrowseOptions {
         pub duration: Duration,
         pub interfaces: Vec<String>,
-        pub stop_when: Option<Box<dyn FnMut(&Found) -> bool + Send>>,
+        pub stop_when: Option<super::StopWhen>,
     }
 
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,12 +54,15 @@ mod mdns {
 /// An accessory heard on the network.
 pub use mdns::Found;
 
+/// Ends browsing early when it returns true for what was heard.
+pub type StopWhen = Box<dyn FnMut(&Found) -> bool + Send>;
+
 /// Listens for `duration` on `interfaces` (empty: every non-loopback interface), and
 /// returns what was heard, sorted by name then id; stops early once `stop_when` matches.
 pub fn browse(
     duration: Duration,
     interfaces: &[String],
-    stop_when: Option<Box<dyn FnMut(&Found) -> bool + Send>>,
+    stop_when: Option<StopWhen>,
 ) -> Result<Vec<Found>, Error> {
     let options = mdns::BrowseOptions {
         duration,

@@ -128,6 +128,14 @@ fn pair_read_write_watch_list_and_unpair() {
     let dir = tempfile::tempdir().unwrap();
     let file = pairing_file(&dir);
 
+    // Unpaired, it identifies to anyone.
+    let identified = hapctl(&file, &["identify", &light.target()]);
+    expect(&identified, 0);
+    assert_eq!(
+        stdout(&identified),
+        format!("Identified \"{}\".\n", light.target())
+    );
+
     let paired = json(
         &file,
         &[
@@ -152,6 +160,10 @@ fn pair_read_write_watch_list_and_unpair() {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+
+    // Paired, only over the session.
+    expect(&hapctl(&file, &["identify", "lamp"]), 0);
+    expect(&hapctl(&file, &["identify", &light.target()]), 6);
 
     let tree = hapctl(&file, &["accessories", "lamp"]);
     expect(&tree, 0);
@@ -266,6 +278,33 @@ fn pair_read_write_watch_list_and_unpair() {
     expect(&listed, 0);
     assert!(stdout(&listed).contains("admin"));
     assert!(stdout(&listed).contains("(this controller)"));
+
+    // Another controller's identity, added as a user and removed again.
+    let other_file = dir.path().join("other.json");
+    let other = json(&other_file, &["id"], 0);
+    let (other_id, other_key) = (
+        other["id"].as_str().unwrap(),
+        other["public_key"].as_str().unwrap(),
+    );
+    let added = hapctl(
+        &file,
+        &[
+            "pairings", "add", "lamp", "--id", other_id, "--key", other_key,
+        ],
+    );
+    expect(&added, 0);
+    let listed = json(&file, &["pairings", "list", "lamp"], 0);
+    let guest = listed["pairings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == other["id"])
+        .expect("the added pairing");
+    assert_eq!(guest["admin"], false);
+    assert_eq!(guest["this_controller"], false);
+    expect(&hapctl(&file, &["pairings", "remove", "lamp", other_id]), 0);
+    let listed = json(&file, &["pairings", "list", "lamp"], 0);
+    assert_eq!(listed["pairings"].as_array().unwrap().len(), 1);
 
     let unpaired = json(&file, &["unpair", "lamp"], 0);
     assert_eq!(unpaired["alias"], "lamp");
