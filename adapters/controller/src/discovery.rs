@@ -1,4 +1,4 @@
-//! Finding accessories with mDNS (`_hap._tcp`), through [`hap_std::mdns::browse`].
+//! Finding accessories with mDNS (`_hap._tcp`), through hap-std's `mdns::browse`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
