@@ -77,7 +77,11 @@
 //! larger one closes the connection with [`CloseReason::ResponseTooLarge`]. The
 //! `/accessories` of a large bridge can take hundreds of KiB, so size the input buffer
 //! for the accessories the controller meets. A request must fit the scratch buffer.
-//! At most [`MAX_IN_FLIGHT`] requests wait for their responses.
+//! At most [`MAX_IN_FLIGHT`] requests wait for their responses; HomeKitADK and
+//! HAP-python answer pipelined requests in order, but aiohomekit sends one at a time
+//! because some accessories do not, so a controller meeting unknown accessories should
+//! too. Timed writes (`/prepare`, for characteristics with the `tw` permission) are not
+//! written yet, and a Backoff refusal's retry delay is not carried.
 //!
 //! # What this replaces
 //!
