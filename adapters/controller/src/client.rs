@@ -119,6 +119,7 @@ impl fmt::Display for ClientError {
                 let name = match exchange {
                     PairingExchange::Setup => "pair-setup",
                     PairingExchange::Verify => "pair-verify",
+                    _ => "pairing",
                 };
                 write!(f, "{name} failed: {failure}")
             }
@@ -244,7 +245,7 @@ impl<'b> Client<'b> {
             .map_err(|source| ClientError::Connect { address, source })?;
         // Requests are small and answered one at a time: send each at once.
         let _ = stream.set_nodelay(true);
-        let mut connection = Connection::new(buffers.borrow())
+        let mut connection = Connection::new(buffers.borrow(), &address.to_string())
             .map_err(|error| ClientError::Malformed(error.to_string()))?;
         connection.set_response_timeout(timeout);
         Ok(Self {

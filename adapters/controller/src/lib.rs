@@ -14,6 +14,7 @@ use std::fmt;
 
 use hap_core::controller::{CharacteristicReport, ReportedValue};
 use hap_core::status::HapStatus;
+use serde_json::Value;
 
 pub mod client;
 pub mod discovery;
@@ -166,7 +167,21 @@ pub fn json_value(value: ReportedValue<'_>) -> serde_json::Value {
             serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
         }
         ReportedValue::Str(text) => Value::String(decode(text)),
-        ReportedValue::Null => Value::Null,
+        // Null, and kinds newer than this crate.
+        _ => Value::Null,
+    }
+}
+
+/// `value` as a characteristic of `format` means it: HomeKitADK and others send a
+/// `bool` as `1` or `0`, shown as `true` or `false`.
+pub fn typed_value(value: Value, format: Option<&str>) -> Value {
+    match (format, &value) {
+        (Some("bool"), serde_json::Value::Number(n)) => match n.as_u64() {
+            Some(0) => Value::Bool(false),
+            Some(1) => Value::Bool(true),
+            _ => value,
+        },
+        _ => value,
     }
 }
 
@@ -206,6 +221,17 @@ mod tests {
         assert_eq!(from_hex("0"), None);
         assert_eq!(from_hex("zz"), None);
         assert_eq!(from_hex("+1"), None);
+    }
+
+    #[test]
+    fn bools_sent_as_numbers_read_as_bools() {
+        assert_eq!(typed_value(Value::from(1), Some("bool")), Value::Bool(true));
+        assert_eq!(
+            typed_value(Value::from(0), Some("bool")),
+            Value::Bool(false)
+        );
+        assert_eq!(typed_value(Value::from(2), Some("bool")), Value::from(2));
+        assert_eq!(typed_value(Value::from(1), Some("uint8")), Value::from(1));
     }
 
     #[test]

@@ -648,7 +648,11 @@ fn get(ctx: &Ctx, key: &str, texts: &[String]) -> Result<(), Error> {
     for item in &items {
         let name = name_of(item.aid, item.iid);
         if item.is_success() {
-            let value = item.value.clone().unwrap_or(Value::Null);
+            let id = CharacteristicId {
+                aid: item.aid,
+                iid: item.iid,
+            };
+            let value = tree.typed(id, item.value.clone().unwrap_or(Value::Null));
             lines.push(format!("{}.{} {name} = {value}", item.aid, item.iid));
             json_items
                 .push(json!({"aid": item.aid, "iid": item.iid, "name": name, "value": value}));
@@ -825,7 +829,11 @@ fn watch(
             .map_or("?".to_string(), |r| r.name.clone())
     };
     let print = |item: &Reported| {
-        let value = item.value.clone().unwrap_or(Value::Null);
+        let id = CharacteristicId {
+            aid: item.aid,
+            iid: item.iid,
+        };
+        let value = tree.typed(id, item.value.clone().unwrap_or(Value::Null));
         let name = name_of(item.aid, item.iid);
         let time = timestamp();
         ctx.emit(

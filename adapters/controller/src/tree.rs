@@ -9,7 +9,7 @@ use hap_core::controller::names::{self, name_matches};
 use hap_core::controller::{Accessories, CharacteristicId, ResponseError};
 use serde_json::{json, Value};
 
-use crate::{decode, json_value, Error, ErrorKind};
+use crate::{decode, json_value, typed_value, Error, ErrorKind};
 
 /// Every accessory of an `/accessories` answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,7 +99,10 @@ impl Tree {
                 for c in service.characteristics {
                     let characteristic_type = decode(c.characteristic_type);
                     let parsed = names::parse_type(&characteristic_type);
-                    let value = c.value.map(json_value);
+                    let format = c.format.map(decode);
+                    let value = c
+                        .value
+                        .map(|v| typed_value(json_value(v), format.as_deref()));
                     if information && parsed == Some(NAME) {
                         if let Some(Value::String(name)) = &value {
                             node.name = Some(name.clone());
@@ -111,7 +114,7 @@ impl Tree {
                             .and_then(hap_core::catalog::find_characteristic)
                             .map(|t| display_name(t.name)),
                         characteristic_type,
-                        format: c.format.map(decode),
+                        format,
                         perms: perm_names(c.perms),
                         value,
                         unit: c.unit.map(decode),
@@ -134,6 +137,12 @@ impl Tree {
             accessories.push(node);
         }
         Ok(Tree { accessories })
+    }
+
+    /// `value` read from `id`, typed by its format ([`typed_value`]).
+    pub fn typed(&self, id: CharacteristicId, value: Value) -> Value {
+        let format = self.find(id).and_then(|(_, c)| c.format.as_deref());
+        typed_value(value, format)
     }
 
     /// The characteristic at `id`, with its accessory.
