@@ -392,3 +392,71 @@ fn a_damaged_pairing_file_is_a_storage_error() {
         "left as it was"
     );
 }
+
+#[cfg(unix)]
+/// Starts `hapctl watch` and returns it once it printed the current value.
+fn start_watch(file: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hapctl"))
+        .arg("--file")
+        .arg(file)
+        .args(["--timeout", "5", "watch", "lamp", "On", "--seconds", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run hapctl");
+    let mut first = String::new();
+    // Bounded: hapctl gives up after its --timeout or --seconds.
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    (child, first)
+}
+
+#[cfg(unix)]
+/// Waits at most 20 s for `child` to end.
+fn finish(mut child: std::process::Child) -> Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("watch did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn watch_ends_quietly_on_ctrl_c_and_fails_when_the_accessory_goes() {
+    let light = Light::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = pairing_file(&dir);
+    let target = light.target();
+    let paired = hapctl(&file, &["pair", &target, "--code", CODE, "--alias", "lamp"]);
+    expect(&paired, 0);
+
+    let (child, first) = start_watch(&file);
+    assert!(first.ends_with(" On = false\n"), "{first}");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let output = finish(child);
+    expect(&output, 0);
+    assert_eq!(stdout(&output), "", "nothing more after Ctrl+C");
+
+    let (child, first) = start_watch(&file);
+    assert!(first.ends_with(" On = false\n"), "{first}");
+    drop(light);
+    let output = finish(child);
+    expect(&output, 4);
+    assert!(
+        stderr(&output).contains("\"lamp\" closed the connection"),
+        "{}",
+        stderr(&output)
+    );
+}
