@@ -1035,6 +1035,15 @@ fn remove_pairing(ctx: &Ctx, key: &str, id: &str) -> Result<(), Error> {
     client
         .remove_pairing(id.as_bytes())
         .map_err(|error| pairings_error(&alias, error))?;
+    drop(client);
+    let ours = file
+        .identity()
+        .is_some_and(|identity| identity.id.as_bytes() == id.as_bytes());
+    if ours {
+        // That was this controller's own pairing: the accessory no longer knows us.
+        file.contents.accessories.remove(&alias);
+        file.save()?;
+    }
     ctx.emit(
         || format!("Removed {id} from {alias:?}."),
         || json!({"alias": alias, "id": id}),
