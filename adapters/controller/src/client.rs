@@ -245,6 +245,10 @@ impl<'b> Client<'b> {
             .map_err(|source| ClientError::Connect { address, source })?;
         // Requests are small and answered one at a time: send each at once.
         let _ = stream.set_nodelay(true);
+        // A peer that stops reading must not hold a write forever.
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(ClientError::Io)?;
         let mut connection = Connection::new(buffers.borrow(), &address.to_string())
             .map_err(|error| ClientError::Malformed(error.to_string()))?;
         connection.set_response_timeout(timeout);

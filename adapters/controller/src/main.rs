@@ -220,12 +220,15 @@ fn main() -> ExitCode {
         }
     };
     let seconds = |value: f64, name: &str| {
-        Duration::try_from_secs_f64(value).map_err(|_| {
-            Error::new(
-                ErrorKind::Usage,
-                format!("{name} must be a number of seconds, not {value}"),
-            )
-        })
+        Duration::try_from_secs_f64(value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Usage,
+                    format!("{name} must be a positive number of seconds, not {value}"),
+                )
+            })
     };
     let ctx = seconds(cli.timeout, "--timeout").and_then(|timeout| {
         let file = match cli.file.clone() {
