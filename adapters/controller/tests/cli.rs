@@ -2,68 +2,18 @@
 //! 127.0.0.1), with a fresh pairing file per test. Every wait is bounded: hapctl runs
 //! with `--timeout 5`, and each run is killed after a minute.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hap_core::catalog::{characteristic as c, service as s, Category};
-use hap_core::database::builder::{AccessoryInfo, DatabaseBuilder};
 use hap_core::database::OwnedValue;
-use hap_std::store::MemoryStore;
-use hap_std::{Bind, Options, Running, Setup};
 use serde_json::Value;
+use support::{Light, CODE};
 
-const CODE: &str = "518-08-582";
-
-/// A light on 127.0.0.1 with a fresh in-memory store, and its On's aid and iid.
-struct Light {
-    running: Running,
-    address: SocketAddr,
-    on: (u64, u64),
-}
-
-impl Light {
-    fn start() -> Light {
-        let store = MemoryStore::default();
-        let mut setup =
-            Setup::load_or_create(Box::new(store), Some(CODE.parse().unwrap()), None).unwrap();
-        let mut builder = DatabaseBuilder::new(setup.ids());
-        let aid = builder.accessory(
-            "light",
-            &AccessoryInfo::new("Test Light", "Acme", "L1", "1", "1.0"),
-        );
-        let on = builder
-            .service(&s::LIGHTBULB)
-            .primary()
-            .characteristic(&c::BRIGHTNESS)
-            .iid_of(&c::ON)
-            .unwrap();
-        let database = builder.build().unwrap();
-        let mut options = Options::new("Test Light", "L1", Category::LIGHTBULB);
-        options.bind = Bind::Only(Ipv4Addr::LOCALHOST.into());
-        options.port = 0;
-        let running = hap_std::serve(setup, database, options).expect("serve");
-        let address = running.handle().local_addr();
-        Light {
-            running,
-            address,
-            on: (aid, on),
-        }
-    }
-
-    fn target(&self) -> String {
-        self.address.to_string()
-    }
-}
-
-impl Drop for Light {
-    fn drop(&mut self) {
-        self.running.handle().shut_down();
-    }
-}
+mod support;
 
 /// Runs hapctl with `--file file --timeout 5` and `args`, killing it after a minute.
 fn hapctl(file: &Path, args: &[&str]) -> Output {
