@@ -117,8 +117,14 @@ fn run_browser() {
     .expect("browse until found");
     let took = started.elapsed();
     println!("stopped early after {took:?}: {early:?}");
-    assert!(took < long / 2, "stop_when did not end the browse: {took:?}");
-    assert!(early.iter().any(|found| found.name == INSTANCE), "{early:?}");
+    assert!(
+        took < long / 2,
+        "stop_when did not end the browse: {took:?}"
+    );
+    assert!(
+        early.iter().any(|found| found.name == INSTANCE),
+        "{early:?}"
+    );
 
     let started = Instant::now();
     let all = browse(BrowseOptions {

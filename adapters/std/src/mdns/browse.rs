@@ -26,6 +26,9 @@ const RECEIVE_WAKE: Duration = Duration::from_millis(50);
 /// The largest datagram read: the most RFC 6762 §17 allows.
 const MAX_DATAGRAM: usize = 9000;
 
+/// A test of each accessory found or updated, to end [`browse`] early.
+pub type StopWhen = Box<dyn FnMut(&Found) -> bool + Send>;
+
 /// What [`browse`] looks for, and for how long.
 pub struct BrowseOptions {
     /// How long to listen.
@@ -36,7 +39,7 @@ pub struct BrowseOptions {
     pub interfaces: Vec<String>,
     /// Called with each accessory when it is found (its address resolved) and when it
     /// changes; returning `true` ends the browse at once.
-    pub stop_when: Option<Box<dyn FnMut(&Found) -> bool + Send>>,
+    pub stop_when: Option<StopWhen>,
 }
 
 impl Default for BrowseOptions {

@@ -59,7 +59,7 @@ mod browse;
 mod driver;
 mod iface;
 
-pub use browse::{browse, BrowseError, BrowseOptions, Found};
+pub use browse::{browse, BrowseError, BrowseOptions, Found, StopWhen};
 
 pub use hap_core::mdns::responder::{
     HOST_RECORD_TTL, MDNS_GROUP_V4, MDNS_GROUP_V6, MDNS_PORT, OTHER_RECORD_TTL,
