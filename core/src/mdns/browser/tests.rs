@@ -659,3 +659,44 @@ fn the_browser_finds_the_core_responder() {
     }
     assert_eq!(events.last(), Some(&removed("Test Light")));
 }
+
+/// Sixteen known answers fit one 1452-byte query, so the continuation (§7.2) is checked
+/// with a smaller buffer: every packet but the last has TC, only the first has the
+/// question, and together they carry every known answer once.
+#[test]
+fn known_answers_that_do_not_fit_continue_in_packets_with_tc() {
+    let mut h = Harness::new();
+    for i in 0..MAX_INSTANCES {
+        let records = Records {
+            name: format!("Light {i:02} {}", "x".repeat(40)),
+            ..Records::light()
+        };
+        h.receive(&response(&[records.ptr(4500)], &[]));
+    }
+    let now = h.instant();
+    let mut buf = [0u8; 400];
+    let mut from = 0;
+    let mut known = Vec::new();
+    for packet_index in 0.. {
+        let outgoing = Outgoing {
+            kind: Kind::Ptr,
+            from,
+            target: 0,
+        };
+        let (len, more) = h.browser.write(now, outgoing, &mut buf).unwrap();
+        let packet = Packet::parse(&buf[..len]).unwrap();
+        assert_eq!(packet.questions().count(), usize::from(packet_index == 0));
+        assert_eq!(packet.header().is_truncated(), more.is_some());
+        known.extend(packet.answers().map(|r| match r.rdata {
+            RData::Ptr(target) => target.to_string(),
+            _ => panic!("a PTR"),
+        }));
+        match more {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    known.sort();
+    known.dedup();
+    assert_eq!(known.len(), MAX_INSTANCES);
+}
