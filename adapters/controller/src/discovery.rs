@@ -1,4 +1,4 @@
-//! Finding accessories with mDNS (`_hap._tcp`), through hap-std's `mdns::browse`.
+//! Finding accessories with mDNS (`_hap._tcp`), through [`hap_std::mdns::browse`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,54 +8,9 @@ use serde_json::{json, Value};
 
 use crate::{Error, ErrorKind};
 
-// TEMPORARY: hap_std::mdns::browse is on branch `browse`, not yet merged; this stand-in
-// has its API (the contract's) and reports that browsing is unavailable. Replaced by
-// `use hap_std::mdns;` once it lands.
-mod mdns {
-    #![allow(missing_docs, unreachable_pub)]
-    use std::net::IpAddr;
-    use std::time::Duration;
+use hap_std::mdns;
 
-    pub struct BrowseOptions {
-        pub duration: Duration,
-        pub interfaces: Vec<String>,
-        pub stop_when: Option<super::StopWhen>,
-    }
-
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    pub struct Found {
-        pub name: String,
-        pub host: String,
-        pub port: u16,
-        pub addresses: Vec<IpAddr>,
-        pub interface: u32,
-        pub id: Option<String>,
-        pub config_number: Option<u32>,
-        pub state_number: Option<u32>,
-        pub status_flags: Option<u8>,
-        pub category: Option<u16>,
-        pub model: Option<String>,
-        pub feature_flags: Option<u8>,
-        pub protocol_version: Option<String>,
-    }
-
-    impl Found {
-        pub fn is_paired(&self) -> Option<bool> {
-            self.status_flags.map(|flags| flags & 1 == 0)
-        }
-    }
-
-    pub fn browse(options: BrowseOptions) -> Result<Vec<Found>, &'static str> {
-        let _ = (options.duration, options.interfaces, options.stop_when);
-        Err("this build has no mDNS browser yet")
-    }
-}
-
-/// An accessory heard on the network.
-pub use mdns::Found;
-
-/// Ends browsing early when it returns true for what was heard.
-pub type StopWhen = Box<dyn FnMut(&Found) -> bool + Send>;
+pub use hap_std::mdns::{Found, StopWhen};
 
 /// Listens for `duration` on `interfaces` (empty: every non-loopback interface), and
 /// returns what was heard, sorted by name then id; stops early once `stop_when` matches.
