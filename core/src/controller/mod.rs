@@ -1110,7 +1110,8 @@ impl<'b> Connection<'b> {
     }
 }
 
-#[cfg(test)]
+// The buffers come from the heap.
+#[cfg(all(test, feature = "alloc"))]
 mod tests {
     use super::*;
     use crate::session::SessionKeys;
