@@ -508,6 +508,14 @@ impl<'b> Connection<'b> {
         self.session.is_some()
     }
 
+    /// Ends the connection and hands over its session once pair-verify completed
+    /// (`None` before), for a test that writes frames this connection would not:
+    /// tampered, split at will, or more requests at once than [`MAX_IN_FLIGHT`]. Bytes
+    /// received and not yet polled are dropped.
+    pub fn into_session(self) -> Option<Session> {
+        self.session
+    }
+
     /// How many requests wait for their answers (a pairing exchange counts as one).
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
