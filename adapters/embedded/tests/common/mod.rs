@@ -121,11 +121,16 @@ pub(crate) fn value_of(json: &str) -> String {
 }
 
 /// A request written by the core's builder `write`.
-fn written<E: core::fmt::Debug>(write: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Vec<u8> {
-    let mut out = vec![0; 4096];
-    let len = write(&mut out).unwrap();
-    out.truncate(len);
-    out
+fn written<E>(write: impl Fn(&mut [u8]) -> Result<usize, E>) -> Vec<u8> {
+    let mut out = vec![0; 1024];
+    loop {
+        if let Ok(len) = write(&mut out) {
+            out.truncate(len);
+            return out;
+        }
+        assert!(out.len() < 1 << 24, "a request of over 16 MiB");
+        out.resize(2 * out.len(), 0);
+    }
 }
 
 pub(crate) fn get(path: &str) -> Vec<u8> {
