@@ -508,6 +508,14 @@ impl<'b> Connection<'b> {
         self.session.is_some()
     }
 
+    /// Encrypts the connection with `keys`, as if pair-verify had completed. The fuzz
+    /// targets call it directly, with fixed keys, so that each run need not pay for
+    /// pair-verify.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn enter_session(&mut self, keys: crate::session::SessionKeys) {
+        self.session = Some(Session::new(keys, Role::Controller));
+    }
+
     /// Ends the connection and hands over its session once pair-verify completed
     /// (`None` before), for a test that writes frames this connection would not:
     /// tampered, split at will, or more requests at once than [`MAX_IN_FLIGHT`]. Bytes
