@@ -511,7 +511,7 @@ impl<'b> Connection<'b> {
     /// Encrypts the connection with `keys`, as if pair-verify had completed. The fuzz
     /// targets call it directly, with fixed keys, so that each run need not pay for
     /// pair-verify.
-    #[cfg(feature = "fuzzing")]
+    #[cfg(any(feature = "fuzzing", all(test, feature = "std")))]
     pub(crate) fn enter_session(&mut self, keys: crate::session::SessionKeys) {
         self.session = Some(Session::new(keys, Role::Controller));
     }
