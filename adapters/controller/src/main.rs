@@ -407,6 +407,31 @@ fn pair(ctx: &Ctx, target: &str, code: &str, alias: Option<String>) -> Result<()
     let code = parse_code(code)?;
     let mut file = ctx.load()?;
     let (address, found) = locate(ctx, target)?;
+    // An alias names one accessory: pairing another under it would lose the first
+    // one's keys. Pairing the same accessory again (after a reset) replaces its entry.
+    let planned = alias.clone().or_else(|| found.as_ref().map(|f| f.name.clone()));
+    if let Some(planned) = &planned {
+        if let Some(stored) = file.contents.accessories.get(planned) {
+            // Without a discovered id, the same address and port stand for the same
+            // accessory.
+            let same = match found.as_ref().and_then(|f| f.id.as_deref()) {
+                Some(id) => id.eq_ignore_ascii_case(&stored.id),
+                None => {
+                    stored.port == address.port() && stored.address == address.ip().to_string()
+                }
+            };
+            if !same {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!(
+                        "{planned:?} already names accessory {} in {}; choose another name with --alias, or unpair it first",
+                        stored.id,
+                        file.path().display()
+                    ),
+                ));
+            }
+        }
+    }
     let identity = file.identity_or_create(&mut OsRng);
     let mut buffers = client::buffers();
     let mut client = Client::connect(address, ctx.timeout, &mut buffers)?;

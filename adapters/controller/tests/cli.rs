@@ -410,3 +410,30 @@ fn watch_ends_quietly_on_ctrl_c_and_fails_when_the_accessory_goes() {
         stderr(&output)
     );
 }
+
+#[test]
+fn an_alias_taken_by_another_accessory_is_refused_before_pairing() {
+    let (first, second) = (Light::start(), Light::start());
+    let dir = tempfile::tempdir().unwrap();
+    let file = pairing_file(&dir);
+    let pair = |light: &Light, alias: &str| {
+        hapctl(
+            &file,
+            &["pair", &light.target(), "--code", CODE, "--alias", alias],
+        )
+    };
+    expect(&pair(&first, "lamp"), 0);
+    let refused = pair(&second, "lamp");
+    expect(&refused, 2);
+    assert!(
+        stderr(&refused).contains("\"lamp\" already names accessory"),
+        "{}",
+        stderr(&refused)
+    );
+    // Nothing was paired: the second light still takes a pairing, under another name.
+    expect(&pair(&second, "lamp 2"), 0);
+    let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let accessories = stored["accessories"].as_object().unwrap();
+    assert_eq!(accessories.len(), 2);
+    assert_ne!(accessories["lamp"]["id"], accessories["lamp 2"]["id"]);
+}
