@@ -154,12 +154,19 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Status<Request<'_>>, 
 
 /// A plain decimal Content-Length: digits only, no sign, no spaces, no overflow.
 fn parse_length(value: &[u8]) -> Result<usize, HttpError> {
+    parse_decimal(value).ok_or(HttpError::BadLength)
+}
+
+/// A plain decimal number of up to ten digits that fits a `usize`: no sign, no spaces.
+/// Checked, because on a 32-bit target ten digits can exceed `usize` and a wrapped
+/// length would let the peer choose where the next message starts.
+pub(crate) fn parse_decimal(value: &[u8]) -> Option<usize> {
     if value.is_empty() || value.len() > 10 || !value.iter().all(u8::is_ascii_digit) {
-        return Err(HttpError::BadLength);
+        return None;
     }
-    Ok(value
-        .iter()
-        .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0')))
+    value.iter().try_fold(0usize, |acc, d| {
+        acc.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+    })
 }
 
 /// The status codes HAP answers with.
@@ -252,11 +259,7 @@ fn head(
     content_type: Option<&str>,
     body_len: Option<usize>,
 ) -> Result<usize, BufferTooSmall> {
-    let mut cursor = Cursor {
-        out,
-        len: 0,
-        overflow: 0,
-    };
+    let mut cursor = Cursor::new(out);
     let (code, reason) = status.parts();
     let _ = write!(cursor, "{protocol} {code} {reason}\r\n");
     if let Some(content_type) = content_type {
@@ -266,12 +269,7 @@ fn head(
         Some(len) => write!(cursor, "Content-Length: {len}\r\n\r\n"),
         None => write!(cursor, "Transfer-Encoding: chunked\r\n\r\n"),
     };
-    match cursor.overflow {
-        0 => Ok(cursor.len),
-        extra => Err(BufferTooSmall {
-            required: cursor.len + extra,
-        }),
-    }
+    cursor.finish()
 }
 
 /// Writes a whole response: head and `body`.
@@ -294,11 +292,33 @@ pub fn write_response(
     Ok(total)
 }
 
-/// A `fmt::Write` over a byte slice that counts what did not fit.
-struct Cursor<'a> {
+/// A `fmt::Write` over a byte slice that counts what did not fit, so that a failed
+/// write still says how much room it needed.
+pub(crate) struct Cursor<'a> {
     out: &'a mut [u8],
     len: usize,
     overflow: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// An empty cursor at the start of `out`.
+    pub(crate) fn new(out: &'a mut [u8]) -> Self {
+        Self {
+            out,
+            len: 0,
+            overflow: 0,
+        }
+    }
+
+    /// The length written, or the room everything written would have needed.
+    pub(crate) fn finish(self) -> Result<usize, BufferTooSmall> {
+        match self.overflow {
+            0 => Ok(self.len),
+            extra => Err(BufferTooSmall {
+                required: self.len + extra,
+            }),
+        }
+    }
 }
 
 impl core::fmt::Write for Cursor<'_> {

@@ -6,6 +6,9 @@ use hap_core::controller::response::{parse_message, top_level_status};
 use hap_core::controller::{self, Accessories, Characteristics, PairingsReply};
 use hap_core::http::Status;
 use proptest::prelude::*;
+
+/// The `Host` header the controller sends.
+const HOST: &str = "192.0.2.7:51826";
 use rand_chacha::rand_core::SeedableRng;
 
 /// Bytes that often look like HTTP: a real head with arbitrary pieces mixed in.
@@ -62,7 +65,7 @@ proptest! {
     #[test]
     fn the_connection_survives_any_answer(bytes in answer_like(), cut in any::<prop::sample::Index>()) {
         let mut buffers = controller::OwnedBuffers::new(0, 0);
-        let mut connection = controller::Connection::new(buffers.borrow()).unwrap();
+        let mut connection = controller::Connection::new(buffers.borrow(), HOST).unwrap();
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
         let now = hap_core::time::Instant::from_millis(0);
         connection.identify(now).unwrap();

@@ -22,6 +22,9 @@ use rand_chacha::ChaCha20Rng;
 
 const CODE: &str = "518-08-582";
 
+/// The `Host` header the controller sends.
+const HOST: &str = "192.0.2.7:51826";
+
 #[derive(Clone, Copy, Debug)]
 enum Feed {
     Whole,
@@ -62,6 +65,7 @@ fn describe(value: Option<ReportedValue<'_>>) -> String {
             text.decode_into(&mut buf).unwrap().to_string()
         }
         Some(ReportedValue::Null) => "null".into(),
+        Some(other) => format!("{other:?}"),
     }
 }
 
@@ -205,7 +209,7 @@ fn with_pair<T>(feed: Feed, scenario: impl FnOnce(&mut Pair<'_>) -> T) -> T {
     let accessory = server
         .accept(ConnectionId(1), server_buffers.borrow(), now)
         .unwrap();
-    let controller = controller::Connection::new(controller_buffers.borrow()).unwrap();
+    let controller = controller::Connection::new(controller_buffers.borrow(), HOST).unwrap();
     let mut pair = Pair {
         server,
         accessory,
@@ -628,7 +632,7 @@ fn misuse_is_refused_with_a_typed_error() {
 /// A controller with the smallest buffers, and nothing else.
 fn lone_controller(run: impl FnOnce(&mut controller::Connection<'_>, &mut ChaCha20Rng)) {
     let mut buffers = controller::OwnedBuffers::new(0, 0);
-    let mut connection = controller::Connection::new(buffers.borrow()).unwrap();
+    let mut connection = controller::Connection::new(buffers.borrow(), HOST).unwrap();
     run(&mut connection, &mut ChaCha20Rng::seed_from_u64(5));
 }
 

@@ -7,6 +7,9 @@
 mod counting;
 
 use counting::allocations_during;
+
+/// The `Host` header the controller sends.
+const HOST: &str = "192.0.2.7:51826";
 use hap_core::catalog::value::Scalar;
 use hap_core::catalog::{characteristic as c, service as s};
 use hap_core::controller::{
@@ -185,11 +188,14 @@ fn verify_reads_writes_and_events_allocate_nothing() {
         [0u8; controller::MIN_SCRATCH_LEN],
         [0u8; controller::min_output_len(controller::MIN_SCRATCH_LEN)],
     );
-    let mut controller = controller::Connection::new(controller::Buffers {
-        input: &mut c_input,
-        scratch: &mut c_scratch,
-        output: &mut c_output,
-    })
+    let mut controller = controller::Connection::new(
+        controller::Buffers {
+            input: &mut c_input,
+            scratch: &mut c_scratch,
+            output: &mut c_output,
+        },
+        HOST,
+    )
     .unwrap();
 
     let mut tally = Tally::default();

@@ -5,7 +5,7 @@
 //! Keys may come in any order. Keys this reader does not know (`linked`, `valid-values`
 //! and others) are skipped.
 
-use super::response::{ReportedValue, ResponseError};
+use super::response::{unsigned, ReportedValue, ResponseError};
 use crate::catalog::value::Scalar;
 use crate::json::{number_scalar, JsonReader, JsonStr, Token};
 
@@ -405,13 +405,6 @@ struct Fields<'a> {
     max_value: Option<f64>,
     min_step: Option<f64>,
     max_len: Option<u64>,
-}
-
-fn unsigned(token: Token<'_>) -> Result<u64, ResponseError> {
-    match token {
-        Token::Number(text) => text.parse().map_err(|_| ResponseError::UnexpectedShape),
-        _ => Err(ResponseError::UnexpectedShape),
-    }
 }
 
 fn number(token: Token<'_>) -> Result<f64, ResponseError> {

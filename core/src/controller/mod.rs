@@ -41,7 +41,7 @@
 //! let mut scratch = [0u8; controller::MIN_SCRATCH_LEN];
 //! let mut output = [0u8; controller::min_output_len(controller::MIN_SCRATCH_LEN)];
 //! let buffers = Buffers { input: &mut input, scratch: &mut scratch, output: &mut output };
-//! let mut conn = Connection::new(buffers).unwrap();
+//! let mut conn = Connection::new(buffers, "192.0.2.7:51826").unwrap();
 //! let now = Instant::from_millis(0);
 //!
 //! conn.identify(now).unwrap();
@@ -62,7 +62,7 @@
 //!         None => conn.connection_lost(),
 //!     }
 //! }
-//! assert_eq!(socket.sent, b"POST /identify HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+//! assert!(socket.sent.starts_with(b"POST /identify HTTP/1.1\r\nHost: 192.0.2.7:51826\r\n"));
 //! assert_eq!(answered, Some(204));
 //! ```
 //!
@@ -77,7 +77,11 @@
 //! larger one closes the connection with [`CloseReason::ResponseTooLarge`]. The
 //! `/accessories` of a large bridge can take hundreds of KiB, so size the input buffer
 //! for the accessories the controller meets. A request must fit the scratch buffer.
-//! At most [`MAX_IN_FLIGHT`] requests wait for their responses.
+//! At most [`MAX_IN_FLIGHT`] requests wait for their responses; HomeKitADK and
+//! HAP-python answer pipelined requests in order, but aiohomekit sends one at a time
+//! because some accessories do not, so a controller meeting unknown accessories should
+//! too. Timed writes (`/prepare`, for characteristics with the `tw` permission) are not
+//! written yet, and a Backoff refusal's retry delay is not carried.
 //!
 //! # What this replaces
 //!
@@ -106,7 +110,6 @@ use crate::http::Status;
 use crate::pairing::setup::{PairSetupClient, SetupClientOutput, MAX_SETUP_MESSAGE_LEN};
 use crate::pairing::verify::{PairVerifyClient, VerifyClientOutput, MAX_VERIFY_MESSAGE_LEN};
 use crate::pairing::{AccessoryPairing, ControllerIdentity, PairingError};
-use crate::server::BuffersTooSmall;
 use crate::session::{FrameEncryptor, FrameError, Role, Session, MAX_FRAME_PLAINTEXT};
 #[cfg(feature = "alloc")]
 use crate::setup::SetupCode;
@@ -141,6 +144,43 @@ pub const fn min_output_len(scratch: usize) -> usize {
 /// How long the controller waits for a response before giving up (10 s, as iOS does),
 /// counted from the request or from the last byte received, whichever is later.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest `Host` value a connection keeps: a DNS name of 253 bytes with a port.
+pub const MAX_HOST_LEN: usize = 260;
+
+/// Why [`Connection::new`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NewConnectionError {
+    /// A buffer is smaller than its minimum.
+    BuffersTooSmall {
+        /// Which buffer: `input`, `scratch` or `output`.
+        buffer: &'static str,
+        /// Its smallest length.
+        minimum: usize,
+    },
+    /// The host is empty, longer than [`MAX_HOST_LEN`], or not printable ASCII without
+    /// spaces.
+    BadHost,
+}
+
+impl core::fmt::Display for NewConnectionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NewConnectionError::BuffersTooSmall { buffer, minimum } => {
+                write!(
+                    f,
+                    "the {buffer} buffer is smaller than its minimum of {minimum} bytes"
+                )
+            }
+            NewConnectionError::BadHost => {
+                write!(f, "not a host: printable ASCII, 1 to {MAX_HOST_LEN} bytes")
+            }
+        }
+    }
+}
+
+impl core::error::Error for NewConnectionError {}
 
 /// The buffers a connection works in, provided by the caller.
 ///
@@ -222,8 +262,25 @@ enum InFlight {
     Request(Request),
 }
 
+/// A whole message at the front of the input.
+struct Arrival {
+    kind: Arrived,
+    status: u16,
+    /// Where its body is in the input buffer.
+    body: core::ops::Range<usize>,
+    /// Its length, head and body.
+    len: usize,
+}
+
+enum Arrived {
+    Event,
+    /// The answer to this.
+    Answer(InFlight),
+}
+
 /// The pairing exchanges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PairingExchange {
     /// Pair-setup.
     Setup,
@@ -241,6 +298,9 @@ pub enum PairingFailure {
     Pairing(PairingError),
     /// The accessory answered with this HTTP status instead of a pairing message.
     Status(u16),
+    /// The exchange's next message could not be sent (the connection is closing, or
+    /// the output buffer is full).
+    NotSent(RequestError),
 }
 
 impl core::fmt::Display for PairingFailure {
@@ -248,6 +308,7 @@ impl core::fmt::Display for PairingFailure {
         match self {
             PairingFailure::Pairing(error) => error.fmt(f),
             PairingFailure::Status(status) => write!(f, "the accessory answered HTTP {status}"),
+            PairingFailure::NotSent(error) => write!(f, "the next message was not sent: {error}"),
         }
     }
 }
@@ -256,6 +317,7 @@ impl core::error::Error for PairingFailure {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             PairingFailure::Pairing(error) => Some(error),
+            PairingFailure::NotSent(error) => Some(error),
             PairingFailure::Status(_) => None,
         }
     }
@@ -308,7 +370,11 @@ pub enum Event<'a> {
     Paired(AccessoryPairing),
     /// Pair-verify completed: the connection is encrypted, and requests may be sent.
     Verified,
-    /// A pairing exchange failed. The connection stays open and unencrypted.
+    /// A pairing exchange failed. The connection stays open and unencrypted, but after
+    /// a failed pair-setup close it and connect again: HomeKitADK keeps pair-setup
+    /// reserved to the connection that started it until that connection closes
+    /// (`HAPPairingPairSetup.c`, `sessionThatIsCurrentlyPairing`), and answers any other
+    /// controller Busy meanwhile.
     PairingFailed {
         /// Which exchange.
         exchange: PairingExchange,
@@ -319,6 +385,9 @@ pub enum Event<'a> {
     Response(Response<'a>),
     /// An `EVENT/1.0`: characteristics the controller subscribed to changed.
     Changed(Characteristics<'a>),
+    /// An `EVENT/1.0` whose body could not be read (HAP-python, for one, writes a NaN
+    /// float as `NaN`, which is not JSON). It is dropped; the connection goes on.
+    UnreadableEvent(ResponseError),
 }
 
 /// What the caller should do next; see the [module docs](self).
@@ -343,9 +412,10 @@ pub enum CloseReason {
     Frame(FrameError),
     /// A response arrived with no request in flight.
     Unsolicited,
-    /// A response does not fit the input buffer, of this length.
+    /// A response is longer than the input buffer can hold.
     ResponseTooLarge {
-        /// The input buffer's length.
+        /// The longest message the input buffer holds: its length, less one frame
+        /// ([`MAX_FRAME_PLAINTEXT`]) once the session is encrypted.
         limit: usize,
     },
     /// No response came within the response timeout.
@@ -361,7 +431,10 @@ impl core::fmt::Display for CloseReason {
             CloseReason::Frame(error) => write!(f, "the accessory sent a bad frame: {error}"),
             CloseReason::Unsolicited => f.write_str("the accessory answered an unasked request"),
             CloseReason::ResponseTooLarge { limit } => {
-                write!(f, "a response does not fit the {limit}-byte input buffer")
+                write!(
+                    f,
+                    "a response longer than the {limit} bytes the input buffer holds"
+                )
             }
             CloseReason::Timeout => f.write_str("the accessory did not answer in time"),
             CloseReason::PeerClosed => f.write_str("the accessory disconnected"),
@@ -457,16 +530,22 @@ pub struct Connection<'b> {
     session: Option<Session>,
     exchange: Exchange,
     in_flight: Deque<InFlight, MAX_IN_FLIGHT>,
-    /// When the oldest request was sent or a byte last arrived, whichever is later.
+    /// When the oldest request was sent, or a byte of its response last arrived.
     progress: Instant,
+    /// When bytes last arrived.
+    last_input: Instant,
+    /// The `Host` header's value.
+    host: heapless::String<MAX_HOST_LEN>,
     response_timeout: Duration,
     closing: Option<CloseReason>,
     closed: bool,
 }
 
 impl<'b> Connection<'b> {
-    /// A connection in `buffers`, unencrypted and idle.
-    pub fn new(buffers: Buffers<'b>) -> Result<Self, BuffersTooSmall> {
+    /// A connection in `buffers`, unencrypted and idle, to the accessory at `host`: the
+    /// `Host` header's value, such as `192.0.2.7:51826`, `[2001:db8::7]:51826` or
+    /// `Virtual-Light.local:51826`.
+    pub fn new(buffers: Buffers<'b>, host: &str) -> Result<Self, NewConnectionError> {
         let Buffers {
             input,
             scratch,
@@ -478,9 +557,15 @@ impl<'b> Connection<'b> {
             ("output", output.len(), min_output_len(scratch.len())),
         ] {
             if len < minimum {
-                return Err(BuffersTooSmall { buffer, minimum });
+                return Err(NewConnectionError::BuffersTooSmall { buffer, minimum });
             }
         }
+        // A header value must not end the header early or split the request.
+        let printable = host.bytes().all(|b| b.is_ascii_graphic());
+        let host = match heapless::String::try_from(host) {
+            Ok(host) if printable && !host.is_empty() => host,
+            _ => return Err(NewConnectionError::BadHost),
+        };
         Ok(Self {
             input,
             received: 0,
@@ -492,6 +577,8 @@ impl<'b> Connection<'b> {
             exchange: Exchange::Idle,
             in_flight: Deque::new(),
             progress: Instant::from_millis(0),
+            last_input: Instant::from_millis(0),
+            host,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             closing: None,
             closed: false,
@@ -526,8 +613,8 @@ impl<'b> Connection<'b> {
         let mut body = [0u8; MAX_SETUP_MESSAGE_LEN];
         let (client, len) =
             PairSetupClient::start(code, 0, &mut body).map_err(RequestError::Pairing)?;
-        self.send(now, InFlight::Setup, |out| {
-            Ok(request::post_tlv(out, "/pair-setup", &body[..len])?)
+        self.send(now, InFlight::Setup, |out, host| {
+            Ok(request::post_tlv(out, host, "/pair-setup", &body[..len])?)
         })?;
         self.exchange = Exchange::Setup {
             client,
@@ -549,8 +636,8 @@ impl<'b> Connection<'b> {
         let mut body = [0u8; MAX_VERIFY_MESSAGE_LEN];
         let (client, len) =
             PairVerifyClient::start(rng, &mut body).map_err(RequestError::Pairing)?;
-        self.send(now, InFlight::Verify, |out| {
-            Ok(request::post_tlv(out, "/pair-verify", &body[..len])?)
+        self.send(now, InFlight::Verify, |out, host| {
+            Ok(request::post_tlv(out, host, "/pair-verify", &body[..len])?)
         })?;
         self.exchange = Exchange::Verify {
             client,
@@ -566,15 +653,15 @@ impl<'b> Connection<'b> {
         if !matches!(self.exchange, Exchange::Idle) {
             return Err(RequestError::Busy);
         }
-        self.send(now, InFlight::Request(Request::Identify), |out| {
-            Ok(request::identify(out)?)
+        self.send(now, InFlight::Request(Request::Identify), |out, host| {
+            Ok(request::identify(out, host)?)
         })
     }
 
     /// Reads the accessory database (`GET /accessories`).
     pub fn get_accessories(&mut self, now: Instant) -> Result<(), RequestError> {
-        self.send_verified(now, Request::Accessories, |out| {
-            Ok(request::get_accessories(out)?)
+        self.send_verified(now, Request::Accessories, |out, host| {
+            Ok(request::get_accessories(out, host)?)
         })
     }
 
@@ -585,8 +672,8 @@ impl<'b> Connection<'b> {
         ids: &[CharacteristicId],
         options: ReadOptions,
     ) -> Result<(), RequestError> {
-        self.send_verified(now, Request::ReadCharacteristics, |out| {
-            Ok(request::get_characteristics(out, ids, options)?)
+        self.send_verified(now, Request::ReadCharacteristics, |out, host| {
+            Ok(request::get_characteristics(out, host, ids, options)?)
         })
     }
 
@@ -596,8 +683,8 @@ impl<'b> Connection<'b> {
         now: Instant,
         writes: &[Write<'_>],
     ) -> Result<(), RequestError> {
-        self.send_verified(now, Request::WriteCharacteristics, |out| {
-            Ok(request::put_characteristics(out, writes)?)
+        self.send_verified(now, Request::WriteCharacteristics, |out, host| {
+            Ok(request::put_characteristics(out, host, writes)?)
         })
     }
 
@@ -605,8 +692,8 @@ impl<'b> Connection<'b> {
     pub fn list_pairings(&mut self, now: Instant) -> Result<(), RequestError> {
         let mut body = [0u8; 8];
         let len = request::list_pairings_body(&mut body)?;
-        self.send_verified(now, Request::ListPairings, |out| {
-            Ok(request::post_tlv(out, "/pairings", &body[..len])?)
+        self.send_verified(now, Request::ListPairings, |out, host| {
+            Ok(request::post_tlv(out, host, "/pairings", &body[..len])?)
         })
     }
 
@@ -620,8 +707,8 @@ impl<'b> Connection<'b> {
     ) -> Result<(), RequestError> {
         let mut body = [0u8; 2 * crate::tlv::MAX_FRAGMENT_LEN];
         let len = request::add_pairing_body(&mut body, id, public_key, admin)?;
-        self.send_verified(now, Request::AddPairing, |out| {
-            Ok(request::post_tlv(out, "/pairings", &body[..len])?)
+        self.send_verified(now, Request::AddPairing, |out, host| {
+            Ok(request::post_tlv(out, host, "/pairings", &body[..len])?)
         })
     }
 
@@ -630,8 +717,8 @@ impl<'b> Connection<'b> {
     pub fn remove_pairing(&mut self, now: Instant, id: &[u8]) -> Result<(), RequestError> {
         let mut body = [0u8; 2 * crate::tlv::MAX_FRAGMENT_LEN];
         let len = request::remove_pairing_body(&mut body, id)?;
-        self.send_verified(now, Request::RemovePairing, |out| {
-            Ok(request::post_tlv(out, "/pairings", &body[..len])?)
+        self.send_verified(now, Request::RemovePairing, |out, host| {
+            Ok(request::post_tlv(out, host, "/pairings", &body[..len])?)
         })
     }
 
@@ -644,7 +731,9 @@ impl<'b> Connection<'b> {
         }
         self.release_event();
         if !bytes.is_empty() {
-            self.progress = self.progress.max(now);
+            // Counted as progress only once it is known to be part of a response: an
+            // accessory that sends events but never answers must still time out.
+            self.last_input = self.last_input.max(now);
         }
         let Some(session) = &mut self.session else {
             let take = bytes.len().min(self.input.len() - self.received);
@@ -683,61 +772,112 @@ impl<'b> Connection<'b> {
         if self.closed {
             return None;
         }
-        if let Some(reason) = self.closing.take() {
-            self.closed = true;
-            self.received = 0;
-            self.in_flight.clear();
-            self.exchange = Exchange::Idle;
-            return Some(Output::Close(reason));
+        // Messages that arrived whole before the accessory closed or a later frame
+        // failed are still answers: an accessory closes right after confirming that it
+        // removed this controller's pairing (HomeKitADK, HAP-python).
+        if matches!(
+            self.closing,
+            None | Some(CloseReason::PeerClosed | CloseReason::Frame(_))
+        ) {
+            if let Some(message) = self.next_message() {
+                let body = message.body;
+                return match message.kind {
+                    Arrived::Event => Some(Output::Event(
+                        match Characteristics::parse(&self.input[body]) {
+                            Ok(changed) => Event::Changed(changed),
+                            Err(error) => Event::UnreadableEvent(error),
+                        },
+                    )),
+                    Arrived::Answer(InFlight::Request(request)) => {
+                        Some(Output::Event(Event::Response(Response {
+                            request,
+                            status: message.status,
+                            body: &self.input[body],
+                        })))
+                    }
+                    #[cfg(feature = "alloc")]
+                    Arrived::Answer(InFlight::Setup) => {
+                        self.pairing_event(message.status, body, message.len, rng)
+                    }
+                    Arrived::Answer(InFlight::Verify) => {
+                        self.pairing_event(message.status, body, message.len, rng)
+                    }
+                };
+            }
         }
+        let reason = self.closing.take()?;
+        self.closed = true;
+        self.received = 0;
+        self.release = 0;
+        self.in_flight.clear();
+        self.exchange = Exchange::Idle;
+        Some(Output::Close(reason))
+    }
+
+    /// The next whole message in the input, marked to be released at the next poll;
+    /// `None` when there is none yet or the connection must close (then `closing` says
+    /// why).
+    fn next_message(&mut self) -> Option<Arrival> {
         let message = match response::parse_message(&mut self.input[..self.received]) {
             Ok(Status::Complete(message)) => message,
             Ok(Status::Partial) => {
+                if self.received > 0 && !self.input.starts_with(b"EVENT") {
+                    // A response is arriving: the wait for it makes progress.
+                    self.progress = self.progress.max(self.last_input);
+                }
                 let room = self.input.len() - self.received;
                 let stuck = match self.session {
+                    // A frame is opened only with room for the largest.
                     Some(_) => room < MAX_FRAME_PLAINTEXT,
                     None => room == 0,
                 };
-                if stuck {
-                    self.closing = Some(CloseReason::ResponseTooLarge {
-                        limit: self.input.len(),
-                    });
-                    return self.poll_output(rng);
+                if stuck && self.closing.is_none() {
+                    let limit = self.max_message_len();
+                    self.closing = Some(CloseReason::ResponseTooLarge { limit });
                 }
                 return None;
             }
             Err(error) => {
                 self.closing = Some(CloseReason::Response(error));
-                return self.poll_output(rng);
+                return None;
             }
         };
         self.release = message.len;
         let body_range = message.body_start..message.body_end;
         if message.event {
-            return match Characteristics::parse(&self.input[body_range.clone()]) {
-                Ok(_) => Some(Output::Event(Event::Changed(
-                    // Checked just above.
-                    Characteristics::parse(&self.input[body_range]).ok()?,
-                ))),
-                Err(error) => {
-                    self.closing = Some(CloseReason::Response(error));
-                    self.poll_output(rng)
-                }
-            };
+            if self.session.is_none() {
+                // Events travel only in the encrypted session; in plaintext, anyone on
+                // the network could have written this.
+                self.closing = Some(CloseReason::Unsolicited);
+                return None;
+            }
+            return Some(Arrival {
+                kind: Arrived::Event,
+                status: message.status,
+                body: body_range,
+                len: message.len,
+            });
         }
         let Some(in_flight) = self.in_flight.pop_front() else {
             self.closing = Some(CloseReason::Unsolicited);
-            return self.poll_output(rng);
+            return None;
         };
-        match in_flight {
-            InFlight::Request(request) => Some(Output::Event(Event::Response(Response {
-                request,
-                status: message.status,
-                body: &self.input[body_range],
-            }))),
-            #[cfg(feature = "alloc")]
-            InFlight::Setup => self.pairing_event(message.status, body_range, message.len, rng),
-            InFlight::Verify => self.pairing_event(message.status, body_range, message.len, rng),
+        // The next request's wait starts now.
+        self.progress = self.progress.max(self.last_input);
+        Some(Arrival {
+            kind: Arrived::Answer(in_flight),
+            status: message.status,
+            body: body_range,
+            len: message.len,
+        })
+    }
+
+    /// The longest message the input buffer surely holds: all of it in plaintext, less
+    /// one frame once encrypted (a frame is opened only with that much free).
+    fn max_message_len(&self) -> usize {
+        match self.session {
+            Some(_) => self.input.len() - MAX_FRAME_PLAINTEXT,
+            None => self.input.len(),
         }
     }
 
@@ -800,7 +940,7 @@ impl<'b> Connection<'b> {
         &mut self,
         now: Instant,
         request: Request,
-        write: impl FnOnce(&mut [u8]) -> Result<usize, RequestError>,
+        write: impl FnOnce(&mut [u8], &str) -> Result<usize, RequestError>,
     ) -> Result<(), RequestError> {
         if self.session.is_none() {
             return Err(RequestError::NotVerified);
@@ -814,7 +954,7 @@ impl<'b> Connection<'b> {
         &mut self,
         now: Instant,
         in_flight: InFlight,
-        write: impl FnOnce(&mut [u8]) -> Result<usize, RequestError>,
+        write: impl FnOnce(&mut [u8], &str) -> Result<usize, RequestError>,
     ) -> Result<(), RequestError> {
         if self.closed || self.closing.is_some() {
             return Err(RequestError::Closed);
@@ -822,7 +962,7 @@ impl<'b> Connection<'b> {
         if self.in_flight.is_full() {
             return Err(RequestError::TooManyInFlight);
         }
-        let len = write(self.scratch)?;
+        let len = write(self.scratch, &self.host)?;
         let plaintext = &self.scratch[..len];
         let free = &mut self.output[self.unsent..];
         let written = match &mut self.session {
@@ -889,6 +1029,12 @@ impl<'b> Connection<'b> {
                 failure: PairingFailure::Pairing(error),
             })
         };
+        let not_sent = |error| {
+            Some(Event::PairingFailed {
+                exchange: which,
+                failure: PairingFailure::NotSent(error),
+            })
+        };
         match exchange {
             Exchange::Idle => None,
             #[cfg(feature = "alloc")]
@@ -902,7 +1048,7 @@ impl<'b> Connection<'b> {
                         if let Err(error) =
                             self.send_next(InFlight::Setup, "/pair-setup", &next[..len])
                         {
-                            return failed(error);
+                            return not_sent(error);
                         }
                         self.exchange = Exchange::Setup { client, identity };
                         None
@@ -924,7 +1070,7 @@ impl<'b> Connection<'b> {
                         if let Err(error) =
                             self.send_next(InFlight::Verify, "/pair-verify", &next[..len])
                         {
-                            return failed(error);
+                            return not_sent(error);
                         }
                         self.exchange = Exchange::Verify {
                             client,
@@ -955,13 +1101,167 @@ impl<'b> Connection<'b> {
         in_flight: InFlight,
         path: &str,
         body: &[u8],
-    ) -> Result<(), PairingError> {
+    ) -> Result<(), RequestError> {
         let now = self.progress;
-        self.send(now, in_flight, |out| {
-            Ok(request::post_tlv(out, path, body)?)
+        self.send(now, in_flight, |out, host| {
+            Ok(request::post_tlv(out, host, path, body)?)
         })
-        .map_err(|_| PairingError::BufferTooSmall {
-            required: body.len(),
-        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::SessionKeys;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    const HOST: &str = "192.0.2.7:51826";
+
+    /// A verified connection, with the accessory's end of its session.
+    fn encrypted(buffers: &mut OwnedBuffers) -> (Connection<'_>, Session) {
+        let keys = SessionKeys::from_transient_setup(b"a test session");
+        let mut connection = Connection::new(buffers.borrow(), HOST).unwrap();
+        connection.session = Some(Session::new(keys.clone(), Role::Controller));
+        (connection, Session::new(keys, Role::Accessory))
+    }
+
+    fn sealed(accessory: &mut Session, plaintext: &[u8]) -> std::vec::Vec<u8> {
+        let mut out = std::vec![0; FrameEncryptor::sealed_len(plaintext.len())];
+        let sealed = accessory.outbound.seal(plaintext, &mut out).unwrap();
+        assert_eq!(sealed.consumed, plaintext.len());
+        out.truncate(sealed.written);
+        out
+    }
+
+    fn event(body: &str) -> std::string::String {
+        std::format!(
+            "EVENT/1.0 200 OK\r\nContent-Type: application/hap+json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// Drains the connection, describing each output.
+    fn drain(
+        connection: &mut Connection<'_>,
+        rng: &mut ChaCha20Rng,
+    ) -> std::vec::Vec<std::string::String> {
+        let mut seen = std::vec::Vec::new();
+        while let Some(output) = connection.poll_output(rng) {
+            seen.push(match output {
+                Output::Transmit(_) => "transmit".into(),
+                Output::Event(Event::Response(response)) => {
+                    std::format!("{:?} {}", response.request, response.status)
+                }
+                Output::Event(Event::Changed(items)) => std::format!("changed {}", items.len()),
+                Output::Event(Event::UnreadableEvent(error)) => {
+                    std::format!("unreadable {error:?}")
+                }
+                Output::Event(other) => std::format!("{other:?}"),
+                Output::Close(reason) => std::format!("close {reason:?}"),
+            });
+        }
+        seen
+    }
+
+    #[test]
+    fn an_answer_that_came_before_the_close_is_still_delivered() {
+        // HomeKitADK and HAP-python confirm the removal of the controller's own pairing,
+        // then close; an adapter may see both before it polls.
+        let mut buffers = OwnedBuffers::new(0, 0);
+        let (mut connection, mut accessory) = encrypted(&mut buffers);
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let now = Instant::from_millis(0);
+        connection.remove_pairing(now, b"me").unwrap();
+        assert_eq!(drain(&mut connection, &mut rng), ["transmit"]);
+        let answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/pairing+tlv8\r\nContent-Length: 3\r\n\r\n\x06\x01\x02";
+        let bytes = sealed(&mut accessory, answer);
+        assert_eq!(connection.handle_input(now, &bytes), bytes.len());
+        connection.connection_lost();
+        assert_eq!(
+            drain(&mut connection, &mut rng),
+            ["RemovePairing 200", "close PeerClosed"]
+        );
+    }
+
+    #[test]
+    fn an_event_in_plaintext_closes_the_connection() {
+        let mut buffers = OwnedBuffers::new(0, 0);
+        let mut connection = Connection::new(buffers.borrow(), HOST).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let now = Instant::from_millis(0);
+        connection.identify(now).unwrap();
+        let forged = event(r#"{"characteristics":[{"aid":1,"iid":9,"value":true}]}"#);
+        connection.handle_input(now, forged.as_bytes());
+        assert_eq!(
+            drain(&mut connection, &mut rng),
+            ["transmit", "close Unsolicited"]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_event_is_reported_and_the_session_goes_on() {
+        let mut buffers = OwnedBuffers::new(0, 0);
+        let (mut connection, mut accessory) = encrypted(&mut buffers);
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let now = Instant::from_millis(0);
+        let id = CharacteristicId { aid: 1, iid: 9 };
+        connection
+            .get_characteristics(now, &[id], ReadOptions::default())
+            .unwrap();
+        assert_eq!(drain(&mut connection, &mut rng), ["transmit"]);
+        let mut bytes = sealed(
+            &mut accessory,
+            event(r#"{"characteristics":[{"aid":1,"iid":10,"value":NaN}]}"#).as_bytes(),
+        );
+        let body = r#"{"characteristics":[{"aid":1,"iid":9,"value":1}]}"#;
+        let answer = std::format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/hap+json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        bytes.extend(sealed(&mut accessory, answer.as_bytes()));
+        assert_eq!(connection.handle_input(now, &bytes), bytes.len());
+        assert_eq!(
+            drain(&mut connection, &mut rng),
+            [
+                "unreadable Json(JsonError { offset: 46, kind: UnexpectedByte })",
+                "ReadCharacteristics 200"
+            ]
+        );
+    }
+
+    #[test]
+    fn events_do_not_hold_off_the_response_timeout_but_a_response_does() {
+        let mut buffers = OwnedBuffers::new(0, 0);
+        let (mut connection, mut accessory) = encrypted(&mut buffers);
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let id = CharacteristicId { aid: 1, iid: 9 };
+        connection
+            .get_characteristics(Instant::from_millis(0), &[id], ReadOptions::default())
+            .unwrap();
+        assert_eq!(drain(&mut connection, &mut rng), ["transmit"]);
+        let changed = event(r#"{"characteristics":[{"aid":1,"iid":10,"value":3}]}"#);
+        for at in [4_000, 8_000] {
+            let bytes = sealed(&mut accessory, changed.as_bytes());
+            connection.handle_input(Instant::from_millis(at), &bytes);
+            assert_eq!(drain(&mut connection, &mut rng), ["changed 1"]);
+        }
+        assert_eq!(
+            connection.poll_timeout(),
+            Some(Instant::from_millis(10_000))
+        );
+        // The first piece of the response moves the deadline.
+        let bytes = sealed(
+            &mut accessory,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n",
+        );
+        connection.handle_input(Instant::from_millis(9_000), &bytes);
+        assert!(drain(&mut connection, &mut rng).is_empty());
+        assert_eq!(
+            connection.poll_timeout(),
+            Some(Instant::from_millis(19_000))
+        );
+        connection.handle_timeout(Instant::from_millis(19_000));
+        assert_eq!(drain(&mut connection, &mut rng), ["close Timeout"]);
     }
 }

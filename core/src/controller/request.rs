@@ -6,7 +6,7 @@
 use core::fmt::Write as _;
 
 use crate::catalog::value::Scalar;
-use crate::http::{content_type, BufferTooSmall};
+use crate::http::{content_type, BufferTooSmall, Cursor};
 use crate::json::JsonWriter;
 use crate::pairing::{method, tlv_type};
 use crate::tlv::TlvWriter;
@@ -83,6 +83,10 @@ pub enum WriteError {
     IntegerOutOfRange,
     /// A write item with neither a value nor a subscription change.
     EmptyWrite,
+    /// A read or a write of no characteristics.
+    NoItems,
+    /// A float that is NaN or infinite: JSON has no such number.
+    NonFiniteFloat,
 }
 
 impl core::fmt::Display for WriteError {
@@ -93,6 +97,8 @@ impl core::fmt::Display for WriteError {
             }
             WriteError::IntegerOutOfRange => f.write_str("integer value out of range"),
             WriteError::EmptyWrite => f.write_str("a write item needs a value or `ev`"),
+            WriteError::NoItems => f.write_str("a request of no characteristics"),
+            WriteError::NonFiniteFloat => f.write_str("a float that is NaN or infinite"),
         }
     }
 }
@@ -107,93 +113,92 @@ impl From<BufferTooSmall> for WriteError {
     }
 }
 
-/// A `fmt::Write` over a byte slice that fails when full.
-struct Cursor<'a> {
-    out: &'a mut [u8],
-    len: usize,
-}
-
-impl core::fmt::Write for Cursor<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len + s.len();
-        let dest = self.out.get_mut(self.len..end).ok_or(core::fmt::Error)?;
-        dest.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-/// The most a request head other than a GET's takes: the longest request line and
-/// Content-Type, and a Content-Length of up to ten digits.
-const MAX_HEAD_LEN: usize = 128;
-
-/// Writes `method path` with a body of `body_len` bytes that already sits at
-/// `out[MAX_HEAD_LEN..]`, moving it up behind the head. Returns the request's length.
-fn finish_with_body(
+/// The head of a request: request line, `Host`, and for a request with a body its
+/// Content-Type and Content-Length. `target` writes the method and the path with its
+/// query.
+fn write_head(
     out: &mut [u8],
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body_len: usize,
+    target: impl Fn(&mut Cursor<'_>) -> core::fmt::Result,
+    host: &str,
+    body: Option<(&str, usize)>,
 ) -> Result<usize, BufferTooSmall> {
-    let mut head = [0u8; MAX_HEAD_LEN];
-    let mut cursor = Cursor {
-        out: &mut head,
-        len: 0,
+    let mut cursor = Cursor::new(out);
+    // The cursor counts what does not fit instead of failing.
+    let _ = target(&mut cursor);
+    // h11 (HAP-python) and Node's HTTP server (HAP-NodeJS) refuse an HTTP/1.1 request
+    // without Host, as RFC 9112 §3.2 says a server must.
+    let _ = write!(cursor, " HTTP/1.1\r\nHost: {host}\r\n");
+    let _ = match body {
+        Some((content_type, len)) => write!(
+            cursor,
+            "Content-Type: {content_type}\r\nContent-Length: {len}\r\n\r\n"
+        ),
+        None => cursor.write_str("\r\n"),
     };
-    write!(
-        cursor,
-        "{method} {path} HTTP/1.1\r\nContent-Type: {content_type}\r\nContent-Length: {body_len}\r\n\r\n"
-    )
-    .map_err(|_| BufferTooSmall {
-        required: MAX_HEAD_LEN + body_len,
-    })?;
-    let head_len = cursor.len;
-    out.copy_within(MAX_HEAD_LEN..MAX_HEAD_LEN + body_len, head_len);
-    out[..head_len].copy_from_slice(&head[..head_len]);
-    Ok(head_len + body_len)
+    cursor.finish()
 }
 
-/// Writes a POST of `body` to `path` with `content_type`.
+/// Writes a POST of `body` to `path` on `host`, with `content_type`.
 pub fn post(
     out: &mut [u8],
+    host: &str,
     path: &str,
     content_type: &str,
     body: &[u8],
 ) -> Result<usize, BufferTooSmall> {
-    let required = MAX_HEAD_LEN + body.len();
-    let Some(space) = out.get_mut(MAX_HEAD_LEN..required) else {
-        return Err(BufferTooSmall { required });
-    };
+    let target = |c: &mut Cursor<'_>| write!(c, "POST {path}");
+    let head = write_head(out, target, host, Some((content_type, body.len()))).map_err(
+        |BufferTooSmall { required }| BufferTooSmall {
+            required: required + body.len(),
+        },
+    )?;
+    let total = head + body.len();
+    let space = out
+        .get_mut(head..total)
+        .ok_or(BufferTooSmall { required: total })?;
     space.copy_from_slice(body);
-    finish_with_body(out, "POST", path, content_type, body.len())
+    Ok(total)
 }
 
 /// Writes a POST of a TLV8 pairing message to `path` (`/pair-setup`, `/pair-verify` or
-/// `/pairings`).
-pub fn post_tlv(out: &mut [u8], path: &str, body: &[u8]) -> Result<usize, BufferTooSmall> {
-    post(out, path, content_type::PAIRING_TLV8, body)
+/// `/pairings`) on `host`.
+pub fn post_tlv(
+    out: &mut [u8],
+    host: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<usize, BufferTooSmall> {
+    post(out, host, path, content_type::PAIRING_TLV8, body)
 }
 
-/// Writes `POST /identify`, which an unpaired accessory answers with 204.
-pub fn identify(out: &mut [u8]) -> Result<usize, BufferTooSmall> {
-    write_get_like(out, |c| {
-        c.write_str("POST /identify HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
-    })
+/// Writes `POST /identify` to `host`, which an unpaired accessory answers with 204.
+pub fn identify(out: &mut [u8], host: &str) -> Result<usize, BufferTooSmall> {
+    // No Content-Type: there is no body.
+    let mut cursor = Cursor::new(out);
+    let _ = write!(
+        cursor,
+        "POST /identify HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"
+    );
+    cursor.finish()
 }
 
-/// Writes `GET /accessories`.
-pub fn get_accessories(out: &mut [u8]) -> Result<usize, BufferTooSmall> {
-    write_get_like(out, |c| c.write_str("GET /accessories HTTP/1.1\r\n\r\n"))
+/// Writes `GET /accessories` to `host`.
+pub fn get_accessories(out: &mut [u8], host: &str) -> Result<usize, BufferTooSmall> {
+    write_head(out, |c| c.write_str("GET /accessories"), host, None)
 }
 
-/// Writes `GET /characteristics?id=1.9,1.10` with the query options asked for.
+/// Writes `GET /characteristics?id=1.9,1.10` to `host`, with the query options asked
+/// for.
 pub fn get_characteristics(
     out: &mut [u8],
+    host: &str,
     ids: &[CharacteristicId],
     options: ReadOptions,
-) -> Result<usize, BufferTooSmall> {
-    write_get_like(out, |c| {
+) -> Result<usize, WriteError> {
+    if ids.is_empty() {
+        return Err(WriteError::NoItems);
+    }
+    let target = |c: &mut Cursor<'_>| {
         c.write_str("GET /characteristics?id=")?;
         for (index, id) in ids.iter().enumerate() {
             let comma = if index == 0 { "" } else { "," };
@@ -209,60 +214,69 @@ pub fn get_characteristics(
                 write!(c, "&{name}=1")?;
             }
         }
-        c.write_str(" HTTP/1.1\r\n\r\n")
-    })
-}
-
-/// Writes a bodiless request with `fill`; on overflow, reports a size that would have
-/// fitted, found by writing it into nothing.
-fn write_get_like(
-    out: &mut [u8],
-    fill: impl Fn(&mut dyn core::fmt::Write) -> core::fmt::Result,
-) -> Result<usize, BufferTooSmall> {
-    let mut cursor = Cursor { out, len: 0 };
-    if fill(&mut cursor).is_ok() {
-        return Ok(cursor.len);
-    }
-    let mut counter = Counter(0);
-    let _ = fill(&mut counter);
-    Err(BufferTooSmall {
-        required: counter.0,
-    })
-}
-
-/// Counts what would be written.
-struct Counter(usize);
-
-impl core::fmt::Write for Counter {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0 += s.len();
         Ok(())
-    }
+    };
+    Ok(write_head(out, target, host, None)?)
 }
 
-/// Writes `PUT /characteristics` with `writes`.
-pub fn put_characteristics(out: &mut [u8], writes: &[Write<'_>]) -> Result<usize, WriteError> {
-    let too_small = |out: &[u8]| WriteError::BufferTooSmall {
-        required: out.len() + 1,
+/// Writes `PUT /characteristics` with `writes` to `host`.
+pub fn put_characteristics(
+    out: &mut [u8],
+    host: &str,
+    writes: &[Write<'_>],
+) -> Result<usize, WriteError> {
+    if writes.is_empty() {
+        return Err(WriteError::NoItems);
+    }
+    let target = |c: &mut Cursor<'_>| c.write_str("PUT /characteristics");
+    let json = Some((content_type::HAP_JSON, 0));
+    // The body's length is known only once written: write it behind room for the
+    // longest head (a Content-Length as long as the buffer's), then move it up.
+    let longest_head = write_head(
+        &mut [],
+        target,
+        host,
+        Some((content_type::HAP_JSON, out.len())),
+    )
+    .err()
+    .map_or(0, |too_small| too_small.required);
+    let Some(body_space) = out.get_mut(longest_head..) else {
+        let shortest = write_head(&mut [], target, host, json)
+            .err()
+            .map_or(0, |too_small| too_small.required);
+        return Err(WriteError::BufferTooSmall {
+            required: shortest.max(out.len() + 1),
+        });
     };
-    let Some(body_space) = out.get_mut(MAX_HEAD_LEN..) else {
-        return Err(too_small(out));
-    };
-    let mut json = JsonWriter::new(body_space);
-    let written = write_items(&mut json, writes);
-    let body_len = json.len();
+    let mut writer = JsonWriter::new(body_space);
+    let written = write_items(&mut writer, writes);
+    let body_len = writer.len();
     match written {
         Ok(()) => {}
-        Err(ItemsError::Full) => return Err(too_small(out)),
+        Err(ItemsError::Full) => {
+            return Err(WriteError::BufferTooSmall {
+                required: out.len() + 1,
+            })
+        }
         Err(ItemsError::Other(error)) => return Err(error),
     }
-    Ok(finish_with_body(
-        out,
-        "PUT",
-        "/characteristics",
-        content_type::HAP_JSON,
-        body_len,
-    )?)
+    let head_len = write_head(
+        &mut [],
+        target,
+        host,
+        Some((content_type::HAP_JSON, body_len)),
+    )
+    .err()
+    .map_or(0, |too_small| too_small.required);
+    out.copy_within(longest_head..longest_head + body_len, head_len);
+    // Fits: it is no longer than the head room left.
+    write_head(
+        &mut out[..head_len],
+        target,
+        host,
+        Some((content_type::HAP_JSON, body_len)),
+    )?;
+    Ok(head_len + body_len)
 }
 
 enum ItemsError {
@@ -301,6 +315,9 @@ fn write_items(json: &mut JsonWriter<'_>, writes: &[Write<'_>]) -> Result<(), It
                     } else {
                         return Err(ItemsError::Other(WriteError::IntegerOutOfRange));
                     }
+                }
+                Scalar::Float(f) if !f.is_finite() => {
+                    return Err(ItemsError::Other(WriteError::NonFiniteFloat))
                 }
                 Scalar::Float(f) => json.float(f)?,
                 Scalar::Str(s) => json.string(s)?,
@@ -374,6 +391,8 @@ mod tests {
     use super::*;
     use crate::http::{parse_request, Method, Status};
 
+    const HOST: &str = "192.0.2.7:51826";
+
     fn id(aid: u64, iid: u64) -> CharacteristicId {
         CharacteristicId { aid, iid }
     }
@@ -386,7 +405,7 @@ mod tests {
             ev: true,
             ..ReadOptions::default()
         };
-        let len = get_characteristics(&mut out, &[id(1, 9), id(2, 10)], options).unwrap();
+        let len = get_characteristics(&mut out, HOST, &[id(1, 9), id(2, 10)], options).unwrap();
         let Status::Complete(request) = parse_request(&out[..len], 1024).unwrap() else {
             panic!("incomplete")
         };
@@ -395,8 +414,8 @@ mod tests {
         assert_eq!(request.query, Some("id=1.9,2.10&meta=1&ev=1"));
         let mut small = [0u8; 20];
         assert_eq!(
-            get_characteristics(&mut small, &[id(1, 9), id(2, 10)], options),
-            Err(BufferTooSmall { required: len })
+            get_characteristics(&mut small, HOST, &[id(1, 9), id(2, 10)], options),
+            Err(WriteError::BufferTooSmall { required: len })
         );
     }
 
@@ -412,11 +431,12 @@ mod tests {
             },
             Write::subscribe(id(1, 11), true),
         ];
-        let len = put_characteristics(&mut out, &writes).unwrap();
+        let len = put_characteristics(&mut out, HOST, &writes).unwrap();
         let Status::Complete(request) = parse_request(&out[..len], 1024).unwrap() else {
             panic!("incomplete")
         };
         assert_eq!(request.method, Method::Put);
+        assert_eq!(request.len, len);
         assert_eq!(request.content_type, Some(&b"application/hap+json"[..]));
         assert_eq!(
             request.body,
@@ -424,7 +444,7 @@ mod tests {
         );
         let huge = [Write::value(id(1, 9), Scalar::Integer(i128::MAX))];
         assert_eq!(
-            put_characteristics(&mut out, &huge),
+            put_characteristics(&mut out, HOST, &huge),
             Err(WriteError::IntegerOutOfRange)
         );
         let empty = [Write {
@@ -434,11 +454,11 @@ mod tests {
             id: id(1, 1),
         }];
         assert_eq!(
-            put_characteristics(&mut out, &empty),
+            put_characteristics(&mut out, HOST, &empty),
             Err(WriteError::EmptyWrite)
         );
         assert!(matches!(
-            put_characteristics(&mut out[..140], &writes),
+            put_characteristics(&mut out[..140], HOST, &writes),
             Err(WriteError::BufferTooSmall { .. })
         ));
     }
@@ -448,17 +468,76 @@ mod tests {
         let mut out = [0u8; 256];
         let mut body = [0u8; 64];
         let body_len = remove_pairing_body(&mut body, b"guest").unwrap();
-        let len = post_tlv(&mut out, "/pairings", &body[..body_len]).unwrap();
+        let len = post_tlv(&mut out, HOST, "/pairings", &body[..body_len]).unwrap();
         let Status::Complete(request) = parse_request(&out[..len], 1024).unwrap() else {
             panic!("incomplete")
         };
         assert_eq!((request.method, request.path), (Method::Post, "/pairings"));
         assert_eq!(request.body, &body[..body_len]);
         assert_eq!(request.len, len);
-        let len = identify(&mut out).unwrap();
+        let len = identify(&mut out, HOST).unwrap();
         assert_eq!(
             &out[..len],
-            b"POST /identify HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+            b"POST /identify HTTP/1.1\r\nHost: 192.0.2.7:51826\r\nContent-Length: 0\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn every_request_names_its_host() {
+        let mut out = [0u8; 512];
+        let mut lens = [0usize; 5];
+        lens[0] = identify(&mut out, HOST).unwrap();
+        let write = [Write::value(id(1, 9), Scalar::Bool(true))];
+        for (index, len) in lens.iter_mut().enumerate().skip(1) {
+            *len = match index {
+                1 => get_accessories(&mut out, HOST).unwrap(),
+                2 => get_characteristics(&mut out, HOST, &[id(1, 9)], ReadOptions::default())
+                    .unwrap(),
+                3 => put_characteristics(&mut out, HOST, &write).unwrap(),
+                _ => post_tlv(&mut out, HOST, "/pair-verify", &[6, 1, 1]).unwrap(),
+            };
+            let Status::Complete(request) = parse_request(&out[..*len], 1024).unwrap() else {
+                panic!("incomplete")
+            };
+            assert_eq!(request.len, *len);
+            let text = core::str::from_utf8(&out[..*len]).unwrap();
+            assert!(text.contains("\r\nHost: 192.0.2.7:51826\r\n"), "{text}");
+        }
+    }
+
+    #[test]
+    fn empty_requests_and_non_finite_floats_are_refused() {
+        let mut out = [0u8; 512];
+        assert_eq!(
+            get_characteristics(&mut out, HOST, &[], ReadOptions::default()),
+            Err(WriteError::NoItems)
+        );
+        assert_eq!(
+            put_characteristics(&mut out, HOST, &[]),
+            Err(WriteError::NoItems)
+        );
+        for float in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let write = [Write::value(id(1, 9), Scalar::Float(float))];
+            assert_eq!(
+                put_characteristics(&mut out, HOST, &write),
+                Err(WriteError::NonFiniteFloat)
+            );
+        }
+    }
+
+    #[test]
+    fn a_write_reports_the_room_it_needs() {
+        let writes = [Write::value(id(1, 9), Scalar::Str("a long enough value"))];
+        let mut big = [0u8; 512];
+        let len = put_characteristics(&mut big, HOST, &writes).unwrap();
+        // Fits exactly once the room for the longest Content-Length is there too.
+        for size in 0..len + 8 {
+            let mut out = [0u8; 600];
+            match put_characteristics(&mut out[..size], HOST, &writes) {
+                Ok(written) => assert_eq!(&out[..written], &big[..len]),
+                Err(WriteError::BufferTooSmall { required }) => assert!(required > size),
+                Err(other) => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::http::Status;
 use crate::json::{number_scalar, JsonError, JsonReader, JsonStr, Token};
-use crate::pairing::{tlv_type, ErrorCode, PairingError};
+use crate::pairing::{check_rejected, expect_state, tlv_type, PairingError};
 use crate::status::HapStatus;
 use crate::tlv::Tlv;
 
@@ -160,13 +160,7 @@ fn parse_status_line(line: &[u8]) -> Result<(bool, u16), ResponseError> {
 }
 
 fn parse_decimal(value: &[u8]) -> Result<usize, ResponseError> {
-    let value = value.trim_ascii();
-    if value.is_empty() || value.len() > 10 || !value.iter().all(u8::is_ascii_digit) {
-        return Err(ResponseError::BadLength);
-    }
-    Ok(value
-        .iter()
-        .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0')))
+    crate::http::parse_decimal(value.trim_ascii()).ok_or(ResponseError::BadLength)
 }
 
 /// Checks that the chunked body starting at `start` is complete, then moves the chunks'
@@ -258,8 +252,11 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 /// A value as the accessory reported it. Numbers keep their JSON form's kind; strings
-/// keep their escapes until decoded ([`JsonStr::decode_into`]).
+/// keep their escapes until decoded ([`JsonStr::decode_into`]). A `bool`
+/// characteristic may arrive as `1` or `0` (HomeKitADK writes them so, in
+/// `HAPIPAccessoryProtocol.c`): read it with [`ReportedValue::as_bool`].
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ReportedValue<'a> {
     /// `true` or `false`.
     Bool(bool),
@@ -271,6 +268,19 @@ pub enum ReportedValue<'a> {
     Str(JsonStr<'a>),
     /// `null`.
     Null,
+}
+
+impl ReportedValue<'_> {
+    /// The value of a `bool` characteristic: `true` or `false`, or `1` or `0` as
+    /// HomeKitADK and others write it; `None` for anything else.
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            ReportedValue::Bool(b) => Some(b),
+            ReportedValue::Integer(0) => Some(false),
+            ReportedValue::Integer(1) => Some(true),
+            _ => None,
+        }
+    }
 }
 
 /// One item of a `characteristics` array: a read's result, a write's status, or an
@@ -432,7 +442,7 @@ pub(super) fn reported_value(token: Token<'_>) -> Result<ReportedValue<'_>, Resp
     })
 }
 
-fn unsigned(token: Token<'_>) -> Result<u64, ResponseError> {
+pub(super) fn unsigned(token: Token<'_>) -> Result<u64, ResponseError> {
     match token {
         Token::Number(text) => text.parse().map_err(|_| ResponseError::UnexpectedShape),
         _ => Err(ResponseError::UnexpectedShape),
@@ -496,17 +506,9 @@ impl<'a> PairingsReply<'a> {
     /// [`PairingError::Rejected`].
     pub fn parse(body: &'a [u8]) -> Result<Self, PairingError> {
         let tlv = Tlv::parse(body)?;
-        match tlv.get_u8(tlv_type::STATE) {
-            Some(2) => {}
-            Some(state) => return Err(PairingError::UnexpectedState(state)),
-            None => return Err(PairingError::MissingItem(tlv_type::STATE)),
-        }
-        if let Some(item) = tlv.get(tlv_type::ERROR) {
-            let code = item.to_uint_le().and_then(|v| u8::try_from(v).ok());
-            return Err(PairingError::Rejected(
-                code.map_or(ErrorCode::Unknown, ErrorCode::from_u8),
-            ));
-        }
+        // A refusal first: its state is 2 too, but some accessories get that wrong.
+        check_rejected(&tlv)?;
+        expect_state(&tlv, 2)?;
         let reply = Self { tlv };
         // Check every entry now, so that iterating cannot fail.
         for entry in reply.entries() {
@@ -560,7 +562,26 @@ impl<'a> PairingsReply<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pairing::ErrorCode;
     use std::vec::Vec;
+
+    #[test]
+    fn bools_are_read_as_adk_writes_them_too() {
+        for (value, expected) in [
+            (ReportedValue::Bool(true), Some(true)),
+            (ReportedValue::Integer(1), Some(true)),
+            (ReportedValue::Integer(0), Some(false)),
+            (ReportedValue::Integer(2), None),
+            (ReportedValue::Null, None),
+        ] {
+            assert_eq!(value.as_bool(), expected, "{value:?}");
+        }
+        // A refusal with a wrong state is still a refusal.
+        assert_eq!(
+            PairingsReply::parse(&[0x06, 1, 4, 0x07, 1, 7]).unwrap_err(),
+            PairingError::Rejected(ErrorCode::Busy)
+        );
+    }
 
     fn whole(bytes: &[u8]) -> (Message, Vec<u8>) {
         let mut buf = bytes.to_vec();

@@ -363,7 +363,7 @@ fn write_error(out: &mut [u8], state: u8, code: ErrorCode) -> Result<usize, Pair
 }
 
 /// Fails with [`PairingError::Rejected`] if `response` carries an error code.
-fn check_rejected(response: &crate::tlv::Tlv<'_>) -> Result<(), PairingError> {
+pub(crate) fn check_rejected(response: &crate::tlv::Tlv<'_>) -> Result<(), PairingError> {
     match response.get(tlv_type::ERROR) {
         Some(item) => {
             let code = item.to_uint_le().and_then(|v| u8::try_from(v).ok());
@@ -376,7 +376,10 @@ fn check_rejected(response: &crate::tlv::Tlv<'_>) -> Result<(), PairingError> {
 }
 
 /// Fails with [`PairingError::UnexpectedState`] unless `message` is at state `expected`.
-fn expect_state(message: &crate::tlv::Tlv<'_>, expected: u8) -> Result<(), PairingError> {
+pub(crate) fn expect_state(
+    message: &crate::tlv::Tlv<'_>,
+    expected: u8,
+) -> Result<(), PairingError> {
     match message.get_u8(tlv_type::STATE) {
         Some(state) if state == expected => Ok(()),
         Some(state) => Err(PairingError::UnexpectedState(state)),
