@@ -514,6 +514,17 @@ def check_pair(world: World) -> str:
             f"at {said.get('address')}:{said.get('port')}; file mode 600")
 
 
+def check_second_controller(world: World) -> str:
+    # Another controller (another pairing file, so another identity) with the right code,
+    # while the accessory is paired: pair-setup is refused (Unavailable), exit 6.
+    other = Hapctl(world.hapctl.binary, world.scratch / "other-controller.json")
+    run = other("pair", world.pair_target, "--code", PIN, "--alias", "other")
+    world.hapctl.runs.append(run)
+    assert run.code == 6, f"exit {run.code}, expected 6 (refused: already paired)"
+    assert run.error_kind() == "refused", f"json error kind {run.error_kind()!r}"
+    return f"a second controller's pair-setup: exit 6, {run.stderr.strip()!r}"
+
+
 def check_accessories(world: World) -> str:
     tree = world.hapctl.ok("accessories", world.alias).json()
     accessories = tree["accessories"]
@@ -650,6 +661,27 @@ def check_pairings(world: World) -> str:
     return f"one admin pairing, {only['id']}, marked as this controller"
 
 
+def check_pairings_add_remove(world: World) -> str:
+    # A second controller's identity (`hapctl id` with another file) added as a user,
+    # listed, and removed again.
+    other = Hapctl(world.hapctl.binary, world.scratch / "other-controller.json")
+    guest = other("id")
+    world.hapctl.runs.append(guest)
+    assert guest.code == 0, f"id with a second file: exit {guest.code}"
+    guest_id, guest_key = guest.json()["id"], guest.json()["public_key"]
+    world.hapctl.ok("pairings", "add", world.alias, "--id", guest_id, "--key", guest_key)
+    listed = world.hapctl.ok("pairings", "list", world.alias).json()["pairings"]
+    added = [p for p in listed if (p.get("id") or "").lower() == guest_id.lower()]
+    assert len(listed) == 2 and len(added) == 1, f"after adding: {listed}"
+    assert added[0].get("admin") is False and added[0].get("this_controller") is False, \
+        f"the added pairing: {added[0]}"
+    assert (added[0].get("public_key") or "").lower() == guest_key.lower(), f"{added[0]}"
+    world.hapctl.ok("pairings", "remove", world.alias, guest_id)
+    left = world.hapctl.ok("pairings", "list", world.alias).json()["pairings"]
+    assert len(left) == 1 and left[0].get("this_controller") is True, f"after removing: {left}"
+    return f"added {guest_id} as a user (listed with its key, not admin), removed it again"
+
+
 def check_unpair(world: World) -> str:
     run = world.hapctl.ok("unpair", world.alias)
     said = run.json()
@@ -718,6 +750,8 @@ CHECKS: list[tuple[str, Callable[[World], str], bool, tuple[str, ...] | None, bo
     ("identify before pairing (POST /identify)", check_identify, False, None, False),
     ("pair with a wrong code: exit 5", check_wrong_code, False, None, False),
     ("pair with the right code", check_pair, False, None, False),
+    ("pair from a second controller while paired: exit 6", check_second_controller, False,
+     None, True),
     ("accessories: names from the catalog", check_accessories, False, None, True),
     ("get", check_get, False, None, True),
     ("put, then get shows it", check_put, False, None, True),
@@ -725,6 +759,8 @@ CHECKS: list[tuple[str, Callable[[World], str], bool, tuple[str, ...] | None, bo
     ("watch sees another connection's write", check_watch, False, None, True),
     ("an ambiguous name: exit 3", check_ambiguous, False, ("bridge",), True),
     ("pairings list: one admin, this controller", check_pairings, False, None, True),
+    ("pairings add and remove another controller", check_pairings_add_remove, False, None,
+     True),
     ("unpair", check_unpair, False, None, True),
     ("discover: sf not paired again", check_unpaired_flag, True, None, False),
     ("pair again after unpairing", check_pair_again, False, None, False),
