@@ -7,7 +7,7 @@
 //! - [`socket`]: where the listener binds (by default `[::]` for IPv6 and IPv4 at once)
 //!   and the keepalive every accepted connection gets. `hap-smol` uses it too.
 //! - [`store`]: the durable file store (feature `store`) and an in-memory one.
-//! - `mdns`: the mDNS responder (feature `mdns`).
+//! - `mdns`: the mDNS responder, and `browse` to find accessories (feature `mdns`).
 //! - `app`: an application layer over all of these (feature `app`, with `store` and
 //!   `mdns`): the standard flags, the start-up banner, signals, handlers and timers.
 //!

@@ -7,12 +7,14 @@ use crate::mdns::wire::{
     Header, NameArg, Packet, RData, RecordOut, WriteError, Writer, HEADER_LEN,
 };
 
-/// Parses arbitrary bytes as a DNS message. For what parses: every name and datum reads
-/// through, names equal themselves ignoring case, and writing the message again (with
-/// our compression) parses back to the same header, questions and records, exactly. A
-/// buffer one byte short is refused with `Full` and still leaves a valid message.
+/// Feeds arbitrary bytes to responders and browsers, and parses them as a DNS message.
+/// For what parses: every name and datum reads through, names equal themselves ignoring
+/// case, and writing the message again (with our compression) parses back to the same
+/// header, questions and records, exactly. A buffer one byte short is refused with
+/// `Full` and still leaves a valid message.
 pub fn mdns_packet(data: &[u8]) {
     feed_responder(data);
+    feed_browser(data);
     let Ok(packet) = Packet::parse(data) else {
         return;
     };
@@ -113,6 +115,56 @@ fn feed_responder(data: &[u8]) {
         let until = now.as_millis() + 1_000;
         run_until(&mut responder, &mut now, until, &mut rng, &mut buf);
         assert!(responder.is_withdrawn());
+    }
+}
+
+/// Feeds the bytes to browsers as a response, to a fresh one and to one that knows an
+/// accessory (the first seed), and serves their deadlines for two minutes: none may
+/// panic, every query they send must parse and be a query, and what they keep stays
+/// within their capacities.
+fn feed_browser(data: &[u8]) {
+    use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    use crate::mdns::browser::{Browser, MAX_INSTANCES, MAX_INSTANCE_ADDRESSES};
+    use crate::mdns::responder::{InterfaceId, MIN_TRANSMIT_BUFFER};
+    use crate::time::Instant;
+
+    let iface = InterfaceId(1);
+    let source = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), 5353);
+    let mut buf = vec![0u8; MIN_TRANSMIT_BUFFER];
+    let known = seeds().swap_remove(0);
+    for warm in [false, true] {
+        let mut now = Instant::from_millis(0);
+        let mut browser = Browser::new(now);
+        browser.add_interface(iface).expect("one interface");
+        if warm {
+            browser
+                .handle_datagram(now, iface, source, &known)
+                .expect("the seed parses");
+        }
+        now = Instant::from_millis(500);
+        let _ = browser.handle_datagram(now, iface, source, data);
+        for _ in 0..1_000 {
+            for _ in 0..64 {
+                let Some(transmit) = browser.poll_transmit(now, &mut buf) else {
+                    break;
+                };
+                let packet = Packet::parse(transmit.payload).expect("the browser sends valid DNS");
+                assert!(!packet.header().is_response());
+            }
+            while browser.poll_event().is_some() {}
+            match browser.poll_timeout() {
+                Some(at) if at.as_millis() <= 120_000 => {
+                    now = now.max(at);
+                    browser.handle_timeout(now);
+                }
+                _ => break,
+            }
+        }
+        assert!(browser.instances().count() <= MAX_INSTANCES);
+        assert!(browser
+            .instances()
+            .all(|i| i.addresses().count() <= MAX_INSTANCE_ADDRESSES));
     }
 }
 

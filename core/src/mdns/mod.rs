@@ -10,7 +10,8 @@
 //! abandons a pair-setup whose `sf` clears before M6 arrives (HAP-Java #95, HAP-python
 //! #246).
 //!
-//! [`wire`] parses and writes the DNS messages a responder exchanges.
+//! [`wire`] parses and writes the DNS messages a responder exchanges; [`browser`] finds
+//! accessories, as a controller does.
 
 use core::fmt::Write as _;
 use core::time::Duration;
@@ -20,6 +21,7 @@ use crate::server::Event;
 use crate::setup::{setup_hash_base64, DeviceId, SetupId};
 use crate::time::Instant;
 
+pub mod browser;
 pub mod responder;
 pub mod wire;
 

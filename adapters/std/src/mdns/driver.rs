@@ -283,20 +283,8 @@ impl Shared {
     /// Serves `links` from now on: forgets the vanished ones (sending their goodbyes
     /// first, which frees their places in the core), then adds the new and changed ones.
     /// A link the core refuses is not recorded, so the next check tries it again.
-    fn apply_links(&self, state: &mut State, mut links: Vec<Link>) -> Vec<MdnsEvent> {
-        for link in &mut links {
-            bound_families_only(&mut link.nets, self.v4.is_some(), self.v6.is_some());
-        }
-        // Such an interface could be neither joined nor sent on.
-        links.retain(|link| !link.nets.is_empty());
-        if links.len() > MAX_INTERFACES {
-            let left: Vec<&str> = links[MAX_INTERFACES..]
-                .iter()
-                .map(|link| link.name.as_str())
-                .collect();
-            log::debug!("mDNS: serving {MAX_INTERFACES} interfaces at most; not {left:?}");
-            links.truncate(MAX_INTERFACES);
-        }
+    fn apply_links(&self, state: &mut State, links: Vec<Link>) -> Vec<MdnsEvent> {
+        let links = servable(links, self.v4.is_some(), self.v6.is_some());
         if links.is_empty() && state.links.is_empty() {
             log::trace!("mDNS: no interface to serve yet");
         }
@@ -359,35 +347,8 @@ impl Shared {
         events
     }
 
-    /// Joins 224.0.0.251 and ff02::fb on `link` where not joined yet; a failure is
-    /// logged and tried again at the next check.
     fn join(&self, joined: &mut Vec<(Family, u32)>, link: &Link) {
-        let index = link.id.0;
-        if let Some(socket) = &self.v4 {
-            if !joined.contains(&(Family::V4, index)) {
-                let interface = InterfaceIndexOrAddress::Index(index);
-                match SockRef::from(socket).join_multicast_v4_n(&MDNS_GROUP_V4, &interface) {
-                    Ok(()) => joined.push((Family::V4, index)),
-                    // Joined before the interface went down and came back.
-                    Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                        joined.push((Family::V4, index))
-                    }
-                    Err(e) => log::debug!("mDNS: cannot join 224.0.0.251 on {}: {e}", link.name),
-                }
-            }
-        }
-        if let Some(socket) = &self.v6 {
-            let has_v6 = link.nets.iter().any(|(address, _)| address.is_ipv6());
-            if has_v6 && !joined.contains(&(Family::V6, index)) {
-                match socket.join_multicast_v6(&MDNS_GROUP_V6, index) {
-                    Ok(()) => joined.push((Family::V6, index)),
-                    Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                        joined.push((Family::V6, index))
-                    }
-                    Err(e) => log::debug!("mDNS: cannot join ff02::fb on {}: {e}", link.name),
-                }
-            }
-        }
+        join_groups(self.v4.as_ref(), self.v6.as_ref(), joined, link);
     }
 
     /// Leaves the groups on a vanished interface (the system may have dropped them
@@ -431,56 +392,128 @@ impl Shared {
         events
     }
 
-    /// Sends one datagram; a failure is logged (the core's schedule repeats what matters).
     fn send(&self, links: &[Link], transmit: &Transmit<'_>) {
-        let link = links.iter().find(|link| link.id == transmit.iface);
-        let name = link.map_or("an interface no longer served", |link| link.name.as_str());
-        let (socket, target) = match shared_port_safe(transmit.destination, links) {
-            Destination::Multicast(Family::V4) => {
-                let (Some(socket), Some(address)) = (&self.v4, link.and_then(Link::ipv4)) else {
-                    log::trace!("mDNS: no IPv4 on {name}: not sent");
-                    return;
-                };
-                if let Err(e) = SockRef::from(socket).set_multicast_if_v4(&address) {
-                    log::debug!("mDNS: cannot send on {name} ({address}): {e}");
-                    return;
-                }
-                let group = SocketAddr::from((MDNS_GROUP_V4, MDNS_PORT));
-                (socket, group)
+        send_transmit(self.v4.as_ref(), self.v6.as_ref(), links, transmit);
+    }
+}
+
+/// Joins 224.0.0.251 and ff02::fb on `link` where not joined yet; a failure is
+/// logged and tried again at the next check.
+pub(super) fn join_groups(
+    v4: Option<&UdpSocket>,
+    v6: Option<&UdpSocket>,
+    joined: &mut Vec<(Family, u32)>,
+    link: &Link,
+) {
+    let index = link.id.0;
+    if let Some(socket) = v4 {
+        if !joined.contains(&(Family::V4, index)) {
+            let interface = InterfaceIndexOrAddress::Index(index);
+            match SockRef::from(socket).join_multicast_v4_n(&MDNS_GROUP_V4, &interface) {
+                Ok(()) => joined.push((Family::V4, index)),
+                // Joined before the interface went down and came back.
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => joined.push((Family::V4, index)),
+                Err(e) => log::debug!("mDNS: cannot join 224.0.0.251 on {}: {e}", link.name),
             }
-            Destination::Multicast(Family::V6) => {
-                let Some(socket) = &self.v6 else {
-                    log::trace!("mDNS: no IPv6 socket: not sent on {name}");
-                    return;
-                };
-                if let Err(e) = SockRef::from(socket).set_multicast_if_v6(transmit.iface.0) {
-                    log::debug!("mDNS: cannot send on {name} over IPv6: {e}");
-                    return;
-                }
-                let group = SocketAddrV6::new(MDNS_GROUP_V6, MDNS_PORT, 0, transmit.iface.0);
-                (socket, SocketAddr::V6(group))
+        }
+    }
+    if let Some(socket) = v6 {
+        let has_v6 = link.nets.iter().any(|(address, _)| address.is_ipv6());
+        if has_v6 && !joined.contains(&(Family::V6, index)) {
+            match socket.join_multicast_v6(&MDNS_GROUP_V6, index) {
+                Ok(()) => joined.push((Family::V6, index)),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => joined.push((Family::V6, index)),
+                Err(e) => log::debug!("mDNS: cannot join ff02::fb on {}: {e}", link.name),
             }
-            Destination::Unicast(SocketAddr::V4(to)) => match &self.v4 {
-                Some(socket) => (socket, SocketAddr::V4(to)),
-                None => return,
-            },
-            Destination::Unicast(SocketAddr::V6(to)) => match &self.v6 {
-                Some(socket) => (socket, scoped(to, transmit.iface)),
-                None => return,
-            },
-            // Destination may grow; nothing else is known to send.
-            #[allow(unreachable_patterns)]
-            _ => return,
-        };
-        if log::log_enabled!(log::Level::Debug) {
-            log::debug!(
-                "mDNS: sending on {name} to {target}: {}",
-                describe(transmit.payload)
-            );
         }
-        if let Err(e) = socket.send_to(transmit.payload, target) {
-            log::debug!("mDNS: cannot send on {name} to {target}: {e}");
+    }
+}
+
+/// Sends one datagram; a failure is logged (the core's schedule repeats what matters).
+pub(super) fn send_transmit(
+    v4: Option<&UdpSocket>,
+    v6: Option<&UdpSocket>,
+    links: &[Link],
+    transmit: &Transmit<'_>,
+) {
+    let link = links.iter().find(|link| link.id == transmit.iface);
+    let name = link.map_or("an interface no longer served", |link| link.name.as_str());
+    let (socket, target) = match shared_port_safe(transmit.destination, links) {
+        Destination::Multicast(Family::V4) => {
+            let (Some(socket), Some(address)) = (v4, link.and_then(Link::ipv4)) else {
+                log::trace!("mDNS: no IPv4 on {name}: not sent");
+                return;
+            };
+            if let Err(e) = SockRef::from(socket).set_multicast_if_v4(&address) {
+                log::debug!("mDNS: cannot send on {name} ({address}): {e}");
+                return;
+            }
+            let group = SocketAddr::from((MDNS_GROUP_V4, MDNS_PORT));
+            (socket, group)
         }
+        Destination::Multicast(Family::V6) => {
+            let Some(socket) = v6 else {
+                log::trace!("mDNS: no IPv6 socket: not sent on {name}");
+                return;
+            };
+            if let Err(e) = SockRef::from(socket).set_multicast_if_v6(transmit.iface.0) {
+                log::debug!("mDNS: cannot send on {name} over IPv6: {e}");
+                return;
+            }
+            let group = SocketAddrV6::new(MDNS_GROUP_V6, MDNS_PORT, 0, transmit.iface.0);
+            (socket, SocketAddr::V6(group))
+        }
+        Destination::Unicast(SocketAddr::V4(to)) => match v4 {
+            Some(socket) => (socket, SocketAddr::V4(to)),
+            None => return,
+        },
+        Destination::Unicast(SocketAddr::V6(to)) => match v6 {
+            Some(socket) => (socket, scoped(to, transmit.iface)),
+            None => return,
+        },
+        // Destination may grow; nothing else is known to send.
+        #[allow(unreachable_patterns)]
+        _ => return,
+    };
+    if log::log_enabled!(log::Level::Debug) {
+        log::debug!(
+            "mDNS: sending on {name} to {target}: {}",
+            describe(transmit.payload)
+        );
+    }
+    if let Err(e) = socket.send_to(transmit.payload, target) {
+        log::debug!("mDNS: cannot send on {name} to {target}: {e}");
+    }
+}
+
+/// The links that can be served: each keeps the addresses of the families with a
+/// socket, those left with none are dropped (they could be neither joined nor sent
+/// on), and at most [`MAX_INTERFACES`] are kept.
+pub(super) fn servable(mut links: Vec<Link>, v4: bool, v6: bool) -> Vec<Link> {
+    for link in &mut links {
+        bound_families_only(&mut link.nets, v4, v6);
+    }
+    links.retain(|link| !link.nets.is_empty());
+    if links.len() > MAX_INTERFACES {
+        let left: Vec<&str> = links[MAX_INTERFACES..]
+            .iter()
+            .map(|link| link.name.as_str())
+            .collect();
+        log::debug!("mDNS: serving {MAX_INTERFACES} interfaces at most; not {left:?}");
+        links.truncate(MAX_INTERFACES);
+    }
+    links
+}
+
+/// The IPv4 and IPv6 sockets on port 5353, either of which may be missing (a host
+/// without IPv6); fails only when neither can be bound.
+pub(super) fn sockets() -> Result<(Option<UdpSocket>, Option<UdpSocket>), MdnsError> {
+    match (socket_v4(), socket_v6()) {
+        (Err(e4), Err(_)) => Err(e4),
+        (v4, v6) => Ok((
+            v4.map_err(|e| log::warn!("{e}; mDNS over IPv6 only")).ok(),
+            v6.map_err(|e| log::info!("{e}; mDNS over IPv4 only")).ok(),
+        )),
     }
 }
 

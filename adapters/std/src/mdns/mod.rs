@@ -36,6 +36,9 @@
 //!   and to the log at debug level, with every datagram sent (interface, destination,
 //!   records).
 //!
+//! [`browse`] finds accessories with the core's browser over the same sockets and
+//! interfaces, for a bounded time.
+//!
 //! mDNS is optional: an application that does not want it uses
 //! [`hap_core::mdns::NoResponder`] instead; `hap_std::avahi` registers through
 //! avahi-daemon instead.
@@ -52,8 +55,11 @@ use hap_core::mdns::responder::MIN_TRANSMIT_BUFFER;
 use hap_core::mdns::{Advertisement, Responder};
 use rand_core::OsRng;
 
+mod browse;
 mod driver;
 mod iface;
+
+pub use browse::{browse, BrowseError, BrowseOptions, Found, StopWhen};
 
 pub use hap_core::mdns::responder::{
     HOST_RECORD_TTL, MDNS_GROUP_V4, MDNS_GROUP_V6, MDNS_PORT, OTHER_RECORD_TTL,
@@ -166,15 +172,7 @@ impl MdnsResponder {
     /// Fails if neither an IPv4 nor an IPv6 socket can be bound, or a thread cannot
     /// start. One family missing (a host without IPv6) is logged and served without.
     pub fn new(config: MdnsConfig, events: EventSink) -> Result<Self, MdnsError> {
-        let v4 = driver::socket_v4();
-        let v6 = driver::socket_v6();
-        let (v4, v6) = match (v4, v6) {
-            (Err(e4), Err(_)) => return Err(e4),
-            (v4, v6) => (
-                v4.map_err(|e| log::warn!("{e}; mDNS over IPv6 only")).ok(),
-                v6.map_err(|e| log::info!("{e}; mDNS over IPv4 only")).ok(),
-            ),
-        };
+        let (v4, v6) = driver::sockets()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 published: None,
