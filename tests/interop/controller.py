@@ -44,8 +44,8 @@ STEP = 15.0
 # How long hapctl may take for one command before it counts as hung (its own --timeout
 # per network step is 10 s, and discovery by name may come on top).
 COMMAND = 40.0
-# How long one target may take in all, namespace included.
-TARGET_BUDGET = 240.0
+# How long one target may take in all, namespace included (about 20 s when all is well).
+TARGET_BUDGET = 120.0
 # The namespace's network: one bridge with one address, as on a small LAN. A bridge
 # rather than a bare veth because ciao (HAP-NodeJS's advertiser) finds interfaces with
 # `ip -o link show` and does not recognise a veth's "hv0@hv1" there.
