@@ -256,58 +256,7 @@ impl FileStore {
     }
 
     fn write_steps(&self, bytes: &[u8], stop_after: Option<SaveStep>) -> Result<(), StoreError> {
-        let stop = |step: SaveStep| stop_after == Some(step);
-        let temp_error = |operation: &'static str| {
-            let path = self.temp.clone();
-            move |source| StoreError::Io {
-                path,
-                operation,
-                source,
-            }
-        };
-
-        // A leftover from an interrupted save is never the stored state: start afresh,
-        // so that the new file gets its mode from `create_new` below.
-        remove_if_present(&self.temp).map_err(temp_error("remove the leftover"))?;
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&self.temp).map_err(temp_error("create"))?;
-        if stop(SaveStep::CreateTemp) {
-            return Ok(());
-        }
-        let (first, second) = bytes.split_at(bytes.len() / 2);
-        file.write_all(first).map_err(temp_error("write"))?;
-        if stop(SaveStep::WriteHalf) {
-            return Ok(());
-        }
-        file.write_all(second).map_err(temp_error("write"))?;
-        if stop(SaveStep::WriteTemp) {
-            return Ok(());
-        }
-        file.sync_all().map_err(temp_error("sync"))?;
-        drop(file);
-        if stop(SaveStep::SyncTemp) {
-            return Ok(());
-        }
-        fs::rename(&self.temp, &self.file).map_err(|source| StoreError::Io {
-            path: self.file.clone(),
-            operation: "rename the new file over",
-            source,
-        })?;
-        if stop(SaveStep::Rename) {
-            return Ok(());
-        }
-        sync_dir(&self.dir).map_err(|source| StoreError::Io {
-            path: self.dir.clone(),
-            operation: "sync the directory",
-            source,
-        })?;
-        Ok(())
+        write_steps(&self.file, &self.temp, &self.dir, bytes, stop_after)
     }
 }
 
@@ -367,6 +316,100 @@ impl FileStore {
             );
         }
     }
+}
+
+/// Replaces the file at `path` with `bytes`, atomically and durably, the way a
+/// [`FileStore`] saves: the bytes go to `path` + `.tmp` (created with mode 0600 on unix),
+/// which is synced, renamed over `path`, and then the directory is synced. After a crash
+/// at any point the file holds either its old contents or the new ones. The directory
+/// must exist. On failure the temporary file is removed.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("hap-std-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("pairings.json");
+/// hap_std::store::write_atomically(&path, b"{}").unwrap();
+/// assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[cfg(feature = "store")]
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(".tmp");
+    let temp = path.with_file_name(temp_name);
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let result = write_steps(path, &temp, dir, bytes, None);
+    if result.is_err() {
+        let _ = remove_if_present(&temp);
+    }
+    result
+}
+
+/// Writes `bytes` to `temp`, syncs it, renames it over `target` and syncs `dir` (the
+/// directory holding both), stopping after `stop_after` if given.
+#[cfg(feature = "store")]
+fn write_steps(
+    target: &Path,
+    temp: &Path,
+    dir: &Path,
+    bytes: &[u8],
+    stop_after: Option<SaveStep>,
+) -> Result<(), StoreError> {
+    let stop = |step: SaveStep| stop_after == Some(step);
+    let temp_error = |operation: &'static str| {
+        let path = temp.to_path_buf();
+        move |source| StoreError::Io {
+            path,
+            operation,
+            source,
+        }
+    };
+
+    // A leftover from an interrupted save is never the stored state: start afresh,
+    // so that the new file gets its mode from `create_new` below.
+    remove_if_present(temp).map_err(temp_error("remove the leftover"))?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut written = options.open(temp).map_err(temp_error("create"))?;
+    if stop(SaveStep::CreateTemp) {
+        return Ok(());
+    }
+    let (first, second) = bytes.split_at(bytes.len() / 2);
+    written.write_all(first).map_err(temp_error("write"))?;
+    if stop(SaveStep::WriteHalf) {
+        return Ok(());
+    }
+    written.write_all(second).map_err(temp_error("write"))?;
+    if stop(SaveStep::WriteTemp) {
+        return Ok(());
+    }
+    written.sync_all().map_err(temp_error("sync"))?;
+    drop(written);
+    if stop(SaveStep::SyncTemp) {
+        return Ok(());
+    }
+    fs::rename(temp, target).map_err(|source| StoreError::Io {
+        path: target.to_path_buf(),
+        operation: "rename the new file over",
+        source,
+    })?;
+    if stop(SaveStep::Rename) {
+        return Ok(());
+    }
+    sync_dir(dir).map_err(|source| StoreError::Io {
+        path: dir.to_path_buf(),
+        operation: "sync the directory",
+        source,
+    })?;
+    Ok(())
 }
 
 #[cfg(feature = "store")]

@@ -451,3 +451,32 @@ fn decode_errors_are_the_source_of_corrupt() {
     assert_eq!(source.to_string(), DecodeError::Version(9).to_string());
     assert!(error.to_string().starts_with("/somewhere/accessory.json"));
 }
+
+#[test]
+fn write_atomically_replaces_the_file_and_leaves_no_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pairings.json");
+    hap_std::store::write_atomically(&path, b"first").unwrap();
+    hap_std::store::write_atomically(&path, b"second, longer").unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"second, longer");
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["pairings.json"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn write_atomically_into_a_missing_directory_names_the_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing").join("pairings.json");
+    let error = hap_std::store::write_atomically(&path, b"x").unwrap_err();
+    assert_eq!(error.path(), dir.path().join("missing/pairings.json.tmp"));
+    assert!(!path.exists());
+}

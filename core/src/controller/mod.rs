@@ -117,6 +117,7 @@ use crate::status::HapStatus;
 use crate::time::Instant;
 
 pub mod accessories;
+pub mod names;
 pub mod request;
 pub mod response;
 

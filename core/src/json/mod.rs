@@ -81,6 +81,12 @@ impl<'a> JsonStr<'a> {
         (!self.escaped).then_some(self.raw)
     }
 
+    /// The string as written between its quotes, escapes still encoded. Its length
+    /// bounds the decoded string's, so it sizes a buffer for [`JsonStr::decode_into`].
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
     /// Whether the decoded string equals `text`.
     pub fn eq_str(&self, text: &str) -> bool {
         if !self.escaped {
