@@ -9,8 +9,10 @@ mod counting;
 
 use counting::allocations_during;
 use hap_core::catalog::{characteristic as c, service as s};
+use hap_core::controller::{request, response};
 use hap_core::crypto::Ed25519KeyPair;
 use hap_core::database::{CharacteristicDef, Database, Entry, OwnedValue, ServiceDef, Slot};
+use hap_core::http::Status;
 use hap_core::pairing::verify::{PairVerifyClient, VerifyClientOutput};
 use hap_core::pairing::{AccessoryPairing, ControllerIdentity, Pairing, PairingId};
 use hap_core::server::{
@@ -137,9 +139,11 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 }
 
 /// The body of the single response in `text`.
-fn body(text: &[u8]) -> &[u8] {
-    let head = text.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    &text[head..]
+fn body(text: &mut [u8]) -> &[u8] {
+    let Ok(Status::Complete(message)) = response::parse_message(text) else {
+        panic!("not a whole response")
+    };
+    &text[message.body_start..message.body_end]
 }
 
 fn verify(
@@ -154,22 +158,10 @@ fn verify(
     let mut plain = [0u8; 4096];
     loop {
         let mut request = [0u8; 1200];
-        let head = b"POST /pair-verify HTTP/1.1\r\nContent-Type: application/pairing+tlv8\r\nContent-Length: ";
-        let mut at = head.len();
-        request[..at].copy_from_slice(head);
-        let digits = [
-            b'0' + (len / 100) as u8,
-            b'0' + (len / 10 % 10) as u8,
-            b'0' + (len % 10) as u8,
-        ];
-        request[at..at + 3].copy_from_slice(&digits);
-        at += 3;
-        request[at..at + 4].copy_from_slice(b"\r\n\r\n");
-        at += 4;
-        request[at..at + len].copy_from_slice(&out[..len]);
-        at += len;
+        let at = request::post_tlv(&mut request, "192.0.2.7:51826", "/pair-verify", &out[..len])
+            .unwrap();
         let received = exchange(server, conn, peer, &request[..at], rng, &mut plain);
-        let reply = body(&plain[..received.plaintext_len]);
+        let reply = body(&mut plain[..received.plaintext_len]);
         match client
             .handle_response(reply, &peer.identity, accessory, &mut out)
             .unwrap()

@@ -342,10 +342,26 @@ impl Transport for Controller {
         &mut self.peer
     }
 
-    fn request(&mut self, request: &[u8]) -> Message {
-        self.send(request).unwrap();
-        self.response()
+    fn send_wire(&mut self, wire: &[u8]) {
+        self.stream.write_all(wire).unwrap();
     }
+
+    fn receive_wire(&mut self) -> Vec<u8> {
+        let mut buf = [0u8; 4096];
+        match self.stream.read(&mut buf) {
+            Ok(0) => panic!("the accessory closed the connection"),
+            Ok(n) => buf[..n].to_vec(),
+            Err(e) if is_timeout(&e) => Vec::new(),
+            Err(e) => panic!("the connection failed: {e}"),
+        }
+    }
+}
+
+fn is_timeout(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+    )
 }
 
 impl Controller {
@@ -375,10 +391,7 @@ impl Controller {
                 self.peer.take(&buf[..n]);
                 true
             }
-            Err(e) => matches!(
-                e.kind(),
-                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-            ),
+            Err(e) => is_timeout(&e),
         }
     }
 
@@ -406,7 +419,7 @@ impl Controller {
     fn response(&mut self) -> Message {
         for _ in 0..64 {
             let message = self.message();
-            if message.is_event() {
+            if message.event {
                 self.peer.events.push(message);
             } else {
                 return message;
@@ -420,7 +433,7 @@ impl Controller {
             return self.peer.events.remove(0);
         }
         let message = self.message();
-        assert!(message.is_event(), "expected an event: {message:?}");
+        assert!(message.event, "expected an event: {message:?}");
         message
     }
 
@@ -432,11 +445,7 @@ impl Controller {
             match self.stream.read(&mut buf) {
                 Ok(0) => return true,
                 Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if is_timeout(&e) => {}
                 Err(_) => return true,
             }
         }
@@ -478,7 +487,7 @@ impl Controller {
     /// Connects as controller `seed` and pair-verifies.
     fn verified(harness: &mut Harness, seed: u8) -> Self {
         let (mut controller, answer) = Self::connect_when_served(harness.port, seed);
-        assert_eq!(answer.status(), 470, "unverified: {answer:?}");
+        assert_eq!(answer.status, 470, "unverified: {answer:?}");
         common::verify(&mut controller);
         let id = controller.peer.identity.id.clone();
         harness.expect("Verified event", |note| match note {
@@ -491,7 +500,7 @@ impl Controller {
     /// Reads characteristic 1.9 and returns its value as JSON text.
     fn read_on(&mut self) -> String {
         let response = self.get("/characteristics?id=1.9");
-        assert_eq!(response.status(), 200, "{response:?}");
+        assert_eq!(response.status, 200, "{response:?}");
         value_of(&response.text())
     }
 }
@@ -518,7 +527,7 @@ fn verified_controllers_read_write_and_hear_events() {
 
     let mut a = Controller::verified(&mut harness, 1);
     let accessories = a.get("/accessories");
-    assert_eq!(accessories.status(), 200);
+    assert_eq!(accessories.status, 200);
     let text = accessories.text();
     assert!(text.contains("\"aid\":1"), "{text}");
     assert!(text.contains("\"iid\":9"), "{text}");
@@ -526,11 +535,11 @@ fn verified_controllers_read_write_and_hear_events() {
 
     let mut b = Controller::verified(&mut harness, 2);
     let subscribed = b.put(r#"{"characteristics":[{"aid":1,"iid":9,"ev":true}]}"#);
-    assert_eq!(subscribed.status(), 204, "{subscribed:?}");
+    assert_eq!(subscribed.status, 204, "{subscribed:?}");
 
     // A controller writes: the application hears it, and so does the subscriber.
     let written = a.put(r#"{"characteristics":[{"aid":1,"iid":9,"value":true}]}"#);
-    assert_eq!(written.status(), 204, "{written:?}");
+    assert_eq!(written.status, 204, "{written:?}");
     let a_id = a.peer.identity.id.clone();
     let value = harness.expect("Write event", |note| match note {
         Note::Event(Event::Write {
@@ -587,7 +596,7 @@ fn third_connection_is_closed<const N: usize>(config: Config) {
     drop(b);
     let (mut next, response) = Controller::connect_when_served(harness.port, 2);
     // Answered, though unverified (470): it was served.
-    assert_eq!(response.status(), 470, "{response:?}");
+    assert_eq!(response.status, 470, "{response:?}");
     common::verify(&mut next);
     assert_eq!(next.read_on(), "false");
     assert_eq!(a.read_on(), "false");
@@ -624,7 +633,7 @@ fn idle_unverified_connection_is_evicted_for_a_newcomer() {
     let mut idle = Controller::connect(harness.port, 2);
     // It was accepted, not refused: the accessory answers it.
     idle.send(b"GET /accessories HTTP/1.1\r\n\r\n").unwrap();
-    assert_eq!(idle.message().status(), 470);
+    assert_eq!(idle.message().status, 470);
     let answered = StdInstant::now();
     // Idle long past the eviction age, and not closed: nobody needs its slot.
     thread::sleep(3 * idle_eviction);
@@ -655,7 +664,7 @@ fn removed_pairings_are_stored_close_sessions_and_reannounce() {
     // A removes B: stored first, then answered, and B's session ends.
     let b_id = b.peer.identity.id.clone();
     let response = a.post("/pairings", &common::remove_pairing(&b_id));
-    assert_eq!(response.status(), 200, "{response:?}");
+    assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(response.body, [0x06, 1, 2]);
     harness.expect("stored removal", |note| match note {
         Note::Stored { paired: true } => Some(()),
@@ -669,7 +678,7 @@ fn removed_pairings_are_stored_close_sessions_and_reannounce() {
     // A removes itself: the accessory is unpaired and announces it.
     let a_id = a.peer.identity.id.clone();
     let response = a.post("/pairings", &common::remove_pairing(&a_id));
-    assert_eq!(response.status(), 200, "{response:?}");
+    assert_eq!(response.status, 200, "{response:?}");
     harness.expect("stored unpairing", |note| match note {
         Note::Stored { paired: false } => Some(()),
         _ => None,
@@ -711,7 +720,7 @@ fn pipelined_requests_survive_a_full_socket() {
     for n in 0..REQUESTS {
         assert!(StdInstant::now() < deadline, "only {n} responses in time");
         let response = a.response();
-        assert_eq!(response.status(), 200, "response {n}");
+        assert_eq!(response.status, 200, "response {n}");
         // Every response is the same, byte for byte.
         match &first {
             None => first = Some(response.body),

@@ -83,22 +83,22 @@
 //! too. Timed writes (`/prepare`, for characteristics with the `tw` permission) are not
 //! written yet, and a Backoff refusal's retry delay is not carried.
 //!
-//! # What this replaces
+//! # Tests that drive it
 //!
-//! The test harnesses each speak the controller side themselves today:
-//! `core/tests/common/mod.rs` (`pair`, `verify`: the pairing exchanges without HTTP),
-//! `core/src/server/tests.rs` (`Controller::wrap`/`unwrap`, `Harness::pair`/`verify`,
-//! `post`, `get`, `responses`, `add_guest`, `remove_pairing`, `list_pairings`),
-//! `core/tests/no_alloc_server.rs` (`Peer`, `exchange`, `verify`),
-//! `core/benches/protocol.rs` (`Peer::seal`/`open`, `exchange`, `verify`),
-//! `adapters/std/tests/support/controller.rs` (`Controller::pair_setup`,
-//! `pair_verify`, `exchange`, `seal`, `receive`, `parse` with chunked bodies),
-//! `adapters/embedded/tests/common/mod.rs` (`parse`, `get`, `put`, `post`,
-//! `remove_pairing`, `verify`), `tests/hostile/src/harness.rs` (`add_body`,
-//! `remove_body`, `pairings_body`, `item_statuses`, `state_and_error`), and
-//! `tests/bench/src/main.rs` (through the std support controller). They can move onto
-//! this module; [`request`] is public so that tests can still write requests the
-//! connection would not send.
+//! The test controllers are built on this module: the std adapters' blocking
+//! `tests/support/controller.rs` (also used by the hostile suite and the benchmark)
+//! runs pair-setup and pair-verify in a [`Connection`] and then takes its session with
+//! [`Connection::into_session`], so that it can also send what a connection would not
+//! (tampered or split frames, more than [`MAX_IN_FLIGHT`] requests at once); the
+//! embedded adapter's tests verify through a [`Connection`]; and the server's unit tests
+//! and the hostile suite write requests and `/pairings` bodies with [`request`] and read
+//! answers with [`response`]. [`request::custom`] writes any request, as a test sends it.
+//! Still on their own: the in-memory pairing loops of `core/tests/common/mod.rs`, the
+//! benchmark's peer (`core/benches/protocol.rs`), the server unit tests' pair and verify
+//! loops, and the fuzz harness's reader of the accessory's output, which checks more
+//! than a controller needs (a Content-Length on every response, the statuses the
+//! server sends).
+//!
 
 use core::time::Duration;
 
@@ -594,6 +594,22 @@ impl<'b> Connection<'b> {
     /// Whether pair-verify completed and the connection is encrypted.
     pub fn is_verified(&self) -> bool {
         self.session.is_some()
+    }
+
+    /// Encrypts the connection with `keys`, as if pair-verify had completed. The fuzz
+    /// targets call it directly, with fixed keys, so that each run need not pay for
+    /// pair-verify.
+    #[cfg(any(feature = "fuzzing", all(test, feature = "std")))]
+    pub(crate) fn enter_session(&mut self, keys: crate::session::SessionKeys) {
+        self.session = Some(Session::new(keys, Role::Controller));
+    }
+
+    /// Ends the connection and hands over its session once pair-verify completed
+    /// (`None` before), for a test that writes frames this connection would not:
+    /// tampered, split at will, or more requests at once than [`MAX_IN_FLIGHT`]. Bytes
+    /// received and not yet polled are dropped.
+    pub fn into_session(self) -> Option<Session> {
+        self.session
     }
 
     /// How many requests wait for their answers (a pairing exchange counts as one).
@@ -1110,7 +1126,8 @@ impl<'b> Connection<'b> {
     }
 }
 
-#[cfg(test)]
+// The buffers come from the heap.
+#[cfg(all(test, feature = "alloc"))]
 mod tests {
     use super::*;
     use crate::session::SessionKeys;

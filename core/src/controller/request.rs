@@ -171,6 +171,39 @@ pub fn post_tlv(
     post(out, host, path, content_type::PAIRING_TLV8, body)
 }
 
+/// Writes any request: `method path`, a Content-Type if given, and a Content-Length
+/// unless it is a GET without a body, and no Host. For the requests the other builders
+/// do not write (other methods and paths, bodies of any shape), as a test of a server
+/// sends them.
+pub fn custom(
+    out: &mut [u8],
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<usize, BufferTooSmall> {
+    let mut cursor = Cursor::new(out);
+    let _ = write!(cursor, "{method} {path} HTTP/1.1\r\n");
+    if let Some(content_type) = content_type {
+        let _ = write!(cursor, "Content-Type: {content_type}\r\n");
+    }
+    if method != "GET" || !body.is_empty() {
+        let _ = write!(cursor, "Content-Length: {}\r\n", body.len());
+    }
+    let _ = cursor.write_str("\r\n");
+    let head = cursor
+        .finish()
+        .map_err(|BufferTooSmall { required }| BufferTooSmall {
+            required: required + body.len(),
+        })?;
+    let end = head + body.len();
+    let dest = out
+        .get_mut(head..end)
+        .ok_or(BufferTooSmall { required: end })?;
+    dest.copy_from_slice(body);
+    Ok(end)
+}
+
 /// Writes `POST /identify` to `host`, which an unpaired accessory answers with 204.
 pub fn identify(out: &mut [u8], host: &str) -> Result<usize, BufferTooSmall> {
     // No Content-Type: there is no body.
@@ -395,6 +428,30 @@ mod tests {
 
     fn id(aid: u64, iid: u64) -> CharacteristicId {
         CharacteristicId { aid, iid }
+    }
+
+    #[test]
+    fn a_custom_request_carries_its_method_headers_and_body() {
+        let mut out = [0u8; 128];
+        let len = custom(
+            &mut out,
+            "DELETE",
+            "/x",
+            Some("application/hap+json"),
+            b"{}",
+        )
+        .unwrap();
+        assert_eq!(
+            &out[..len],
+            b"DELETE /x HTTP/1.1\r\nContent-Type: application/hap+json\r\nContent-Length: 2\r\n\r\n{}"
+        );
+        let len = custom(&mut out, "GET", "/accessories", None, b"").unwrap();
+        assert_eq!(&out[..len], b"GET /accessories HTTP/1.1\r\n\r\n");
+        let mut small = [0u8; 30];
+        assert_eq!(
+            custom(&mut small, "PUT", "/characteristics", None, &[b' '; 10]),
+            Err(BufferTooSmall { required: 63 })
+        );
     }
 
     #[test]

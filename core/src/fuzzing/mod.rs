@@ -24,6 +24,7 @@ use sha2::{Digest, Sha512};
 
 mod completions;
 mod connection;
+mod controller;
 mod frames;
 mod mdns;
 mod pairing;
@@ -32,6 +33,7 @@ mod seeds;
 
 pub use completions::completions;
 pub use connection::{connection_chunked, connection_unverified, connection_verified};
+pub use controller::controller_response;
 pub use frames::{frame_decoder, session_plaintext};
 pub use mdns::mdns_packet;
 pub use pairing::pairing_handlers;
@@ -55,6 +57,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("connection_chunked", connection_chunked),
     ("completions", completions),
     ("mdns_packet", mdns_packet),
+    ("controller_response", controller_response),
 ];
 
 /// A deterministic random source: SHA-512 of a seed and a block counter.
@@ -277,6 +280,7 @@ mod tests {
         connection_chunked,
         completions,
         mdns_packet,
+        controller_response,
     );
 
     #[test]

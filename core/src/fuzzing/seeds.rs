@@ -39,6 +39,7 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "connection_chunked" => chunked_seeds(),
         "completions" => completion_seeds(),
         "mdns_packet" => super::mdns::seeds(),
+        "controller_response" => super::controller::seeds(),
         _ => Vec::new(),
     }
 }

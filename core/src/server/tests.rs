@@ -8,7 +8,9 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use super::*;
+use crate::controller::{request, response};
 use crate::crypto::Ed25519KeyPair;
+use crate::http::Status as HttpStatus;
 use crate::pairing::setup::{PairSetupClient, SetupClientOutput};
 use crate::pairing::verify::{PairVerifyClient, VerifyClientOutput};
 use crate::pairing::{AccessoryPairing, ControllerIdentity};
@@ -137,12 +139,21 @@ fn feed(
     total
 }
 
+/// A request written by the controller's builder `write`.
+fn written<E>(write: impl Fn(&mut [u8]) -> Result<usize, E>) -> Vec<u8> {
+    let mut out = vec![0; 1024];
+    loop {
+        if let Ok(len) = write(&mut out) {
+            out.truncate(len);
+            return out;
+        }
+        assert!(out.len() < 1 << 24, "a request of over 16 MiB");
+        out.resize(2 * out.len(), 0);
+    }
+}
+
 fn post(path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut request =
-        std::format!("POST {path} HTTP/1.1\r\nHost: light.local\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len())
-            .into_bytes();
-    request.extend_from_slice(body);
-    request
+    written(|out| request::post(out, "192.0.2.7:51826", path, content_type, body))
 }
 
 /// A pair-setup M1 (state 1, method 0) as a request.
@@ -155,26 +166,22 @@ fn pair_setup_m1() -> Vec<u8> {
 }
 
 fn get(path: &str) -> Vec<u8> {
-    std::format!("GET {path} HTTP/1.1\r\nHost: light.local\r\n\r\n").into_bytes()
+    written(|out| request::custom(out, "GET", path, None, b""))
 }
 
 /// Splits a response stream into (status, body) pairs.
-fn responses(mut bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
+fn responses(bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    let mut rest = bytes.to_vec();
     let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let mut headers = [httparse::EMPTY_HEADER; 8];
-        let mut response = httparse::Response::new(&mut headers);
-        let httparse::Status::Complete(head) = response.parse(bytes).unwrap() else {
-            panic!("partial response")
+    while !rest.is_empty() {
+        let Ok(HttpStatus::Complete(message)) = response::parse_message(&mut rest) else {
+            panic!("a partial or malformed response")
         };
-        let length: usize = response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-            .map(|h| core::str::from_utf8(h.value).unwrap().parse().unwrap())
-            .unwrap();
-        out.push((response.code.unwrap(), bytes[head..head + length].to_vec()));
-        bytes = &bytes[head + length..];
+        out.push((
+            message.status,
+            rest[message.body_start..message.body_end].to_vec(),
+        ));
+        rest.drain(..message.len);
     }
     out
 }
@@ -365,27 +372,18 @@ impl Harness {
 
 /// An add-pairing body for `guest`, without admin rights.
 fn add_guest(guest: &Controller) -> Vec<u8> {
-    let mut add = vec![0x06, 1, 1, 0x00, 1, 3, 0x01, 5];
-    add.extend_from_slice(b"guest");
-    add.extend_from_slice(&[0x03, 32]);
-    add.extend_from_slice(&guest.identity.keys.public_key());
-    add.extend_from_slice(&[0x0B, 1, 0]);
-    add
+    let key = guest.identity.keys.public_key();
+    written(|out| request::add_pairing_body(out, b"guest", &key, false))
 }
 
 /// A remove-pairing body for the 5-byte identifier `id`.
 fn remove_pairing(id: &[u8; 5]) -> Vec<u8> {
-    let mut remove = vec![0x06, 1, 1, 0x00, 1, 4, 0x01, 5];
-    remove.extend_from_slice(id);
-    remove
+    written(|out| request::remove_pairing_body(out, id))
 }
 
 fn list_pairings() -> Vec<u8> {
-    post(
-        "/pairings",
-        "application/pairing+tlv8",
-        &[0x06, 1, 1, 0x00, 1, 5],
-    )
+    let body = written(request::list_pairings_body);
+    post("/pairings", "application/pairing+tlv8", &body)
 }
 
 /// Pair, verify and list pairings; returns every byte the server sent.

@@ -9,10 +9,10 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use hap_core::controller::{request, Characteristics};
 use hap_core::pairing::verify::{PairVerifyClient, VerifyClientOutput};
 use hap_core::pairing::AccessoryPairing;
-use hap_core::pairing::{method, tlv_type};
-use hap_core::tlv::{Tlv, TlvError, TlvWriter};
+use hap_core::tlv::Tlv;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::Value;
@@ -221,34 +221,17 @@ pub(crate) fn state_and_error(message: &Message) -> (Option<u8>, Option<u8>) {
 
 /// A `/pairings` add of a controller's id and key, admin or not.
 pub(crate) fn add_body(controller_id: &[u8], public_key: &[u8; 32], admin: bool) -> Vec<u8> {
-    pairings_body(method::ADD_PAIRING, |writer| {
-        writer
-            .item(tlv_type::IDENTIFIER, controller_id)?
-            .item(tlv_type::PUBLIC_KEY, public_key)?
-            .u8(tlv_type::PERMISSIONS, u8::from(admin))
-    })
+    let mut buf = [0u8; 512];
+    let len = request::add_pairing_body(&mut buf, controller_id, public_key, admin)
+        .expect("a pairings request fits 512 bytes");
+    buf[..len].to_vec()
 }
 
 /// A `/pairings` remove of a controller's id.
 pub(crate) fn remove_body(controller_id: &[u8]) -> Vec<u8> {
-    pairings_body(method::REMOVE_PAIRING, |writer| {
-        writer.item(tlv_type::IDENTIFIER, controller_id)
-    })
-}
-
-/// A `/pairings` request at state M1 with `method`, then the items `rest` writes.
-fn pairings_body(
-    method: u8,
-    rest: impl for<'w, 'b> FnOnce(&'w mut TlvWriter<'b>) -> Result<&'w mut TlvWriter<'b>, TlvError>,
-) -> Vec<u8> {
     let mut buf = [0u8; 512];
-    let mut writer = TlvWriter::new(&mut buf);
-    writer
-        .u8(tlv_type::STATE, 1)
-        .and_then(|w| w.u8(tlv_type::METHOD, method))
-        .and_then(rest)
+    let len = request::remove_pairing_body(&mut buf, controller_id)
         .expect("a pairings request fits 512 bytes");
-    let len = writer.len();
     buf[..len].to_vec()
 }
 
@@ -287,11 +270,9 @@ pub(crate) fn item_statuses(message: &Message) -> Vec<i64> {
         "a multi-status answer: {}",
         message.text()
     );
-    json(message)["characteristics"]
-        .as_array()
-        .expect("characteristics")
-        .iter()
-        .map(|c| c["status"].as_i64().expect("a status"))
+    Characteristics::parse(&message.body)
+        .unwrap_or_else(|e| panic!("not a characteristics body ({e}): {}", message.text()))
+        .map(|item| i64::from(item.status.expect("a status").code()))
         .collect()
 }
 

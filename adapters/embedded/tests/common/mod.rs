@@ -3,13 +3,15 @@
 #![allow(dead_code)]
 
 use hap_core::catalog::{characteristic as c, service as s};
+use hap_core::controller::{request, response, Connection, Event, Output, OwnedBuffers};
 use hap_core::crypto::Ed25519KeyPair;
 use hap_core::database::{CharacteristicDef, Entry, ServiceDef};
-use hap_core::pairing::verify::{PairVerifyClient, VerifyClientOutput};
+use hap_core::http::{content_type::HAP_JSON, Status};
 use hap_core::pairing::{AccessoryPairing, ControllerIdentity, Pairing, PairingId};
-use hap_core::session::{FrameEncryptor, Role, Session};
+use hap_core::session::{FrameEncryptor, Session};
 use hap_core::setup::DeviceId;
 use hap_core::state::{AccessoryState, SetupVerifier};
+use hap_core::time::Instant;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -79,76 +81,33 @@ pub(crate) fn state(paired: u8) -> AccessoryState {
     state
 }
 
-/// One HTTP message: the start line and the body.
+/// One HTTP message from the accessory: a response, or an `EVENT/1.0`.
 #[derive(Debug)]
 pub(crate) struct Message {
-    pub(crate) start: String,
+    pub(crate) status: u16,
+    pub(crate) event: bool,
     pub(crate) body: Vec<u8>,
 }
 
 impl Message {
-    pub(crate) fn status(&self) -> u16 {
-        self.start
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0)
-    }
-
-    pub(crate) fn is_event(&self) -> bool {
-        self.start.starts_with("EVENT/1.0 ")
-    }
-
     pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
-/// Takes one complete message off the front of `buf`, with a Content-Length or chunked
-/// body.
+/// Takes one complete message off the front of `buf`, parsed by the core.
 pub(crate) fn parse(buf: &mut Vec<u8>) -> Option<Message> {
-    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let start = lines.next().unwrap_or_default().to_string();
-    let mut length = 0;
-    let mut chunked = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse().expect("a length");
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.eq_ignore_ascii_case("chunked");
-        }
-    }
-    let (body, end) = if chunked {
-        let mut body = Vec::new();
-        let mut at = head_end;
-        loop {
-            let line_end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
-            let size_text = String::from_utf8_lossy(&buf[at..line_end]).into_owned();
-            let size = usize::from_str_radix(size_text.trim(), 16).expect("a chunk size");
-            let data = line_end + 2;
-            if buf.len() < data + size + 2 {
-                return None;
-            }
-            body.extend_from_slice(&buf[data..data + size]);
-            at = data + size + 2;
-            if size == 0 {
-                break (body, at);
-            }
-        }
-    } else {
-        if buf.len() < head_end + length {
-            return None;
-        }
-        (buf[head_end..head_end + length].to_vec(), head_end + length)
+    let message = match response::parse_message(buf).expect("a well-formed message") {
+        Status::Complete(message) => message,
+        Status::Partial => return None,
     };
-    buf.drain(..end);
-    Some(Message { start, body })
+    let body = buf[message.body_start..message.body_end].to_vec();
+    buf.drain(..message.len);
+    Some(Message {
+        status: message.status,
+        event: message.event,
+        body,
+    })
 }
 
 /// The JSON text after `"value":` up to the next `}` or `,`.
@@ -161,34 +120,42 @@ pub(crate) fn value_of(json: &str) -> String {
         .to_string()
 }
 
+/// A request written by the core's builder `write`.
+fn written<E>(write: impl Fn(&mut [u8]) -> Result<usize, E>) -> Vec<u8> {
+    let mut out = vec![0; 1024];
+    loop {
+        if let Ok(len) = write(&mut out) {
+            out.truncate(len);
+            return out;
+        }
+        assert!(out.len() < 1 << 24, "a request of over 16 MiB");
+        out.resize(2 * out.len(), 0);
+    }
+}
+
 pub(crate) fn get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\n\r\n").into_bytes()
+    written(|out| request::custom(out, "GET", path, None, b""))
 }
 
 pub(crate) fn put(body: &str) -> Vec<u8> {
-    format!(
-        "PUT /characteristics HTTP/1.1\r\nContent-Type: application/hap+json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    written(|out| {
+        request::custom(
+            out,
+            "PUT",
+            "/characteristics",
+            Some(HAP_JSON),
+            body.as_bytes(),
+        )
+    })
 }
 
 pub(crate) fn post(path: &str, body: &[u8]) -> Vec<u8> {
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nContent-Type: application/pairing+tlv8\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    request
+    written(|out| request::post_tlv(out, "192.0.2.7:51826", path, body))
 }
 
 /// A `/pairings` body that removes the pairing `id`.
 pub(crate) fn remove_pairing(id: &PairingId) -> Vec<u8> {
-    let id = id.as_bytes();
-    let mut tlv = vec![0x06, 1, 1, 0x00, 1, 4, 0x01, id.len() as u8];
-    tlv.extend_from_slice(id);
-    tlv
+    written(|out| request::remove_pairing_body(out, id.as_bytes()))
 }
 
 /// A controller's end of one connection, without the transport.
@@ -248,35 +215,61 @@ impl Peer {
     }
 }
 
-/// How a controller exchanges requests with the accessory.
+/// How a controller's bytes travel to the accessory and back.
 pub(crate) trait Transport {
     /// The controller's end.
     fn peer(&mut self) -> &mut Peer;
-    /// Sends `request` (plaintext; the transport seals it) and returns the response.
-    fn request(&mut self, request: &[u8]) -> Message;
+    /// Puts `wire` on the way to the accessory.
+    fn send_wire(&mut self, wire: &[u8]);
+    /// Lets the accessory run and returns what it sent (perhaps nothing yet).
+    fn receive_wire(&mut self) -> Vec<u8>;
+
+    /// Sends `request` (plaintext; sealed once verified) and returns the response,
+    /// keeping events that come first.
+    fn request(&mut self, request: &[u8]) -> Message {
+        let wire = self.peer().wire(request);
+        self.send_wire(&wire);
+        for _ in 0..10_000 {
+            while let Some(message) = self.peer().message() {
+                if !message.event {
+                    return message;
+                }
+                self.peer().events.push(message);
+            }
+            let bytes = self.receive_wire();
+            self.peer().take(&bytes);
+        }
+        panic!("no response within 10 000 receives");
+    }
 }
 
-/// Runs pair-verify over `transport` and switches it to the encrypted session.
+/// Runs pair-verify over `transport` in the core's controller connection, and takes its
+/// session.
 pub(crate) fn verify(transport: &mut impl Transport) {
-    let accessory = accessory_pairing();
-    let mut out = [0u8; 1024];
-    let (mut client, mut len) =
-        PairVerifyClient::start(&mut transport.peer().rng, &mut out).unwrap();
-    for _ in 0..4 {
-        let response = transport.request(&post("/pair-verify", &out[..len]));
-        assert_eq!(response.status(), 200, "{response:?}");
-        let peer = transport.peer();
-        match client
-            .handle_response(&response.body, &peer.identity, &accessory, &mut out)
-            .unwrap()
-        {
-            VerifyClientOutput::Send(next) => len = next,
-            VerifyClientOutput::Verified(keys) => {
-                assert!(peer.plain.is_empty(), "nothing after the last verify reply");
-                peer.session = Some(Session::new(keys, Role::Controller));
-                return;
+    let mut buffers = OwnedBuffers::new(0, 0);
+    let mut conn = Connection::new(buffers.borrow(), "192.0.2.7:51826").unwrap();
+    let now = Instant::from_millis(0);
+    let peer = transport.peer();
+    conn.pair_verify(now, &peer.identity, &accessory_pairing(), &mut peer.rng)
+        .unwrap();
+    let mut pending = std::mem::take(&mut peer.plain);
+    for _ in 0..10_000 {
+        while let Some(output) = conn.poll_output(&mut transport.peer().rng) {
+            match output {
+                Output::Transmit(bytes) => transport.send_wire(bytes),
+                Output::Event(Event::Verified) => {
+                    transport.peer().session = conn.into_session();
+                    return;
+                }
+                Output::Event(Event::PairingFailed { failure, .. }) => {
+                    panic!("pair-verify refused: {failure}")
+                }
+                other => panic!("during pair-verify: {other:?}"),
             }
         }
+        pending.extend(transport.receive_wire());
+        let taken = conn.handle_input(now, &pending);
+        pending.drain(..taken);
     }
     panic!("pair-verify did not finish");
 }

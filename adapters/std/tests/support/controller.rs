@@ -1,18 +1,20 @@
-//! A HomeKit controller over real TCP, for adapter tests: pair-setup, pair-verify, and
-//! HTTP requests, encrypted once verified. Built on the core's controller-side
-//! exchanges; it trusts nothing the accessory sends and panics with context on anything
-//! unexpected, which is what a test wants.
+//! A HomeKit controller over real TCP, for adapter tests: a blocking driver of the core's
+//! controller (`hap_core::controller`). Pair-setup and pair-verify run in its
+//! `Connection`; the verified session is then taken over, so that tests can also send
+//! what a controller would not (raw bytes, tampered or split frames, many requests at
+//! once). Requests are written and answers parsed by the core. It panics with context on
+//! anything unexpected, which is what a test wants.
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use hap_core::controller::{request, response, Connection, Event, Output, OwnedBuffers};
 use hap_core::crypto::Ed25519KeyPair;
-use hap_core::pairing::setup::{PairSetupClient, SetupClientOutput, MAX_SETUP_MESSAGE_LEN};
-use hap_core::pairing::verify::{PairVerifyClient, VerifyClientOutput};
+use hap_core::http::Status;
 use hap_core::pairing::{AccessoryPairing, ControllerIdentity, PairingId};
-use hap_core::session::{FrameEncryptor, Role, Session};
+use hap_core::session::{FrameEncryptor, Session};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -81,40 +83,71 @@ impl Controller {
     }
 
     pub fn pair_setup(&mut self, code: &str) -> AccessoryPairing {
-        let mut out = [0u8; MAX_SETUP_MESSAGE_LEN];
-        let (mut client, len) = PairSetupClient::start(code.parse().unwrap(), 0, &mut out).unwrap();
-        let mut request = out[..len].to_vec();
-        loop {
-            let reply = self.request("POST", "/pair-setup", "application/pairing+tlv8", &request);
-            assert_eq!(reply.status, 200, "pair-setup: {}", reply.text());
-            match client
-                .handle_response(&reply.body, &self.identity, &mut self.rng, &mut out)
-                .unwrap_or_else(|e| panic!("pair-setup refused: {e:?}"))
-            {
-                SetupClientOutput::Send(len) => request = out[..len].to_vec(),
-                SetupClientOutput::Paired(pairing) => return pairing,
-                SetupClientOutput::Transient(_) => panic!("not a transient setup"),
-            }
-        }
+        let code = code.parse().unwrap();
+        let identity = self.identity.clone();
+        self.pairing_exchange(|conn, now, _| conn.pair_setup(now, code, &identity))
+            .0
+            .expect("a pairing")
     }
 
     pub fn pair_verify(&mut self, pairing: &AccessoryPairing) {
-        let mut out = [0u8; 512];
-        let (mut client, len) = PairVerifyClient::start(&mut self.rng, &mut out).unwrap();
-        let mut request = out[..len].to_vec();
+        let identity = self.identity.clone();
+        let (_, session) =
+            self.pairing_exchange(|conn, now, rng| conn.pair_verify(now, &identity, pairing, rng));
+        self.session = Some(session.expect("a session"));
+    }
+
+    /// Runs a pairing exchange, started by `start`, in a core controller connection
+    /// over this socket, until it ends: the pairing for pair-setup, the session for
+    /// pair-verify.
+    fn pairing_exchange(
+        &mut self,
+        start: impl FnOnce(
+            &mut Connection<'_>,
+            hap_core::time::Instant,
+            &mut ChaCha20Rng,
+        ) -> Result<(), hap_core::controller::RequestError>,
+    ) -> (Option<AccessoryPairing>, Option<Session>) {
+        assert!(self.session.is_none(), "pairing over a verified session");
+        let mut buffers = OwnedBuffers::new(0, 0);
+        let host = self
+            .stream
+            .peer_addr()
+            .expect("a connected socket")
+            .to_string();
+        let mut conn = Connection::new(buffers.borrow(), &host).unwrap();
+        let began = Instant::now();
+        let now = || hap_core::time::Instant::from_millis(began.elapsed().as_millis() as u64);
+        start(&mut conn, now(), &mut self.rng).expect("a pairing exchange starts");
+        // Bytes that arrived before, unparsed, belong to this exchange.
+        let mut pending = std::mem::take(&mut self.received);
+        let mut buf = [0u8; 4096];
         loop {
-            let reply = self.request("POST", "/pair-verify", "application/pairing+tlv8", &request);
-            assert_eq!(reply.status, 200, "pair-verify: {}", reply.text());
-            match client
-                .handle_response(&reply.body, &self.identity, pairing, &mut out)
-                .unwrap_or_else(|e| panic!("pair-verify refused: {e:?}"))
-            {
-                VerifyClientOutput::Send(len) => request = out[..len].to_vec(),
-                VerifyClientOutput::Verified(keys) => {
-                    self.session = Some(Session::new(keys, Role::Controller));
-                    return;
+            while let Some(output) = conn.poll_output(&mut self.rng) {
+                match output {
+                    Output::Transmit(bytes) => self.stream.write_all(bytes).expect("send"),
+                    Output::Event(Event::Paired(pairing)) => return (Some(pairing), None),
+                    Output::Event(Event::Verified) => {
+                        return (None, Some(conn.into_session().expect("verified")))
+                    }
+                    Output::Event(Event::PairingFailed { exchange, failure }) => {
+                        panic!("{exchange:?} refused: {failure}")
+                    }
+                    Output::Event(_) => panic!("an answer outside the pairing exchange"),
+                    Output::Close(reason) => panic!("closed during pairing: {reason}"),
+                    _ => panic!("an output newer than this driver"),
                 }
             }
+            if pending.is_empty() {
+                match self.stream.read(&mut buf) {
+                    Ok(0) => conn.connection_lost(),
+                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    Err(e) if is_timeout(&e) => conn.handle_timeout(now()),
+                    Err(_) => conn.connection_lost(),
+                }
+            }
+            let taken = conn.handle_input(now(), &pending);
+            pending.drain(..taken);
         }
     }
 
@@ -144,6 +177,7 @@ impl Controller {
     }
 
     /// Sends a request and returns its response, and the events that arrived before it.
+    /// An empty `content_type` sends none.
     pub fn exchange(
         &mut self,
         method: &str,
@@ -151,17 +185,10 @@ impl Controller {
         content_type: &str,
         body: &[u8],
     ) -> (Message, Vec<Message>) {
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: accessory\r\n");
-        if !content_type.is_empty() {
-            request += &format!("Content-Type: {content_type}\r\n");
-        }
-        if method != "GET" {
-            request += &format!("Content-Length: {}\r\n", body.len());
-        }
-        request += "\r\n";
-        let mut bytes = request.into_bytes();
-        bytes.extend_from_slice(body);
-        self.send(&bytes);
+        let content_type = Some(content_type).filter(|given| !given.is_empty());
+        let mut bytes = vec![0; method.len() + path.len() + 128 + body.len()];
+        let len = request::custom(&mut bytes, method, path, content_type, body).unwrap();
+        self.send(&bytes[..len]);
         let mut events = Vec::new();
         loop {
             let message = self
@@ -183,21 +210,18 @@ impl Controller {
         self.stream.write_all(&wire).expect("send");
     }
 
-    /// Seals `plaintext` into frames with the session's next nonces, without sending.
+    /// Raw path: seals `plaintext` into frames with the session's next nonces, without
+    /// sending, so that a test can tamper with them or send them in pieces.
     pub fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
         let session = self.session.as_mut().expect("a verified session");
-        let mut wire = Vec::new();
-        let mut rest = plaintext;
-        while !rest.is_empty() {
-            let mut frame = vec![0; FrameEncryptor::sealed_len(rest.len().min(1024))];
-            let sealed = session.outbound.seal(rest, &mut frame).unwrap();
-            wire.extend_from_slice(&frame[..sealed.written]);
-            rest = &rest[sealed.consumed..];
-        }
+        let mut wire = vec![0; FrameEncryptor::sealed_len(plaintext.len())];
+        let sealed = session.outbound.seal(plaintext, &mut wire).unwrap();
+        assert_eq!(sealed.consumed, plaintext.len(), "all of it sealed");
         wire
     }
 
-    /// Writes bytes as they are, encrypted or not; the accessory may have closed.
+    /// Raw path: writes bytes as they are, encrypted or not; the accessory may have
+    /// closed.
     pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)?;
         self.stream.flush()
@@ -257,9 +281,7 @@ impl Controller {
             match self.stream.read(&mut buf) {
                 Ok(0) => return Some(seen),
                 Ok(n) => seen += n,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) if is_timeout(&e) => {}
                 Err(_) => return Some(seen),
             }
         }
@@ -272,86 +294,49 @@ impl Controller {
         match self.stream.read(&mut buf) {
             Ok(0) => false,
             Ok(n) => {
-                match &mut self.session {
-                    None => self.received.extend_from_slice(&buf[..n]),
-                    Some(session) => {
-                        self.sealed.extend_from_slice(&buf[..n]);
-                        loop {
-                            let opened = session.inbound.open(&self.sealed).expect("a valid frame");
-                            if let Some(plain) = opened.plaintext {
-                                self.received.extend_from_slice(plain);
-                            }
-                            self.sealed.drain(..opened.consumed);
-                            if opened.consumed == 0 || self.sealed.is_empty() {
-                                break;
-                            }
-                        }
+                let Some(session) = &mut self.session else {
+                    self.received.extend_from_slice(&buf[..n]);
+                    return true;
+                };
+                self.sealed.extend_from_slice(&buf[..n]);
+                loop {
+                    let opened = session.inbound.open(&self.sealed).expect("a valid frame");
+                    if let Some(plain) = opened.plaintext {
+                        self.received.extend_from_slice(plain);
+                    }
+                    self.sealed.drain(..opened.consumed);
+                    if opened.consumed == 0 || self.sealed.is_empty() {
+                        return true;
                     }
                 }
-                true
             }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                true
-            }
-            Err(_) => false,
+            Err(e) => is_timeout(&e),
         }
     }
 
     /// One complete message from the received bytes, if there is one.
     fn parse(&mut self) -> Option<Message> {
-        let head_end = self.received.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-        let head = String::from_utf8_lossy(&self.received[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next()?;
-        let event = status_line.starts_with("EVENT/1.0");
-        let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
-        let mut length = None;
-        let mut chunked = false;
-        for line in lines {
-            let lower = line.to_ascii_lowercase();
-            if let Some(value) = lower.strip_prefix("content-length:") {
-                length = value.trim().parse::<usize>().ok();
-            }
-            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-                chunked = true;
-            }
-        }
-        let rest = &self.received[head_end..];
-        let (body, used) = if chunked {
-            let mut body = Vec::new();
-            let mut at = 0;
-            loop {
-                let line_end = rest[at..].windows(2).position(|w| w == b"\r\n")? + at;
-                let size = usize::from_str_radix(
-                    std::str::from_utf8(&rest[at..line_end]).ok()?.trim(),
-                    16,
-                )
-                .ok()?;
-                let data = line_end + 2;
-                if rest.len() < data + size + 2 {
-                    return None;
-                }
-                body.extend_from_slice(&rest[data..data + size]);
-                at = data + size + 2;
-                if size == 0 {
-                    break (body, at);
-                }
-            }
-        } else {
-            let length = length.unwrap_or(0);
-            if rest.len() < length {
-                return None;
-            }
-            (rest[..length].to_vec(), length)
+        let message = match response::parse_message(&mut self.received) {
+            Ok(Status::Complete(message)) => message,
+            Ok(Status::Partial) => return None,
+            Err(error) => panic!(
+                "{error}: {:?}",
+                String::from_utf8_lossy(&self.received[..self.received.len().min(200)])
+            ),
         };
-        self.received.drain(..head_end + used);
+        let body = self.received[message.body_start..message.body_end].to_vec();
+        self.received.drain(..message.len);
         Some(Message {
-            status,
-            event,
+            status: message.status,
+            event: message.event,
             body,
         })
     }
+}
+
+fn is_timeout(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }

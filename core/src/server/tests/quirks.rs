@@ -40,23 +40,12 @@ const PAIR_VERIFY_M4_AUTHENTICATION: &[u8] = b"HTTP/1.1 200 OK\r\n\
 /// Add Pairing M1 as iOS sends it when it shares the home: State 1, Method 3 (Add
 /// Pairing), Identifier, PublicKey, Permissions (1 for an admin).
 fn add_pairing_m1(id: &[u8], public_key: &[u8; 32], admin: bool) -> Vec<u8> {
-    [
-        &[0x06, 0x01, 0x01, 0x00, 0x01, 0x03, 0x01, id.len() as u8][..],
-        id,
-        &[0x03, 0x20],
-        public_key,
-        &[0x0B, 0x01, u8::from(admin)],
-    ]
-    .concat()
+    written(|out| request::add_pairing_body(out, id, public_key, admin))
 }
 
 /// Remove Pairing M1: State 1, Method 4 (Remove Pairing), Identifier.
 fn remove_pairing_m1(id: &[u8]) -> Vec<u8> {
-    [
-        &[0x06, 0x01, 0x01, 0x00, 0x01, 0x04, 0x01, id.len() as u8][..],
-        id,
-    ]
-    .concat()
+    written(|out| request::remove_pairing_body(out, id))
 }
 
 fn pairings(body: &[u8]) -> Vec<u8> {
@@ -78,11 +67,10 @@ fn listed(controller: &Controller, admin: bool) -> Vec<u8> {
 
 /// The identifiers of a List Pairings answer, in order, as raw bytes.
 fn listed_ids(body: &[u8]) -> Vec<Vec<u8>> {
-    Tlv::parse(body)
-        .unwrap()
-        .items()
-        .filter(|item| item.ty() == 0x01)
-        .map(|item| item.contiguous().unwrap().to_vec())
+    let reply = crate::controller::PairingsReply::parse(body).unwrap();
+    reply
+        .pairings()
+        .map(|pairing| pairing.id.to_vec())
         .collect()
 }
 
