@@ -86,6 +86,10 @@ enum Command {
     Unpair {
         /// An alias or accessory id from the pairing file.
         accessory: String,
+        /// Only drop it from the file, without asking the accessory: for one that was
+        /// reset, forgot this controller, or is gone for good.
+        #[arg(long)]
+        forget: bool,
     },
     /// Show the accessory's services and characteristics.
     Accessories {
@@ -278,7 +282,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Error> {
             code,
             alias,
         } => pair(ctx, &target, &code, alias),
-        Command::Unpair { accessory } => unpair(ctx, &accessory),
+        Command::Unpair { accessory, forget } => unpair(ctx, &accessory, forget),
         Command::Accessories { accessory } => accessories(ctx, &accessory),
         Command::Get {
             accessory,
@@ -409,16 +413,16 @@ fn pair(ctx: &Ctx, target: &str, code: &str, alias: Option<String>) -> Result<()
     let (address, found) = locate(ctx, target)?;
     // An alias names one accessory: pairing another under it would lose the first
     // one's keys. Pairing the same accessory again (after a reset) replaces its entry.
-    let planned = alias.clone().or_else(|| found.as_ref().map(|f| f.name.clone()));
+    let planned = alias
+        .clone()
+        .or_else(|| found.as_ref().map(|f| f.name.clone()));
     if let Some(planned) = &planned {
         if let Some(stored) = file.contents.accessories.get(planned) {
             // Without a discovered id, the same address and port stand for the same
             // accessory.
             let same = match found.as_ref().and_then(|f| f.id.as_deref()) {
                 Some(id) => id.eq_ignore_ascii_case(&stored.id),
-                None => {
-                    stored.port == address.port() && stored.address == address.ip().to_string()
-                }
+                None => stored.port == address.port() && stored.address == address.ip().to_string(),
             };
             if !same {
                 return Err(Error::new(
@@ -500,14 +504,8 @@ fn buffer_pair() -> BufferPair {
     [client::buffers(), client::buffers()]
 }
 
-/// A verified connection to the accessory `key` names in the file: at its stored
-/// address, or (when that fails) where mDNS finds its id now, which is then stored.
-fn session<'b>(
-    ctx: &Ctx,
-    file: &mut PairingFile,
-    key: &str,
-    buffers: &'b mut BufferPair,
-) -> Result<(String, StoredAccessory, Client<'b>), Error> {
+/// The alias and entry of the accessory `key` names in the file: an alias or an id.
+fn stored(file: &PairingFile, key: &str) -> Result<(String, StoredAccessory), Error> {
     let Some((alias, stored)) = file.find(key) else {
         let aliases = file.aliases();
         let paired = if aliases.is_empty() {
@@ -523,7 +521,18 @@ fn session<'b>(
             ),
         ));
     };
-    let (alias, stored) = (alias.to_string(), stored.clone());
+    Ok((alias.to_string(), stored.clone()))
+}
+
+/// A verified connection to the accessory `key` names in the file: at its stored
+/// address, or (when that fails) where mDNS finds its id now, which is then stored.
+fn session<'b>(
+    ctx: &Ctx,
+    file: &mut PairingFile,
+    key: &str,
+    buffers: &'b mut BufferPair,
+) -> Result<(String, StoredAccessory, Client<'b>), Error> {
+    let (alias, stored) = stored(file, key)?;
     let identity = file.identity().ok_or_else(|| {
         Error::new(
             ErrorKind::Storage,
@@ -590,7 +599,7 @@ fn session_error(alias: &str, error: ClientError) -> Error {
     match error.kind() {
         ErrorKind::Authentication => Error::new(
             ErrorKind::Authentication,
-            format!("pair-verify with {alias:?} failed ({error}); the accessory may have forgotten this controller: pair again"),
+            format!("pair-verify with {alias:?} failed ({error}); the accessory may have forgotten this controller: pair again, or drop it with `hapctl unpair --forget {alias:?}`"),
         ),
         kind => Error::new(kind, format!("{alias:?}: {error}")),
     }
@@ -1079,8 +1088,18 @@ fn remove_pairing(ctx: &Ctx, key: &str, id: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn unpair(ctx: &Ctx, key: &str) -> Result<(), Error> {
+fn unpair(ctx: &Ctx, key: &str, forget: bool) -> Result<(), Error> {
     let mut file = ctx.load()?;
+    if forget {
+        let (alias, stored) = stored(&file, key)?;
+        file.contents.accessories.remove(&alias);
+        file.save()?;
+        ctx.emit(
+            || format!("Forgot {alias:?}; the accessory may still list this controller."),
+            || json!({"alias": alias, "id": stored.id}),
+        );
+        return Ok(());
+    }
     let mut buffers = buffer_pair();
     let (alias, stored, mut client) = session(ctx, &mut file, key, &mut buffers)?;
     let identity = file

@@ -437,3 +437,22 @@ fn an_alias_taken_by_another_accessory_is_refused_before_pairing() {
     assert_eq!(accessories.len(), 2);
     assert_ne!(accessories["lamp"]["id"], accessories["lamp 2"]["id"]);
 }
+
+#[test]
+fn unpair_forget_drops_an_accessory_that_cannot_be_asked() {
+    let light = Light::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = pairing_file(&dir);
+    let target = light.target();
+    expect(
+        &hapctl(&file, &["pair", &target, "--code", CODE, "--alias", "lamp"]),
+        0,
+    );
+    // Gone for good: only the file can be tidied.
+    drop(light);
+    let output = hapctl(&file, &["unpair", "lamp"]);
+    assert_ne!(output.status.code(), Some(0));
+    let forgot = json(&file, &["unpair", "lamp", "--forget"], 0);
+    assert_eq!(forgot["alias"], "lamp");
+    expect(&hapctl(&file, &["get", "lamp", "On"]), 3);
+}
