@@ -223,17 +223,6 @@ fn main() -> ExitCode {
             return ExitCode::from(if usage { 2 } else { 0 });
         }
     };
-    let seconds = |value: f64, name: &str| {
-        Duration::try_from_secs_f64(value)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Usage,
-                    format!("{name} must be a positive number of seconds, not {value}"),
-                )
-            })
-    };
     let ctx = seconds(cli.timeout, "--timeout").and_then(|timeout| {
         let file = match cli.file.clone() {
             Some(file) => file,
@@ -310,9 +299,27 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Error> {
     }
 }
 
-fn discover(ctx: &Ctx, seconds: f64, unpaired: bool) -> Result<(), Error> {
-    let duration = Duration::try_from_secs_f64(seconds)
-        .map_err(|_| Error::new(ErrorKind::Usage, "--seconds must be a number of seconds"))?;
+/// The longest wait a flag may ask for: a year, far below where adding it to a clock
+/// would overflow.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// A flag's number of seconds: positive, finite, at most [`MAX_SECONDS`].
+fn seconds(value: f64, name: &str) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero() && value <= MAX_SECONDS)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "{name} must be a number of seconds above 0 and at most a year, not {value}"
+                ),
+            )
+        })
+}
+
+fn discover(ctx: &Ctx, seconds_flag: f64, unpaired: bool) -> Result<(), Error> {
+    let duration = seconds(seconds_flag, "--seconds")?;
     let mut found = discovery::browse(duration, &ctx.interfaces, None)?;
     if unpaired {
         found.retain(|f| f.is_paired() == Some(false));
@@ -333,6 +340,8 @@ fn discover(ctx: &Ctx, seconds: f64, unpaired: bool) -> Result<(), Error> {
 /// What a TARGET names.
 enum Target {
     Address(SocketAddr),
+    /// A host name's addresses, in the resolver's order.
+    Resolved(Vec<SocketAddr>),
     Id(String),
     Name(String),
 }
@@ -354,15 +363,22 @@ fn parse_target(text: &str) -> Result<Target, Error> {
     }
     if let Some((host, port)) = text.rsplit_once(':') {
         if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() {
-            let mut addresses = text.to_socket_addrs().map_err(|error| {
-                Error::new(
+            let addresses: Vec<SocketAddr> = text
+                .to_socket_addrs()
+                .map_err(|error| {
+                    Error::new(
+                        ErrorKind::Unreachable,
+                        format!("cannot resolve {host}: {error}"),
+                    )
+                })?
+                .collect();
+            if addresses.is_empty() {
+                return Err(Error::new(
                     ErrorKind::Unreachable,
-                    format!("cannot resolve {host}: {error}"),
-                )
-            })?;
-            return addresses.next().map(Target::Address).ok_or_else(|| {
-                Error::new(ErrorKind::Unreachable, format!("{host} has no address"))
-            });
+                    format!("{host} has no address"),
+                ));
+            }
+            return Ok(Target::Resolved(addresses));
         }
     }
     Ok(Target::Name(text.to_string()))
@@ -372,6 +388,8 @@ fn parse_target(text: &str) -> Result<Target, Error> {
 fn locate(ctx: &Ctx, target: &str) -> Result<(SocketAddr, Option<Found>), Error> {
     let (found, what) = match parse_target(target)? {
         Target::Address(address) => return Ok((address, None)),
+        // `localhost` is often ::1 first, while an accessory may listen on IPv4 only.
+        Target::Resolved(addresses) => return Ok((first_answering(ctx, &addresses), None)),
         Target::Id(id) => (
             discovery::find_id(&id, ctx.timeout, &ctx.interfaces)?,
             format!("no accessory with id {id}"),
@@ -390,6 +408,20 @@ fn locate(ctx: &Ctx, target: &str) -> Result<(SocketAddr, Option<Found>), Error>
     let found = found.ok_or_else(missing)?;
     let address = discovery::socket_addr(&found).ok_or_else(missing)?;
     Ok((address, Some(found)))
+}
+
+/// The first of a name's addresses that accepts a connection, or else the first (whose
+/// failure the caller then reports).
+fn first_answering(ctx: &Ctx, addresses: &[SocketAddr]) -> SocketAddr {
+    if addresses.len() == 1 {
+        return addresses[0];
+    }
+    let each = ctx.timeout / u32::try_from(addresses.len()).unwrap_or(u32::MAX);
+    addresses
+        .iter()
+        .copied()
+        .find(|address| std::net::TcpStream::connect_timeout(address, each).is_ok())
+        .unwrap_or(addresses[0])
 }
 
 /// `123-45-678` or `12345678`.
@@ -422,7 +454,7 @@ fn pair(ctx: &Ctx, target: &str, code: &str, alias: Option<String>) -> Result<()
             // accessory.
             let same = match found.as_ref().and_then(|f| f.id.as_deref()) {
                 Some(id) => id.eq_ignore_ascii_case(&stored.id),
-                None => stored.port == address.port() && stored.address == address.ip().to_string(),
+                None => stored.port == address.port() && stored.address == stored_ip(address),
             };
             if !same {
                 return Err(Error::new(
@@ -436,7 +468,9 @@ fn pair(ctx: &Ctx, target: &str, code: &str, alias: Option<String>) -> Result<()
             }
         }
     }
-    let identity = file.identity_or_create(&mut OsRng);
+    // Saved before pairing: an accessory paired to keys that were then not kept would
+    // refuse everyone until reset.
+    let identity = file.identity_or_create(&mut OsRng)?;
     let mut buffers = client::buffers();
     let mut client = Client::connect(address, ctx.timeout, &mut buffers)?;
     let label = found
@@ -450,18 +484,31 @@ fn pair(ctx: &Ctx, target: &str, code: &str, alias: Option<String>) -> Result<()
     let alias = alias
         .or_else(|| found.as_ref().map(|f| f.name.clone()))
         .unwrap_or_else(|| id.clone());
-    file.contents.accessories.insert(
-        alias.clone(),
-        StoredAccessory {
-            id: id.clone(),
-            ltpk: to_hex(&pairing.public_key),
-            address: address.ip().to_string(),
-            port: address.port(),
-            name: found.as_ref().map(|f| f.name.clone()),
-            config_number: found.as_ref().and_then(|f| f.config_number),
-        },
-    );
-    file.save()?;
+    let entry = StoredAccessory {
+        id: id.clone(),
+        ltpk: to_hex(&pairing.public_key),
+        address: stored_ip(address),
+        port: address.port(),
+        name: found.as_ref().map(|f| f.name.clone()),
+        config_number: found.as_ref().and_then(|f| f.config_number),
+    };
+    file.update(|contents| {
+        // One entry per accessory: an older one (under another alias, before a reset)
+        // holds keys that no longer verify.
+        contents
+            .accessories
+            .retain(|_, stored| !stored.id.eq_ignore_ascii_case(&id));
+        contents.accessories.insert(alias.clone(), entry);
+    })
+    .map_err(|error| {
+        Error::new(
+            ErrorKind::Storage,
+            format!(
+                "{error}; the accessory {id} IS paired now, with key {}: free the file and pair it again after resetting it, or add this pairing by hand",
+                to_hex(&pairing.public_key)
+            ),
+        )
+    })?;
     ctx.emit(
         || format!("Paired with {alias:?} (id {id}) at {address}."),
         || json!({"alias": alias, "id": id, "address": address.ip().to_string(), "port": address.port()}),
@@ -502,6 +549,25 @@ type BufferPair = [OwnedBuffers; 2];
 
 fn buffer_pair() -> BufferPair {
     [client::buffers(), client::buffers()]
+}
+
+/// An address as the pairing file keeps it: the IP, with the scope of an IPv6
+/// link-local one (`fe80::1%2`), without which it cannot be reached again.
+fn stored_ip(address: SocketAddr) -> String {
+    match address {
+        SocketAddr::V6(v6) if v6.scope_id() != 0 => format!("{}%{}", v6.ip(), v6.scope_id()),
+        _ => address.ip().to_string(),
+    }
+}
+
+/// The socket address of a stored IP (as [`stored_ip`] writes it) and port.
+fn stored_socket(ip: &str, port: u16) -> Option<SocketAddr> {
+    let text = if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    };
+    text.parse().ok()
 }
 
 /// The alias and entry of the accessory `key` names in the file: an alias or an id.
@@ -552,11 +618,7 @@ fn session<'b>(
         client.pair_verify(&identity, &pairing)?;
         Ok::<_, ClientError>(client)
     };
-    let stored_address = stored
-        .address
-        .parse()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, stored.port));
+    let stored_address = stored_socket(&stored.address, stored.port);
     let first_error = match stored_address {
         Some(address) => match verify(address, first) {
             Ok(client) => return Ok((alias, stored, client)),
@@ -573,25 +635,44 @@ fn session<'b>(
         None => ClientError::Malformed(format!("stored address {:?}", stored.address)),
     };
     // The accessory may have moved, or another one took its address.
-    let found = discovery::find_id(&stored.id, ctx.timeout, &ctx.interfaces)
-        .ok()
-        .flatten();
+    let found = match discovery::find_id(&stored.id, ctx.timeout, &ctx.interfaces) {
+        Ok(found) => found,
+        Err(browse) => {
+            let error = session_error(&alias, first_error);
+            return Err(Error::new(
+                error.kind,
+                format!(
+                    "{}; looking for it over mDNS failed too: {}",
+                    error.message, browse.message
+                ),
+            ));
+        }
+    };
     let moved = found
         .as_ref()
         .and_then(discovery::socket_addr)
         .filter(|address| Some(*address) != stored_address);
     let (Some(address), Some(found)) = (moved, found) else {
-        return Err(session_error(&alias, first_error));
+        let error = session_error(&alias, first_error);
+        return Err(Error::new(
+            error.kind,
+            format!(
+                "{}; mDNS shows it at no other address (looked {})",
+                error.message,
+                ctx.where_looked(ctx.timeout)
+            ),
+        ));
     };
     let client = verify(address, second).map_err(|error| session_error(&alias, error))?;
     let mut updated = stored.clone();
-    updated.address = address.ip().to_string();
+    updated.address = stored_ip(address);
     updated.port = address.port();
     updated.config_number = found.config_number.or(updated.config_number);
-    file.contents
-        .accessories
-        .insert(alias.clone(), updated.clone());
-    file.save()?;
+    file.update(|contents| {
+        if let Some(entry) = contents.accessories.get_mut(&alias) {
+            *entry = updated.clone();
+        }
+    })?;
     Ok((alias, updated, client))
 }
 
@@ -786,10 +867,15 @@ fn put(ctx: &Ctx, key: &str, texts: &[String]) -> Result<(), Error> {
     let mut lines = Vec::new();
     let mut json_items = Vec::new();
     for (r, value) in &resolved {
-        let status = items
+        // A 207 lists every write; one it leaves out was not confirmed.
+        let status = match items
             .iter()
             .find(|item| item.aid == r.id.aid && item.iid == r.id.iid)
-            .map_or(Some(HapStatus::Success), |item| item.status);
+        {
+            Some(item) => item.status,
+            None if answer.status == 207 => None,
+            None => Some(HapStatus::Success),
+        };
         let (aid, iid, name) = (r.id.aid, r.id.iid, &r.name);
         if status == Some(HapStatus::Success) {
             lines.push(format!("{aid}.{iid} {name} = {value}"));
@@ -811,16 +897,11 @@ fn watch(
     key: &str,
     texts: &[String],
     count: Option<u64>,
-    seconds: Option<f64>,
+    seconds_flag: Option<f64>,
 ) -> Result<(), Error> {
     let selectors: Vec<Selector> = texts.iter().map(|t| t.parse()).collect::<Result<_, _>>()?;
-    let deadline = match seconds {
-        Some(s) => Some(
-            StdInstant::now()
-                + Duration::try_from_secs_f64(s).map_err(|_| {
-                    Error::new(ErrorKind::Usage, "--seconds must be a number of seconds")
-                })?,
-        ),
+    let deadline = match seconds_flag {
+        Some(s) => Some(StdInstant::now() + seconds(s, "--seconds")?),
         None => None,
     };
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -882,6 +963,10 @@ fn watch(
     let current = client.read(&ids, ReadOptions::default())?;
     if current.status != 207 {
         current.clone().success()?;
+    }
+    // Ctrl+C while connecting: end as after it, printing nothing.
+    if interrupted.load(Ordering::SeqCst) {
+        return Ok(());
     }
     for item in items_of(&current)? {
         print(&item);
@@ -988,8 +1073,10 @@ fn list_pairings(ctx: &Ctx, key: &str) -> Result<(), Error> {
         .identity()
         .map(|identity| identity.id.as_bytes().to_vec());
     let mut buffers = buffer_pair();
-    let (_, _, mut client) = session(ctx, &mut file, key, &mut buffers)?;
-    let answer = client.list_pairings()?;
+    let (alias, _, mut client) = session(ctx, &mut file, key, &mut buffers)?;
+    let answer = client
+        .list_pairings()
+        .map_err(|error| pairings_error(&alias, error))?;
     let response = controller::Response {
         request: answer.request,
         status: answer.status,
@@ -1078,8 +1165,7 @@ fn remove_pairing(ctx: &Ctx, key: &str, id: &str) -> Result<(), Error> {
         .is_some_and(|identity| identity.id.as_bytes() == id.as_bytes());
     if ours {
         // That was this controller's own pairing: the accessory no longer knows us.
-        file.contents.accessories.remove(&alias);
-        file.save()?;
+        file.update(|contents| contents.accessories.remove(&alias))?;
     }
     ctx.emit(
         || format!("Removed {id} from {alias:?}."),
@@ -1092,8 +1178,7 @@ fn unpair(ctx: &Ctx, key: &str, forget: bool) -> Result<(), Error> {
     let mut file = ctx.load()?;
     if forget {
         let (alias, stored) = stored(&file, key)?;
-        file.contents.accessories.remove(&alias);
-        file.save()?;
+        file.update(|contents| contents.accessories.remove(&alias))?;
         ctx.emit(
             || format!("Forgot {alias:?}; the accessory may still list this controller."),
             || json!({"alias": alias, "id": stored.id}),
@@ -1109,8 +1194,7 @@ fn unpair(ctx: &Ctx, key: &str, forget: bool) -> Result<(), Error> {
         .remove_pairing(identity.id.as_bytes())
         .map_err(|error| pairings_error(&alias, error))?;
     drop(client);
-    file.contents.accessories.remove(&alias);
-    file.save()?;
+    file.update(|contents| contents.accessories.remove(&alias))?;
     ctx.emit(
         || format!("Unpaired {alias:?}."),
         || json!({"alias": alias, "id": stored.id}),
@@ -1120,11 +1204,7 @@ fn unpair(ctx: &Ctx, key: &str, forget: bool) -> Result<(), Error> {
 
 fn show_id(ctx: &Ctx) -> Result<(), Error> {
     let mut file = ctx.load()?;
-    let created = file.identity().is_none();
-    let identity = file.identity_or_create(&mut OsRng);
-    if created {
-        file.save()?;
-    }
+    let identity = file.identity_or_create(&mut OsRng)?;
     let id = String::from_utf8_lossy(identity.id.as_bytes()).into_owned();
     let key = to_hex(&identity.keys.public_key());
     ctx.emit(

@@ -85,6 +85,13 @@ pub enum FileError {
         /// Why.
         source: io::Error,
     },
+    /// Locking it against other hapctl runs failed.
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// Writing it failed.
     Write(hap_std::store::StoreError),
 }
@@ -111,6 +118,9 @@ impl fmt::Display for FileError {
                     path.display()
                 )
             }
+            FileError::Lock { path, source } => {
+                write!(f, "cannot lock {}: {source}", path.display())
+            }
             FileError::Write(error) => write!(f, "cannot save the pairing file: {error}"),
         }
     }
@@ -119,7 +129,9 @@ impl fmt::Display for FileError {
 impl std::error::Error for FileError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            FileError::Read { source, .. } | FileError::CreateDir { source, .. } => Some(source),
+            FileError::Read { source, .. }
+            | FileError::CreateDir { source, .. }
+            | FileError::Lock { source, .. } => Some(source),
             FileError::Write(error) => Some(error),
             FileError::Corrupt { .. } => None,
         }
@@ -234,8 +246,11 @@ impl PairingFile {
         &self.path
     }
 
-    /// Writes the file atomically, creating its directory (mode 0700) if needed.
-    pub fn save(&self) -> Result<(), FileError> {
+    /// Changes the file: under an exclusive lock (a `.lock` file beside it), reads what
+    /// is there now, since another hapctl may have written it after this one loaded,
+    /// applies `change`, and writes the result atomically with the accessory's
+    /// crash-safe store. The directory is created (mode 0700) if needed.
+    pub fn update<T>(&mut self, change: impl FnOnce(&mut Contents) -> T) -> Result<T, FileError> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
                 let mut builder = std::fs::DirBuilder::new();
@@ -251,10 +266,32 @@ impl PairingFile {
                 })?;
             }
         }
-        let mut text = serde_json::to_vec_pretty(&self.contents)
+        let mut lock_path = self.path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let lock = options
+            .open(&lock_path)
+            .and_then(|file| file.lock().map(|()| file))
+            .map_err(|source| FileError::Lock {
+                path: lock_path,
+                source,
+            })?;
+        let mut current = Self::load(&self.path)?;
+        let result = change(&mut current.contents);
+        let mut text = serde_json::to_vec_pretty(&current.contents)
             .map_err(|error| FileError::Write(io_store_error(&self.path, error.into())))?;
         text.push(b'\n');
-        hap_std::store::write_atomically(&self.path, &text).map_err(FileError::Write)
+        hap_std::store::write_atomically(&self.path, &text).map_err(FileError::Write)?;
+        drop(lock);
+        self.contents = current.contents;
+        Ok(result)
     }
 
     /// This controller's identity, if the file has one.
@@ -263,30 +300,32 @@ impl PairingFile {
         identity_of(self.contents.controller.as_ref()?).ok()
     }
 
-    /// This controller's identity, created (with a new UUID and key from `rng`) if the
-    /// file has none; the caller saves.
+    /// This controller's identity, created (with a new UUID and key from `rng`) and
+    /// saved if the file has none. Saved before it is used, so that an accessory is never
+    /// paired to keys that were not kept, and shared by hapctl runs that start at once.
     pub fn identity_or_create<R: RngCore + CryptoRng>(
         &mut self,
         rng: &mut R,
-    ) -> ControllerIdentity {
+    ) -> Result<ControllerIdentity, FileError> {
         if let Some(identity) = self.identity() {
-            return identity;
+            return Ok(identity);
         }
         let keys = Ed25519KeyPair::generate(rng);
         let mut uuid = [0u8; 16];
         rng.fill_bytes(&mut uuid);
-        let stored = StoredController {
+        let created = StoredController {
             id: uuid_v4(uuid),
             ltsk: to_hex(&keys.seed()),
             ltpk: to_hex(&keys.public_key()),
         };
-        let identity = ControllerIdentity {
-            // 36 bytes always fit the 64 a pairing id holds.
-            id: PairingId::new(stored.id.as_bytes()).expect("a UUID is a pairing id"),
-            keys,
-        };
-        self.contents.controller = Some(stored);
-        identity
+        self.update(|contents| {
+            contents.controller.get_or_insert(created);
+        })?;
+        // Checked when loaded, or just made.
+        self.identity().ok_or_else(|| FileError::Corrupt {
+            path: self.path.clone(),
+            reason: "no controller identity after saving one".into(),
+        })
     }
 
     /// The alias and entry for `key`: an alias, or else an accessory id (either case).
@@ -394,24 +433,26 @@ mod tests {
         let path = dir.path().join("new").join(FILE_NAME);
         let mut file = PairingFile::load(&path).unwrap();
         assert!(file.identity().is_none());
-        let identity = file.identity_or_create(&mut OsRng);
+        let identity = file.identity_or_create(&mut OsRng).unwrap();
         let id = std::str::from_utf8(identity.id.as_bytes())
             .unwrap()
             .to_string();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
-        file.contents.accessories.insert(
-            "light".into(),
-            StoredAccessory {
-                id: "4E:A1:5C:00:00:01".into(),
-                ltpk: to_hex(&[7; 32]),
-                address: "127.0.0.1".into(),
-                port: 51826,
-                name: Some("Virtual Light".into()),
-                config_number: Some(2),
-            },
-        );
-        file.save().unwrap();
+        file.update(|contents| {
+            contents.accessories.insert(
+                "light".into(),
+                StoredAccessory {
+                    id: "4E:A1:5C:00:00:01".into(),
+                    ltpk: to_hex(&[7; 32]),
+                    address: "127.0.0.1".into(),
+                    port: 51826,
+                    name: Some("Virtual Light".into()),
+                    config_number: Some(2),
+                },
+            )
+        })
+        .unwrap();
         let again = PairingFile::load(&path).unwrap();
         assert_eq!(again.contents, file.contents);
         assert_eq!(again.identity().unwrap().keys.seed(), identity.keys.seed());
@@ -444,5 +485,46 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn runs_that_change_the_file_at_once_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d").join(FILE_NAME);
+        let identities: Vec<_> = std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..4)
+                .map(|run| {
+                    let path = path.clone();
+                    scope.spawn(move || {
+                        // Each loaded before any other wrote, as concurrent runs do.
+                        let mut file = PairingFile::load(&path).unwrap();
+                        let identity = file.identity_or_create(&mut OsRng).unwrap();
+                        for n in 0..10 {
+                            file.update(|contents| {
+                                contents.accessories.insert(
+                                    format!("light {run}.{n}"),
+                                    StoredAccessory {
+                                        id: format!("4E:A1:5C:00:0{run}:{n:02}"),
+                                        ltpk: to_hex(&[7; 32]),
+                                        address: "127.0.0.1".into(),
+                                        port: 51826,
+                                        name: None,
+                                        config_number: None,
+                                    },
+                                )
+                            })
+                            .unwrap();
+                        }
+                        identity.keys.seed()
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|run| run.join().unwrap()).collect()
+        });
+        let file = PairingFile::load(&path).unwrap();
+        assert_eq!(file.contents.accessories.len(), 40);
+        // One identity, shared by every run.
+        let kept = file.identity().unwrap().keys.seed();
+        assert!(identities.iter().all(|seed| *seed == kept));
     }
 }

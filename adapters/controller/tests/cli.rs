@@ -300,7 +300,10 @@ fn a_closed_port_is_unreachable() {
     );
     let error = json(&file, &["pair", &target, "--code", CODE], 4);
     assert_eq!(error["error"]["kind"], "unreachable");
-    assert!(!file.exists(), "nothing is stored for a failed pairing");
+    // The controller's identity is kept before pairing starts, but no accessory.
+    let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(stored["controller"]["id"].is_string(), "{stored}");
+    assert_eq!(stored["accessories"], serde_json::json!({}));
 }
 
 #[test]
