@@ -322,7 +322,9 @@ impl FileStore {
 /// [`FileStore`] saves: the bytes go to `path` + `.tmp` (created with mode 0600 on unix),
 /// which is synced, renamed over `path`, and then the directory is synced. After a crash
 /// at any point the file holds either its old contents or the new ones. The directory
-/// must exist. On failure the temporary file is removed.
+/// must exist. On failure the temporary file is removed. One writer at a time: two
+/// processes writing the same path at once share the temporary file, so hold a lock
+/// around it (as `hapctl` does) when that can happen.
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("hap-std-doc-{}", std::process::id()));
