@@ -1,6 +1,6 @@
 //! Finding accessories with mDNS (`_hap._tcp`), through [`hap_std::mdns::browse`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use hap_core::catalog::Category;
@@ -14,6 +14,7 @@ pub use hap_std::mdns::{Found, StopWhen};
 
 /// Listens for `duration` on `interfaces` (empty: every non-loopback interface), and
 /// returns what was heard, sorted by name then id; stops early once `stop_when` matches.
+/// Interfaces named that are not up are a usage error.
 pub fn browse(
     duration: Duration,
     interfaces: &[String],
@@ -24,8 +25,15 @@ pub fn browse(
         interfaces: interfaces.to_vec(),
         stop_when,
     };
-    mdns::browse(options)
-        .map_err(|error| Error::new(ErrorKind::Failed, format!("cannot browse mDNS: {error}")))
+    mdns::browse(options).map_err(|error| {
+        let kind = match &error {
+            mdns::BrowseError::NoInterface { requested } if !requested.is_empty() => {
+                ErrorKind::Usage
+            }
+            _ => ErrorKind::Failed,
+        };
+        Error::new(kind, format!("cannot browse mDNS: {error}"))
+    })
 }
 
 /// The accessory whose device id is `id` (either case), if heard within `duration`.
@@ -60,12 +68,16 @@ pub fn find_name(
     Ok(found.into_iter().find(|f| matches(f)))
 }
 
-/// Where to connect to `found`: its first address (IPv4 first) and port.
+/// Where to connect to `found`: its first address (IPv4 first) and port; a link-local
+/// IPv6 address (`fe80::/10`) gets the interface it was heard on as its scope.
 pub fn socket_addr(found: &Found) -> Option<SocketAddr> {
-    found
-        .addresses
-        .first()
-        .map(|ip| SocketAddr::new(*ip, found.port))
+    let address = match *found.addresses.first()? {
+        IpAddr::V6(ip) if ip.is_unicast_link_local() => {
+            SocketAddrV6::new(ip, found.port, 0, found.interface).into()
+        }
+        ip => SocketAddr::new(ip, found.port),
+    };
+    Some(address)
 }
 
 /// A category's name as people read it (`Lightbulb` for `LIGHTBULB`).
@@ -111,12 +123,8 @@ pub fn to_text(found: &Found) -> String {
     if let Some(config) = found.config_number {
         line += &format!("  c# {config}");
     }
-    if let Some(flags) = found.status_flags {
-        let paired = if flags & 1 == 0 {
-            "paired"
-        } else {
-            "not paired"
-        };
+    if let (Some(flags), Some(paired)) = (found.status_flags, found.is_paired()) {
+        let paired = if paired { "paired" } else { "not paired" };
         line += &format!("  sf {flags} ({paired})");
     }
     if let Some(category) = found.category {
@@ -134,6 +142,48 @@ pub fn to_text(found: &Found) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn found(addresses: &[&str]) -> Found {
+        Found {
+            name: "Light".into(),
+            host: "Light.local".into(),
+            port: 51826,
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            interface: 3,
+            id: None,
+            config_number: None,
+            state_number: None,
+            status_flags: Some(1),
+            category: None,
+            model: None,
+            feature_flags: None,
+            protocol_version: None,
+        }
+    }
+
+    #[test]
+    fn a_link_local_address_is_scoped_to_the_interface_it_was_heard_on() {
+        let link_local = socket_addr(&found(&["fe80::2", "2001:db8::2"])).unwrap();
+        let SocketAddr::V6(v6) = link_local else {
+            panic!("{link_local}");
+        };
+        assert_eq!(v6.scope_id(), 3);
+        assert_eq!(link_local.to_string(), "[fe80::2%3]:51826");
+        let global = socket_addr(&found(&["2001:db8::2"])).unwrap();
+        assert_eq!(global.to_string(), "[2001:db8::2]:51826");
+        let v4 = socket_addr(&found(&["192.0.2.2", "fe80::2"])).unwrap();
+        assert_eq!(v4.to_string(), "192.0.2.2:51826");
+        assert_eq!(socket_addr(&found(&[])), None);
+    }
+
+    #[test]
+    fn the_text_line_says_whether_it_is_paired() {
+        let line = to_text(&found(&["192.0.2.2"]));
+        assert_eq!(line, "Light  192.0.2.2:51826  sf 1 (not paired)");
+        let mut paired = found(&[]);
+        paired.status_flags = Some(0);
+        assert_eq!(to_text(&paired), "Light  Light.local:51826  sf 0 (paired)");
+    }
 
     #[test]
     fn category_names_read_as_words() {

@@ -2,6 +2,8 @@
 //!
 //! - [`client`]: one blocking TCP connection to an accessory, driving
 //!   [`hap_core::controller::Connection`] (pair-setup, pair-verify, requests, events).
+//! - [`discovery`]: finding accessories with mDNS (`_hap._tcp`) through
+//!   [`hap_std::mdns::browse`], and how `discover` prints them.
 //! - [`pairing_file`]: the controller's identity and its paired accessories, in a JSON
 //!   file written atomically ([`hap_std::store::write_atomically`]).
 //! - [`tree`]: an `/accessories` answer as owned data, with catalog names, and the

@@ -202,7 +202,7 @@ pub struct PairingFile {
 
 impl PairingFile {
     /// Loads the file at `path`; a missing file is an empty one (nothing is created until
-    /// [`PairingFile::save`]).
+    /// [`PairingFile::update`]).
     pub fn load(path: impl Into<PathBuf>) -> Result<Self, FileError> {
         let path = path.into();
         let bytes = match std::fs::read(&path) {

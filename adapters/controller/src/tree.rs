@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use hap_core::catalog::HapType;
+use hap_core::catalog::{characteristic, service};
 use hap_core::controller::names::{self, name_matches};
 use hap_core::controller::{Accessories, CharacteristicId, ResponseError};
 use serde_json::{json, Value};
@@ -78,10 +78,6 @@ impl CharacteristicNode {
     }
 }
 
-/// The type `Accessory Information` (3E) and its `Name` (23).
-const ACCESSORY_INFORMATION: HapType = HapType::Apple(0x3E);
-const NAME: HapType = HapType::Apple(0x23);
-
 impl Tree {
     /// Reads an `/accessories` body.
     pub fn parse(body: &[u8]) -> Result<Tree, ResponseError> {
@@ -92,28 +88,28 @@ impl Tree {
                 name: None,
                 services: Vec::new(),
             };
-            for service in accessory.services {
-                let service_type = decode(service.service_type);
-                let information = names::parse_type(&service_type) == Some(ACCESSORY_INFORMATION);
+            for s in accessory.services {
+                let service_type = names::service_type(s.service_type);
+                let information =
+                    service_type.is_some_and(|t| t.uuid == service::ACCESSORY_INFORMATION.uuid);
                 let mut characteristics = Vec::new();
-                for c in service.characteristics {
-                    let characteristic_type = decode(c.characteristic_type);
-                    let parsed = names::parse_type(&characteristic_type);
+                for c in s.characteristics {
+                    let catalog_type = names::characteristic_type(c.characteristic_type);
                     let format = c.format.map(decode);
                     let value = c
                         .value
                         .map(|v| typed_value(json_value(v), format.as_deref()));
-                    if information && parsed == Some(NAME) {
+                    if information
+                        && catalog_type.is_some_and(|t| t.uuid == characteristic::NAME.uuid)
+                    {
                         if let Some(Value::String(name)) = &value {
                             node.name = Some(name.clone());
                         }
                     }
                     characteristics.push(CharacteristicNode {
                         iid: c.iid,
-                        name: parsed
-                            .and_then(hap_core::catalog::find_characteristic)
-                            .map(|t| display_name(t.name)),
-                        characteristic_type,
+                        name: catalog_type.map(|t| display_name(t.name)),
+                        characteristic_type: decode(c.characteristic_type),
                         format,
                         perms: perm_names(c.perms),
                         value,
@@ -124,13 +120,11 @@ impl Tree {
                     });
                 }
                 node.services.push(ServiceNode {
-                    iid: service.iid,
-                    name: names::parse_type(&service_type)
-                        .and_then(hap_core::catalog::find_service)
-                        .map(|t| display_name(t.name)),
-                    service_type,
-                    primary: service.primary,
-                    hidden: service.hidden,
+                    iid: s.iid,
+                    name: service_type.map(|t| display_name(t.name)),
+                    service_type: decode(s.service_type),
+                    primary: s.primary,
+                    hidden: s.hidden,
                     characteristics,
                 });
             }

@@ -49,14 +49,29 @@ pub fn parse_type(text: &str) -> Option<HapType> {
     Some(HapType::from_uuid_bytes(bytes))
 }
 
-/// The catalog's characteristic type for a `type` string from `/accessories`.
-pub fn characteristic_type(text: JsonStr<'_>) -> Option<&'static CharacteristicType> {
-    catalog::find_characteristic(parse_type(text.as_plain()?)?)
+/// The longest `type` string: a full UUID, 8-4-4-4-12 hex digits.
+const MAX_TYPE_LEN: usize = 36;
+
+/// [`parse_type`] of a `type` string from `/accessories`, escapes decoded.
+pub fn json_type(text: JsonStr<'_>) -> Option<HapType> {
+    if let Some(plain) = text.as_plain() {
+        return parse_type(plain);
+    }
+    // Longer than a UUID once decoded: not a type, and refused by the buffer.
+    let mut buf = [0u8; MAX_TYPE_LEN];
+    parse_type(text.decode_into(&mut buf).ok()?)
 }
 
-/// The catalog's service type for a `type` string from `/accessories`.
+/// The catalog's characteristic type for a `type` string from `/accessories`; `None`
+/// for a custom or unknown type.
+pub fn characteristic_type(text: JsonStr<'_>) -> Option<&'static CharacteristicType> {
+    catalog::find_characteristic(json_type(text)?)
+}
+
+/// The catalog's service type for a `type` string from `/accessories`; `None` for a
+/// custom or unknown type.
 pub fn service_type(text: JsonStr<'_>) -> Option<&'static ServiceType> {
-    catalog::find_service(parse_type(text.as_plain()?)?)
+    catalog::find_service(json_type(text)?)
 }
 
 /// Whether `query` names the catalog name `name` the way a person types it: ASCII case
@@ -80,16 +95,6 @@ fn letters(text: &str) -> impl Iterator<Item = u8> + '_ {
     text.bytes()
         .filter(|b| *b != b' ')
         .map(|b| b.to_ascii_lowercase())
-}
-
-/// The catalog's characteristic types that `query` names ([`name_matches`]).
-pub fn characteristics_named(
-    query: &str,
-) -> impl Iterator<Item = &'static CharacteristicType> + '_ {
-    catalog::CHARACTERISTICS
-        .iter()
-        .copied()
-        .filter(move |c| name_matches(c.name, query))
 }
 
 #[cfg(test)]
@@ -140,17 +145,40 @@ mod tests {
         assert!(!name_matches("On", "  "));
     }
 
+    /// The string token of `json`, such as `"\"8\""`.
+    fn json_str(json: &str) -> JsonStr<'_> {
+        match crate::json::JsonReader::new(json).next_token() {
+            Ok(Some(crate::json::Token::Str(text))) => text,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn catalog_lookups_by_name_and_type() {
-        let found: std::vec::Vec<_> = characteristics_named("brightness").collect();
-        assert_eq!(found, [&characteristic::BRIGHTNESS]);
-        let json = crate::json::JsonReader::new("\"8\"").next_token().unwrap();
-        let Some(crate::json::Token::Str(text)) = json else {
-            panic!("{json:?}")
-        };
+    fn catalog_lookups_by_json_type() {
         assert_eq!(
-            characteristic_type(text).map(|c| c.name),
-            Some("Brightness")
+            characteristic_type(json_str("\"8\"")),
+            Some(&characteristic::BRIGHTNESS)
         );
+        // Escapes are decoded: `\u0038` is `8`, `\u0033E` is `3E`.
+        assert_eq!(
+            characteristic_type(json_str("\"\\u0038\"")),
+            Some(&characteristic::BRIGHTNESS)
+        );
+        assert_eq!(
+            service_type(json_str("\"\\u0033E\"")),
+            Some(&crate::catalog::service::ACCESSORY_INFORMATION)
+        );
+        assert_eq!(
+            service_type(json_str("\"00000043-0000-1000-8000-0026BB765291\"")).map(|s| s.name),
+            Some("Lightbulb")
+        );
+        let custom = "\"E863F10A-079E-48FF-8F27-9C2605A29F52\"";
+        assert!(matches!(
+            json_type(json_str(custom)),
+            Some(HapType::Custom(_))
+        ));
+        assert_eq!(characteristic_type(json_str(custom)), None);
+        let long = std::format!("\"\\u0038{}\"", "0".repeat(40));
+        assert_eq!(json_type(json_str(&long)), None);
     }
 }

@@ -22,7 +22,12 @@
 //!
 //! Everything has a fixed capacity ([`MAX_INSTANCES`], [`MAX_INSTANCE_ADDRESSES`],
 //! [`MAX_BROWSE_EVENTS`]). What does not fit is dropped, newest first, and counted in
-//! [`Browser::dropped`]; nothing panics and nothing allocates.
+//! [`Browser::dropped`], except that an IPv4 address displaces an instance's last IPv6
+//! one; nothing panics and nothing allocates.
+//!
+//! Each address is kept with the interface it was heard on
+//! ([`Instance::addresses_with_interface`]): a link-local IPv6 address needs it as its
+//! scope, and a cache flush (§10.2) on one interface leaves the others' addresses be.
 //!
 //! ```text
 //! browser.add_interface(iface)?;
@@ -53,7 +58,8 @@ pub use txt::{HapTxt, MAX_PROTOCOL_VERSION_LEN};
 
 /// How many instances are kept; a new one beyond them is dropped and counted.
 pub const MAX_INSTANCES: usize = 16;
-/// How many addresses an instance keeps; more are dropped and counted.
+/// How many addresses an instance keeps; more are dropped and counted (an IPv4 one
+/// takes the place of the last IPv6 one).
 pub const MAX_INSTANCE_ADDRESSES: usize = 4;
 /// The longest instance name, in bytes: one DNS label.
 pub const MAX_INSTANCE_NAME_LEN: usize = MAX_LABEL_LEN;
@@ -212,7 +218,23 @@ struct TxtRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Address {
     ip: IpAddr,
+    /// The interface it was heard on: the scope of a link-local IPv6 address.
+    iface: InterfaceId,
     life: Lifetime,
+}
+
+impl Address {
+    /// Whether this is `ip` as heard on `iface`: a link-local IPv6 address is another
+    /// one on another link (RFC 4007 §6), any other address is the same everywhere.
+    fn is(&self, ip: IpAddr, iface: InterfaceId) -> bool {
+        self.ip == ip && (!is_link_local_v6(ip) || self.iface == iface)
+    }
+}
+
+/// Whether `ip` is an IPv6 link-local unicast address (`fe80::/10`), which means
+/// something only with the interface it was heard on.
+fn is_link_local_v6(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local())
 }
 
 /// What a resolve query asks for one instance.
@@ -248,9 +270,12 @@ impl Instance {
         &self.name
     }
 
-    /// The interface its PTR record was first heard on.
+    /// The interface its first address (of [`Instance::addresses`]) was heard on; with
+    /// no address yet, the one its PTR record was first heard on.
     pub fn interface(&self) -> InterfaceId {
-        self.iface
+        self.addresses
+            .first()
+            .map_or(self.iface, |address| address.iface)
     }
 
     /// The port, from the SRV record.
@@ -266,6 +291,15 @@ impl Instance {
     /// The host's addresses: IPv4 first, then IPv6, each in the order heard.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.addresses.iter().map(|address| address.ip)
+    }
+
+    /// [`Instance::addresses`], each with the interface it was heard on: the scope to
+    /// connect to a link-local IPv6 address (`fe80::/10`) with. The same link-local
+    /// address heard on two interfaces is two entries.
+    pub fn addresses_with_interface(&self) -> impl Iterator<Item = (IpAddr, InterfaceId)> + '_ {
+        self.addresses
+            .iter()
+            .map(|address| (address.ip, address.iface))
     }
 
     /// The HAP keys of the TXT record.
@@ -454,7 +488,7 @@ impl Browser {
                 RData::Aaaa(v6) => IpAddr::V6(v6),
                 _ => continue,
             };
-            self.take_address(now, &record.name, ip, record.ttl, record.cache_flush);
+            self.take_address(now, iface, &record.name, ip, record.ttl, record.cache_flush);
         }
         self.settle(now);
         Ok(())
@@ -665,9 +699,14 @@ impl Browser {
         }
     }
 
+    /// Takes an A or AAAA record of `owner` heard on `iface`, for each instance on that
+    /// host. A full instance makes room for an IPv4 address by dropping its last IPv6
+    /// one, so that an accessory announcing many IPv6 addresses first stays reachable
+    /// over IPv4.
     fn take_address(
         &mut self,
         now: Instant,
+        iface: InterfaceId,
         owner: &NameRef<'_>,
         ip: IpAddr,
         ttl: u32,
@@ -678,15 +717,17 @@ impl Browser {
                 continue;
             }
             if cache_flush {
-                // §10.2: the other addresses of this family heard over 1 s ago go.
+                // §10.2: the other addresses of this family heard on this interface over
+                // 1 s ago go; another interface's answers flush only their own (§14).
                 for address in &mut instance.addresses {
                     let old = now.saturating_duration_since(address.life.received) > GRACE;
-                    if address.ip != ip && address.ip.is_ipv4() == ip.is_ipv4() && old {
+                    let same_kind = address.ip.is_ipv4() == ip.is_ipv4() && address.iface == iface;
+                    if !address.is(ip, iface) && same_kind && old {
                         address.life.end(now);
                     }
                 }
             }
-            if let Some(address) = instance.addresses.iter_mut().find(|a| a.ip == ip) {
+            if let Some(address) = instance.addresses.iter_mut().find(|a| a.is(ip, iface)) {
                 match ttl {
                     0 => address.life.end(now),
                     _ => address.life = Lifetime::new(now, ttl),
@@ -707,8 +748,14 @@ impl Browser {
             };
             let address = Address {
                 ip,
+                iface,
                 life: Lifetime::new(now, ttl),
             };
+            let last_is_v6 = instance.addresses.last().is_some_and(|a| a.ip.is_ipv6());
+            if instance.addresses.is_full() && ip.is_ipv4() && last_is_v6 {
+                instance.addresses.pop();
+                self.dropped.addresses = self.dropped.addresses.saturating_add(1);
+            }
             if instance.addresses.insert(at, address).is_err() {
                 self.dropped.addresses = self.dropped.addresses.saturating_add(1);
             } else {

@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hap_core::mdns::browser::{BrowseEvent, Browser, Instance};
+use hap_core::mdns::browser::{BrowseEvent, Browser, HapTxt, Instance};
 use hap_core::mdns::responder::MIN_TRANSMIT_BUFFER;
+use hap_core::mdns::InterfaceId;
 
 use super::driver;
 use super::iface::{self, Link};
@@ -72,10 +73,11 @@ pub struct Found {
     pub host: String,
     /// The port of its SRV record.
     pub port: u16,
-    /// Its host's addresses, IPv4 first, then IPv6; link-local IPv6 addresses carry no
-    /// scope here (see [`Found::interface`]).
+    /// Its host's addresses, IPv4 first, then IPv6. Link-local IPv6 addresses
+    /// (`fe80::/10`) carry no scope here: each was heard on [`Found::interface`], their
+    /// scope (those heard only on other interfaces are left out).
     pub addresses: Vec<IpAddr>,
-    /// The index of the interface it was heard on.
+    /// The index of the interface its first address was heard on.
     pub interface: u32,
     /// `id`: the device id, `AA:BB:CC:DD:EE:FF`.
     pub id: Option<String>,
@@ -98,7 +100,11 @@ pub struct Found {
 impl Found {
     /// Whether a controller is paired: `sf` bit 0 clear; `None` without a valid `sf`.
     pub fn is_paired(&self) -> Option<bool> {
-        self.status_flags.map(|flags| flags & 1 == 0)
+        let txt = HapTxt {
+            status_flags: self.status_flags,
+            ..HapTxt::default()
+        };
+        txt.is_paired()
     }
 
     /// The accessory as the core's browser knows it; `None` unless it is resolved
@@ -108,12 +114,13 @@ impl Found {
             return None;
         }
         let txt = instance.txt()?;
+        let interface = instance.interface();
         Some(Self {
             name: instance.name().to_owned(),
             host: instance.host()?.to_owned(),
             port: instance.port()?,
-            addresses: instance.addresses().collect(),
-            interface: instance.interface().0,
+            addresses: scoped_to(interface, instance.addresses_with_interface()),
+            interface: interface.0,
             id: txt.device_id.map(|id| id.to_string()),
             config_number: txt.config_number,
             state_number: txt.state_number,
@@ -124,6 +131,21 @@ impl Found {
             protocol_version: txt.protocol_version.as_deref().map(str::to_owned),
         })
     }
+}
+
+/// The addresses of `heard` (each with the interface it was heard on) that mean the
+/// same with `interface` as their scope: all but the link-local IPv6 ones heard on other
+/// interfaces.
+fn scoped_to(
+    interface: InterfaceId,
+    heard: impl Iterator<Item = (IpAddr, InterfaceId)>,
+) -> Vec<IpAddr> {
+    heard
+        .filter(|(ip, on)| {
+            *on == interface || !matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local())
+        })
+        .map(|(ip, _)| ip)
+        .collect()
 }
 
 /// Why [`browse`] could not browse.
@@ -377,6 +399,31 @@ mod tests {
         assert_eq!(found.is_paired(), Some(true));
         found.status_flags = None;
         assert_eq!(found.is_paired(), None);
+    }
+
+    #[test]
+    fn link_local_addresses_are_kept_only_on_the_found_interface() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let heard = [
+            (ip("192.0.2.2"), InterfaceId(2)),
+            (ip("198.51.100.2"), InterfaceId(3)),
+            (ip("fe80::2"), InterfaceId(3)),
+            (ip("fe80::2"), InterfaceId(2)),
+            (ip("2001:db8::2"), InterfaceId(3)),
+        ];
+        assert_eq!(
+            scoped_to(InterfaceId(2), heard.into_iter()),
+            [
+                ip("192.0.2.2"),
+                ip("198.51.100.2"),
+                ip("fe80::2"),
+                ip("2001:db8::2")
+            ]
+        );
+        assert_eq!(
+            scoped_to(InterfaceId(4), heard.into_iter()),
+            [ip("192.0.2.2"), ip("198.51.100.2"), ip("2001:db8::2")]
+        );
     }
 
     #[test]

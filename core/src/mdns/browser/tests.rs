@@ -40,6 +40,8 @@ struct Harness {
     now: u64,
     sent: Vec<Query>,
     events: Vec<BrowseEvent>,
+    /// The interfaces browsed on, where every query must go.
+    ifaces: Vec<InterfaceId>,
 }
 
 impl Harness {
@@ -51,7 +53,13 @@ impl Harness {
             now: 0,
             sent: Vec::new(),
             events: Vec::new(),
+            ifaces: vec![IFACE],
         }
+    }
+
+    fn add_interface(&mut self, iface: InterfaceId) {
+        self.browser.add_interface(iface).unwrap();
+        self.ifaces.push(iface);
     }
 
     fn instant(&self) -> Instant {
@@ -65,7 +73,11 @@ impl Harness {
             let Some(transmit) = self.browser.poll_transmit(now, &mut buf) else {
                 break;
             };
-            assert_eq!(transmit.iface, IFACE);
+            assert!(
+                self.ifaces.contains(&transmit.iface),
+                "{:?}",
+                transmit.iface
+            );
             let Destination::Multicast(family) = transmit.destination else {
                 panic!("queries are multicast");
             };
@@ -115,9 +127,13 @@ impl Harness {
     }
 
     fn receive(&mut self, bytes: &[u8]) {
+        self.receive_on(IFACE, bytes);
+    }
+
+    fn receive_on(&mut self, iface: InterfaceId, bytes: &[u8]) {
         let now = self.instant();
         self.browser
-            .handle_datagram(now, IFACE, responder_addr(), bytes)
+            .handle_datagram(now, iface, responder_addr(), bytes)
             .unwrap();
         self.drain();
     }
@@ -511,6 +527,103 @@ fn instances_and_addresses_beyond_capacity_are_dropped_and_counted() {
     let instance = h.browser.instance(NAME).unwrap();
     assert_eq!(instance.addresses().count(), MAX_INSTANCE_ADDRESSES);
     assert_eq!(h.browser.dropped().addresses, 2);
+}
+
+#[test]
+fn an_ipv4_address_displaces_the_last_ipv6_one_when_full() {
+    let light = Records::light();
+    let mut h = Harness::new();
+    let v6 = |i| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i);
+    let mut records = vec![light.srv(120), light.txt(4500)];
+    records.extend((1..=4).map(|i| light.aaaa(120, v6(i))));
+    h.receive(&response(&[light.ptr(4500)], &records));
+    assert_eq!(h.take_events(), [found(NAME)]);
+    h.now = 100;
+    // Not a cache flush, so that the IPv6 addresses stay.
+    let a = RecordOut::new(Name::new(HOST).unwrap(), false, 120, RecordData::A(V4));
+    h.receive(&response(&[a], &[]));
+    assert_eq!(h.take_events(), [updated(NAME)]);
+    let expected = [
+        IpAddr::V4(V4),
+        IpAddr::V6(v6(1)),
+        IpAddr::V6(v6(2)),
+        IpAddr::V6(v6(3)),
+    ];
+    let addresses: Vec<IpAddr> = h.browser.instance(NAME).unwrap().addresses().collect();
+    assert_eq!(addresses, expected);
+    assert_eq!(h.browser.dropped().addresses, 1);
+    // A further IPv6 address is the one dropped.
+    let aaaa = RecordOut::new(
+        Name::new(HOST).unwrap(),
+        false,
+        120,
+        RecordData::Aaaa(v6(5)),
+    );
+    h.receive(&response(&[aaaa], &[]));
+    let addresses: Vec<IpAddr> = h.browser.instance(NAME).unwrap().addresses().collect();
+    assert_eq!(addresses, expected);
+    assert_eq!(h.browser.dropped().addresses, 2);
+    assert!(h.take_events().is_empty());
+}
+
+#[test]
+fn addresses_keep_the_interface_they_were_heard_on() {
+    const OTHER: InterfaceId = InterfaceId(2);
+    let link_local = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+    let light = Records::light();
+    let mut h = Harness::new();
+    h.add_interface(OTHER);
+    // The PTR, SRV and TXT on IFACE, the first address on OTHER.
+    h.receive(&response(
+        &[light.ptr(4500)],
+        &[light.srv(120), light.txt(4500)],
+    ));
+    assert_eq!(h.browser.instance(NAME).unwrap().interface(), IFACE);
+    h.receive_on(OTHER, &response(&[light.aaaa(120, link_local)], &[]));
+    assert_eq!(h.take_events(), [found(NAME)]);
+    let instance = h.browser.instance(NAME).unwrap();
+    assert_eq!(instance.interface(), OTHER, "where its address was heard");
+    // The same link-local address on IFACE is another address; a global one is one
+    // address wherever it is heard, and keeps its first interface.
+    h.receive(&response(
+        &[light.aaaa(120, link_local)],
+        &[light.aaaa(120, V6)],
+    ));
+    h.receive_on(OTHER, &response(&[light.aaaa(120, V6)], &[]));
+    let heard: Vec<_> = h
+        .browser
+        .instance(NAME)
+        .unwrap()
+        .addresses_with_interface()
+        .collect();
+    assert_eq!(
+        heard,
+        [
+            (IpAddr::V6(link_local), OTHER),
+            (IpAddr::V6(link_local), IFACE),
+            (IpAddr::V6(V6), IFACE),
+        ]
+    );
+    // A cache flush heard on OTHER 5 s later ends only OTHER's other addresses.
+    h.now = 5_000;
+    let other_v6 = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 3);
+    h.receive_on(OTHER, &response(&[light.aaaa(120, other_v6)], &[]));
+    h.run_until(6_500);
+    let heard: Vec<_> = h
+        .browser
+        .instance(NAME)
+        .unwrap()
+        .addresses_with_interface()
+        .collect();
+    assert_eq!(
+        heard,
+        [
+            (IpAddr::V6(link_local), IFACE),
+            (IpAddr::V6(V6), IFACE),
+            (IpAddr::V6(other_v6), OTHER),
+        ]
+    );
+    assert_eq!(h.browser.instance(NAME).unwrap().interface(), IFACE);
 }
 
 #[test]
