@@ -183,21 +183,25 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The answer if its status is a 2xx, else [`ClientError::Status`] with the HAP
-    /// status the body names.
-    pub fn success(self) -> Result<Answer, ClientError> {
-        if (200..300).contains(&self.status) {
-            return Ok(self);
-        }
-        let response = controller::Response {
+    /// The answer as the core reads it, borrowing the body.
+    pub fn response(&self) -> controller::Response<'_> {
+        controller::Response {
             request: self.request,
             status: self.status,
             body: &self.body,
-        };
+        }
+    }
+
+    /// The answer if its status is a 2xx, else [`ClientError::Status`] with the HAP
+    /// status the body names.
+    pub fn success(self) -> Result<Answer, ClientError> {
+        if self.response().is_success() {
+            return Ok(self);
+        }
         Err(ClientError::Status {
             request: self.request,
             status: self.status,
-            hap_status: response.hap_status().ok().flatten(),
+            hap_status: self.response().hap_status().ok().flatten(),
         })
     }
 }
@@ -386,12 +390,7 @@ impl<'b> Client<'b> {
 
     fn pairings_answer(&mut self) -> Result<Answer, ClientError> {
         let answer = self.answer()?.success()?;
-        let response = controller::Response {
-            request: answer.request,
-            status: answer.status,
-            body: &answer.body,
-        };
-        match response.pairings() {
+        match answer.response().pairings() {
             Ok(_) => Ok(answer),
             Err(PairingError::Rejected(code)) => Err(ClientError::PairingsRefused(code)),
             Err(error) => Err(ClientError::Malformed(error.to_string())),

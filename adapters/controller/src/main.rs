@@ -11,7 +11,7 @@ use std::time::{Duration, Instant as StdInstant, SystemTime};
 
 use clap::{Parser, Subcommand};
 use hap_core::catalog::value::Scalar;
-use hap_core::controller::{self, CharacteristicId, OwnedBuffers, ReadOptions, Write};
+use hap_core::controller::{CharacteristicId, OwnedBuffers, ReadOptions, Write};
 use hap_core::pairing::{ErrorCode, PairingError};
 use hap_core::setup::SetupCode;
 use hap_core::status::HapStatus;
@@ -346,16 +346,8 @@ enum Target {
     Name(String),
 }
 
-fn is_device_id(text: &str) -> bool {
-    let parts: Vec<&str> = text.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 fn parse_target(text: &str) -> Result<Target, Error> {
-    if is_device_id(text) {
+    if text.parse::<hap_core::setup::DeviceId>().is_ok() {
         return Ok(Target::Id(text.to_ascii_uppercase()));
     }
     if let Ok(address) = text.parse::<SocketAddr>() {
@@ -707,11 +699,7 @@ fn accessories(ctx: &Ctx, key: &str) -> Result<(), Error> {
 
 /// The items of a read or write answer: 204 means every one succeeded.
 fn items_of(answer: &Answer) -> Result<Vec<Reported>, Error> {
-    let response = controller::Response {
-        request: answer.request,
-        status: answer.status,
-        body: &answer.body,
-    };
+    let response = answer.response();
     let items = response.characteristics().map_err(|error| {
         Error::new(
             ErrorKind::Protocol,
@@ -1077,11 +1065,7 @@ fn list_pairings(ctx: &Ctx, key: &str) -> Result<(), Error> {
     let answer = client
         .list_pairings()
         .map_err(|error| pairings_error(&alias, error))?;
-    let response = controller::Response {
-        request: answer.request,
-        status: answer.status,
-        body: &answer.body,
-    };
+    let response = answer.response();
     let reply = response
         .pairings()
         .map_err(|error| Error::new(ErrorKind::Protocol, format!("bad pairings list: {error}")))?;
