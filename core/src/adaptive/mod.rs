@@ -1,0 +1,114 @@
+//! Adaptive Lighting: the Home app's curve of colour temperature through the day, run by
+//! the accessory.
+//!
+//! A controller (the Home app, or a Home hub) reads the light's *Supported Characteristic
+//! Value Transition Configuration* (which characteristics can follow a curve), then writes
+//! a curve to *Characteristic Value Transition Control* with a write response. The
+//! accessory then follows the curve on its own clock: every update interval it works out
+//! the colour temperature for the time elapsed and the current brightness, sets
+//! ColorTemperature, and tells subscribers at most once per notify interval. *Characteristic
+//! Value Active Transition Count* says whether a transition runs (1) or not (0).
+//!
+//! The TLV8 formats and the behaviour follow HAP-NodeJS 1.2.0's
+//! `AdaptiveLightingController`, the only open implementation; the recorded exchanges are
+//! in `vectors/hap-nodejs-1.2.0/`.
+//!
+//! - [`codec`]: the TLV8 formats, parsed and written without a heap.
+//! - [`AdaptiveLighting`]: the transition engine, sans-IO, driven by `now`.
+
+pub mod codec;
+mod engine;
+#[cfg(test)]
+mod tests;
+
+pub use engine::{
+    AdaptiveLighting, AdaptiveOutput, ControlError, EndReason, LightCharacteristics,
+    RestoreError, MIN_UPDATE_INTERVAL,
+};
+
+/// The most points a curve holds. iOS sends about 42, for 24 hours.
+pub const MAX_CURVE_POINTS: usize = 64;
+
+/// The update interval a controller gets when it names none: 60 s, as HAP-NodeJS.
+pub const DEFAULT_UPDATE_INTERVAL_MS: u32 = 60_000;
+
+/// The parameters a controller gives a transition: its id and start time, echoed back in
+/// every answer about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransitionParameters {
+    /// The transition's id (16 bytes, a UUID).
+    pub id: [u8; 16],
+    /// When the controller started the transition: milliseconds since
+    /// 2001-01-01T00:00:00Z on the controller's clock.
+    pub start: u64,
+    /// An 8-byte value iOS has sent since about 2021 (type 3), meaning unknown; echoed.
+    pub extra: Option<[u8; 8]>,
+}
+
+/// One point of a curve: a colour temperature, how brightness bends it, and when it is
+/// reached.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CurvePoint {
+    /// The colour temperature, in mired.
+    pub temperature: f32,
+    /// Mired added per percent of brightness (negative: brighter is cooler).
+    pub brightness_factor: f32,
+    /// How long the ramp from the previous point to this one takes, in milliseconds.
+    pub transition_ms: u32,
+    /// How long this point is held, once reached, before the ramp to the next one starts,
+    /// in milliseconds (0: not held).
+    ///
+    /// On the wire the hold comes on the *next* point; HAP-NodeJS moves it back one
+    /// point when it reads a curve and forward when it writes one, and so does
+    /// [`codec`].
+    pub hold_ms: u32,
+}
+
+/// A curve: its points, and the brightness that adjusts it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Curve {
+    /// The points, in order of time.
+    pub points: heapless::Vec<CurvePoint, MAX_CURVE_POINTS>,
+    /// The iid of the characteristic whose value adjusts the curve (Brightness).
+    pub brightness_iid: u64,
+    /// The brightness is clamped to this range before adjusting: `(min, max)`.
+    pub brightness_range: (u32, u32),
+}
+
+/// A transition as a controller configures it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransitionConfig {
+    /// The characteristic that follows the curve (ColorTemperature).
+    pub iid: u64,
+    /// Id and start time.
+    pub parameters: TransitionParameters,
+    /// The curve.
+    pub curve: Curve,
+    /// How often the value is worked out again, in milliseconds
+    /// ([`DEFAULT_UPDATE_INTERVAL_MS`] when the controller names none).
+    pub update_interval_ms: u32,
+    /// The least time between two events for the value, in milliseconds.
+    pub notify_interval_ms: u32,
+}
+
+/// What a controller asks of a transition in an UPDATE.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    /// Start (or replace) a transition.
+    Start(TransitionConfig),
+    /// Stop the transition of characteristic `iid`.
+    Stop {
+        /// The characteristic.
+        iid: u64,
+    },
+}
+
+/// A write to Characteristic Value Transition Control: a READ of the configuration of one
+/// characteristic's transition, an UPDATE, or both (answered in that order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ControlRequest {
+    /// READ: the characteristic whose transition the controller wants back.
+    pub read: Option<u64>,
+    /// UPDATE: start or stop.
+    pub update: Option<Update>,
+}
