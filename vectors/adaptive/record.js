@@ -108,6 +108,8 @@ const { Accessory, Service, Characteristic, AdaptiveLightingController, HAPStora
 // never loads), but point the storage at a private directory all the same.
 const storageDir = fs.mkdtempSync(path.join(os.tmpdir(), "al-vectors-"));
 HAPStorage.setCustomStoragePath(storageDir);
+// Also when the recording stops early.
+process.on("exit", () => fs.rmSync(storageDir, { recursive: true, force: true }));
 
 // HAP-NodeJS prints the stack of an error in the 143 write handler; keep only the
 // messages (the stack names local paths), for the notes.
