@@ -1250,3 +1250,38 @@ fn show_id(ctx: &Ctx) -> Result<(), Error> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_for_strings_tlv8_and_data_stay_strings() {
+        let parsed = |text| parse_value(text).unwrap();
+        // Base64 of digits only, and a word JSON reads as a bool.
+        for format in ["tlv8", "data", "string"] {
+            assert_eq!(
+                value_for(Some(format), "1234", parsed("1234")),
+                json!("1234")
+            );
+            assert_eq!(
+                value_for(Some(format), "true", parsed("true")),
+                json!("true")
+            );
+        }
+        assert_eq!(value_for(Some("int"), "1234", parsed("1234")), json!(1234));
+        assert_eq!(value_for(None, "true", parsed("true")), json!(true));
+        // A quoted JSON string is decoded either way.
+        assert_eq!(
+            value_for(Some("string"), "\"a b\"", parsed("\"a b\"")),
+            json!("a b")
+        );
+    }
+
+    #[test]
+    fn responses_print_strings_as_received() {
+        assert_eq!(response_text(&json!("AgA=")), "AgA=");
+        assert_eq!(response_text(&json!(30)), "30");
+        assert_eq!(response_text(&json!(true)), "true");
+    }
+}
