@@ -37,7 +37,8 @@ Exit status:
 
 CHAR is AID.IID, NAME, ACCESSORY_NAME/NAME or AID/NAME, where NAME is a characteristic's
 catalog name (\"Brightness\", \"on\", \"ColorTemperature\"). VALUE is JSON (true, 50, \"text\");
-a bare word that is not JSON is a string.";
+a bare word that is not JSON is a string, and so is any value for a string, tlv8 or data
+characteristic (tlv8 and data as base64).";
 
 /// A HomeKit controller for accessories on IP.
 #[derive(Debug, Parser)]
@@ -105,12 +106,21 @@ enum Command {
         characteristics: Vec<String>,
     },
     /// Write characteristics.
+    ///
+    /// A characteristic with write response (`wr` in its permissions, such as a TLV8
+    /// control point) is written with `"r":true`, and the value the accessory answers
+    /// with is printed instead of the one written: `1.14 NAME = AgA=` (strings, so tlv8
+    /// as base64, as received), and `"response"` in `--json`.
     Put {
         /// An alias or accessory id from the pairing file.
         accessory: String,
         /// CHAR=VALUE pairs.
         #[arg(required = true, value_name = "CHAR=VALUE")]
         writes: Vec<String>,
+        /// Ask every write for a response (`"r":true`), not only those with write
+        /// response.
+        #[arg(long)]
+        response: bool,
     },
     /// Print characteristics' changes as they happen.
     Watch {
@@ -277,7 +287,11 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Error> {
             accessory,
             characteristics,
         } => get(ctx, &accessory, &characteristics),
-        Command::Put { accessory, writes } => put(ctx, &accessory, &writes),
+        Command::Put {
+            accessory,
+            writes,
+            response,
+        } => put(ctx, &accessory, &writes, response),
         Command::Watch {
             accessory,
             characteristics,
@@ -820,7 +834,28 @@ fn scalar(value: &Value) -> Option<Scalar<'_>> {
     }
 }
 
-fn put(ctx: &Ctx, key: &str, texts: &[String]) -> Result<(), Error> {
+/// What a characteristic of `format` takes from VALUE's `text`: strings, tlv8 and data
+/// (base64) take the text itself when it is not a JSON string, so that a base64 of
+/// digits only stays a string.
+fn value_for(format: Option<&str>, text: &str, parsed: Value) -> Value {
+    match (format, &parsed) {
+        (Some("string" | "tlv8" | "data"), Value::Bool(_) | Value::Number(_)) => {
+            Value::String(text.to_string())
+        }
+        _ => parsed,
+    }
+}
+
+/// A value the accessory answered a write with, as `put` prints it: strings (tlv8 and
+/// data as base64) as received, anything else as JSON.
+fn response_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn put(ctx: &Ctx, key: &str, texts: &[String], response: bool) -> Result<(), Error> {
     let mut parsed = Vec::new();
     for text in texts {
         let Some((selector, value)) = text.split_once('=') else {
@@ -829,19 +864,28 @@ fn put(ctx: &Ctx, key: &str, texts: &[String]) -> Result<(), Error> {
                 format!("{text:?} is not CHAR=VALUE"),
             ));
         };
-        parsed.push((selector.parse::<Selector>()?, parse_value(value)?));
+        parsed.push((selector.parse::<Selector>()?, value, parse_value(value)?));
     }
     let mut file = ctx.load()?;
     let mut buffers = buffer_pair();
     let (_, _, mut client) = session(ctx, &mut file, key, &mut buffers)?;
     let tree = tree_of(&mut client)?;
     let mut resolved = Vec::new();
-    for (selector, value) in &parsed {
-        resolved.push((tree.resolve(selector)?, value));
+    for (selector, text, value) in parsed {
+        let r = tree.resolve(&selector)?;
+        let node = tree.find(r.id).map(|(_, c)| c);
+        let value = value_for(node.and_then(|c| c.format.as_deref()), text, value);
+        // A control point answers only a write that asks; others answer when asked.
+        let ask = response || node.is_some_and(|c| c.has_write_response());
+        resolved.push((r, value, ask));
     }
     let writes: Vec<Write<'_>> = resolved
         .iter()
-        .filter_map(|(r, value)| Some(Write::value(r.id, scalar(value)?)))
+        .filter_map(|(r, value, ask)| {
+            let mut write = Write::value(r.id, scalar(value)?);
+            write.response = *ask;
+            Some(write)
+        })
         .collect();
     let answer = client.write(&writes)?;
     let items = match answer.status {
@@ -854,24 +898,33 @@ fn put(ctx: &Ctx, key: &str, texts: &[String]) -> Result<(), Error> {
     let mut failed = Vec::new();
     let mut lines = Vec::new();
     let mut json_items = Vec::new();
-    for (r, value) in &resolved {
-        // A 207 lists every write; one it leaves out was not confirmed.
-        let status = match items
+    for (r, value, ask) in &resolved {
+        let item = items
             .iter()
-            .find(|item| item.aid == r.id.aid && item.iid == r.id.iid)
-        {
+            .find(|item| item.aid == r.id.aid && item.iid == r.id.iid);
+        // A 207 lists every write; one it leaves out was not confirmed.
+        let status = match item {
             Some(item) => item.status,
             None if answer.status == 207 => None,
             None => Some(HapStatus::Success),
         };
+        let returned = item.and_then(|item| item.value.clone());
         let (aid, iid, name) = (r.id.aid, r.id.iid, &r.name);
         if status == Some(HapStatus::Success) {
-            lines.push(format!("{aid}.{iid} {name} = {value}"));
+            lines.push(match (&returned, ask) {
+                (Some(returned), _) => format!("{aid}.{iid} {name} = {}", response_text(returned)),
+                (None, true) => format!("{aid}.{iid} {name} = {value} (no response)"),
+                (None, false) => format!("{aid}.{iid} {name} = {value}"),
+            });
         } else {
             failed.push(format!("{aid}.{iid} {name}: {}", status_text(status)));
         }
-        json_items
-            .push(json!({"aid": aid, "iid": iid, "name": name, "status": status_code(status)}));
+        let mut json_item =
+            json!({"aid": aid, "iid": iid, "name": name, "status": status_code(status)});
+        if *ask || returned.is_some() {
+            json_item["response"] = returned.unwrap_or(Value::Null);
+        }
+        json_items.push(json_item);
     }
     emit_items(ctx, lines, json_items, &failed)
 }
@@ -1196,4 +1249,39 @@ fn show_id(ctx: &Ctx) -> Result<(), Error> {
         || json!({"id": id, "public_key": key}),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_for_strings_tlv8_and_data_stay_strings() {
+        let parsed = |text| parse_value(text).unwrap();
+        // Base64 of digits only, and a word JSON reads as a bool.
+        for format in ["tlv8", "data", "string"] {
+            assert_eq!(
+                value_for(Some(format), "1234", parsed("1234")),
+                json!("1234")
+            );
+            assert_eq!(
+                value_for(Some(format), "true", parsed("true")),
+                json!("true")
+            );
+        }
+        assert_eq!(value_for(Some("int"), "1234", parsed("1234")), json!(1234));
+        assert_eq!(value_for(None, "true", parsed("true")), json!(true));
+        // A quoted JSON string is decoded either way.
+        assert_eq!(
+            value_for(Some("string"), "\"a b\"", parsed("\"a b\"")),
+            json!("a b")
+        );
+    }
+
+    #[test]
+    fn responses_print_strings_as_received() {
+        assert_eq!(response_text(&json!("AgA=")), "AgA=");
+        assert_eq!(response_text(&json!(30)), "30");
+        assert_eq!(response_text(&json!(true)), "true");
+    }
 }

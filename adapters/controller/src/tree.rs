@@ -76,6 +76,12 @@ impl CharacteristicNode {
     pub fn label(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.characteristic_type)
     }
+
+    /// Whether its permissions include write response (`wr`): a write to it should ask
+    /// for the accessory's answer (`"r":true`).
+    pub fn has_write_response(&self) -> bool {
+        self.perms.contains(&"wr")
+    }
 }
 
 impl Tree {

@@ -459,3 +459,66 @@ fn unpair_forget_drops_an_accessory_that_cannot_be_asked() {
     assert_eq!(forgot["alias"], "lamp");
     expect(&hapctl(&file, &["get", "lamp", "On"]), 3);
 }
+
+/// A control point with write response is written with `"r":true` on its own, and
+/// hapctl prints what the accessory answered; `--response` asks any characteristic.
+#[test]
+fn put_asks_a_control_point_for_its_answer_and_prints_it() {
+    let light = support::ControlLight::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = pairing_file(&dir);
+    expect(
+        &hapctl(
+            &file,
+            &["pair", &light.target(), "--code", CODE, "--alias", "lamp"],
+        ),
+        0,
+    );
+    let (aid, iid) = light.control;
+
+    // By name; 01 01 answered with 02 02 01 01.
+    let written = hapctl(
+        &file,
+        &[
+            "put",
+            "lamp",
+            "Characteristic Value Transition Control=AQE=",
+        ],
+    );
+    expect(&written, 0);
+    assert_eq!(
+        stdout(&written),
+        format!("{aid}.{iid} Characteristic Value Transition Control = AgIBAQ==\n")
+    );
+    let answer = json(&file, &["put", "lamp", &format!("{aid}.{iid}=AQE=")], 0);
+    let item = &answer["characteristics"][0];
+    assert_eq!(item["response"], "AgIBAQ==", "{answer}");
+    assert_eq!(item["status"], 0, "{answer}");
+
+    // Base64 of digits only is not a number to a tlv8 characteristic.
+    let answer = json(&file, &["put", "lamp", &format!("{aid}.{iid}=1234")], 0);
+    assert_eq!(
+        answer["characteristics"][0]["response"], "AgPXbfg=",
+        "{answer}"
+    );
+    assert_eq!(
+        *light.written.lock().unwrap(),
+        [vec![1, 1], vec![1, 1], vec![0xd7, 0x6d, 0xf8]]
+    );
+
+    // A plain characteristic is asked only with --response; it answers its value.
+    let plain = json(&file, &["put", "lamp", "Brightness=20"], 0);
+    assert!(
+        plain["characteristics"][0].get("response").is_none(),
+        "{plain}"
+    );
+    let asked = json(&file, &["put", "--response", "lamp", "Brightness=30"], 0);
+    assert_eq!(asked["characteristics"][0]["response"], 30, "{asked}");
+    let asked = hapctl(&file, &["put", "lamp", "Brightness=40", "--response"]);
+    expect(&asked, 0);
+    assert!(
+        stdout(&asked).ends_with(" Brightness = 40\n"),
+        "{}",
+        stdout(&asked)
+    );
+}
