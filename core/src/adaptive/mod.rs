@@ -22,8 +22,8 @@ mod engine;
 mod tests;
 
 pub use engine::{
-    AdaptiveLighting, AdaptiveOutput, ControlError, EndReason, LightCharacteristics,
-    RestoreError, MIN_UPDATE_INTERVAL,
+    AdaptiveLighting, AdaptiveOutput, ControlError, EndReason, LightCharacteristics, RestoreError,
+    MIN_UPDATE_INTERVAL,
 };
 
 /// The most points a curve holds. iOS sends about 42, for 24 hours.
