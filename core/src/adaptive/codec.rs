@@ -517,7 +517,8 @@ fn parse_curve(buf: &mut [u8], range: &Range<usize>) -> Result<Curve, CodecError
         let ty = found.ty;
         match ty {
             curve::POINT => {
-                if !points.is_empty() && !(after_delimiter && last_type == Some(curve::POINT)) {
+                let in_list = after_delimiter && last_type == Some(curve::POINT);
+                if !points.is_empty() && !in_list {
                     return Err(CodecError::Repeated("curve point, outside a list"));
                 }
                 let (point, duration) = parse_point(buf, &found.value)?;

@@ -92,6 +92,8 @@ pub struct TransitionConfig {
 }
 
 /// What a controller asks of a transition in an UPDATE.
+// Without a heap there is nowhere to box the configuration; an UPDATE is one per write.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Update {
     /// Start (or replace) a transition.

@@ -41,7 +41,10 @@ pub fn adaptive_control(data: &[u8]) {
     {
         let len = write_configuration(config, &mut out).expect("a parsed configuration writes");
         let written = &out[..len];
-        assert_eq!(parse_configuration(written), Ok(Update::Start(config.clone())));
+        assert_eq!(
+            parse_configuration(written),
+            Ok(Update::Start(config.clone()))
+        );
         let wrapped = update_of(written).expect("a written configuration fits an UPDATE");
         let again = parse_control(&wrapped).expect("a written configuration parses");
         assert_eq!(again.update, Some(Update::Start(config.clone())));
@@ -49,7 +52,10 @@ pub fn adaptive_control(data: &[u8]) {
         let mut answer = vec![0; OUT_LEN];
         let answer_len = write_read_answer(Some(config), &mut answer).expect("it fits");
         let mut expected = vec![0; OUT_LEN];
-        let expected_len = TlvWriter::new(&mut expected).item(1, written).unwrap().len();
+        let expected_len = TlvWriter::new(&mut expected)
+            .item(1, written)
+            .unwrap()
+            .len();
         assert_eq!(answer[..answer_len], expected[..expected_len]);
 
         refuses_short_buffers(|buf| write_configuration(config, buf));
@@ -72,7 +78,10 @@ pub fn adaptive_control(data: &[u8]) {
 /// `02 L[ 01 L[ configuration ] ]`, fragmented, if it fits the parser's input.
 fn update_of(configuration: &[u8]) -> Option<Vec<u8>> {
     let mut inner = vec![0; OUT_LEN * 2];
-    let inner_len = TlvWriter::new(&mut inner).item(1, configuration).ok()?.len();
+    let inner_len = TlvWriter::new(&mut inner)
+        .item(1, configuration)
+        .ok()?
+        .len();
     let mut outer = vec![0; OUT_LEN * 2];
     let outer_len = TlvWriter::new(&mut outer)
         .item(2, &inner[..inner_len])
