@@ -370,36 +370,35 @@ pub fn parse_control(input: &[u8]) -> Result<ControlRequest, CodecError> {
         }
     }
 
-    let read = match read {
-        None => None,
-        Some(range) => {
-            let mut level = Level::of(&range);
-            let mut iid = None;
-            while let Some(found) = level.next(buf)? {
-                if found.ty == control::IID {
-                    once(&mut iid, found, "READ characteristic iid")?;
-                }
-            }
-            let iid = required(iid, "READ characteristic iid")?;
-            Some(read_varuint(bytes(buf, &iid), "READ characteristic iid")?)
-        }
+    // The request is built where it stays, and the curve parsed into it, so that the
+    // stack holds one curve beside the input's copy.
+    let mut request = ControlRequest {
+        read: None,
+        update: None,
     };
-
-    let update = match update {
-        None => None,
-        Some(range) => {
-            let mut level = Level::of(&range);
-            let mut configuration = None;
-            while let Some(found) = level.next(buf)? {
-                if found.ty == control::CONFIGURATION {
-                    once(&mut configuration, found, "UPDATE configuration")?;
-                }
+    if let Some(range) = read {
+        let mut level = Level::of(&range);
+        let mut iid = None;
+        while let Some(found) = level.next(buf)? {
+            if found.ty == control::IID {
+                once(&mut iid, found, "READ characteristic iid")?;
             }
-            let configuration = required(configuration, "UPDATE configuration")?;
-            Some(parse_configuration_in(buf, Level::of(&configuration))?)
         }
-    };
-    Ok(ControlRequest { read, update })
+        let iid = required(iid, "READ characteristic iid")?;
+        request.read = Some(read_varuint(bytes(buf, &iid), "READ characteristic iid")?);
+    }
+    if let Some(range) = update {
+        let mut level = Level::of(&range);
+        let mut configuration = None;
+        while let Some(found) = level.next(buf)? {
+            if found.ty == control::CONFIGURATION {
+                once(&mut configuration, found, "UPDATE configuration")?;
+            }
+        }
+        let configuration = required(configuration, "UPDATE configuration")?;
+        parse_configuration_into(buf, Level::of(&configuration), &mut request.update)?;
+    }
+    Ok(request)
 }
 
 /// Parses a value transition configuration, the value inside an UPDATE: a
@@ -412,7 +411,10 @@ pub fn parse_configuration(input: &[u8]) -> Result<Update, CodecError> {
     let mut buf = [0u8; MAX_INPUT_LEN];
     let buf = copy_input(input, &mut buf)?;
     let whole = Level::of(&(0..buf.len()));
-    parse_configuration_in(buf, whole)
+    let mut update = None;
+    parse_configuration_into(buf, whole, &mut update)?;
+    // Always set when parsing succeeds.
+    update.ok_or(CodecError::Missing("configuration"))
 }
 
 /// Copies the input into the stack buffer whose fragments will be joined in place.
@@ -424,7 +426,12 @@ fn copy_input<'b>(input: &[u8], buf: &'b mut [u8]) -> Result<&'b mut [u8], Codec
     Ok(buf)
 }
 
-fn parse_configuration_in(buf: &mut [u8], mut level: Level) -> Result<Update, CodecError> {
+/// Parses a configuration into `update`, in place.
+fn parse_configuration_into(
+    buf: &mut [u8],
+    mut level: Level,
+    update: &mut Option<Update>,
+) -> Result<(), CodecError> {
     let (mut iid, mut parameters, mut start, mut curve) = (None, None, None, None);
     let (mut update_interval, mut notify_interval) = (None, None);
     while let Some(found) = level.next(buf)? {
@@ -449,7 +456,8 @@ fn parse_configuration_in(buf: &mut [u8], mut level: Level) -> Result<Update, Co
         Some(_) => return Err(CodecError::Invalid("start flag")),
     };
     if !starts {
-        return Ok(Update::Stop { iid });
+        *update = Some(Update::Stop { iid });
+        return Ok(());
     }
 
     let parameters = parse_parameters(buf, &required(parameters, "transition parameters")?)?;
@@ -461,14 +469,22 @@ fn parse_configuration_in(buf: &mut [u8], mut level: Level) -> Result<Update, Co
         bytes(buf, &required(notify_interval, "notify interval")?),
         "notify interval",
     )?;
-    let curve = parse_curve(buf, &required(curve, "curve")?)?;
-    Ok(Update::Start(TransitionConfig {
+    let curve_range = required(curve, "curve")?;
+    let config = update.insert(Update::Start(TransitionConfig {
         iid,
         parameters,
-        curve,
+        curve: Curve {
+            points: heapless::Vec::new(),
+            brightness_iid: 0,
+            brightness_range: (0, 0),
+        },
         update_interval_ms,
         notify_interval_ms,
-    }))
+    }));
+    if let Update::Start(config) = config {
+        parse_curve_into(buf, &curve_range, &mut config.curve)?;
+    }
+    Ok(())
 }
 
 fn parse_parameters(
@@ -501,9 +517,14 @@ fn parse_parameters(
     })
 }
 
-fn parse_curve(buf: &mut [u8], range: &Range<usize>) -> Result<Curve, CodecError> {
+/// Parses a curve into `curve`, whose points are empty.
+fn parse_curve_into(
+    buf: &mut [u8],
+    range: &Range<usize>,
+    curve: &mut Curve,
+) -> Result<(), CodecError> {
     let mut level = Level::of(range);
-    let mut points: heapless::Vec<CurvePoint, MAX_CURVE_POINTS> = heapless::Vec::new();
+    let points = &mut curve.points;
     let (mut brightness_iid, mut brightness_range) = (None, None);
     // Points form a list, as HAP-NodeJS's `decodeWithLists` reads it: a point after the
     // first must follow a delimiter that follows a point.
@@ -538,17 +559,13 @@ fn parse_curve(buf: &mut [u8], range: &Range<usize>) -> Result<Curve, CodecError
     if points.is_empty() {
         return Err(CodecError::Invalid("curve, which has no points"));
     }
-    let brightness_iid = read_varuint(
+    curve.brightness_iid = read_varuint(
         bytes(buf, &required(brightness_iid, "brightness iid")?),
         "brightness iid",
     )?;
-    let brightness_range =
+    curve.brightness_range =
         parse_brightness_range(buf, &required(brightness_range, "brightness range")?)?;
-    Ok(Curve {
-        points,
-        brightness_iid,
-        brightness_range,
-    })
+    Ok(())
 }
 
 /// A point, and the duration it carries (0 if absent), which belongs to the point before.
