@@ -70,14 +70,19 @@
 
 use core::ops::Range;
 
+use reader::{bytes, once, read_array, read_f32, read_varuint, read_varuint32, required, Level};
+use writer::Writer;
+
 use super::{
     ControlRequest, Curve, CurvePoint, TransitionConfig, TransitionParameters, Update,
     DEFAULT_UPDATE_INTERVAL_MS, MAX_CURVE_POINTS,
 };
-use crate::tlv::{TlvError, MAX_FRAGMENT_LEN};
+use crate::tlv::TlvError;
 
+mod reader;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 /// The longest input [`parse_control`] and [`parse_configuration`] take: the longest
 /// TLV8 value a characteristic holds ([`BYTES_CAPACITY`](crate::database::BYTES_CAPACITY)),
@@ -203,144 +208,6 @@ impl From<TlvError> for CodecError {
     fn from(error: TlvError) -> Self {
         CodecError::Malformed(error)
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Reading
-
-/// One logical item of a [`Level`]: its type, and where its value lies in the buffer,
-/// its fragments joined.
-#[derive(Clone, Debug)]
-struct Found {
-    ty: u8,
-    value: Range<usize>,
-}
-
-/// A walk over the items of one level of nesting, `buf[start..end]`: the whole input, or
-/// the value of an item found on the level above.
-///
-/// Each step joins the fragments of the item it reads *in place*, moving the value's
-/// bytes over the fragment headers. That only rewrites bytes inside the item's own
-/// encoding, so the values found before stay intact and the walk of the levels above
-/// goes on undisturbed: one copy of the input serves every level. (`crate::tlv` borrows
-/// its input, so it would need a buffer per level to join.)
-#[derive(Clone, Debug)]
-struct Level {
-    start: usize,
-    pos: usize,
-    end: usize,
-}
-
-impl Level {
-    /// The level made of the value at `range`.
-    fn of(range: &Range<usize>) -> Self {
-        Level {
-            start: range.start,
-            pos: range.start,
-            end: range.end,
-        }
-    }
-
-    /// The type and length of the raw item at `at`, checked to lie within the level.
-    fn header(&self, buf: &[u8], at: usize) -> Result<(u8, usize), CodecError> {
-        let truncated = CodecError::Malformed(TlvError::Truncated {
-            offset: at - self.start,
-        });
-        match buf.get(at..self.end) {
-            Some([ty, len, rest @ ..]) if rest.len() >= usize::from(*len) => {
-                Ok((*ty, usize::from(*len)))
-            }
-            _ => Err(truncated),
-        }
-    }
-
-    /// The next item, its fragments joined in place, or `None` at the end of the level.
-    fn next(&mut self, buf: &mut [u8]) -> Result<Option<Found>, CodecError> {
-        // Keep every index below within `buf`, whatever the caller passed.
-        self.end = self.end.min(buf.len());
-        if self.pos >= self.end {
-            return Ok(None);
-        }
-        let (ty, first_len) = self.header(buf, self.pos)?;
-        let value_start = self.pos + 2;
-        let mut value_end = value_start + first_len;
-        let mut next = value_end;
-        // Delimiters are empty and stand alone; only real values are joined.
-        if ty != DELIMITER {
-            let mut last_len = first_len;
-            while last_len == MAX_FRAGMENT_LEN && next < self.end && buf.get(next) == Some(&ty) {
-                let (_, len) = self.header(buf, next)?;
-                buf.copy_within(next + 2..next + 2 + len, value_end);
-                value_end += len;
-                next += 2 + len;
-                last_len = len;
-            }
-            if next < self.end && buf.get(next) == Some(&ty) {
-                return Err(CodecError::Malformed(TlvError::ShortFragment {
-                    offset: next - self.start,
-                }));
-            }
-        }
-        self.pos = next;
-        Ok(Some(Found {
-            ty,
-            value: value_start..value_end,
-        }))
-    }
-}
-
-/// The bytes of `range`, which the walk keeps within `buf`.
-fn bytes<'a>(buf: &'a [u8], range: &Range<usize>) -> &'a [u8] {
-    buf.get(range.clone()).unwrap_or(&[])
-}
-
-/// Records the value of an item that may appear once.
-fn once(
-    slot: &mut Option<Range<usize>>,
-    found: Found,
-    what: &'static str,
-) -> Result<(), CodecError> {
-    match slot.replace(found.value) {
-        Some(_) => Err(CodecError::Repeated(what)),
-        None => Ok(()),
-    }
-}
-
-/// The value of a required item.
-fn required(slot: Option<Range<usize>>, what: &'static str) -> Result<Range<usize>, CodecError> {
-    slot.ok_or(CodecError::Missing(what))
-}
-
-/// A varuint: 1, 2, 4 or 8 bytes, little-endian (HAP-NodeJS `readVariableUIntLE`).
-fn read_varuint(value: &[u8], what: &'static str) -> Result<u64, CodecError> {
-    match value.len() {
-        1 | 2 | 4 | 8 => Ok(value
-            .iter()
-            .rev()
-            .fold(0, |acc, byte| (acc << 8) | u64::from(*byte))),
-        _ => Err(CodecError::Invalid(what)),
-    }
-}
-
-/// A varuint for a 32-bit field.
-fn read_varuint32(value: &[u8], what: &'static str) -> Result<u32, CodecError> {
-    u32::try_from(read_varuint(value, what)?).map_err(|_| CodecError::Invalid(what))
-}
-
-/// A finite `f32`, little-endian.
-fn read_f32(value: &[u8], what: &'static str) -> Result<f32, CodecError> {
-    let bytes: [u8; 4] = value.try_into().map_err(|_| CodecError::Invalid(what))?;
-    let number = f32::from_le_bytes(bytes);
-    if number.is_finite() {
-        Ok(number)
-    } else {
-        Err(CodecError::Invalid(what))
-    }
-}
-
-/// A fixed-length value.
-fn read_array<const N: usize>(value: &[u8], what: &'static str) -> Result<[u8; N], CodecError> {
-    value.try_into().map_err(|_| CodecError::Invalid(what))
 }
 
 /// Parses a write to Characteristic Value Transition Control (0x143): a READ, an UPDATE,
@@ -628,109 +495,6 @@ fn parse_brightness_range(buf: &mut [u8], range: &Range<usize>) -> Result<(u32, 
         ));
     }
     Ok((min, max))
-}
-
-// ---------------------------------------------------------------------------------------
-// Writing
-
-/// Writes nested TLV8 into a caller buffer, in one pass.
-///
-/// A nested value is written after a placeholder header; when it ends and turns out
-/// longer than 255 bytes, it is spread into fragments in place. A write that does not
-/// fit goes on counting, so that [`finish`](Self::finish) can say how many bytes were
-/// needed.
-struct Writer<'b> {
-    out: &'b mut [u8],
-    len: usize,
-    fits: bool,
-}
-
-impl<'b> Writer<'b> {
-    fn new(out: &'b mut [u8]) -> Self {
-        Writer {
-            out,
-            len: 0,
-            fits: true,
-        }
-    }
-
-    fn put(&mut self, bytes: &[u8]) {
-        let end = self.len + bytes.len();
-        match self.out.get_mut(self.len..end) {
-            Some(space) if self.fits => space.copy_from_slice(bytes),
-            _ => self.fits = false,
-        }
-        self.len = end;
-    }
-
-    /// Starts an item whose value follows; returns the mark [`end`](Self::end) takes.
-    fn begin(&mut self, ty: u8) -> usize {
-        let mark = self.len;
-        self.put(&[ty, 0]);
-        mark
-    }
-
-    /// Ends the item begun at `mark`: fills in its length, or fragments it.
-    fn end(&mut self, mark: usize) {
-        let value_len = self.len - mark - 2;
-        let fragments = value_len.div_ceil(MAX_FRAGMENT_LEN).max(1);
-        let new_len = self.len + 2 * (fragments - 1);
-        if !self.fits || new_len > self.out.len() {
-            self.fits = false;
-            self.len = new_len;
-            return;
-        }
-        if fragments == 1 {
-            // At most 255 bytes, so the cast is exact.
-            self.out[mark + 1] = value_len as u8;
-        } else {
-            // Move the value to where it would start after all the headers, then walk
-            // it back fragment by fragment: each fragment and its header land before
-            // the part of the value not yet moved.
-            let ty = self.out[mark];
-            let moved = mark + 2 * fragments;
-            self.out.copy_within(mark + 2..self.len, moved);
-            for index in 0..fragments {
-                let from = moved + index * MAX_FRAGMENT_LEN;
-                let len = (value_len - index * MAX_FRAGMENT_LEN).min(MAX_FRAGMENT_LEN);
-                let to = mark + index * (MAX_FRAGMENT_LEN + 2);
-                self.out[to] = ty;
-                // At most 255 bytes, so the cast is exact.
-                self.out[to + 1] = len as u8;
-                self.out.copy_within(from..from + len, to + 2);
-            }
-        }
-        self.len = new_len;
-    }
-
-    fn item(&mut self, ty: u8, value: &[u8]) {
-        let mark = self.begin(ty);
-        self.put(value);
-        self.end(mark);
-    }
-
-    /// A varuint as HAP-NodeJS writes it: 1, 2, 4 or 8 bytes (`writeVariableUIntLE`).
-    fn varuint(&mut self, ty: u8, value: u64) {
-        let width = match value {
-            0..=0xFF => 1,
-            0x100..=0xFFFF => 2,
-            0x1_0000..=0xFFFF_FFFF => 4,
-            _ => 8,
-        };
-        self.item(ty, &value.to_le_bytes()[..width]);
-    }
-
-    fn delimiter(&mut self) {
-        self.put(&[DELIMITER, 0]);
-    }
-
-    fn finish(self) -> Result<usize, CodecError> {
-        if self.fits {
-            Ok(self.len)
-        } else {
-            Err(CodecError::BufferTooSmall { required: self.len })
-        }
-    }
 }
 
 /// Writes the value of Supported Characteristic Value Transition Configuration (0x144):
