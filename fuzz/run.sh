@@ -38,6 +38,7 @@ dictionary() {
     tlv_*|pairing_handlers) echo dict/tlv.dict ;;
     frame_decoder) echo "" ;;
     mdns_*) echo dict/mdns.dict ;;
+    adaptive_*) echo dict/adaptive.dict ;;
     *) echo dict/http.dict ;;
   esac
 }

@@ -118,6 +118,7 @@
 //! - [`database`]: accessories, services, characteristics, their values and stable ids.
 //! - [`server`]: the accessory's connections and shared state, with the run loop.
 //! - [`controller`]: the controller's side of a connection, the mirror of [`server`].
+//! - [`adaptive`]: Adaptive Lighting: its TLV8 formats and the transition engine.
 //! - [`setup`]: setup codes, the `X-HM://` URI and the setup hash.
 //! - [`mdns`]: the DNS-SD advertisement and the responder trait.
 //! - [`persist`]: the documented stored form of the state (needs `alloc`).
@@ -178,6 +179,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod adaptive;
 pub mod catalog;
 pub mod controller;
 pub mod crypto;

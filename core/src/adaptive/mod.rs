@@ -22,8 +22,8 @@ mod engine;
 mod tests;
 
 pub use engine::{
-    AdaptiveLighting, AdaptiveOutput, ControlError, EndReason, LightCharacteristics,
-    RestoreError, MIN_UPDATE_INTERVAL,
+    AdaptiveLighting, AdaptiveOutput, ControlError, EndReason, LightCharacteristics, RestoreError,
+    MIN_UPDATE_INTERVAL,
 };
 
 /// The most points a curve holds. iOS sends about 42, for 24 hours.
@@ -92,6 +92,8 @@ pub struct TransitionConfig {
 }
 
 /// What a controller asks of a transition in an UPDATE.
+// Without a heap there is nowhere to box the configuration; an UPDATE is one per write.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Update {
     /// Start (or replace) a transition.

@@ -22,6 +22,7 @@ use std::vec::Vec;
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha512};
 
+mod adaptive;
 mod completions;
 mod connection;
 mod controller;
@@ -31,6 +32,7 @@ mod pairing;
 mod parsers;
 mod seeds;
 
+pub use adaptive::adaptive_control;
 pub use completions::completions;
 pub use connection::{connection_chunked, connection_unverified, connection_verified};
 pub use controller::controller_response;
@@ -58,6 +60,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("completions", completions),
     ("mdns_packet", mdns_packet),
     ("controller_response", controller_response),
+    ("adaptive_control", adaptive_control),
 ];
 
 /// A deterministic random source: SHA-512 of a seed and a block counter.
@@ -281,6 +284,7 @@ mod tests {
         completions,
         mdns_packet,
         controller_response,
+        adaptive_control,
     );
 
     #[test]

@@ -40,6 +40,7 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "completions" => completion_seeds(),
         "mdns_packet" => super::mdns::seeds(),
         "controller_response" => super::controller::seeds(),
+        "adaptive_control" => super::adaptive::seeds(),
         _ => Vec::new(),
     }
 }
