@@ -63,7 +63,7 @@ async fn serve(prepared: Prepared) -> Result<(), AppError> {
         setup,
         database,
         options,
-        app_loop,
+        mut app_loop,
         ..
     } = prepared;
     let running = crate::serve(setup, database, options).await?;

@@ -568,6 +568,26 @@ impl Host {
         Ok(changed)
     }
 
+    /// Sets a value without telling subscribers ([`Server::set_value_quietly`]), and
+    /// wakes the connections waiting for it.
+    pub fn set_value_quietly(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        value: OwnedValue,
+    ) -> Result<bool, SetValueError> {
+        let changed = self.server.set_value_quietly(aid, iid, value)?;
+        self.wake_named(None);
+        Ok(changed)
+    }
+
+    /// Tells subscribers a value, changed or not ([`Server::notify`]).
+    pub fn notify(&mut self, aid: u64, iid: u64) -> Result<(), SetValueError> {
+        self.server.notify(aid, iid)?;
+        self.wake_named(None);
+        Ok(())
+    }
+
     /// Completes a confirmed write ([`Event::WriteRequest`]) with success or a status
     /// ([`Server::complete_write`]), and wakes the connections the core names: the
     /// writer's gets its answer, subscribers their events.
@@ -717,6 +737,21 @@ impl SharedHost {
     /// demand is answered. Returns whether the value changed.
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
         self.lock().set_value(aid, iid, value)
+    }
+
+    /// [`Host::set_value_quietly`]: sets a value without telling subscribers.
+    pub fn set_value_quietly(
+        &self,
+        aid: u64,
+        iid: u64,
+        value: OwnedValue,
+    ) -> Result<bool, SetValueError> {
+        self.lock().set_value_quietly(aid, iid, value)
+    }
+
+    /// [`Host::notify`]: tells subscribers a value, changed or not.
+    pub fn notify(&self, aid: u64, iid: u64) -> Result<(), SetValueError> {
+        self.lock().notify(aid, iid)
     }
 
     /// [`Host::complete_write`]: answers a confirmed write ([`Event::WriteRequest`]).

@@ -23,7 +23,7 @@ mod tests;
 
 pub use engine::{
     AdaptiveLighting, AdaptiveOutput, ControlError, EndReason, LightCharacteristics, RestoreError,
-    MIN_UPDATE_INTERVAL,
+    SetupError, MIN_UPDATE_INTERVAL,
 };
 
 /// The most points a curve holds. iOS sends about 42, for 24 hours.

@@ -339,6 +339,17 @@ impl ServiceBuilder<'_, '_> {
         self
     }
 
+    /// Makes the service (a Lightbulb) ready for Adaptive Lighting: adds Brightness,
+    /// ColorTemperature and the three characteristics the Home app drives it through,
+    /// where missing. The engine is [`crate::adaptive::AdaptiveLighting`].
+    pub fn adaptive_lighting(self) -> Self {
+        self.characteristic(&c::BRIGHTNESS)
+            .characteristic(&c::COLOR_TEMPERATURE)
+            .characteristic(&c::SUPPORTED_CHARACTERISTIC_VALUE_TRANSITION_CONFIGURATION)
+            .characteristic(&c::CHARACTERISTIC_VALUE_TRANSITION_CONTROL)
+            .characteristic(&c::CHARACTERISTIC_VALUE_ACTIVE_TRANSITION_COUNT)
+    }
+
     /// Adds a characteristic of type `kind`, unless the service has one already.
     pub fn characteristic(self, kind: &'static CharacteristicType) -> Self {
         self.configure(kind, |def| def)

@@ -903,6 +903,26 @@ impl<'d> Database<'d> {
         true
     }
 
+    /// Stores a checked value from the application without counting it as a change:
+    /// subscribers hear of it only with a later change or [`Database::touch`]. Returns
+    /// whether the value differs from the one stored.
+    pub(crate) fn store_quietly(&mut self, at: CharacteristicRef, value: OwnedValue) -> bool {
+        self.epoch += 1;
+        let slot = &mut self.slots[at.slot];
+        slot.supplied = self.epoch;
+        let changed = slot.value != value;
+        slot.value = value;
+        changed
+    }
+
+    /// Counts the stored value as changed by the application, so that subscribers are
+    /// told it.
+    pub(crate) fn touch(&mut self, at: CharacteristicRef) {
+        let slot = &mut self.slots[at.slot];
+        slot.version = slot.version.wrapping_add(1);
+        slot.writer = None;
+    }
+
     /// How many values the application has set so far.
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch

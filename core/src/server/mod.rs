@@ -469,6 +469,47 @@ impl<'d> Server<'d> {
         Ok(changed)
     }
 
+    /// Sets a characteristic's value from the application, checked as
+    /// [`Server::set_value`] checks it, without telling subscribers: they hear of it with
+    /// a later change or [`Server::notify`]. Reads see it at once (and a read on demand
+    /// waiting for it is answered). For a value that moves more often than controllers
+    /// asked to hear of it: Adaptive Lighting's colour temperature, told at the notify
+    /// interval the controller chose. Returns whether the value differs from the one
+    /// stored. A button press is never quiet: it goes through [`Server::set_value`].
+    pub fn set_value_quietly(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        mut value: OwnedValue,
+    ) -> Result<bool, SetValueError> {
+        let at = self
+            .database
+            .find(aid, iid)
+            .ok_or(SetValueError::NotFound)?;
+        if self.database.definition(at).is_button() {
+            return self.set_value(aid, iid, value);
+        }
+        self.database.check(at, &mut value)?;
+        let changed = self.database.store_quietly(at, value);
+        self.pending.answer_reads(at.slot);
+        self.wake_waiting();
+        Ok(changed)
+    }
+
+    /// Tells the subscribers of characteristic `aid`.`iid` its current value, as a change
+    /// by the application, whether or not it changed since they were last told (it may
+    /// have been set with [`Server::set_value_quietly`]). Drain [`Server::poll_wake`]
+    /// afterwards.
+    pub fn notify(&mut self, aid: u64, iid: u64) -> Result<(), SetValueError> {
+        let at = self
+            .database
+            .find(aid, iid)
+            .ok_or(SetValueError::NotFound)?;
+        self.database.touch(at);
+        self.wake_all();
+        Ok(())
+    }
+
     /// Marks the connections whose requests wait for the application for
     /// [`Server::poll_wake`].
     fn wake_waiting(&mut self) {

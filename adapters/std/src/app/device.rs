@@ -31,6 +31,19 @@ pub trait Backend: Send + Sync {
     fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, SetValueError> {
         self.host().set_value(aid, iid, value)
     }
+    /// Sets a value without telling subscribers (Adaptive Lighting's steps).
+    fn set_value_quietly(
+        &self,
+        aid: u64,
+        iid: u64,
+        value: OwnedValue,
+    ) -> Result<bool, SetValueError> {
+        self.host().set_value_quietly(aid, iid, value)
+    }
+    /// Tells subscribers a value, changed or not.
+    fn notify(&self, aid: u64, iid: u64) -> Result<(), SetValueError> {
+        self.host().notify(aid, iid)
+    }
     /// A value.
     fn value(&self, aid: u64, iid: u64) -> Option<OwnedValue> {
         self.host().value(aid, iid)

@@ -15,6 +15,7 @@ use hap_core::database::{Database, Entry, OwnedValue, Slot};
 use hap_core::server::{Event, Token};
 use hap_core::status::HapStatus;
 
+use super::adaptive::{AdaptiveLight, Changes};
 use super::inbox::{Inbox, Inner, Message};
 use super::reply::{complete_read, guarded, Items, ReadReply, Reply, SharedWrite};
 use super::timers::Timers;
@@ -70,6 +71,8 @@ pub(crate) struct Handlers {
     pub(crate) identify: Option<IdentifyFn>,
     /// The Identify characteristics, as `(aid, iid)`, found when the database is marked.
     pub(crate) identify_at: HashSet<(u64, u64)>,
+    /// The lights with Adaptive Lighting.
+    pub(crate) adaptive: Vec<AdaptiveLight>,
 }
 
 impl Handlers {
@@ -101,14 +104,21 @@ impl Handlers {
                         self.identify_at.insert(key);
                     }
                     let writable = def.perms.contains(Perms::WRITE);
-                    let mut confirm = self.writes.contains_key(&key);
+                    let adaptive = |f: fn(&AdaptiveLight, u64, u64) -> bool| {
+                        self.adaptive.iter().any(|light| f(light, aid, def.iid))
+                    };
+                    let (controls, reads) = (
+                        adaptive(AdaptiveLight::controls),
+                        adaptive(AdaptiveLight::answers_reads_of),
+                    );
+                    let mut confirm = self.writes.contains_key(&key) || controls;
                     for whole in &mut self.services {
                         if writable && whole.aid == aid && whole.service == service {
                             whole.members.push(def.iid);
                             confirm = true;
                         }
                     }
-                    let on_demand = self.reads.contains_key(&key);
+                    let on_demand = self.reads.contains_key(&key) || reads;
                     marked |= confirm || on_demand;
                     def.confirm_writes |= confirm;
                     def.read_on_demand |= on_demand;
@@ -276,8 +286,13 @@ impl AppLoop {
     /// `backend` (shutting it down at once if [`Device::shut_down`], Ctrl+C or SIGTERM
     /// came first), prints `listening on ADDR`, and starts reading stdin if the
     /// application handles typed lines.
-    pub fn started(&self, backend: Arc<dyn Backend>) -> Result<(), AppError> {
+    pub fn started(&mut self, backend: Arc<dyn Backend>) -> Result<(), AppError> {
         self.device.attach(backend.clone());
+        let mut resumed = Changes::new();
+        for light in &mut self.handlers.adaptive {
+            resumed.extend(light.start(&*backend));
+        }
+        self.tell(&resumed);
         println!("listening on {}", backend.local_addr());
         let _ = std::io::stdout().flush();
         if self.handlers.line.is_some() {
@@ -298,7 +313,12 @@ impl AppLoop {
 
     /// When the next timer is due, if any.
     pub fn next_deadline(&mut self) -> Option<Instant> {
-        self.timers.next_deadline()
+        let steps = self
+            .handlers
+            .adaptive
+            .iter()
+            .filter_map(AdaptiveLight::deadline);
+        steps.chain(self.timers.next_deadline()).min()
     }
 
     /// Handles `message` (`None` when the wait ended at the deadline), then runs the
@@ -320,6 +340,15 @@ impl AppLoop {
             }
         }
         self.timers.run_due(now, &self.device);
+        if let Some(backend) = self.device.backend().cloned() {
+            let mut steps = Changes::new();
+            for light in &mut self.handlers.adaptive {
+                if light.deadline().is_some_and(|due| due <= now) {
+                    steps.extend(light.run_due(&*backend));
+                }
+            }
+            self.tell(&steps);
+        }
         true
     }
 
@@ -405,12 +434,22 @@ impl AppLoop {
         let Some(backend) = self.device.backend().cloned() else {
             return;
         };
-        let pending = SharedWrite::new(token, backend, self.inbox.clone(), items.clone());
+        let pending = SharedWrite::new(token, backend.clone(), self.inbox.clone(), items.clone());
         for (aid, iid, value) in &items {
             if pending.failed() {
                 break;
             }
             let what = || format!("the write of {aid}.{iid}");
+            let adaptive = self.handlers.adaptive.iter_mut();
+            if let Some(light) = adaptive.into_iter().find(|l| l.controls(*aid, *iid)) {
+                let (answer, steps) = light.control_write(value, &*backend);
+                match answer {
+                    Ok(response) => pending.respond(*aid, *iid, response),
+                    Err(status) => pending.fail(status),
+                }
+                self.tell(&steps);
+                continue;
+            }
             match self.handlers.writes.get_mut(&(*aid, *iid)) {
                 Some(WriteFn::Now(handler)) => match guarded(what, || handler(value)) {
                     Some(Ok(Some(response))) => pending.respond(*aid, *iid, response),
@@ -458,6 +497,10 @@ impl AppLoop {
             return;
         };
         let what = || format!("the read of {aid}.{iid}");
+        let adaptive = self.handlers.adaptive.iter();
+        if let Some(light) = adaptive.into_iter().find(|l| l.answers_reads_of(aid, iid)) {
+            return complete_read(&*backend, token, aid, iid, light.read(iid));
+        }
         let result = match self.handlers.reads.get_mut(&(aid, iid)) {
             Some(ReadFn::Now(handler)) => {
                 guarded(what, handler).unwrap_or(Err(HapStatus::ServiceCommunicationFailure))
@@ -485,8 +528,25 @@ impl AppLoop {
         }
     }
 
-    /// Tells the change handlers about stored writes.
+    /// A controller's writes, stored: the change handlers hear of them, then the lights
+    /// with Adaptive Lighting (a colour written by hand ends a transition, a brightness
+    /// moves it, and the handlers hear of the new colour temperature).
     fn changed(&mut self, items: &[(u64, u64, OwnedValue)]) {
+        self.tell(items);
+        let mut steps = Changes::new();
+        if let Some(backend) = self.device.backend().cloned() {
+            for (aid, iid, _) in items {
+                for light in &mut self.handlers.adaptive {
+                    steps.extend(light.written(*aid, *iid, &*backend));
+                }
+            }
+        }
+        self.tell(&steps);
+    }
+
+    /// Tells the change handlers about new values: a controller's writes, and Adaptive
+    /// Lighting's steps.
+    fn tell(&mut self, items: &[(u64, u64, OwnedValue)]) {
         for (aid, iid, value) in items {
             if let Some(handlers) = self.handlers.changes.get_mut(&(*aid, *iid)) {
                 for handler in handlers {

@@ -114,6 +114,7 @@ use hap_core::status::HapStatus;
 use crate::store::{FileStore, StoreError};
 use crate::{Options, Setup, StartError};
 
+mod adaptive;
 mod advertise;
 mod banner;
 mod device;
@@ -166,6 +167,9 @@ pub enum AppError {
         /// The service's iid.
         service: u64,
     },
+    /// [`AppOn::adaptive_lighting`] was given a service that is not a light it can run
+    /// on.
+    AdaptiveLighting(hap_core::adaptive::SetupError),
     /// mDNS could not start.
     Mdns(String),
     /// A thread could not be started.
@@ -194,6 +198,7 @@ impl fmt::Display for AppError {
                     "a handler was given for service {aid}.{service}, which is not there"
                 )
             }
+            Self::AdaptiveLighting(e) => write!(f, "cannot run Adaptive Lighting: {e}"),
             Self::Mdns(e) => write!(f, "cannot start mDNS (--mdns off runs without): {e}"),
             Self::Thread(e) => write!(f, "cannot start a thread: {e}"),
         }
@@ -213,6 +218,7 @@ impl std::error::Error for AppError {
             Self::Start(e) => Some(e),
             Self::Build(e) => Some(e),
             Self::Thread(e) => Some(e),
+            Self::AdaptiveLighting(e) => Some(e),
             Self::NotBuilt
             | Self::MissingCharacteristic
             | Self::NoSuchCharacteristic { .. }
@@ -285,6 +291,7 @@ impl Runtime for Threads {
             app_loop,
         } = prepared;
         let running = crate::serve(setup, database, options)?;
+        let mut app_loop = app_loop;
         app_loop.started(Arc::new(running.handle()))?;
         let inbox = app_loop.inbox().clone();
         let looping = std::thread::Builder::new()
@@ -645,6 +652,32 @@ impl<R: Runtime> AppOn<R> {
             .reads
             .insert((aid, iid), ReadFn::Now(Box::new(handler)));
         self
+    }
+
+    /// Runs Adaptive Lighting on the light that is service `service` (its iid, from
+    /// [`ServiceBuilder::iid`](hap_core::database::builder::ServiceBuilder::iid)) of
+    /// accessory `aid`, built with
+    /// [`ServiceBuilder::adaptive_lighting`](hap_core::database::builder::ServiceBuilder::adaptive_lighting):
+    /// the Home app then offers it, and the light follows the curve it sends. Each new
+    /// colour temperature reaches the [`AppOn::on_change`] handlers of ColorTemperature,
+    /// as a controller's write would; subscribers hear of it at the interval the
+    /// controller asked for. A controller's write of ColorTemperature (or Hue or
+    /// Saturation) ends the transition, as turning it off in the Home app does. The
+    /// running transition is kept in `--data` and resumes after a restart. The lines
+    /// printed are `Adaptive Lighting started`, `Adaptive Lighting resumed` and
+    /// `Adaptive Lighting ended: REASON`.
+    ///
+    /// Call it after [`AppOn::build`]; a service without Brightness, ColorTemperature and
+    /// the three Adaptive Lighting characteristics is [`AppError::AdaptiveLighting`].
+    /// The engine is [`hap_core::adaptive`]'s.
+    pub fn adaptive_lighting(&mut self, aid: u64, service: u64) -> Result<&mut Self, AppError> {
+        let database = self.database.as_ref().ok_or(AppError::NotBuilt)?;
+        let light = hap_core::adaptive::LightCharacteristics::find(database, aid, service)
+            .map_err(AppError::AdaptiveLighting)?;
+        self.handlers
+            .adaptive
+            .push(adaptive::AdaptiveLight::new(light, Some(&self.data)));
+        Ok(self)
     }
 
     /// Calls `handler` with each line typed on stdin.

@@ -604,3 +604,60 @@ fn a_full_bridge_subscribes_to_everything_in_one_put() {
         "{text}"
     );
 }
+
+/// Adaptive Lighting's colour temperature: set quietly at each step, told only when the
+/// engine says, and then even if the stored value did not change.
+#[test]
+fn a_quiet_value_is_told_only_when_notified() {
+    use crate::database::fixture::ids::ON;
+    use crate::database::OwnedValue;
+    let mut harness = Harness::new();
+    harness.server = Server::new(
+        harness.server.state().clone(),
+        crate::database::fixture::gadget(),
+        Config::default(),
+    );
+    let mut buffers = Buffers::new();
+    let mut conn = buffers.connection(1);
+    let mut owner = Controller::new("owner", 7);
+    let pairing = harness.pair(&mut conn, &mut owner, Feed::Whole);
+    harness.verify(&mut conn, &mut owner, &pairing, Feed::Whole);
+    let subscribe = put_json(&format!(
+        r#"{{"characteristics":[{{"aid":{},"iid":{},"ev":true}}]}}"#,
+        ON.0, ON.1
+    ));
+    let (replies, _) = harness.exchange(&mut conn, &mut owner, &subscribe, Feed::Whole);
+    assert_eq!(replies[0].0, 204);
+    let server = &mut harness.server;
+    assert_eq!(
+        server.set_value_quietly(ON.0, ON.1, OwnedValue::Bool(true)),
+        Ok(true)
+    );
+    assert_eq!(
+        server.database().get(ON.0, ON.1),
+        Some(&OwnedValue::Bool(true))
+    );
+    assert!(drained(&mut harness, &mut conn, &mut owner).is_empty());
+    // Setting the same value again is no change, so still no event: only notify tells.
+    let server = &mut harness.server;
+    assert_eq!(
+        server.set_value(ON.0, ON.1, OwnedValue::Bool(true)),
+        Ok(false)
+    );
+    assert!(drained(&mut harness, &mut conn, &mut owner).is_empty());
+    harness.server.notify(ON.0, ON.1).unwrap();
+    let event = drained(&mut harness, &mut conn, &mut owner);
+    let text = String::from_utf8_lossy(&event);
+    assert!(text.starts_with("EVENT/1.0"), "{text}");
+    assert!(text.contains(r#""value":true"#), "{text}");
+    assert_eq!(
+        harness.server.notify(ON.0, 999),
+        Err(crate::database::SetValueError::NotFound)
+    );
+    assert_eq!(
+        harness
+            .server
+            .set_value_quietly(ON.0, 999, OwnedValue::Bool(true)),
+        Err(crate::database::SetValueError::NotFound)
+    );
+}
