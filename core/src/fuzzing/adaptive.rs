@@ -1,5 +1,5 @@
 //! Adaptive Lighting's TLV8 codec, which reads what any paired controller writes to
-//! Characteristic Value Transition Control.
+//! Characteristic Value Transition Control, and the engine that runs what it reads.
 
 use std::vec;
 use std::vec::Vec;
@@ -8,10 +8,12 @@ use crate::adaptive::codec::{
     parse_configuration, parse_control, write_configuration, write_read_answer, write_status,
     write_supported_configuration, write_update_answer, CodecError, MAX_INPUT_LEN,
 };
+use crate::adaptive::{AdaptiveLighting, AdaptiveOutput, LightCharacteristics};
 use crate::adaptive::{
     ControlRequest, Curve, CurvePoint, TransitionConfig, TransitionParameters, Update,
     MAX_CURVE_POINTS,
 };
+use crate::time::Instant;
 use crate::tlv::TlvWriter;
 
 /// Room for every answer the codec writes: a configuration of [`MAX_CURVE_POINTS`] points
@@ -72,6 +74,87 @@ pub fn adaptive_control(data: &[u8]) {
     {
         refuses_short_buffers(|buf| write_supported_configuration(iid, !iid, buf));
         refuses_short_buffers(|buf| write_update_answer(None, buf));
+    }
+    drive_engine(data);
+}
+
+/// The light the seeds' requests are for: ColorTemperature 12, Brightness 11.
+const LIGHT: LightCharacteristics = LightCharacteristics {
+    aid: 1,
+    brightness: 11,
+    temperature: 12,
+    hue: Some(13),
+    saturation: None,
+    supported_configuration: 14,
+    control: 15,
+    active_count: 16,
+    temperature_range: (140, 500),
+};
+
+/// Gives the bytes to an engine as a controller's write, then runs it on the virtual
+/// clock with brightnesses taken from the bytes, and checks it:
+///
+/// - a refused write changes nothing;
+/// - every colour temperature is within ColorTemperature's limits;
+/// - a step is due exactly while a transition runs, always later than the last one (no
+///   spinning), and the count says the same;
+/// - a running transition saved and restored at the same wall-clock time is the same
+///   transition, at the same point of its curve.
+fn drive_engine(data: &[u8]) {
+    let mut engine = AdaptiveLighting::new(LIGHT);
+    let mut answer = vec![0; OUT_LEN];
+    let brightness = |i: usize| i32::from(data.get(i).copied().unwrap_or(100)) - 20;
+    let start = Instant::from_millis(1_000);
+    if engine
+        .handle_control_write(data, brightness(0), start, &mut answer)
+        .is_err()
+    {
+        assert_eq!(engine.poll_output(), None);
+        assert_eq!(engine.active_count(), 0);
+        return;
+    }
+    let mut now = start;
+    for i in 0..64 {
+        while let Some(output) = engine.poll_output() {
+            if let AdaptiveOutput::Temperature { mired, .. } = output {
+                assert!((140..=500).contains(&mired), "{mired} mired");
+            }
+        }
+        assert_eq!(engine.poll_timeout().is_some(), engine.active_count() == 1);
+        let Some(due) = engine.poll_timeout() else {
+            break;
+        };
+        assert!(
+            due > now || (i == 0 && due == now),
+            "no progress at {now:?}"
+        );
+        if i == 8 {
+            let wall = 1_800_000_000_000;
+            let mut saved = vec![0; OUT_LEN];
+            let saved = engine
+                .save(now, wall, &mut saved)
+                .expect("a transition saves");
+            let mut restored = AdaptiveLighting::new(LIGHT);
+            restored
+                .restore(saved, brightness(i), now, wall)
+                .expect("a saved transition restores");
+            assert_eq!(restored.transition(), engine.transition());
+            let (mut a, mut b) = (vec![0; OUT_LEN], vec![0; OUT_LEN]);
+            assert_eq!(
+                restored.control_value(now, &mut a),
+                engine.control_value(now, &mut b)
+            );
+        }
+        if i % 5 == 4 {
+            engine.handle_write(LIGHT.brightness, brightness(i), now);
+        }
+        // Later steps leap, so that long curves reach their end.
+        now = if i < 16 {
+            due
+        } else {
+            Instant::from_millis(due.as_millis().saturating_mul(2))
+        };
+        engine.handle_timeout(now, brightness(i));
     }
 }
 
