@@ -37,7 +37,8 @@
 //!   quietly. A new brightness recomputes at once, quietly.
 //! - The transition ends when a controller writes ColorTemperature, Hue or Saturation
 //!   (even with the same value), when a controller asks (an UPDATE without the start
-//!   flag), and at the first step after the curve's end. The Active Transition Count
+//!   flag), at the first step after the curve's end, and when the accessory is unpaired
+//!   ([`AdaptiveLighting::handle_unpaired`]). The Active Transition Count
 //!   goes to 1 on each start and to 0 on each stop request or end.
 //! - A transition survives a restart: [`AdaptiveLighting::save`] and
 //!   [`AdaptiveLighting::restore`] carry it, with the wall-clock time it started, as
@@ -72,7 +73,7 @@ use crate::time::Instant;
 /// The shortest update interval followed; a controller asking for less gets this.
 pub const MIN_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How many outputs one call can leave: a start that ends at once leaves six.
+/// How many outputs one call can leave: a start that ends at once leaves five.
 const OUTPUT_CAPACITY: usize = 8;
 
 /// The characteristics of a light's service that Adaptive Lighting uses.
@@ -227,6 +228,8 @@ pub enum EndReason {
     ManualWrite,
     /// The curve ran out.
     CurveEnded,
+    /// The accessory was unpaired: the transition belonged to the home it left.
+    Unpaired,
 }
 
 /// Why a write to Characteristic Value Transition Control failed. The transition, if one
@@ -477,6 +480,14 @@ impl AdaptiveLighting {
     /// temperature moves at once, quietly, as HAP-NodeJS's dry run.
     pub fn handle_brightness(&mut self, brightness: i32, now: Instant) {
         self.step(now, brightness, false);
+    }
+
+    /// The accessory was unpaired (its last admin removed): the transition ends, as
+    /// HAP-NodeJS ends it on a factory reset, so that the next home does not inherit it.
+    pub fn handle_unpaired(&mut self) {
+        if self.active.is_some() {
+            self.stop(EndReason::Unpaired);
+        }
     }
 
     /// When [`AdaptiveLighting::handle_timeout`] is due next, if a transition runs.

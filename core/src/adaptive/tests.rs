@@ -256,6 +256,23 @@ fn a_manual_colour_write_ends_the_transition_and_other_writes_do_not() {
 }
 
 #[test]
+fn unpairing_ends_it() {
+    let mut engine = started(100, at(0));
+    outputs(&mut engine);
+    engine.handle_unpaired();
+    assert_eq!(
+        outputs(&mut engine),
+        [
+            AdaptiveOutput::ActiveCount(0),
+            AdaptiveOutput::Save,
+            AdaptiveOutput::Ended(EndReason::Unpaired),
+        ]
+    );
+    engine.handle_unpaired();
+    assert_eq!(outputs(&mut engine), []);
+}
+
+#[test]
 fn a_stop_request_ends_it_and_the_count_is_told_even_when_none_ran() {
     let mut engine = started(100, at(0));
     outputs(&mut engine);

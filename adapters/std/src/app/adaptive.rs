@@ -58,10 +58,10 @@ impl AdaptiveLight {
         light.aid == aid && light.control == iid
     }
 
-    /// Whether reads of `aid`.`iid` are this light's to answer.
-    pub(crate) fn answers_reads_of(&self, aid: u64, iid: u64) -> bool {
+    /// Whether `aid`.`iid` is this light's ColorTemperature.
+    pub(crate) fn is_temperature(&self, aid: u64, iid: u64) -> bool {
         let light = self.light();
-        light.aid == aid && (iid == light.control || iid == light.supported_configuration)
+        light.aid == aid && light.temperature == iid
     }
 
     fn now(&self) -> CoreInstant {
@@ -101,10 +101,18 @@ impl AdaptiveLight {
             Ok(()) => {}
             Err(e) => log::warn!("Adaptive Lighting: not resumed: {e}"),
         }
+        // The supported configuration never changes: stored once, it is read (and shown
+        // in /accessories) like any value.
         let light = *self.light();
-        let count = OwnedValue::Uint8(self.engine.active_count());
-        if let Err(e) = backend.set_value(light.aid, light.active_count, count) {
-            log::warn!("Adaptive Lighting: cannot set the active transition count: {e}");
+        let mut out = [0u8; 64];
+        let supported = self.engine.supported_configuration(&mut out).ok();
+        match supported.and_then(OwnedValue::tlv8) {
+            Some(value) => {
+                if let Err(e) = backend.set_value(light.aid, light.supported_configuration, value) {
+                    log::warn!("Adaptive Lighting: cannot set the supported configuration: {e}");
+                }
+            }
+            None => log::warn!("Adaptive Lighting: the supported configuration does not fit"),
         }
         self.apply(backend)
     }
@@ -135,29 +143,53 @@ impl AdaptiveLight {
         (result, self.apply(backend))
     }
 
-    /// A controller's read of Characteristic Value Transition Control or of Supported
-    /// Characteristic Value Transition Configuration.
-    pub(crate) fn read(&self, iid: u64) -> Result<OwnedValue, HapStatus> {
+    /// A controller's read of Characteristic Value Transition Control: the running
+    /// transition, with the time since it started.
+    pub(crate) fn read(&self) -> Result<OwnedValue, HapStatus> {
         let mut out = [0u8; BYTES_CAPACITY];
-        let value = if iid == self.light().control {
-            self.engine.control_value(self.now(), &mut out)
-        } else {
-            self.engine.supported_configuration(&mut out)
-        };
+        let value = self.engine.control_value(self.now(), &mut out);
         value
             .ok()
             .and_then(OwnedValue::tlv8)
             .ok_or(HapStatus::OutOfResources)
     }
 
-    /// A controller wrote `aid`.`iid`: a colour ends the transition, a brightness moves
-    /// it.
-    pub(crate) fn written(&mut self, aid: u64, iid: u64, backend: &dyn Backend) -> Changes {
+    /// A controller wrote `value` to `aid`.`iid`: a colour ends the transition, a
+    /// brightness moves it.
+    pub(crate) fn written(
+        &mut self,
+        aid: u64,
+        iid: u64,
+        value: &OwnedValue,
+        backend: &dyn Backend,
+    ) -> Changes {
         if aid != self.light().aid {
             return Vec::new();
         }
         let (brightness, now) = (self.brightness(backend), self.now());
-        self.engine.handle_write(iid, brightness, now);
+        if self.engine.handle_write(iid, brightness, now) && iid == self.light().temperature {
+            // A step that ran while the write was stored may have overwritten it quietly:
+            // the controller's value stands.
+            let _ = backend.set_value(aid, iid, value.clone());
+        }
+        self.apply(backend)
+    }
+
+    /// The device changed `aid`.`iid` itself: a new brightness moves the colour
+    /// temperature at once, as a controller's write of it does.
+    pub(crate) fn device_set(&mut self, aid: u64, iid: u64, backend: &dyn Backend) -> Changes {
+        let light = self.light();
+        if light.aid != aid || light.brightness != iid {
+            return Vec::new();
+        }
+        let (brightness, now) = (self.brightness(backend), self.now());
+        self.engine.handle_brightness(brightness, now);
+        self.apply(backend)
+    }
+
+    /// The accessory was unpaired: the transition ends with the home it belonged to.
+    pub(crate) fn unpaired(&mut self, backend: &dyn Backend) -> Changes {
+        self.engine.handle_unpaired();
         self.apply(backend)
     }
 
@@ -223,6 +255,7 @@ impl AdaptiveLight {
                             EndReason::Requested => "the controller turned it off",
                             EndReason::ManualWrite => "the colour was set by hand",
                             EndReason::CurveEnded => "the curve ran out",
+                            EndReason::Unpaired => "the accessory was unpaired",
                             _ => "for another reason",
                         }
                     );

@@ -199,7 +199,11 @@ impl Device {
     /// subscribed controllers get events. Returns whether the value changed.
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, DeviceError> {
         let backend = self.backend().ok_or(DeviceError::NotRunning)?;
-        Ok(backend.set_value(aid, iid, value)?)
+        let changed = backend.set_value(aid, iid, value)?;
+        if changed {
+            self.shared.inbox.post(Inner::DeviceSet(aid, iid));
+        }
+        Ok(changed)
     }
 
     /// [`Device::get`] without the type: the value of characteristic `aid`.`iid`; `None`

@@ -107,18 +107,16 @@ impl Handlers {
                     let adaptive = |f: fn(&AdaptiveLight, u64, u64) -> bool| {
                         self.adaptive.iter().any(|light| f(light, aid, def.iid))
                     };
-                    let (controls, reads) = (
-                        adaptive(AdaptiveLight::controls),
-                        adaptive(AdaptiveLight::answers_reads_of),
-                    );
+                    let controls = adaptive(AdaptiveLight::controls);
                     let mut confirm = self.writes.contains_key(&key) || controls;
                     for whole in &mut self.services {
-                        if writable && whole.aid == aid && whole.service == service {
+                        // Adaptive Lighting's control point is not the application's.
+                        if writable && !controls && whole.aid == aid && whole.service == service {
                             whole.members.push(def.iid);
                             confirm = true;
                         }
                     }
-                    let on_demand = self.reads.contains_key(&key) || reads;
+                    let on_demand = self.reads.contains_key(&key) || controls;
                     marked |= confirm || on_demand;
                     def.confirm_writes |= confirm;
                     def.read_on_demand |= on_demand;
@@ -288,11 +286,7 @@ impl AppLoop {
     /// application handles typed lines.
     pub fn started(&mut self, backend: Arc<dyn Backend>) -> Result<(), AppError> {
         self.device.attach(backend.clone());
-        let mut resumed = Changes::new();
-        for light in &mut self.handlers.adaptive {
-            resumed.extend(light.start(&*backend));
-        }
-        self.tell(&resumed);
+        self.for_lights(AdaptiveLight::start);
         println!("listening on {}", backend.local_addr());
         let _ = std::io::stdout().flush();
         if self.handlers.line.is_some() {
@@ -334,21 +328,19 @@ impl AppLoop {
                 }
                 Inner::Changed(items) => self.changed(&items),
                 Inner::Renamed(name) => self.renamed(&name),
+                Inner::DeviceSet(aid, iid) => {
+                    self.for_lights(|light, backend| light.device_set(aid, iid, backend));
+                }
                 Inner::Timer(id, at, job) => self.timers.add(id, at, job),
                 Inner::Cancel(id) => self.timers.cancel(id),
                 Inner::Stop => return false,
             }
         }
         self.timers.run_due(now, &self.device);
-        if let Some(backend) = self.device.backend().cloned() {
-            let mut steps = Changes::new();
-            for light in &mut self.handlers.adaptive {
-                if light.deadline().is_some_and(|due| due <= now) {
-                    steps.extend(light.run_due(&*backend));
-                }
-            }
-            self.tell(&steps);
-        }
+        self.for_lights(|light, backend| match light.deadline() {
+            Some(due) if due <= now => light.run_due(backend),
+            _ => Changes::new(),
+        });
         true
     }
 
@@ -423,7 +415,10 @@ impl AppLoop {
                 String::from_utf8_lossy(controller.as_bytes())
             ),
             Event::PairingsChanged { paired: true } => println!("Paired"),
-            Event::PairingsChanged { paired: false } => println!("Unpaired; ready to pair again"),
+            Event::PairingsChanged { paired: false } => {
+                println!("Unpaired; ready to pair again");
+                self.for_lights(AdaptiveLight::unpaired);
+            }
             other => log::debug!("no handler for {other:?}"),
         }
     }
@@ -440,8 +435,10 @@ impl AppLoop {
                 break;
             }
             let what = || format!("the write of {aid}.{iid}");
-            let adaptive = self.handlers.adaptive.iter_mut();
-            if let Some(light) = adaptive.into_iter().find(|l| l.controls(*aid, *iid)) {
+            // Taken at once, even if a later item fails the batch: iOS writes the
+            // control point alone.
+            let mut adaptive = self.handlers.adaptive.iter_mut();
+            if let Some(light) = adaptive.find(|l| l.controls(*aid, *iid)) {
                 let (answer, steps) = light.control_write(value, &*backend);
                 match answer {
                     Ok(response) => pending.respond(*aid, *iid, response),
@@ -497,9 +494,9 @@ impl AppLoop {
             return;
         };
         let what = || format!("the read of {aid}.{iid}");
-        let adaptive = self.handlers.adaptive.iter();
-        if let Some(light) = adaptive.into_iter().find(|l| l.answers_reads_of(aid, iid)) {
-            return complete_read(&*backend, token, aid, iid, light.read(iid));
+        let mut adaptive = self.handlers.adaptive.iter();
+        if let Some(light) = adaptive.find(|l| l.controls(aid, iid)) {
+            return complete_read(&*backend, token, aid, iid, light.read());
         }
         let result = match self.handlers.reads.get_mut(&(aid, iid)) {
             Some(ReadFn::Now(handler)) => {
@@ -535,11 +532,24 @@ impl AppLoop {
         self.tell(items);
         let mut steps = Changes::new();
         if let Some(backend) = self.device.backend().cloned() {
-            for (aid, iid, _) in items {
+            for (aid, iid, value) in items {
                 for light in &mut self.handlers.adaptive {
-                    steps.extend(light.written(*aid, *iid, &*backend));
+                    steps.extend(light.written(*aid, *iid, value, &*backend));
                 }
             }
+        }
+        self.tell(&steps);
+    }
+
+    /// Runs `f` on every light with Adaptive Lighting, and tells the change handlers
+    /// what it changed.
+    fn for_lights(&mut self, mut f: impl FnMut(&mut AdaptiveLight, &dyn Backend) -> Changes) {
+        let Some(backend) = self.device.backend().cloned() else {
+            return;
+        };
+        let mut steps = Changes::new();
+        for light in &mut self.handlers.adaptive {
+            steps.extend(f(light, &*backend));
         }
         self.tell(&steps);
     }
@@ -702,6 +712,166 @@ mod tests {
             ([127, 0, 0, 1], 0).into()
         }
         fn shut_down(&self) {}
+    }
+
+    /// A host serving `database`, with no sockets.
+    fn host_of(database: Database<'static>) -> crate::host::SharedHost {
+        let setup = crate::Setup::load_or_create(
+            Box::new(crate::store::MemoryStore::default()),
+            "314-15-926".parse().ok(),
+            None,
+        )
+        .unwrap();
+        let options = crate::Options::new("Lamp", "L", hap_core::catalog::Category::LIGHTBULB);
+        let host = setup
+            .into_host(database, options, 0, Box::new(|_| {}))
+            .unwrap();
+        crate::host::SharedHost::new(host)
+    }
+
+    /// An UPDATE that starts a transition of ColorTemperature `iid` adjusted by
+    /// Brightness `brightness`: 400 mired (factor -1) ramping to 300 (factor -2) over
+    /// 10 minutes.
+    fn start_request(iid: u64, brightness: u64) -> OwnedValue {
+        use hap_core::adaptive::{codec, Curve, CurvePoint, TransitionConfig};
+        let point = |temperature, brightness_factor, transition_ms| CurvePoint {
+            temperature,
+            brightness_factor,
+            transition_ms,
+            hold_ms: 0,
+        };
+        let config = TransitionConfig {
+            iid,
+            parameters: hap_core::adaptive::TransitionParameters {
+                id: [1; 16],
+                start: 800_000_000_000,
+                extra: None,
+            },
+            curve: Curve {
+                points: [point(400.0, -1.0, 0), point(300.0, -2.0, 600_000)]
+                    .into_iter()
+                    .collect(),
+                brightness_iid: brightness,
+                brightness_range: (10, 100),
+            },
+            update_interval_ms: 60_000,
+            notify_interval_ms: 600_000,
+        };
+        let mut configuration = [0u8; 512];
+        let len = codec::write_configuration(&config, &mut configuration).unwrap();
+        let mut request = vec![2, len as u8 + 2, 1, len as u8];
+        request.extend_from_slice(&configuration[..len]);
+        OwnedValue::tlv8(&request).unwrap()
+    }
+
+    #[test]
+    fn adaptive_lighting_runs_on_the_loop_and_is_kept_in_data() {
+        use hap_core::adaptive::LightCharacteristics;
+        let white_lamp = || {
+            let mut ids = IdMap::new();
+            let mut builder = DatabaseBuilder::new(&mut ids);
+            builder.accessory("lamp", &AccessoryInfo::new("Lamp", "Acme", "L", "1", "1.0"));
+            let service = builder
+                .service(&s::LIGHTBULB)
+                .primary()
+                .adaptive_lighting()
+                .iid();
+            (builder.build().unwrap(), service)
+        };
+        let (database, service) = white_lamp();
+        let light = LightCharacteristics::find(&database, 1, service).unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handlers = |heard: &Arc<std::sync::Mutex<Vec<OwnedValue>>>| {
+            let mut handlers = Handlers::default();
+            handlers
+                .adaptive
+                .push(AdaptiveLight::new(light, Some(data.path())));
+            let heard = heard.clone();
+            handlers
+                .changes
+                .entry((1, light.temperature))
+                .or_default()
+                .push(Box::new(move |value| {
+                    heard.lock().unwrap().push(value.clone())
+                }));
+            handlers
+        };
+        let mut first = handlers(&heard);
+        let database = first.mark(database).unwrap();
+        let control = def(&database, light.control);
+        assert!(control.confirm_writes && control.read_on_demand);
+        assert!(!def(&database, light.supported_configuration).read_on_demand);
+        let host = host_of(database);
+        let backend: Arc<dyn Backend> = Arc::new(HostOnly(host.clone()));
+        let inbox = Arc::new(Inbox::default());
+        let device = Device::new(inbox.clone());
+        let mut app_loop = AppLoop::new(first, Renames::default(), device.clone(), inbox.clone());
+        app_loop.started(backend.clone()).unwrap();
+        let supported = host.value(1, light.supported_configuration);
+        assert!(matches!(supported, Some(OwnedValue::Tlv8(v)) if v.len() == 18));
+
+        // A controller starts a transition (write() hands the control point's items here).
+        let request = start_request(light.temperature, light.brightness);
+        let (answer, steps) = app_loop.handlers.adaptive[0].control_write(&request, &*backend);
+        assert!(matches!(answer, Ok(OwnedValue::Tlv8(v)) if v.as_slice()[0] == 2 && v.len() > 2));
+        app_loop.tell(&steps);
+        // Brightness is 0 at first, counted as the range's 10: 400 - 10.
+        assert_eq!(host.value(1, light.temperature), Some(OwnedValue::Int(390)));
+        assert_eq!(
+            host.value(1, light.active_count),
+            Some(OwnedValue::Uint8(1))
+        );
+        let file = data
+            .path()
+            .join(format!("adaptive-lighting-1-{}.tlv8", light.temperature));
+        assert!(file.exists());
+        // The device dims the lamp: the colour moves at once, and the handler hears it.
+        device
+            .set_value(1, light.brightness, OwnedValue::Int(100))
+            .unwrap();
+        let message = inbox.recv_until(Some(Instant::now()));
+        assert!(app_loop.turn(message, Instant::now()));
+        assert_eq!(host.value(1, light.temperature), Some(OwnedValue::Int(300)));
+        assert_eq!(
+            *heard.lock().unwrap(),
+            [OwnedValue::Int(390), OwnedValue::Int(300)]
+        );
+        assert!(app_loop.next_deadline().is_some());
+
+        // Restarted: the transition resumes from --data.
+        let mut second = handlers(&Arc::default());
+        let restarted_host = host_of(second.mark(white_lamp().0).unwrap());
+        let restarted: Arc<dyn Backend> = Arc::new(HostOnly(restarted_host.clone()));
+        let inbox = Arc::new(Inbox::default());
+        let mut restarted_loop = AppLoop::new(
+            second,
+            Renames::default(),
+            Device::new(inbox.clone()),
+            inbox,
+        );
+        restarted_loop.started(restarted).unwrap();
+        let count = restarted_host.value(1, light.active_count);
+        assert_eq!(count, Some(OwnedValue::Uint8(1)));
+
+        // A controller sets the colour by hand: it ends, and --data forgets it.
+        let controller = hap_core::pairing::PairingId::new(b"controller").unwrap();
+        let manual = Event::Write {
+            aid: 1,
+            iid: light.temperature,
+            value: OwnedValue::Int(200),
+            controller,
+        };
+        host.set_value(1, light.temperature, OwnedValue::Int(200))
+            .unwrap();
+        assert!(app_loop.turn(Some(Message(Inner::Event(manual))), Instant::now()));
+        assert_eq!(
+            host.value(1, light.active_count),
+            Some(OwnedValue::Uint8(0))
+        );
+        assert!(!file.exists());
+        assert_eq!(app_loop.next_deadline(), None);
+        assert_eq!(heard.lock().unwrap().last(), Some(&OwnedValue::Int(200)));
     }
 
     #[test]

@@ -25,6 +25,7 @@ impl std::fmt::Debug for Message {
             Inner::Cancel(id) => f.debug_tuple("Cancel").field(id).finish(),
             Inner::Changed(items) => f.debug_tuple("Changed").field(items).finish(),
             Inner::Renamed(name) => f.debug_tuple("Renamed").field(name).finish(),
+            Inner::DeviceSet(aid, iid) => f.debug_tuple("DeviceSet").field(aid).field(iid).finish(),
             Inner::Stop => f.write_str("Stop"),
         }
     }
@@ -46,6 +47,9 @@ pub(crate) enum Inner {
     Changed(Vec<(u64, u64, OwnedValue)>),
     /// mDNS renamed the instance after a conflict: store the name and show it.
     Renamed(String),
+    /// The device changed characteristic `(aid, iid)` ([`super::Device::set_value`]):
+    /// Adaptive Lighting follows a new brightness.
+    DeviceSet(u64, u64),
     /// The accessory shut down: the loop ends.
     Stop,
 }

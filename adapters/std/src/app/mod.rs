@@ -660,9 +660,11 @@ impl<R: Runtime> AppOn<R> {
     /// [`ServiceBuilder::adaptive_lighting`](hap_core::database::builder::ServiceBuilder::adaptive_lighting):
     /// the Home app then offers it, and the light follows the curve it sends. Each new
     /// colour temperature reaches the [`AppOn::on_change`] handlers of ColorTemperature,
-    /// as a controller's write would; subscribers hear of it at the interval the
-    /// controller asked for. A controller's write of ColorTemperature (or Hue or
-    /// Saturation) ends the transition, as turning it off in the Home app does. The
+    /// as a controller's write would (not its [`AppOn::on_write`] handler: the step is
+    /// not a request to refuse); subscribers hear of it at the interval the controller
+    /// asked for. A new brightness, from a controller or from [`Device::set`], moves it
+    /// at once. A controller's write of ColorTemperature (or Hue or Saturation) ends the
+    /// transition, as turning it off in the Home app does, and so does unpairing. The
     /// running transition is kept in `--data` and resumes after a restart. The lines
     /// printed are `Adaptive Lighting started`, `Adaptive Lighting resumed` and
     /// `Adaptive Lighting ended: REASON`.
@@ -674,9 +676,14 @@ impl<R: Runtime> AppOn<R> {
         let database = self.database.as_ref().ok_or(AppError::NotBuilt)?;
         let light = hap_core::adaptive::LightCharacteristics::find(database, aid, service)
             .map_err(AppError::AdaptiveLighting)?;
-        self.handlers
-            .adaptive
-            .push(adaptive::AdaptiveLight::new(light, Some(&self.data)));
+        let adaptive = &mut self.handlers.adaptive;
+        // A second call for the same light changes nothing.
+        if !adaptive
+            .iter()
+            .any(|l| l.is_temperature(aid, light.temperature))
+        {
+            adaptive.push(adaptive::AdaptiveLight::new(light, Some(&self.data)));
+        }
         Ok(self)
     }
 
