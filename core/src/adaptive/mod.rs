@@ -15,6 +15,67 @@
 //!
 //! - [`codec`]: the TLV8 formats, parsed and written without a heap.
 //! - [`AdaptiveLighting`]: the transition engine, sans-IO, driven by `now`.
+//!
+//! # The run loop
+//!
+//! [`AdaptiveLighting`] is one light's engine. It holds no clock: every call takes `now`
+//! (the same [`Instant`](crate::time::Instant) the server gets) and the light's current
+//! brightness. An adapter drives it like this (`hap_std::app` is one):
+//!
+//! 1. At start, set Supported Characteristic Value Transition Configuration to
+//!    [`AdaptiveLighting::supported_configuration`], and give what was saved to
+//!    [`AdaptiveLighting::restore`].
+//! 2. A controller's write to Characteristic Value Transition Control goes to
+//!    [`AdaptiveLighting::handle_control_write`], whose answer is the write response; a
+//!    read of it is answered by [`AdaptiveLighting::control_value`].
+//! 3. A controller's write to any characteristic of the light goes to
+//!    [`AdaptiveLighting::handle_write`]: a manual colour ends the transition, a new
+//!    brightness moves the colour temperature at once. A brightness the device sets
+//!    itself goes to [`AdaptiveLighting::handle_brightness`], and unpairing to
+//!    [`AdaptiveLighting::handle_unpaired`].
+//! 4. Drain [`AdaptiveLighting::poll_output`]: set ColorTemperature as each
+//!    [`AdaptiveOutput::Temperature`] says (telling subscribers only when `notify`), set
+//!    the Active Transition Count, and store [`AdaptiveLighting::save`] on
+//!    [`AdaptiveOutput::Save`].
+//! 5. At [`AdaptiveLighting::poll_timeout`], call [`AdaptiveLighting::handle_timeout`]
+//!    and drain again.
+//!
+//! # What it does, as HAP-NodeJS 1.2.0 does
+//!
+//! (`AdaptiveLightingController.js`, "ALC" below.)
+//! - The curve is followed by the time elapsed since the controller's write, on the
+//!   accessory's clock; the start time the controller sends is only echoed (ALC
+//!   `getCurrentAdaptiveLightingTransitionPoint`).
+//! - Between two points the colour temperature and the brightness factor are
+//!   interpolated linearly, after the lower point's hold. The brightness, clamped to the
+//!   curve's range, times the factor is added, the sum rounded half up, and the result
+//!   clamped to ColorTemperature's limits (ALC `scheduleNextUpdate`).
+//! - A step runs at once when the transition starts and then every update interval. A
+//!   step tells subscribers only if the notify interval has passed since the last time
+//!   it did, and the value differs from the last one told; the other steps set the value
+//!   quietly. A new brightness recomputes at once, quietly.
+//! - The transition ends when a controller writes ColorTemperature, Hue or Saturation
+//!   (even with the same value), when a controller asks (an UPDATE without the start
+//!   flag), at the first step after the curve's end, and when the accessory is unpaired
+//!   ([`AdaptiveLighting::handle_unpaired`]). The Active Transition Count
+//!   goes to 1 on each start and to 0 on each stop request or end.
+//! - A transition survives a restart: [`AdaptiveLighting::save`] and
+//!   [`AdaptiveLighting::restore`] carry it, with the wall-clock time it started, as
+//!   HAP-NodeJS keeps its `activeTransition` in its controller storage and resumes it.
+//!
+//! Where this engine differs from HAP-NodeJS, on purpose:
+//! - A request it cannot use fails alone with -70410 (Invalid Value in Request), and a
+//!   running transition goes on. HAP-NodeJS ends the transition and answers -70402 on
+//!   any error.
+//! - Only ColorTemperature can follow a curve (the only one the light declares in its
+//!   supported configuration); a request for another characteristic is refused.
+//! - A ramp of zero length reaches its upper point at once; HAP-NodeJS computes 0/0 there
+//!   and sets NaN.
+//! - The update interval is at least [`MIN_UPDATE_INTERVAL`], so a controller cannot make
+//!   the accessory spin.
+//! - Hue and Saturation are not moved along with the colour temperature (HAP-NodeJS sets
+//!   its cached values from a table); a light that has them gets the colour temperature
+//!   only.
 
 pub mod codec;
 mod engine;
