@@ -878,17 +878,7 @@ mod tests {
     fn a_rename_is_stored_and_becomes_the_name_of_the_primary_accessory() {
         let (database, ..) = lamp();
         let name_at = Renames::name_characteristic(&database);
-        let setup = crate::Setup::load_or_create(
-            Box::new(crate::store::MemoryStore::default()),
-            "314-15-926".parse().ok(),
-            None,
-        )
-        .unwrap();
-        let options = crate::Options::new("Lamp", "L", hap_core::catalog::Category::LIGHTBULB);
-        let host = setup
-            .into_host(database, options, 0, Box::new(|_| {}))
-            .unwrap();
-        let host = crate::host::SharedHost::new(host);
+        let host = host_of(database);
         let (aid, iid) = name_at.expect("the lamp has a Name");
         assert_eq!(aid, 1);
         assert_eq!(host.value(aid, iid), OwnedValue::string("Lamp"));
