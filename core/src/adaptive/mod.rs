@@ -51,9 +51,10 @@
 //!   curve's range, times the factor is added, the sum rounded half up, and the result
 //!   clamped to ColorTemperature's limits (ALC `scheduleNextUpdate`).
 //! - A step runs at once when the transition starts and then every update interval. A
-//!   step tells subscribers only if the notify interval has passed since the last time
-//!   it did, and the value differs from the last one told; the other steps set the value
-//!   quietly. A new brightness recomputes at once, quietly.
+//!   step is due to tell subscribers when the notify interval has passed since the last
+//!   step that was due (the first is), and tells them only if the value differs from the
+//!   last one told; the other steps set the value quietly. A new brightness recomputes
+//!   at once, quietly.
 //! - The transition ends when a controller writes ColorTemperature, Hue or Saturation
 //!   (even with the same value), when a controller asks (an UPDATE without the start
 //!   flag), at the first step after the curve's end, and when the accessory is unpaired

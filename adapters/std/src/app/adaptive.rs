@@ -79,7 +79,7 @@ impl AdaptiveLight {
         }
     }
 
-    /// Resumes the transition saved in `--data`, if one is, and sets the count.
+    /// Resumes the transition saved in `--data`, if one is.
     pub(crate) fn start(&mut self, backend: &dyn Backend) -> Changes {
         let saved = match &self.file {
             Some(file) => match std::fs::read(file) {
@@ -101,20 +101,15 @@ impl AdaptiveLight {
             Ok(()) => {}
             Err(e) => log::warn!("Adaptive Lighting: not resumed: {e}"),
         }
-        // The supported configuration never changes: stored once, it is read (and shown
-        // in /accessories) like any value.
-        let light = *self.light();
-        let mut out = [0u8; 64];
-        let supported = self.engine.supported_configuration(&mut out).ok();
-        match supported.and_then(OwnedValue::tlv8) {
-            Some(value) => {
-                if let Err(e) = backend.set_value(light.aid, light.supported_configuration, value) {
-                    log::warn!("Adaptive Lighting: cannot set the supported configuration: {e}");
-                }
-            }
-            None => log::warn!("Adaptive Lighting: the supported configuration does not fit"),
-        }
         self.apply(backend)
+    }
+
+    /// Supported Characteristic Value Transition Configuration: its iid and value.
+    pub(crate) fn supported_configuration(&self) -> (u64, OwnedValue) {
+        let mut out = [0u8; 64];
+        let bytes = self.engine.supported_configuration(&mut out).unwrap_or(&[]);
+        let value = OwnedValue::tlv8(bytes).unwrap_or(OwnedValue::Tlv8(Default::default()));
+        (self.light().supported_configuration, value)
     }
 
     /// A controller's write to Characteristic Value Transition Control: the write
@@ -169,7 +164,8 @@ impl AdaptiveLight {
         let (brightness, now) = (self.brightness(backend), self.now());
         if self.engine.handle_write(iid, brightness, now) && iid == self.light().temperature {
             // A step that ran while the write was stored may have overwritten it quietly:
-            // the controller's value stands.
+            // the controller's value stands. (Only then is it a change, told to every
+            // subscriber, the writer too: harmless.)
             let _ = backend.set_value(aid, iid, value.clone());
         }
         self.apply(backend)

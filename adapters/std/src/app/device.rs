@@ -131,6 +131,9 @@ struct Shared {
     /// [`Device::shut_down`] was called: the backend is shut down as soon as it is
     /// attached.
     stopping: AtomicBool,
+    /// The characteristics whose changes by the device the loop follows (Adaptive
+    /// Lighting's brightness), as `(aid, iid)`.
+    followed: std::sync::Mutex<Vec<(u64, u64)>>,
 }
 
 impl fmt::Debug for Device {
@@ -149,6 +152,7 @@ impl Device {
                 inbox,
                 next_timer: AtomicU64::new(1),
                 stopping: AtomicBool::new(false),
+                followed: std::sync::Mutex::default(),
             }),
         }
     }
@@ -169,6 +173,25 @@ impl Device {
                 backend.shut_down();
             }
         }
+    }
+
+    /// Tells the loop of the device's changes of `aid`.`iid` from now on.
+    pub(crate) fn follow(&self, aid: u64, iid: u64) {
+        let mut followed = self
+            .shared
+            .followed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        followed.push((aid, iid));
+    }
+
+    fn follows(&self, aid: u64, iid: u64) -> bool {
+        let followed = self
+            .shared
+            .followed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        followed.contains(&(aid, iid))
     }
 
     pub(crate) fn backend(&self) -> Option<&Arc<dyn Backend>> {
@@ -200,7 +223,7 @@ impl Device {
     pub fn set_value(&self, aid: u64, iid: u64, value: OwnedValue) -> Result<bool, DeviceError> {
         let backend = self.backend().ok_or(DeviceError::NotRunning)?;
         let changed = backend.set_value(aid, iid, value)?;
-        if changed {
+        if changed && self.follows(aid, iid) {
             self.shared.inbox.post(Inner::DeviceSet(aid, iid));
         }
         Ok(changed)

@@ -538,6 +538,9 @@ impl AppLoop {
                 }
             }
         }
+        // A scene writes Brightness and ColorTemperature at once: the step the brightness
+        // made is overtaken by the colour written, which the handlers heard already.
+        steps.retain(|(aid, iid, _)| !items.iter().any(|(a, i, _)| (a, i) == (aid, iid)));
         self.tell(&steps);
     }
 
@@ -798,6 +801,11 @@ mod tests {
             handlers
         };
         let mut first = handlers(&heard);
+        // As AppOn::adaptive_lighting does: the supported configuration is stored before
+        // serving, and the device's brightness is followed.
+        let (at, supported) = first.adaptive[0].supported_configuration();
+        let mut database = database;
+        database.set(1, at, supported).unwrap();
         let database = first.mark(database).unwrap();
         let control = def(&database, light.control);
         assert!(control.confirm_writes && control.read_on_demand);
@@ -806,10 +814,14 @@ mod tests {
         let backend: Arc<dyn Backend> = Arc::new(HostOnly(host.clone()));
         let inbox = Arc::new(Inbox::default());
         let device = Device::new(inbox.clone());
+        device.follow(1, light.brightness);
         let mut app_loop = AppLoop::new(first, Renames::default(), device.clone(), inbox.clone());
         app_loop.started(backend.clone()).unwrap();
         let supported = host.value(1, light.supported_configuration);
-        assert!(matches!(supported, Some(OwnedValue::Tlv8(v)) if v.len() == 18));
+        assert!(
+            matches!(&supported, Some(OwnedValue::Tlv8(v)) if v.len() == 18),
+            "{supported:?}"
+        );
 
         // A controller starts a transition (write() hands the control point's items here).
         let request = start_request(light.temperature, light.brightness);
@@ -854,17 +866,17 @@ mod tests {
         let count = restarted_host.value(1, light.active_count);
         assert_eq!(count, Some(OwnedValue::Uint8(1)));
 
-        // A controller sets the colour by hand: it ends, and --data forgets it.
-        let controller = hap_core::pairing::PairingId::new(b"controller").unwrap();
-        let manual = Event::Write {
-            aid: 1,
-            iid: light.temperature,
-            value: OwnedValue::Int(200),
-            controller,
-        };
-        host.set_value(1, light.temperature, OwnedValue::Int(200))
-            .unwrap();
-        assert!(app_loop.turn(Some(Message(Inner::Event(manual))), Instant::now()));
+        // A scene sets brightness and colour at once: it ends, the colour written stands
+        // (not the step the brightness made), and --data forgets it.
+        let scene = vec![
+            (1, light.brightness, OwnedValue::Int(50)),
+            (1, light.temperature, OwnedValue::Int(200)),
+        ];
+        for (aid, iid, value) in &scene {
+            host.set_value(*aid, *iid, value.clone()).unwrap();
+        }
+        assert!(app_loop.turn(Some(Message(Inner::Changed(scene))), Instant::now()));
+        assert_eq!(host.value(1, light.temperature), Some(OwnedValue::Int(200)));
         assert_eq!(
             host.value(1, light.active_count),
             Some(OwnedValue::Uint8(0))

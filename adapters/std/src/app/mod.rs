@@ -673,17 +673,26 @@ impl<R: Runtime> AppOn<R> {
     /// the three Adaptive Lighting characteristics is [`AppError::AdaptiveLighting`].
     /// The engine is [`hap_core::adaptive`]'s.
     pub fn adaptive_lighting(&mut self, aid: u64, service: u64) -> Result<&mut Self, AppError> {
-        let database = self.database.as_ref().ok_or(AppError::NotBuilt)?;
+        let database = self.database.as_mut().ok_or(AppError::NotBuilt)?;
         let light = hap_core::adaptive::LightCharacteristics::find(database, aid, service)
             .map_err(AppError::AdaptiveLighting)?;
         let adaptive = &mut self.handlers.adaptive;
         // A second call for the same light changes nothing.
-        if !adaptive
+        if adaptive
             .iter()
             .any(|l| l.is_temperature(aid, light.temperature))
         {
-            adaptive.push(adaptive::AdaptiveLight::new(light, Some(&self.data)));
+            return Ok(self);
         }
+        let light = adaptive::AdaptiveLight::new(light, Some(&self.data));
+        // It never changes: stored before serving, it is read (and shown in
+        // /accessories) like any value.
+        let (at, supported) = light.supported_configuration();
+        if let Err(e) = database.set(aid, at, supported) {
+            log::warn!("Adaptive Lighting: cannot set the supported configuration: {e}");
+        }
+        self.device.follow(aid, light.light().brightness);
+        adaptive.push(light);
         Ok(self)
     }
 
