@@ -480,9 +480,18 @@ impl SrpClient {
     }
 
     /// Checks the server's proof M2 and returns the session key K.
+    ///
+    /// M2 is accepted over A padded (HomeKitADK, HAP-NodeJS, this crate's server) or over
+    /// A as it was sent, stripped (HAP-python 5.0.0 hashes the bytes it received): the
+    /// two differ when A has a leading zero byte, one pairing in 256.
     pub fn verify_server(&self, server_proof_m2: &[u8]) -> Result<[u8; HASH_LEN], SrpError> {
-        let expected = hash(&[&self.public_key, &self.proof.proof, &self.proof.session_key]);
-        if proofs_equal(&expected, server_proof_m2) {
+        let (proof, key) = (&self.proof.proof, &self.proof.session_key);
+        let padded = hash(&[&self.public_key, proof, key]);
+        let as_sent = hash(&[strip(&self.public_key), proof, key]);
+        // Both compared, in constant time.
+        let matched =
+            proofs_equal(&padded, server_proof_m2) | proofs_equal(&as_sent, server_proof_m2);
+        if matched {
             Ok(self.proof.session_key)
         } else {
             Err(SrpError::BadProof)

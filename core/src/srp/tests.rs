@@ -116,6 +116,36 @@ fn client_and_server_agree() {
     assert_eq!(client.verify_server(&tampered), Err(SrpError::BadProof));
 }
 
+/// HAP-python 5.0.0 hashes A as it received it into M2, and the client sends A
+/// stripped: with this `a`, A has a leading zero byte, so the forms differ (a hapctl
+/// pairing with HAP-python failed this way in CI, one in 256).
+#[test]
+fn the_client_accepts_m2_over_a_as_sent() {
+    let mut a = [0x11; SECRET_LEN];
+    a[SECRET_LEN - 2..].copy_from_slice(&[0x00, 0xd3]);
+    let salt = [3u8; SALT_LEN];
+    let v = verifier(b"Pair-Setup", b"111-22-333", &salt);
+    let server = SrpServer::new(b"Pair-Setup", &salt, &v, &[0x42; SECRET_LEN], None);
+    let client =
+        SrpClient::new(b"Pair-Setup", b"111-22-333", &salt, server.public_key(), &a).unwrap();
+    assert_eq!(
+        client.public_key().len(),
+        GROUP_LEN - 1,
+        "A has a leading zero"
+    );
+    let proof = server
+        .verify_client(client.public_key(), client.proof(), None)
+        .unwrap();
+    // This crate's server hashes PAD(A), as HomeKitADK does.
+    assert_eq!(client.verify_server(&proof.proof), Ok(proof.session_key));
+    // HAP-python: H(A as received ‖ M1 ‖ K).
+    let as_sent = hash(&[client.public_key(), client.proof(), &proof.session_key]);
+    assert_eq!(client.verify_server(&as_sent), Ok(proof.session_key));
+    let mut tampered = as_sent;
+    tampered[5] ^= 1;
+    assert_eq!(client.verify_server(&tampered), Err(SrpError::BadProof));
+}
+
 #[test]
 fn public_keys_congruent_to_zero_are_rejected() {
     let salt = [3u8; SALT_LEN];
