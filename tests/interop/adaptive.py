@@ -322,13 +322,7 @@ class Accessory:
 
     def stop(self) -> None:
         """SIGTERM, as a service manager stops it, then SIGKILL after 10 s."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+        stop_process(self.process)
         self.log.close()
 
     def tail(self, lines: int = 15) -> str:
@@ -345,6 +339,17 @@ class Run:
 
     def json(self) -> Any:
         return json.loads(self.stdout)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM (as a service manager stops it) to our own child, by PID; SIGKILL after 10 s."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(5)
 
 
 class Hapctl:
@@ -443,13 +448,7 @@ class Watch:
         return self.process.stderr.read().strip()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+        stop_process(self.process)
         self.reader.join(5)
         self.collect()
 

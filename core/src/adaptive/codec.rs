@@ -586,6 +586,20 @@ pub fn write_update_answer(
     w.finish()
 }
 
+/// Writes the UPDATE a controller sends to start `config`, `02 L[01 L[configuration]]`,
+/// fragmented where a level is over 255 bytes as iOS fragments it: what
+/// [`parse_control`] reads back as [`Update::Start`]. For controllers and tests.
+pub fn write_start_request(config: &TransitionConfig, out: &mut [u8]) -> Result<usize, CodecError> {
+    check_writable(config)?;
+    let mut w = Writer::new(out);
+    let update = w.begin(control::UPDATE);
+    let inner = w.begin(control::CONFIGURATION);
+    configuration(&mut w, config);
+    w.end(inner);
+    w.end(update);
+    w.finish()
+}
+
 /// Writes the answer to a READ: `01 L[configuration]` while a transition runs, nothing
 /// (0 bytes) while none does.
 pub fn write_read_answer(

@@ -6,7 +6,6 @@ use super::codec;
 use super::engine::point_at;
 use super::*;
 use crate::time::Instant;
-use crate::tlv::TlvWriter;
 
 const BRIGHTNESS: u64 = 11;
 const TEMPERATURE: u64 = 12;
@@ -67,16 +66,10 @@ fn probe_config() -> TransitionConfig {
 
 /// An UPDATE that starts `config`, as a controller writes it.
 fn start_request(config: &TransitionConfig) -> Vec<u8> {
-    let mut configuration = [0u8; 4096];
-    let len = codec::write_configuration(config, &mut configuration).unwrap();
-    let mut inner = [0u8; 4200];
-    let mut w = TlvWriter::new(&mut inner);
-    w.item(1, &configuration[..len]).unwrap();
-    let inner_len = w.len();
-    let mut outer = [0u8; 4400];
-    let mut w = TlvWriter::new(&mut outer);
-    w.item(2, &inner[..inner_len]).unwrap();
-    w.as_bytes().to_vec()
+    let mut request = std::vec![0u8; 4400];
+    let len = codec::write_start_request(config, &mut request).unwrap();
+    request.truncate(len);
+    request
 }
 
 /// An UPDATE that stops the transition of `iid`: the iid alone.

@@ -453,10 +453,7 @@ impl<'d> Server<'d> {
         iid: u64,
         mut value: OwnedValue,
     ) -> Result<bool, SetValueError> {
-        let at = self
-            .database
-            .find(aid, iid)
-            .ok_or(SetValueError::NotFound)?;
+        let at = self.find(aid, iid)?;
         self.database.check(at, &mut value)?;
         let changed = events::store(&mut self.database, &mut self.buttons, at, iid, value, None);
         self.pending.answer_reads(at.slot);
@@ -482,10 +479,7 @@ impl<'d> Server<'d> {
         iid: u64,
         mut value: OwnedValue,
     ) -> Result<bool, SetValueError> {
-        let at = self
-            .database
-            .find(aid, iid)
-            .ok_or(SetValueError::NotFound)?;
+        let at = self.find(aid, iid)?;
         if self.database.definition(at).is_button() {
             return self.set_value(aid, iid, value);
         }
@@ -501,13 +495,19 @@ impl<'d> Server<'d> {
     /// have been set with [`Server::set_value_quietly`]). Drain [`Server::poll_wake`]
     /// afterwards.
     pub fn notify(&mut self, aid: u64, iid: u64) -> Result<(), SetValueError> {
-        let at = self
-            .database
-            .find(aid, iid)
-            .ok_or(SetValueError::NotFound)?;
+        let at = self.find(aid, iid)?;
         self.database.touch(at);
         self.wake_all();
         Ok(())
+    }
+
+    /// The characteristic `aid`.`iid`, for the application's calls.
+    fn find(
+        &self,
+        aid: u64,
+        iid: u64,
+    ) -> Result<crate::database::CharacteristicRef, SetValueError> {
+        self.database.find(aid, iid).ok_or(SetValueError::NotFound)
     }
 
     /// Marks the connections whose requests wait for the application for

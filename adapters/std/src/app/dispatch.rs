@@ -760,11 +760,9 @@ mod tests {
             update_interval_ms: 60_000,
             notify_interval_ms: 600_000,
         };
-        let mut configuration = [0u8; 512];
-        let len = codec::write_configuration(&config, &mut configuration).unwrap();
-        let mut request = vec![2, len as u8 + 2, 1, len as u8];
-        request.extend_from_slice(&configuration[..len]);
-        OwnedValue::tlv8(&request).unwrap()
+        let mut request = [0u8; 512];
+        let len = codec::write_start_request(&config, &mut request).unwrap();
+        OwnedValue::tlv8(&request[..len]).unwrap()
     }
 
     #[test]
